@@ -1,0 +1,25 @@
+# The two commands a new user needs: `make demo` (set up, then run) and `make test`.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: setup system-deps python-deps demo test train bench-encode
+
+setup: system-deps python-deps
+
+system-deps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null || ! command -v sox >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq espeak-ng flite sox libsndfile1 >/dev/null; fi
+
+python-deps:
+	# torch first and pinned: pip then takes the CPU build from the local wheel directory.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+
+demo: setup
+	$(PYTHON) demos/quickstart.py
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+bench-encode: setup
+	$(PYTHON) -m seal_rag.bench.encode

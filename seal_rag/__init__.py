@@ -1,0 +1,39 @@
+"""seal-rag: ask a knowledge base a question by voice (SEAL speech-to-text embedding alignment)."""
+
+from .config import SealConfig
+from .embedding import SpeechEmbedding, UntrainedModelWarning
+from .errors import (
+    AudioError,
+    AudioFileNotFoundError,
+    AudioTooLongError,
+    DocumentError,
+    EmptyAudioError,
+    IndexMismatchError,
+    InvalidSamplesError,
+    LLMError,
+    ModelLoadError,
+    NotAudioError,
+    SealError,
+    SilentAudioError,
+    StoreError,
+)
+
+__all__ = [
+    "AudioError",
+    "AudioFileNotFoundError",
+    "AudioTooLongError",
+    "DocumentError",
+    "EmptyAudioError",
+    "IndexMismatchError",
+    "InvalidSamplesError",
+    "LLMError",
+    "ModelLoadError",
+    "NotAudioError",
+    "SealConfig",
+    "SealError",
+    "SilentAudioError",
+    "SpeechEmbedding",
+    "StoreError",
+    "UntrainedModelWarning",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""The architecture of a seal-rag model, saved inside every model directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelLoadError
+from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
+
+
+@dataclass
+class SealConfig:
+    """Sizes and choices of both towers. Saved as `config.json` next to the weights.
+
+    Attributes:
+        whisper_model: Base speech encoder: "whisper-base" (shipped), a local dir or a Hub id.
+        text_model: Base sentence model: "all-MiniLM-L6-v2" (shipped), a path or a Hub id.
+        text_dim: Output size of the sentence model (384 for MiniLM).
+        dim: D, the shared space both towers map into.
+        adapter_dim: Channels of the Conv1D adapter.
+        adapter_kernel: Kernel of the Conv1D adapter, in encoder positions (20 ms each).
+        adapter_stride: Stride of the adapter: how much it shortens the sequence.
+        mlp_hidden: Hidden width of the MLP after the adapter.
+        pooling: "mean" or "attention" over time.
+        trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
+        max_seconds: Longest query accepted.
+    """
+
+    whisper_model: str = DEFAULT_WHISPER
+    text_model: str = DEFAULT_TEXT_MODEL
+    text_dim: int = 384
+    dim: int = 384
+    adapter_dim: int = 512
+    adapter_kernel: int = 4
+    adapter_stride: int = 4
+    mlp_hidden: int = 1024
+    pooling: str = "attention"
+    trainable_encoder_layers: int = 0
+    max_seconds: float = 600.0
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "attention"):
+            raise ModelLoadError(f"pooling must be 'mean' or 'attention', not {self.pooling!r}")
+        if self.adapter_kernel < self.adapter_stride:
+            raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "SealConfig":
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ModelLoadError(f"cannot read model config {path} ({error}): is this a seal-rag model directory?") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelLoadError(f"{path} has unknown settings {unknown}: upgrade seal-rag or fix the file")
+        return cls(**values)

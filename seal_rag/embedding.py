@@ -1,0 +1,177 @@
+"""`SpeechEmbedding`: the public face of both towers.
+
+    >>> from seal_rag import SpeechEmbedding
+    >>> emb = SpeechEmbedding.from_pretrained()
+    >>> emb.embed_audio(["question.wav"]).shape
+    (1, 384)
+    >>> emb.embed_texts(["a passage"]).shape
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .audio import SAMPLE_RATE, AudioSource, load_audio
+from .config import SealConfig
+from .errors import ModelLoadError
+from .speech_tower import SpeechTower
+from .text_tower import TextTower, load_sentence_model
+from .whisper_encoder import load_whisper_encoder
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "seal-base-minilm"
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+UNTRAINED_SEED = 0
+
+
+class UntrainedModelWarning(UserWarning):
+    """The speech tower has random weights: its vectors do not retrieve anything yet."""
+
+
+class SpeechEmbedding(nn.Module):
+    """Embeds spoken queries and text passages into one space of dimension `config.dim`.
+
+    Args:
+        config: Architecture and base-model names.
+        trained: False for randomly initialised heads; such a model warns on every load.
+    """
+
+    def __init__(self, config: SealConfig, trained: bool = True):
+        super().__init__()
+        self.config = config
+        self.trained = trained
+        sentence_model = load_sentence_model(config.text_model)
+        base_dim = sentence_model.get_embedding_dimension()
+        if base_dim != config.text_dim:
+            raise ModelLoadError(
+                f"text model {config.text_model!r} gives {base_dim}-d vectors but the config says text_dim={config.text_dim}: "
+                "fix text_dim or the model name"
+            )
+        # The scaling layer is shared by both towers: it is what puts them in one space.
+        self.scaling = nn.Linear(config.text_dim, config.dim)
+        with torch.no_grad():
+            torch.manual_seed(UNTRAINED_SEED)
+            if config.dim == config.text_dim:
+                # Start as the identity, so the text tower starts as the sentence model.
+                self.scaling.weight.copy_(torch.eye(config.dim))
+                self.scaling.bias.zero_()
+        self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling)
+        self.text = TextTower(sentence_model, self.scaling)
+        self.eval()
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    # ---- loading and saving -------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> "SpeechEmbedding":
+        """Load a model directory, or the default model shipped in the package.
+
+        With no shipped weights, returns an untrained model and warns loudly.
+        """
+        if path is None:
+            path = MODELS_DIR / DEFAULT_MODEL
+            if not (path / WEIGHTS_FILE).is_file():
+                return cls.untrained()
+        path = Path(path)
+        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise ModelLoadError(f"{path} is not a seal-rag model directory: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+        model = cls(SealConfig.load(path / CONFIG_FILE))
+        model._load_trainable(load_file(path / WEIGHTS_FILE), path)
+        return model
+
+    @classmethod
+    def untrained(cls, config: SealConfig | None = None) -> "SpeechEmbedding":
+        """A model with freshly initialised heads, for training from scratch."""
+        warnings.warn(
+            "seal-rag: the speech tower is UNTRAINED (random weights); spoken queries will not retrieve "
+            "meaningful results. Train one with `make train` or load a trained model directory.",
+            UntrainedModelWarning,
+            stacklevel=2,
+        )
+        return cls(config or SealConfig(), trained=False)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint holds: adapter, MLP, pooling, scaling and unfrozen layers."""
+        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if k in names}
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write `config.json` and `model.safetensors` (trainable parts only)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save(path / CONFIG_FILE)
+        save_file(self.trainable_state_dict(), path / WEIGHTS_FILE, metadata={"format": "pt"})
+
+    def _load_trainable(self, state: dict[str, torch.Tensor], path: Path) -> None:
+        expected = {k: v.shape for k, v in self.trainable_state_dict().items()}
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k])}" for k in expected.keys() & state.keys()
+                 if state[k].shape != expected[k]]
+        if missing or unexpected or wrong:
+            raise ModelLoadError(
+                f"{path / WEIGHTS_FILE} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                f"wrong shapes {wrong[:3]}; re-save the model or fix config.json"
+            )
+        self.load_state_dict(state, strict=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the base-model names and trained weights; indexes record it."""
+        digest = hashlib.sha256(f"{self.config.whisper_model}|{self.config.text_model}".encode())
+        for name, tensor in sorted(self.trainable_state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.float().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # ---- embedding ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed_audio(
+        self,
+        sources: Sequence[AudioSource] | AudioSource,
+        sample_rate: int = SAMPLE_RATE,
+        pad_to_window: bool = False,
+    ) -> np.ndarray:
+        """Embed spoken queries.
+
+        Args:
+            sources: Paths, encoded bytes or sample arrays (or one of them).
+            sample_rate: Rate of sample arrays; files and bytes carry their own.
+            pad_to_window: Pad to 30 s as the SEAL paper does (slower; for comparison).
+
+        Returns:
+            `(n, dim)` float32, unit norm.
+        """
+        if isinstance(sources, (str, Path, bytes, bytearray, np.ndarray)):
+            sources = [sources]
+        clips = [load_audio(s, sample_rate, self.config.max_seconds) for s in sources]
+        return self.embed_clips(clips, pad_to_window)
+
+    @torch.no_grad()
+    def embed_clips(self, clips: list[np.ndarray], pad_to_window: bool = False) -> np.ndarray:
+        """Embed already-loaded 16 kHz mono clips (see `audio.load_audio`)."""
+        states = self.speech.encode_clips(clips, pad_to_window)
+        return self.speech.embed_states(states).numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str] | str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """Embed passages or questions with the text tower: `(n, dim)` float32, unit norm."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        base = self.text.encode_base(list(texts), batch_size, show_progress)
+        return self.text.project(base).numpy().astype(np.float32)

@@ -1,0 +1,53 @@
+"""Project exceptions. Each message names the problem and the fix, in one line."""
+
+
+class SealError(Exception):
+    """Base class of every error seal-rag raises on purpose."""
+
+
+class AudioError(SealError, ValueError):
+    """Audio that cannot be turned into a query."""
+
+
+class AudioFileNotFoundError(AudioError, FileNotFoundError):
+    """The audio path does not exist."""
+
+
+class NotAudioError(AudioError):
+    """The file or bytes could not be decoded as audio."""
+
+
+class EmptyAudioError(AudioError):
+    """The clip has no samples."""
+
+
+class SilentAudioError(AudioError):
+    """The clip is digital silence."""
+
+
+class InvalidSamplesError(AudioError):
+    """The clip holds NaN or infinite samples, or has an unusable shape."""
+
+
+class AudioTooLongError(AudioError):
+    """The clip is longer than the configured maximum."""
+
+
+class ModelLoadError(SealError):
+    """A model could not be found, read or matched to its configuration."""
+
+
+class StoreError(SealError):
+    """The vector store is missing, unreachable or was built by another model."""
+
+
+class IndexMismatchError(StoreError):
+    """The index was built by a different model than the one querying it."""
+
+
+class DocumentError(SealError):
+    """Documents could not be read or there were none to read."""
+
+
+class LLMError(SealError):
+    """The answer-generating model could not be reached or answered badly."""

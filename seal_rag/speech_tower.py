@@ -1,0 +1,101 @@
+"""The speech tower: Whisper encoder -> Conv1D adapter -> MLP -> pooling -> shared scaling.
+
+Only the head after the encoder (and any unfrozen top encoder layers) is trained, so the
+head also accepts cached encoder outputs: training then costs an epoch of the head only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import log_mel, split_windows
+from .config import SealConfig
+from .whisper_encoder import RealLengthWhisperEncoder, lengths_to_mask
+
+
+def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[(len_i, d)]` -> zero-padded `(batch, max_len, d)` and `(batch,)` lengths."""
+    lengths = torch.tensor([s.shape[0] for s in sequences])
+    return nn.utils.rnn.pad_sequence(sequences, batch_first=True), lengths
+
+
+class SpeechHead(nn.Module):
+    """Adapter, MLP and pooling: encoder states `(batch, positions, d_model)` -> `(batch, text_dim)`."""
+
+    def __init__(self, config: SealConfig, d_model: int):
+        super().__init__()
+        self.kernel, self.stride = config.adapter_kernel, config.adapter_stride
+        self.adapter = nn.Conv1d(d_model, config.adapter_dim, self.kernel, self.stride)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.adapter_dim, config.mlp_hidden),
+            nn.GELU(),
+            nn.Linear(config.mlp_hidden, config.text_dim),
+        )
+        self.attention = nn.Linear(config.text_dim, 1) if config.pooling == "attention" else None
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (lengths + self.stride - 1) // self.stride
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # Zero the padding and pad every sequence the same way on the right, so a clip's
+        # output does not depend on what else is in its batch.
+        x = hidden * lengths_to_mask(lengths, hidden.shape[1])[..., None]
+        steps = math.ceil(hidden.shape[1] / self.stride)
+        x = nn.functional.pad(x, (0, 0, 0, steps * self.stride + self.kernel - self.stride - hidden.shape[1]))
+        x = nn.functional.gelu(self.adapter(x.transpose(1, 2))).transpose(1, 2)  # (batch, steps, adapter_dim)
+        x = self.mlp(x)  # (batch, steps, text_dim)
+        mask = lengths_to_mask(self.output_lengths(lengths), x.shape[1])  # (batch, steps)
+        if self.attention is None:
+            weights = mask.float() / mask.sum(dim=1, keepdim=True)
+        else:
+            scores = self.attention(x).squeeze(-1).masked_fill(~mask, float("-inf"))
+            weights = scores.softmax(dim=1)
+        return torch.einsum("bt,btd->bd", weights, x)
+
+
+class SpeechTower(nn.Module):
+    """Audio -> unit vectors in the shared space."""
+
+    def __init__(self, config: SealConfig, encoder: RealLengthWhisperEncoder, scaling: nn.Linear):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.head = SpeechHead(config, encoder.d_model)
+        self.scaling = scaling
+        self.encoder.requires_grad_(False)
+        top = config.trainable_encoder_layers
+        if top:
+            for layer in self.encoder.encoder.layers[-top:]:
+                layer.requires_grad_(True)
+            self.encoder.encoder.layer_norm.requires_grad_(True)
+
+    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False, batch_size: int = 8) -> list[torch.Tensor]:
+        """Run the Whisper encoder; returns one `(positions, d_model)` tensor per clip.
+
+        Clips over 30 s are cut into windows whose encoder states are joined, so the whole
+        query is pooled rather than silently truncated.
+        """
+        windows, owners = [], []
+        for index, clip in enumerate(clips):
+            for window in split_windows(clip):
+                windows.append(log_mel(window, self.encoder.n_mels, pad_to_window).T)  # (frames, n_mels)
+                owners.append(index)
+        states: list[torch.Tensor] = [None] * len(windows)  # type: ignore[list-item]
+        # Sort by length so each batch pads little; results go back to input order.
+        order = sorted(range(len(windows)), key=lambda i: windows[i].shape[0])
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            mel, frame_lengths = pad_batch([windows[i] for i in chosen])
+            hidden, lengths = self.encoder(mel.transpose(1, 2), frame_lengths)
+            for row, i in enumerate(chosen):
+                states[i] = hidden[row, : lengths[row]]
+        return [torch.cat([s for s, o in zip(states, owners) if o == index]) for index in range(len(clips))]
+
+    def embed_states(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """Encoder states per clip -> `(batch, dim)` unit vectors."""
+        hidden, lengths = pad_batch(states)
+        return nn.functional.normalize(self.scaling(self.head(hidden, lengths)), dim=-1)

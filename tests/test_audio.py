@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from seal_rag import audio
+from seal_rag.errors import (
+    AudioFileNotFoundError,
+    AudioTooLongError,
+    EmptyAudioError,
+    InvalidSamplesError,
+    NotAudioError,
+    SilentAudioError,
+)
+
+
+def test_every_container_decodes_to_the_same_16k_mono_clip(jfk, tmp_path):
+    reference = audio.load_audio(jfk)
+    assert reference.dtype == np.float32 and reference.ndim == 1
+    assert abs(reference.size / audio.SAMPLE_RATE - 11.0) < 0.05
+    stereo_44k, rate = sf.read(jfk, dtype="float32")
+    stereo_44k = np.stack([stereo_44k, stereo_44k], axis=1)
+    for fmt, subtype in [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")]:
+        path = tmp_path / f"clip.{fmt}"
+        sf.write(path, stereo_44k, rate, format=fmt.upper() if fmt != "ogg" else "OGG", subtype=subtype)
+        decoded = audio.load_audio(path)
+        # Lossy codecs add or drop a few ms of padding; the length and level must survive.
+        assert abs(decoded.size - reference.size) < 0.1 * audio.SAMPLE_RATE, fmt
+        assert 0.5 < np.abs(decoded).max() / np.abs(reference).max() < 1.5, fmt
+
+
+def test_stereo_44k_file_is_downmixed_and_resampled(jfk, tmp_path):
+    import soxr
+
+    reference = audio.load_audio(jfk)
+    at_44k = soxr.resample(reference, 16000, 44100)
+    sf.write(tmp_path / "stereo.wav", np.stack([at_44k, at_44k], axis=1), 44100, subtype="FLOAT")
+    clip = audio.load_audio(tmp_path / "stereo.wav")
+    assert abs(clip.size - reference.size) <= 1
+    n = min(clip.size, reference.size)
+    assert np.corrcoef(clip[:n], reference[:n])[0, 1] > 0.99
+    from_array = audio.load_audio(at_44k, sample_rate=44100)
+    np.testing.assert_allclose(from_array, clip, atol=1e-4)
+
+
+def test_features_at_real_length_match_whisper_when_padded(jfk):
+    from transformers import WhisperFeatureExtractor
+
+    clip = audio.load_audio(jfk)
+    assert audio.log_mel(clip).shape == (80, clip.size // audio.HOP_LENGTH)
+    padded = audio.log_mel(clip, pad_to_window=True)
+    reference = WhisperFeatureExtractor()(clip, sampling_rate=16000, return_tensors="np").input_features[0]
+    assert padded.shape == (80, 3000)
+    np.testing.assert_allclose(padded.numpy(), reference, atol=1e-4)
+
+
+def test_long_audio_is_split_into_windows_not_cut():
+    clip = np.zeros(int(70 * audio.SAMPLE_RATE), dtype=np.float32)
+    windows = audio.split_windows(clip)
+    assert len(windows) == 3
+    assert sum(w.size for w in windows) == clip.size
+    assert max(w.size for w in windows) <= audio.WINDOW_SAMPLES
+
+
+def _write(path, samples, rate=16000):
+    sf.write(path, samples, rate)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda tmp: tmp / "missing.wav", AudioFileNotFoundError),
+        (lambda tmp: (tmp / "notes.wav").write_text("not audio at all") and tmp / "notes.wav", NotAudioError),
+        (lambda tmp: b"RIFF....WAVEjunk", NotAudioError),
+        (lambda tmp: b"", EmptyAudioError),
+        (lambda tmp: np.zeros(0, dtype=np.float32), EmptyAudioError),
+        (lambda tmp: _write(tmp / "silence.wav", np.zeros(16000, dtype=np.float32)), SilentAudioError),
+        (lambda tmp: np.array([0.1, np.nan, 0.2], dtype=np.float32), InvalidSamplesError),
+        (lambda tmp: np.array([0.1, np.inf, 0.2], dtype=np.float32), InvalidSamplesError),
+        (lambda tmp: np.ones((3, 16000), dtype=np.float32) * 0.1, InvalidSamplesError),
+    ],
+)
+def test_bad_input_raises_its_named_error(tmp_path, make, error):
+    with pytest.raises(error) as raised:
+        audio.load_audio(make(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message and ":" in message  # one line: problem, then the fix
+
+
+def test_over_the_maximum_is_refused_from_the_header(tmp_path):
+    path = _write(tmp_path / "long.wav", np.full(16000 * 5, 0.1, dtype=np.float32))
+    with pytest.raises(AudioTooLongError, match="over the 4 s limit"):
+        audio.load_audio(path, max_seconds=4)
+
+
+def test_an_hour_of_audio_is_refused_by_default(tmp_path):
+    path = tmp_path / "hour.flac"
+    with sf.SoundFile(path, "w", 8000, 1, format="FLAC") as f:
+        block = np.full(8000 * 60, 0.1, dtype=np.float32)
+        for _ in range(60):
+            f.write(block)
+    with pytest.raises(AudioTooLongError, match="3600 s"):
+        audio.load_audio(path)
+
+
+def test_log_mel_refuses_more_than_a_window():
+    with pytest.raises(ValueError):
+        audio.log_mel(np.zeros(audio.WINDOW_SAMPLES + 1, dtype=np.float32))
+    assert isinstance(audio.log_mel(np.zeros(1600, dtype=np.float32) + 0.1), torch.Tensor)

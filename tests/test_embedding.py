@@ -1,0 +1,80 @@
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from seal_rag import ModelLoadError, NotAudioError, SealConfig, SilentAudioError, SpeechEmbedding, UntrainedModelWarning
+from seal_rag.audio import load_audio
+
+
+def test_audio_and_text_land_in_one_space_as_unit_float32(embedding, jfk):
+    speech = embedding.embed_audio([jfk])
+    text = embedding.embed_texts(["ask not what your country can do for you", "a second passage"])
+    for vectors, rows in ((speech, 1), (text, 2)):
+        assert vectors.dtype == np.float32 and vectors.shape == (rows, embedding.dim)
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_file_array_and_bytes_of_one_clip_agree(embedding, jfk):
+    samples, rate = sf.read(jfk, dtype="float32")
+    vectors = embedding.embed_audio([jfk, str(jfk), jfk.read_bytes()])
+    from_array = embedding.embed_audio(samples, sample_rate=rate)
+    np.testing.assert_allclose(vectors, np.repeat(vectors[:1], 3, axis=0), atol=1e-6)
+    np.testing.assert_allclose(from_array[0], vectors[0], atol=1e-4)
+
+
+def test_a_batch_equals_one_by_one(embedding, fixtures_dir):
+    clips = sorted(fixtures_dir.glob("*.flac"))[:6]  # lengths from 1.8 s to 11 s
+    batch = embedding.embed_audio(clips)
+    single = np.concatenate([embedding.embed_audio(c) for c in clips])
+    assert np.abs(batch - single).max() < 1e-4
+
+
+def test_long_query_is_windowed_and_pooled(embedding, fixtures_dir):
+    clips = [load_audio(p) for p in sorted(fixtures_dir.glob("*.flac"))]
+    long_query = np.concatenate(clips)[: 16000 * 45]  # 45 s: two windows
+    first_30s = long_query[: 16000 * 30]
+    whole, cut = embedding.embed_audio([long_query, first_30s])
+    assert np.abs(whole - cut).max() > 1e-3  # the last 15 s counted
+
+
+def test_save_then_load_gives_the_same_vectors(embedding, jfk, tmp_path):
+    embedding.save_pretrained(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    reloaded = SpeechEmbedding.from_pretrained(tmp_path / "model")
+    np.testing.assert_allclose(reloaded.embed_audio(jfk), embedding.embed_audio(jfk), atol=1e-6)
+    np.testing.assert_allclose(reloaded.embed_texts("a sentence"), embedding.embed_texts("a sentence"), atol=1e-6)
+    assert reloaded.fingerprint == embedding.fingerprint
+
+
+def test_saved_weights_hold_only_the_trainable_parts(embedding, tmp_path):
+    from safetensors.torch import load_file
+
+    embedding.save_pretrained(tmp_path)
+    names = load_file(tmp_path / "model.safetensors").keys()
+    assert names and all(n.startswith(("scaling.", "speech.head.")) for n in names)
+
+
+def test_mismatched_weights_are_reported_plainly(embedding, tmp_path):
+    embedding.save_pretrained(tmp_path)
+    config = SealConfig.load(tmp_path / "config.json")
+    config.mlp_hidden = 64
+    config.save(tmp_path / "config.json")
+    with pytest.raises(ModelLoadError, match="does not match its config.*wrong shapes.*mlp"):
+        SpeechEmbedding.from_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="not a seal-rag model directory"):
+        SpeechEmbedding.from_pretrained(tmp_path / "nowhere")
+
+
+def test_bad_audio_surfaces_the_project_errors(embedding, tmp_path):
+    with pytest.raises(NotAudioError):
+        embedding.embed_audio(b"definitely not audio")
+    with pytest.raises(SilentAudioError):
+        embedding.embed_audio(np.zeros(16000, dtype=np.float32))
+
+
+def test_an_untrained_model_warns_loudly():
+    with pytest.warns(UntrainedModelWarning, match="UNTRAINED"):
+        model = SpeechEmbedding.untrained()
+    assert model.trained is False
