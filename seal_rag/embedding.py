@@ -33,6 +33,14 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 UNTRAINED_SEED = 0
 
 
+def _digest(prefix: str, state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256(prefix.encode())
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 class UntrainedModelWarning(UserWarning):
     """The speech tower has random weights: its vectors do not retrieve anything yet."""
 
@@ -45,10 +53,11 @@ class SpeechEmbedding(nn.Module):
         trained: False for randomly initialised heads; such a model warns on every load.
     """
 
-    def __init__(self, config: SealConfig, trained: bool = True):
+    def __init__(self, config: SealConfig, trained: bool = True, name: str = "seal-untrained"):
         super().__init__()
         self.config = config
         self.trained = trained
+        self.name = name
         sentence_model = load_sentence_model(config.text_model)
         base_dim = sentence_model.get_embedding_dimension()
         if base_dim != config.text_dim:
@@ -87,7 +96,7 @@ class SpeechEmbedding(nn.Module):
         path = Path(path)
         if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise ModelLoadError(f"{path} is not a seal-rag model directory: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
-        model = cls(SealConfig.load(path / CONFIG_FILE))
+        model = cls(SealConfig.load(path / CONFIG_FILE), name=path.resolve().name)
         model._load_trainable(load_file(path / WEIGHTS_FILE), path)
         return model
 
@@ -129,12 +138,18 @@ class SpeechEmbedding(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the base-model names and trained weights; indexes record it."""
-        digest = hashlib.sha256(f"{self.config.whisper_model}|{self.config.text_model}".encode())
-        for name, tensor in sorted(self.trainable_state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.float().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        """A short hash of the base-model names and all trained weights."""
+        return _digest(f"{self.config.whisper_model}|{self.config.text_model}", self.trainable_state_dict())
+
+    @property
+    def space_fingerprint(self) -> str:
+        """A short hash of what fixes the text-side space: text model, D and scaling weights.
+
+        An index records this. Speech-side changes (such as a per-index adapter) keep it, so
+        they can query the same index; a different text model or scaling cannot.
+        """
+        state = {k: v for k, v in self.trainable_state_dict().items() if k.startswith("scaling.")}
+        return _digest(f"{self.config.text_model}|{self.config.dim}", state)
 
     # ---- embedding ----------------------------------------------------------------
 

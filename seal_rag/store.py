@@ -1,0 +1,144 @@
+"""The Chroma index: one collection, cosine space, stamped with the model that filled it.
+
+A persistent directory (`./.seal_rag/` by default) serves one process at a time; several
+processes, or several machines, should share a Chroma server (`chroma run`) through
+`chromadb.HttpClient`. The same code serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import IndexMismatchError, StoreError
+
+DEFAULT_DB = Path(".seal_rag")
+DEFAULT_COLLECTION = "seal_rag"
+DEFAULT_PORT = 8000
+# Keys stamped on the collection, so a query from another model is refused.
+MODEL_KEY, SPACE_KEY, DIM_KEY = "seal_model", "seal_space", "seal_dim"
+UPSERT_BATCH = 512
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk. `score` is cosine similarity (1 = identical direction)."""
+
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def connect(db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT, must_exist: bool = False):
+    """A Chroma client: HTTP when `host` is given, else a persistent directory."""
+    import chromadb
+
+    if host:
+        try:
+            client = chromadb.HttpClient(host=host, port=port)
+            client.heartbeat()
+        except Exception as error:  # chromadb raises several transport errors
+            raise StoreError(
+                f"cannot reach the Chroma server at {host}:{port} ({type(error).__name__}): "
+                f"start one with `chroma run --path DIR --port {port}` or fix --chroma-host/--chroma-port"
+            ) from None
+        return client
+    path = Path(db or DEFAULT_DB)
+    if must_exist and not path.is_dir():
+        raise StoreError(f"no index at {path}: run `seal-rag ingest DOCS --db {path}` first, or pass the right --db")
+    return chromadb.PersistentClient(path=str(path))
+
+
+class SealIndex:
+    """A Chroma collection of text-tower vectors, bound to the model space that made them.
+
+    Args:
+        collection: A `chromadb` collection (from `open` or your own client).
+    """
+
+    def __init__(self, collection):
+        self.collection = collection
+
+    @classmethod
+    def open(
+        cls,
+        model,
+        db: str | Path | None = None,
+        host: str | None = None,
+        port: int = DEFAULT_PORT,
+        collection: str = DEFAULT_COLLECTION,
+        create: bool = False,
+    ) -> "SealIndex":
+        """Open (or with `create`, make) the collection and check it belongs to `model`'s space.
+
+        Args:
+            model: A `SpeechEmbedding` (anything with `name`, `space_fingerprint` and `dim`).
+        """
+        client = connect(db, host, port, must_exist=not create)
+        where = f"{host}:{port}" if host else str(db or DEFAULT_DB)
+        if create:
+            stamp = {MODEL_KEY: model.name, SPACE_KEY: model.space_fingerprint, DIM_KEY: model.dim}
+            handle = client.get_or_create_collection(
+                collection, metadata=stamp, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
+        else:
+            try:
+                handle = client.get_collection(collection, embedding_function=None)
+            except Exception:
+                raise StoreError(f"{where} has no collection {collection!r}: run `seal-rag ingest DOCS` first") from None
+        index = cls(handle)
+        index.check_model(model)
+        return index
+
+    def check_model(self, model) -> None:
+        """Raise `IndexMismatchError` unless this index was built in `model`'s space."""
+        stamp = self.collection.metadata or {}
+        if stamp.get(SPACE_KEY) != model.space_fingerprint or stamp.get(DIM_KEY) != model.dim:
+            raise IndexMismatchError(
+                f"index {self.collection.name!r} was built by model {stamp.get(MODEL_KEY)!r} "
+                f"(space {stamp.get(SPACE_KEY)}, D={stamp.get(DIM_KEY)}), not {model.name!r} "
+                f"(space {model.space_fingerprint}, D={model.dim}): query with that model or re-ingest into a new --db"
+            )
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
+        for start in range(0, len(ids), UPSERT_BATCH):
+            end = start + UPSERT_BATCH
+            self.collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def ids_where(self, where: dict) -> list[str]:
+        return self.collection.get(where=where, include=[])["ids"]
+
+    def all_metadata(self) -> dict[str, dict]:
+        """Every chunk id with its metadata (for reconciling a folder with the index)."""
+        result = self.collection.get(include=["metadatas"])
+        return dict(zip(result["ids"], result["metadatas"]))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), UPSERT_BATCH):
+            self.collection.delete(ids=list(ids[start : start + UPSERT_BATCH]))
+
+    def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
+        """The `k` chunks nearest to one unit vector, best first."""
+        if self.count() == 0:
+            raise StoreError(f"index {self.collection.name!r} is empty: run `seal-rag ingest DOCS` first")
+        result = self.collection.query(
+            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        rows = zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0])
+        return [Hit(rank, id_, 1.0 - distance, text, meta or {}) for rank, (id_, distance, text, meta) in enumerate(rows, 1)]
