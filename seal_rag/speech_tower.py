@@ -73,17 +73,21 @@ class SpeechTower(nn.Module):
                 layer.requires_grad_(True)
             self.encoder.encoder.layer_norm.requires_grad_(True)
 
-    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False, batch_size: int = 8) -> list[torch.Tensor]:
-        """Run the Whisper encoder; returns one `(positions, d_model)` tensor per clip.
+    def clip_features(self, clips: list[np.ndarray], pad_to_window: bool = False) -> tuple[list[torch.Tensor], list[int]]:
+        """Log-mel features per window, `(frames, n_mels)` each, and the clip each window came from.
 
-        Clips over 30 s are cut into windows whose encoder states are joined, so the whole
-        query is pooled rather than silently truncated.
+        Clips over 30 s are cut into windows whose encoder states are joined later, so the
+        whole query is pooled rather than silently truncated.
         """
         windows, owners = [], []
         for index, clip in enumerate(clips):
             for window in split_windows(clip):
-                windows.append(log_mel(window, self.encoder.n_mels, pad_to_window).T)  # (frames, n_mels)
+                windows.append(log_mel(window, self.encoder.n_mels, pad_to_window).T)
                 owners.append(index)
+        return windows, owners
+
+    def encode_features(self, windows: list[torch.Tensor], owners: list[int], batch_size: int = 8) -> list[torch.Tensor]:
+        """Run the Whisper encoder; returns one `(positions, d_model)` tensor per clip."""
         states: list[torch.Tensor] = [None] * len(windows)  # type: ignore[list-item]
         # Sort by length so each batch pads little; results go back to input order.
         order = sorted(range(len(windows)), key=lambda i: windows[i].shape[0])
@@ -93,7 +97,12 @@ class SpeechTower(nn.Module):
             hidden, lengths = self.encoder(mel.transpose(1, 2), frame_lengths)
             for row, i in enumerate(chosen):
                 states[i] = hidden[row, : lengths[row]]
-        return [torch.cat([s for s, o in zip(states, owners) if o == index]) for index in range(len(clips))]
+        clips = sorted(set(owners))
+        return [torch.cat([s for s, o in zip(states, owners) if o == index]) for index in clips]
+
+    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False) -> list[torch.Tensor]:
+        """Features then encoder: one `(positions, d_model)` tensor per clip."""
+        return self.encode_features(*self.clip_features(clips, pad_to_window))
 
     def embed_states(self, states: list[torch.Tensor]) -> torch.Tensor:
         """Encoder states per clip -> `(batch, dim)` unit vectors."""

@@ -7,6 +7,8 @@ processes, or several machines, should share a Chroma server (`chroma run`) thro
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +23,7 @@ DEFAULT_PORT = 8000
 # Keys stamped on the collection, so a query from another model is refused.
 MODEL_KEY, SPACE_KEY, DIM_KEY = "seal_model", "seal_space", "seal_dim"
 UPSERT_BATCH = 512
+LOCK_FILE = "seal_rag.lock"
 
 
 @dataclass
@@ -142,3 +145,26 @@ class SealIndex:
         )
         rows = zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0])
         return [Hit(rank, id_, 1.0 - distance, text, meta or {}) for rank, (id_, distance, text, meta) in enumerate(rows, 1)]
+
+
+@contextmanager
+def db_lock(db: str | Path | None, exclusive: bool):
+    """Keep writers and readers of one persistent directory apart, across processes.
+
+    Chroma's persistent directory is not safe for a writer and another process at once;
+    a shared server (`--chroma-host`) is the way to serve several processes.
+    """
+    path = Path(db or DEFAULT_DB)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"another seal-rag process is {'using' if exclusive else 'writing'} {path}: wait for it, "
+                "or serve the index with `chroma run` and pass --chroma-host"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

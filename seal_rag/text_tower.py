@@ -12,7 +12,9 @@ from .model_sources import text_model_path
 def load_sentence_model(name: str):
     """Load a sentence-transformers model on the CPU, offline for anything on disk."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a weight-loading bar on every start is noise
     path, local_only = text_model_path(name)
     try:
         return SentenceTransformer(path, device="cpu", local_files_only=local_only)

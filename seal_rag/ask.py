@@ -1,0 +1,129 @@
+"""audio -> features -> speech tower -> vector -> store.query -> hits, with per-stage timings.
+
+Three retrieval modes: `speech` (SEAL: no transcript needed), `cascade` (ASR, then the
+text tower) and `hybrid` (both rankings fused by reciprocal rank). When a transcript is
+needed anyway (cascade, hybrid, or a text-only chat model), ASR runs in a thread beside
+the speech tower, so it adds no latency to speech retrieval.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, AudioSource, load_audio
+from .store import Hit, SealIndex
+
+MODES = ("speech", "cascade", "hybrid")
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+HYBRID_DEPTH = 20  # how deep each ranking is read before fusing
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    query_vector: np.ndarray  # the vector searched (speech tower, or text tower of the transcript)
+    transcript: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    """Spoken query -> ranked chunks, with models loaded once for many queries.
+
+    Args:
+        model: A `SpeechEmbedding`.
+        index: The `SealIndex` to search.
+        mode: "speech", "cascade" or "hybrid".
+        transcriber: A `cascade.Transcriber`; made on first need when None.
+    """
+
+    def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.model, self.index, self.mode = model, index, mode
+        self._transcriber = transcriber
+
+    @property
+    def transcriber(self):
+        if self._transcriber is None:
+            from .cascade import Transcriber
+
+            self._transcriber = Transcriber()
+        return self._transcriber
+
+    def retrieve(
+        self,
+        audio: AudioSource,
+        k: int = 5,
+        where: dict | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        want_transcript: bool = False,
+    ) -> Retrieval:
+        """Rank the index's chunks for one spoken query."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        clip = load_audio(audio, sample_rate, self.model.config.max_seconds)
+        timings["decode"] = time.perf_counter() - start
+        need_transcript = want_transcript or self.mode != "speech"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            transcript_job = pool.submit(self._transcribe, clip) if need_transcript else None
+            speech_hits, vector = [], None
+            if self.mode != "cascade":
+                vector = self._embed_speech(clip, timings)
+                speech_hits = self._search(vector, k if self.mode == "speech" else max(k, HYBRID_DEPTH), where, timings)
+            transcript = None
+            if transcript_job is not None:
+                transcript, timings["transcribe"] = transcript_job.result()
+        if self.mode == "speech":
+            return Retrieval(speech_hits, vector, transcript, timings)
+        start = time.perf_counter()
+        text_vector = self.model.embed_texts([transcript or " "])[0]
+        timings["text_embed"] = time.perf_counter() - start
+        text_hits = self._search(text_vector, k if self.mode == "cascade" else max(k, HYBRID_DEPTH), where, timings)
+        if self.mode == "cascade":
+            return Retrieval(text_hits, text_vector, transcript, timings)
+        return Retrieval(reciprocal_rank_fusion([speech_hits, text_hits], k), vector, transcript, timings)
+
+    def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
+        start = time.perf_counter()
+        text = self.transcriber.transcribe(clip)
+        return text, time.perf_counter() - start
+
+    def _embed_speech(self, clip: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        import torch
+
+        start = time.perf_counter()
+        windows, owners = self.model.speech.clip_features([clip])
+        timings["features"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with torch.no_grad():
+            states = self.model.speech.encode_features(windows, owners)
+            vector = self.model.speech.embed_states(states)[0].numpy().astype(np.float32)
+        timings["encode"] = time.perf_counter() - start
+        return vector
+
+    def _search(self, vector: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> list[Hit]:
+        start = time.perf_counter()
+        hits = self.index.query(vector, k, where)
+        timings["search"] = timings.get("search", 0.0) + time.perf_counter() - start
+        return hits
+
+
+def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
+    """Fuse rankings: each hit scores the sum of 1 / (60 + rank) over the lists it is in."""
+    scores: dict[str, float] = {}
+    first_seen: dict[str, Hit] = {}
+    for ranking in rankings:
+        for hit in ranking:
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + hit.rank)
+            first_seen.setdefault(hit.id, hit)
+    best = sorted(scores, key=lambda i: -scores[i])[:k]
+    return [Hit(rank, i, scores[i], first_seen[i].text, first_seen[i].metadata) for rank, i in enumerate(best, 1)]
+
+
+def retrieve(model, index: SealIndex, audio: AudioSource, k: int = 5, mode: str = "speech", where: dict | None = None) -> list[Hit]:
+    """One-shot helper: the top `k` hits for one spoken query."""
+    return Retriever(model, index, mode).retrieve(audio, k, where).hits

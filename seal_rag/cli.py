@@ -1,0 +1,190 @@
+"""The `seal-rag` command: ingest a folder, ask it questions out loud.
+
+    seal-rag ingest docs/ [--db PATH | --chroma-host HOST --chroma-port PORT]
+    seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import SealError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask a knowledge base a question by voice.")
+
+DbOption = Annotated[Optional[Path], typer.Option("--db", help="Persistent Chroma directory [default: ./.seal_rag]")]
+HostOption = Annotated[Optional[str], typer.Option("--chroma-host", help="Use a Chroma server instead of --db")]
+PortOption = Annotated[int, typer.Option("--chroma-port", help="Port of the Chroma server")]
+ModelOption = Annotated[Optional[Path], typer.Option("--model", help="A seal-rag model directory [default: shipped]")]
+CollectionOption = Annotated[str, typer.Option("--collection", help="Chroma collection name")]
+MIC_COMMAND = ["sox", "-q", "-d", "-r", "16000", "-c", "1", "-b", "16", "-t", "wav", "-"]
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_model(path: Path | None):
+    from .embedding import SpeechEmbedding, UntrainedModelWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UntrainedModelWarning)
+        model = SpeechEmbedding.from_pretrained(path)
+    for warning in caught:
+        if issubclass(warning.category, UntrainedModelWarning):
+            typer.echo(f"warning: {warning.message}", err=True)
+    return model
+
+
+@contextlib.contextmanager
+def index_lock(db: Path | None, host: str | None, exclusive: bool):
+    from .store import db_lock
+
+    if host:  # a server serialises access itself
+        yield
+    else:
+        with db_lock(db, exclusive):
+            yield
+
+
+@app.command()
+def ingest(
+    folder: Annotated[Path, typer.Argument(help="Folder of .txt, .md, .html, .pdf and .jsonl files")],
+    db: DbOption = None,
+    chroma_host: HostOption = None,
+    chroma_port: PortOption = 8000,
+    collection: CollectionOption = "seal_rag",
+    model_dir: ModelOption = None,
+    chunk_chars: Annotated[int, typer.Option(help="Largest chunk, in characters")] = 1000,
+    overlap_chars: Annotated[int, typer.Option(help="Overlap between chunks, in characters")] = 150,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete chunks of files that no longer exist")] = False,
+    max_file_mb: Annotated[float, typer.Option(help="Refuse larger files")] = 64,
+) -> None:
+    """Index a folder: new and changed files are embedded; unchanged ones cost nothing."""
+    from .ingest import ingest_folder
+    from .store import SealIndex
+
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder: pass the directory holding your documents")
+    model = load_model(model_dir)
+    with index_lock(db, chroma_host, exclusive=True):
+        index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
+        try:
+            summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb)
+        except KeyboardInterrupt:
+            fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish", 130)
+    for skipped in summary.skipped:
+        typer.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    typer.echo(
+        f"{summary.files} files: {summary.added} chunks added, {summary.deleted} replaced, {summary.pruned} pruned, "
+        f"{len(summary.skipped)} files skipped; the index holds {summary.total} chunks"
+    )
+    if summary.skipped:
+        raise typer.Exit(2)  # like grep: the rest was done, but not everything could be read
+
+
+def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object]]:
+    if mic:
+        try:
+            recorded = subprocess.run(MIC_COMMAND + ["trim", "0", str(mic)], capture_output=True, timeout=mic + 10)
+        except (OSError, subprocess.TimeoutExpired):
+            recorded = None
+        if recorded is None or recorded.returncode != 0 or not recorded.stdout:
+            fail("could not record from the microphone with sox: check the audio device, or pipe audio in with `-`")
+        return [("microphone", recorded.stdout)]
+    if not audio:
+        fail("no audio given: pass a .wav/.flac/.ogg/.mp3 file, `-` for stdin, or --mic SECONDS")
+    return [("stdin", sys.stdin.buffer.read()) if a == "-" else (a, a) for a in audio]
+
+
+def _make_answerer(llm: str, audio_format: str, timeout: float):
+    if llm == "none":
+        return None
+    if not llm.startswith("openai:") or len(llm) <= len("openai:"):
+        fail(f"--llm must be 'none' or 'openai:MODEL', not {llm!r}")
+    from .llm import ChatAnswerer
+
+    return ChatAnswerer(llm.split(":", 1)[1], audio_format, timeout)
+
+
+@app.command()
+def ask(
+    audio: Annotated[Optional[list[str]], typer.Argument(help="Audio files, or - to read one from stdin")] = None,
+    db: DbOption = None,
+    chroma_host: HostOption = None,
+    chroma_port: PortOption = 8000,
+    collection: CollectionOption = "seal_rag",
+    model_dir: ModelOption = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", help="How many passages to retrieve")] = 5,
+    mode: Annotated[str, typer.Option(help="speech (SEAL), cascade (ASR then text) or hybrid (both, fused)")] = "speech",
+    llm: Annotated[str, typer.Option(help="none, or openai:MODEL via OPENAI_BASE_URL [env SEAL_RAG_LLM]")] = "",
+    llm_audio_format: Annotated[str, typer.Option(help="none (send transcript), input_audio or audio_url")] = "none",
+    llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
+    mic: Annotated[Optional[float], typer.Option(help="Record this many seconds from the microphone")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
+    timings: Annotated[bool, typer.Option("--timings", help="Print time per stage")] = False,
+) -> None:
+    """Answer spoken questions from the index, then list the sources."""
+    from .ask import MODES, Retriever
+    from .audio import load_audio
+    from .render import render_json, render_text
+    from .store import SealIndex
+
+    if mode not in MODES:
+        fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    sources = _read_sources(audio or [], mic)
+    answerer = _make_answerer(llm or os.environ.get("SEAL_RAG_LLM", "none"), llm_audio_format, llm_timeout)
+    start = time.perf_counter()
+    model = load_model(model_dir)
+    load_seconds = time.perf_counter() - start
+    failed = False
+    results = []
+    with index_lock(db, chroma_host, exclusive=False):
+        index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
+        retriever = Retriever(model, index, mode)
+        for name, source in sources:
+            result = {"audio": name}
+            try:
+                found = retriever.retrieve(source, k, want_transcript=bool(answerer and answerer.needs_transcript))
+            except SealError as error:
+                typer.echo(f"error: {error}", err=True)
+                failed = True
+                continue
+            result.update(hits=found.hits, transcript=found.transcript, timings={"load": load_seconds, **found.timings})
+            load_seconds = 0.0  # models load once for all files
+            if answerer is None:
+                from .answer import extractive_answer
+
+                result.update(answer=extractive_answer(model, found.query_vector, found.hits), answer_kind="extractive")
+            else:
+                clip = None if answerer.needs_transcript else load_audio(source)
+                result.update(stream=answerer.stream(found.hits, found.transcript, clip), answer_kind="llm")
+            error = (render_json if as_json else render_text)(result, timings, len(sources) > 1)
+            failed = failed or error
+            results.append(result)
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point: project errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except SealError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

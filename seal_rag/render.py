@@ -1,0 +1,92 @@
+"""Print an answer and its sources, for people (text) or programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from .errors import LLMError
+
+SNIPPET_CHARS = 160
+
+
+def _source_row(hit) -> dict:
+    meta = hit.metadata
+    return {
+        "rank": hit.rank,
+        "id": hit.id,
+        "score": round(float(hit.score), 4),
+        "source": meta.get("source"),
+        "title": meta.get("title"),
+        "start_char": meta.get("start_char"),
+        "end_char": meta.get("end_char"),
+        "page": meta.get("page"),
+        "text": hit.text,
+    }
+
+
+def _generate(result: dict, on_token) -> str | None:
+    """Drain the answer stream into `result`; returns the error message, if any."""
+    if "stream" not in result:
+        return None
+    start, parts = time.perf_counter(), []
+    try:
+        for token in result.pop("stream"):
+            parts.append(token)
+            on_token(token)
+        return None
+    except LLMError as error:
+        return str(error)
+    finally:
+        result["answer"] = "".join(parts)
+        result["timings"]["generate"] = time.perf_counter() - start
+
+
+def render_text(result: dict, show_timings: bool, header: bool) -> bool:
+    """Answer (streamed if generated), then sources. Returns True if the answer failed."""
+    if header:
+        typer.echo(f"== {result['audio']} ==")
+    if result.get("transcript") is not None:
+        typer.echo(f"Transcript: {result['transcript']}")
+    if result["answer_kind"] == "extractive":
+        typer.echo("Answer (extractive: the best-matching sentence of the top passage; no language model):")
+        typer.echo(f"  {result['answer']}")
+        error = None
+    else:
+        typer.echo("Answer:")
+        error = _generate(result, lambda token: typer.echo(token, nl=False))
+        typer.echo("")
+        if error:
+            typer.echo(f"error: {error}", err=True)
+    typer.echo("Sources:")
+    for hit in result["hits"]:
+        row = _source_row(hit)
+        where = f"{row['source']}" + (f" p.{row['page']}" if row["page"] else "")
+        snippet = " ".join(hit.text.split())[:SNIPPET_CHARS]
+        typer.echo(f"  {row['rank']}. score {row['score']:.3f}  {where} [chars {row['start_char']}-{row['end_char']}]")
+        typer.echo(f"     {snippet}{'...' if len(hit.text) > SNIPPET_CHARS else ''}")
+    if show_timings:
+        stages = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result["timings"].items())
+        typer.echo(f"Timings: {stages}")
+    return error is not None
+
+
+def render_json(result: dict, show_timings: bool, header: bool) -> bool:
+    """One JSON object per query, one per line."""
+    error = _generate(result, lambda token: None)
+    payload = {
+        "audio": result["audio"],
+        "transcript": result.get("transcript"),
+        "answer": result["answer"],
+        "answer_kind": result["answer_kind"],
+        "error": error,
+        "sources": [_source_row(h) for h in result["hits"]],
+        "timings": {k: round(v, 4) for k, v in result["timings"].items()},
+    }
+    typer.echo(json.dumps(payload, ensure_ascii=False))
+    if error:
+        typer.echo(f"error: {error}", err=True)
+    return error is not None

@@ -1,0 +1,84 @@
+"""Make clean TTS audio sound like a room, a phone or a cheap microphone.
+
+Each effect fires with its own probability, in the order a real signal meets them:
+room (reverberation) -> channel (telephone band) -> noise -> gain.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+from scipy.signal import fftconvolve, sosfilt, butter
+
+from seal_rag.audio import SAMPLE_RATE
+
+TELEPHONE_RATE = 8000  # Hz: narrow-band telephony
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz passed by a telephone line
+
+
+@dataclass
+class AugmentConfig:
+    """Probabilities and ranges. The defaults leave about a quarter of clips clean."""
+
+    p_reverb: float = 0.3
+    rt60: tuple[float, float] = (0.15, 0.8)  # seconds for the tail to fall 60 dB
+    p_telephone: float = 0.15
+    p_noise: float = 0.4
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    p_gain: float = 0.5
+    gain_db: tuple[float, float] = (-18.0, 6.0)
+    max_silence: float = 0.3  # seconds of silence added at each end, at most
+
+
+def synthetic_rir(rng: random.Random, rt60: float) -> np.ndarray:
+    """A room impulse response: a direct path, then exponentially decaying noise (late reverb)."""
+    length = int(rt60 * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    tail = np_rng.standard_normal(length) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    delay = int(rng.uniform(0.002, 0.02) * SAMPLE_RATE)  # first reflections arrive after the direct sound
+    rir = np.zeros(length + delay)
+    rir[0] = 1.0
+    rir[delay:] += tail * rng.uniform(0.2, 0.6)
+    return (rir / np.linalg.norm(rir)).astype(np.float32)
+
+
+def coloured_noise(rng: random.Random, n: int) -> np.ndarray:
+    """White, pink or brown noise: 1/f^beta in the spectrum with beta 0, 1 or 2."""
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    beta = rng.choice([0.0, 1.0, 2.0])
+    spectrum = np.fft.rfft(np_rng.standard_normal(n))
+    freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    noise = np.fft.irfft(spectrum / freqs ** (beta / 2), n)
+    return (noise / (np.std(noise) + 1e-9)).astype(np.float32)
+
+
+def telephone(audio: np.ndarray) -> np.ndarray:
+    """Band-limit to 300-3400 Hz and pass through an 8 kHz channel, as a phone call does."""
+    sos = butter(4, TELEPHONE_BAND, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    narrow = soxr.resample(sosfilt(sos, audio).astype(np.float32), SAMPLE_RATE, TELEPHONE_RATE)
+    return soxr.resample(narrow, TELEPHONE_RATE, SAMPLE_RATE)[: audio.size]
+
+
+def augment(audio: np.ndarray, rng: random.Random, config: AugmentConfig | None = None) -> np.ndarray:
+    """One random corruption of a 16 kHz clip; returns float32 in [-1, 1]."""
+    config = config or AugmentConfig()
+    x = audio.astype(np.float32)
+    pad = lambda: np.zeros(int(rng.uniform(0, config.max_silence) * SAMPLE_RATE), np.float32)  # noqa: E731
+    x = np.concatenate([pad(), x, pad()])
+    if rng.random() < config.p_reverb:
+        x = fftconvolve(x, synthetic_rir(rng, rng.uniform(*config.rt60)))[: x.size].astype(np.float32)
+    if rng.random() < config.p_telephone:
+        x = telephone(x)
+    if rng.random() < config.p_noise:
+        signal_power = float(np.mean(x**2)) + 1e-12
+        snr = rng.uniform(*config.snr_db)
+        x = x + coloured_noise(rng, x.size) * np.sqrt(signal_power / 10 ** (snr / 10))
+    # Normalise the peak, then apply a random gain: levels vary from whisper-quiet to hot.
+    x = x / (np.abs(x).max() + 1e-9) * 0.9
+    if rng.random() < config.p_gain:
+        x = x * 10 ** (rng.uniform(*config.gain_db) / 20)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,161 @@
+"""English text to speak: SQuAD training articles, MedQuAD, and prose installed by Debian.
+
+Only sets the data README allows for training are read: SQuAD's `train_articles` (minus our
+own validation articles, `VAL_ARTICLES`) and MedQuAD. PubMedQA, COVID-QA, SQuAD's
+`holdout_articles` and the speech sets are never opened here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARED_DATA = Path(os.environ.get("SEAL_RAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SQUAD = SHARED_DATA / "qa" / "squad-v1.1-dev"
+MEDQUAD = SHARED_DATA / "qa" / "medquad"
+
+# Four of SQuAD's 38 training articles, kept out of all training text: our validation split.
+# Varied on purpose: chemistry, history, networking, education.
+VAL_ARTICLES = ["Oxygen", "Genghis Khan", "Packet switching", "Private school"]
+
+MIN_WORDS, MAX_WORDS = 4, 30  # a spoken query is a few words to a long sentence (~10 s)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """A plain rule-based splitter: good enough for Wikipedia, NIH pages and man pages."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def speakable(sentence: str) -> bool:
+    """A sentence a person might say: MIN..MAX words, mostly letters, no code or URLs."""
+    words = sentence.split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS:
+        return False
+    letters = sum(c.isalpha() for c in sentence)
+    if letters < 0.7 * len(sentence.replace(" ", "")):
+        return False
+    return not re.search(r"https?:|www\.|[{}<>|\\=_@#$]|\.\w+\(|--|/\w+/", sentence)
+
+
+@dataclass
+class Passage:
+    passage_id: str
+    text: str
+    source: str  # "squad" or "medquad"
+
+
+@dataclass
+class Utterance:
+    """One thing to speak. `passage_id` is the gold passage of a question, or the paragraph a
+    sentence was cut from (`sentence_index` >= 0: the inverse cloze task removes it)."""
+
+    text: str
+    kind: str  # squad_question, squad_sentence, medquad_question, medquad_sentence, prose
+    passage_id: str = ""
+    sentence_index: int = -1
+    extra: dict = field(default_factory=dict)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open() as f:
+        return [json.loads(line) for line in f]
+
+
+def _squad_title(passage_id: str) -> str:
+    return passage_id.rsplit("#", 1)[0].replace("_", " ")
+
+
+def squad_articles(split: str) -> list[str]:
+    """"train" (SQuAD train_articles minus VAL_ARTICLES) or "val" (VAL_ARTICLES)."""
+    allowed = json.loads((SQUAD / "split.json").read_text())["train_articles"]
+    assert all(a in allowed for a in VAL_ARTICLES)
+    if split == "val":
+        return list(VAL_ARTICLES)
+    if split == "train":
+        return [a for a in allowed if a not in VAL_ARTICLES]
+    raise ValueError(f"unknown split {split!r}")
+
+
+def squad_passages(articles: list[str]) -> list[Passage]:
+    wanted = set(articles)
+    return [Passage(p["passage_id"], p["text"], "squad") for p in _jsonl(SQUAD / "passages.jsonl") if p["title"] in wanted]
+
+
+def squad_questions(articles: list[str]) -> list[Utterance]:
+    wanted = set(articles)
+    return [Utterance(q["question"].strip(), "squad_question", q["passage_id"])
+            for q in _jsonl(SQUAD / "questions.jsonl") if _squad_title(q["passage_id"]) in wanted]
+
+
+def medquad_passages() -> list[Passage]:
+    return [Passage(p["passage_id"], p["text"], "medquad") for p in _jsonl(MEDQUAD / "passages.jsonl")]
+
+
+def medquad_questions() -> list[Utterance]:
+    # MedQuAD's templates put a space before "?": say it the way a person would write it.
+    return [Utterance(q["question"].replace(" ?", "?").strip(), "medquad_question", q["passage_id"])
+            for q in _jsonl(MEDQUAD / "questions.jsonl")]
+
+
+def passage_sentences(passages: list[Passage], kind: str) -> list[Utterance]:
+    """Speakable sentences of paragraphs with at least two sentences (so ICT has a context)."""
+    out = []
+    for p in passages:
+        sentences = split_sentences(p.text)
+        if len(sentences) < 2:
+            continue
+        out += [Utterance(s, kind, p.passage_id, i) for i, s in enumerate(sentences) if speakable(s)]
+    return out
+
+
+def context_without(passage_text: str, sentence_index: int) -> str:
+    """The inverse cloze task's positive: the paragraph with the spoken sentence removed."""
+    sentences = split_sentences(passage_text)
+    return " ".join(s for i, s in enumerate(sentences) if i != sentence_index)
+
+
+# ---- prose that Debian installs ------------------------------------------------------
+
+_ROFF_ESCAPES = re.compile(r"\\f[BIRP]|\\f\(..|\\\(..|\\[&e-]|\\s[+-]?\d|\\\*\(..|\\\*.")
+
+
+def _man_page_prose(path: Path) -> str:
+    """Running text of a man page: roff requests dropped, font escapes removed."""
+    try:
+        raw = gzip.open(path, "rt", errors="replace").read() if path.suffix == ".gz" else path.read_text(errors="replace")
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return ""
+    lines = [_ROFF_ESCAPES.sub("", line) for line in raw.splitlines() if line and not line.startswith((".", "'"))]
+    return " ".join(lines)
+
+
+def debian_prose(limit_files: int | None = None) -> list[Utterance]:
+    """Sentences from man pages (sections 1, 5, 7, 8) and plain-text docs under /usr/share/doc."""
+    files = []
+    for section in ("man1", "man5", "man7", "man8"):
+        files += sorted(Path("/usr/share/man", section).glob("*"))
+    for pattern in ("README*", "*.txt", "NEWS*"):
+        files += sorted(p for p in Path("/usr/share/doc").glob(f"*/{pattern}") if p.is_file())
+    files = files[:limit_files] if limit_files else files
+    seen, out = set(), []
+    for path in files:
+        text = _man_page_prose(path) if "/man/" in str(path) else _read_doc(path)
+        for sentence in split_sentences(re.sub(r"\s+", " ", text)):
+            if speakable(sentence) and sentence.lower() not in seen:
+                seen.add(sentence.lower())
+                out.append(Utterance(sentence, "prose", extra={"file": path.name}))
+    return out
+
+
+def _read_doc(path: Path) -> str:
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rt", errors="replace").read(200_000)
+        return path.read_text(errors="replace")[:200_000]
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError):
+        return ""
