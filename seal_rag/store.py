@@ -37,6 +37,10 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def _no_index(path: Path) -> str:
+    return f"no index at {path}: run `seal-rag ingest DOCS --db {path}` first, or pass the right --db"
+
+
 def connect(db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT, must_exist: bool = False):
     """A Chroma client: HTTP when `host` is given, else a persistent directory."""
     import chromadb
@@ -53,7 +57,7 @@ def connect(db: str | Path | None = None, host: str | None = None, port: int = D
         return client
     path = Path(db or DEFAULT_DB)
     if must_exist and not path.is_dir():
-        raise StoreError(f"no index at {path}: run `seal-rag ingest DOCS --db {path}` first, or pass the right --db")
+        raise StoreError(_no_index(path))
     return chromadb.PersistentClient(path=str(path))
 
 
@@ -155,6 +159,8 @@ def db_lock(db: str | Path | None, exclusive: bool):
     a shared server (`--chroma-host`) is the way to serve several processes.
     """
     path = Path(db or DEFAULT_DB)
+    if not exclusive and not path.is_dir():
+        raise StoreError(_no_index(path))
     path.mkdir(parents=True, exist_ok=True)
     with open(path / LOCK_FILE, "a") as handle:
         try:

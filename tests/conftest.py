@@ -32,3 +32,24 @@ def embedding():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return SpeechEmbedding.from_pretrained()
+
+
+DEMOS = REPO / "demos"
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory, embedding) -> Path:
+    """demos/kb ingested once into a persistent Chroma directory (do not write to it)."""
+    from seal_rag.ingest import ingest_folder
+    from seal_rag.store import SealIndex
+
+    db = tmp_path_factory.mktemp("demo") / "db"
+    index = SealIndex.open(embedding, db, create=True)
+    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    del index
+    return db
+
+
+@pytest.fixture(scope="session")
+def demo_question() -> Path:
+    return DEMOS / "questions" / "q5.wav"

@@ -1,0 +1,115 @@
+"""The `seal-rag` command, run as a user runs it (a real process, real models, real audio)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from .conftest import DEMOS
+
+
+def seal(*args, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "seal_rag.cli", *map(str, args)],
+        input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=600,
+    )
+
+
+def one_line_error(result) -> str:
+    errors = [line for line in result.stderr.decode().splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and len(errors) == 1, result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_ask_prints_answer_then_sources_and_json_for_several_files(demo_db, demo_question):
+    text = seal("ask", demo_question, "--db", demo_db, "-k", "3", "--timings")
+    assert text.returncode == 0, text.stderr.decode()
+    out = text.stdout.decode()
+    assert out.index("Answer (extractive") < out.index("Sources:") < out.index("Timings:")
+    assert out.count("score ") == 3 and "[chars " in out
+    for stage in ("load", "features", "encode", "search"):
+        assert f"{stage} " in out.split("Timings:")[1]
+
+    other = DEMOS / "questions" / "q1.wav"
+    as_json = seal("ask", demo_question, other, "--db", demo_db, "--json", "-k", "3")
+    rows = [json.loads(line) for line in as_json.stdout.decode().splitlines()]
+    assert [r["audio"] for r in rows] == [str(demo_question), str(other)]
+    for row in rows:
+        assert row["answer_kind"] == "extractive" and row["answer"]
+        assert [s["rank"] for s in row["sources"]] == [1, 2, 3]
+        assert all(s["source"].endswith(".txt") and s["end_char"] > s["start_char"] for s in row["sources"])
+
+
+@pytest.mark.slow
+def test_cascade_mode_finds_the_gold_passage_and_stdin_works(demo_db, demo_question):
+    gold = {json.loads(line)["audio"]: json.loads(line)["gold_source"] for line in (DEMOS / "questions" / "questions.jsonl").open()}
+    result = seal("ask", "-", "--db", demo_db, "--json", "--mode", "cascade", stdin=demo_question.read_bytes())
+    row = json.loads(result.stdout)
+    assert row["audio"] == "stdin" and "first americans into space" in row["transcript"].lower()
+    assert row["sources"][0]["source"].endswith(gold[demo_question.name])
+    hybrid = json.loads(seal("ask", demo_question, "--db", demo_db, "--json", "--mode", "hybrid", "-k", "10").stdout)
+    assert any(s["source"].endswith(gold[demo_question.name]) for s in hybrid["sources"])
+
+
+@pytest.mark.slow
+def test_ingest_cli_reports_counts_and_is_idempotent(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(DEMOS / "kb", docs)
+    first = seal("ingest", docs, "--db", tmp_path / "db")
+    second = seal("ingest", docs, "--db", tmp_path / "db")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr.decode()
+    assert "36 files" in first.stdout.decode() and " 0 chunks added" in second.stdout.decode()
+    (docs / "broken.txt").write_bytes(b"\x00\x01binary")
+    partial = seal("ingest", docs, "--db", tmp_path / "db")
+    assert partial.returncode == 2 and "skipped" in partial.stderr.decode() and "binary" in partial.stderr.decode()
+    assert "1 files skipped" in partial.stdout.decode()
+
+
+def _bad_audio(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    sf.write(tmp_path / "silence.wav", np.zeros(16000, dtype=np.float32), 16000)
+    return {"not audio": tmp_path / "notes.wav", "silence": tmp_path / "silence.wav", "missing": tmp_path / "nope.wav"}
+
+
+@pytest.mark.slow
+def test_bad_input_gives_one_line_errors_and_nonzero_exit(demo_db, demo_question, tmp_path):
+    bad = _bad_audio(tmp_path)
+    assert "is not readable audio" in one_line_error(seal("ask", bad["not audio"], "--db", demo_db))
+    assert "is silent" in one_line_error(seal("ask", bad["silence"], "--db", demo_db))
+    assert "does not exist" in one_line_error(seal("ask", bad["missing"], "--db", demo_db))
+    assert "no index at" in one_line_error(seal("ask", demo_question, "--db", tmp_path / "missing-db"))
+    assert "cannot reach the Chroma server" in one_line_error(seal("ask", demo_question, "--chroma-host", "127.0.0.1", "--chroma-port", "1"))
+    (tmp_path / "empty").mkdir()
+    assert "holds no .txt" in one_line_error(seal("ingest", tmp_path / "empty", "--db", tmp_path / "db2"))
+    assert "--mode must be one of" in one_line_error(seal("ask", demo_question, "--db", demo_db, "--mode", "x"))
+
+
+@pytest.mark.slow
+def test_a_db_made_by_another_model_is_refused_and_left_intact(embedding, demo_question, tmp_path):
+    from seal_rag import SealConfig
+
+    other = tmp_path / "other-model"
+    embedding.save_pretrained(other)
+    config = SealConfig.load(other / "config.json")
+    config.dim = 256  # another space: a different D and scaling layer
+    config.save(other / "config.json")
+    from seal_rag import SpeechEmbedding
+
+    with pytest.warns(UserWarning):
+        SpeechEmbedding.untrained(config).save_pretrained(other)
+    db = tmp_path / "db"
+    assert seal("ingest", DEMOS / "kb", "--db", db, "--model", other).returncode == 0
+    error = one_line_error(seal("ask", demo_question, "--db", db))
+    assert "was built by model 'other-model'" in error and "re-ingest" in error
+    again = one_line_error(seal("ingest", DEMOS / "kb", "--db", db))
+    assert "was built by model" in again
+    still = seal("ask", demo_question, "--db", db, "--model", other, "--json")
+    assert still.returncode == 0 and len(json.loads(still.stdout)["sources"]) == 5

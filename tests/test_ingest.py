@@ -1,0 +1,103 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from seal_rag import DocumentError
+from seal_rag.ingest import ingest_folder
+from seal_rag.store import SealIndex
+
+from .conftest import DEMOS, SHARED_DATA
+
+
+def _index(embedding, db):
+    return SealIndex.open(embedding, db, create=True)
+
+
+def _ids(db, embedding):
+    return set(SealIndex.open(embedding, db).all_metadata())
+
+
+def test_reingesting_the_same_folder_changes_nothing(embedding, tmp_path):
+    index = _index(embedding, tmp_path / "db")
+    first = ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    before = index.collection.get(include=["embeddings", "documents", "metadatas"])
+    second = ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    after = index.collection.get(include=["embeddings", "documents", "metadatas"])
+    assert first.added == first.total >= 36 and second.added == 0 and second.deleted == 0
+    assert before["ids"] == after["ids"] and before["documents"] == after["documents"]
+    assert (before["embeddings"] == after["embeddings"]).all()
+
+
+def test_a_changed_file_replaces_its_chunks_and_prune_removes_deleted_files(embedding, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha is the first letter.")
+    (docs / "b.txt").write_text("Beta is the second letter.")
+    index = _index(embedding, tmp_path / "db")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    (docs / "a.txt").write_text("Alpha was rewritten entirely.")
+    summary = ingest_folder(embedding, docs, index, show_progress=False)
+    texts = sorted(index.collection.get()["documents"])
+    assert summary.added == 1 and summary.deleted == 1
+    assert texts == ["Alpha was rewritten entirely.", "Beta is the second letter."]
+    (docs / "b.txt").unlink()
+    kept = ingest_folder(embedding, docs, index, show_progress=False)
+    assert kept.pruned == 0 and index.count() == 2  # without --prune nothing is deleted
+    pruned = ingest_folder(embedding, docs, index, prune=True, show_progress=False)
+    assert pruned.pruned == 1 and index.collection.get()["documents"] == ["Alpha was rewritten entirely."]
+
+
+def test_empty_folder_and_unreadable_only_folder_are_errors(embedding, tmp_path):
+    index = _index(embedding, tmp_path / "db")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DocumentError, match="holds no .txt"):
+        ingest_folder(embedding, tmp_path / "empty", index, show_progress=False)
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "x.txt").write_bytes(b"\x00\x01")
+    with pytest.raises(DocumentError, match="no readable document.*binary"):
+        ingest_folder(embedding, tmp_path / "binary", index, show_progress=False)
+
+
+def _big_corpus(folder: Path, records: int) -> Path:
+    folder.mkdir()
+    passages = [json.loads(line) for line in (SHARED_DATA / "qa" / "squad-v1.1-dev" / "passages.jsonl").open()]
+    with open(folder / "squad.jsonl", "w") as f:
+        for p in passages[:records]:
+            f.write(json.dumps({"id": p["passage_id"], "text": p["text"], "title": p["title"]}) + "\n")
+    return folder
+
+
+def _queued_rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks(embedding, tmp_path):
+    docs = _big_corpus(tmp_path / "docs", 400)
+    command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "killed")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _queued_rows(tmp_path / "killed") == 0 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+    partial = _ids(tmp_path / "killed", embedding)  # the store opens and answers after the kill
+    assert 0 < len(partial) < 400
+
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    clean = ingest_folder(embedding, docs, _index(embedding, tmp_path / "clean"), show_progress=False)
+    assert _ids(tmp_path / "killed", embedding) == _ids(tmp_path / "clean", embedding)
+    assert clean.total == len(partial | _ids(tmp_path / "clean", embedding))

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from seal_rag.loaders import find_files, read_file
+
+
+def _pdf(path, text: str | None):
+    """A real one-page PDF, with or without a text layer."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    if text:
+        font = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+                                 NameObject("/BaseFont"): NameObject("/Helvetica")})
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
+        stream = DecodedStreamObject()
+        stream.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    with open(path, "wb") as f:
+        writer.write(f)
+    return path
+
+
+def test_each_format_reads_to_text_with_a_title(tmp_path):
+    (tmp_path / "a.txt").write_text("Plain text about steam.")
+    (tmp_path / "b.md").write_text("# Oxygen\n\nOxygen is element eight.")
+    (tmp_path / "c.html").write_text("<html><head><title>Apollo</title><script>x()</script></head><body><p>Moon landing.</p></body></html>")
+    (tmp_path / "d.jsonl").write_text(json.dumps({"id": "r1", "text": "Record one.", "author": "me", "tags": ["x"]}) + "\n")
+    _pdf(tmp_path / "e.pdf", "Hello from a PDF")
+    (tmp_path / "ignored.csv").write_text("a,b")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.txt").write_text("hidden")
+    files = find_files(tmp_path)
+    assert [f.name for f in files] == ["a.txt", "b.md", "c.html", "d.jsonl", "e.pdf"]
+    sections = {f.suffix: read_file(f) for f in files}
+    assert sections[".md"][0].title == "Oxygen"
+    assert sections[".html"][0].title == "Apollo" and "x()" not in sections[".html"][0].text
+    record = sections[".jsonl"][0]
+    assert record.source.endswith("d.jsonl#r1") and record.extra == {"author": "me"}
+    pdf = sections[".pdf"][0]
+    assert pdf.page == 1 and "Hello from a PDF" in pdf.text
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("bin.txt", b"\x00\x01\x02binary", "binary"),
+        ("latin.txt", "caf\xe9".encode("latin-1"), "UTF-8"),
+        ("bad.jsonl", b'{"no_text": 1}\n', "'text' field"),
+    ],
+)
+def test_unreadable_files_give_a_reason(tmp_path, name, content, reason):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=reason):
+        read_file(tmp_path / name)
+
+
+def test_pdf_without_text_and_huge_files_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no text found.*OCR"):
+        read_file(_pdf(tmp_path / "scan.pdf", None))
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as f:  # a sparse 1 GB file: refused from its size, never read
+        f.truncate(2**30)
+    with pytest.raises(ValueError, match="1024 MB is over the 64 MB limit"):
+        read_file(huge)

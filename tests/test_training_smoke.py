@@ -1,0 +1,115 @@
+"""The whole training recipe on a few dozen clips: `training/configs/smoke.toml`.
+
+Synthesises clips with espeak-ng and flite, caches their encoder states, runs a few steps of
+stage 1 and stage 2, and checks that the loss falls, that a killed run resumes, and that the
+exported model loads with `SpeechEmbedding.from_pretrained` and gives the head's vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    from training.config import load_config
+
+    root = tmp_path_factory.mktemp("smoke")
+    config = load_config(REPO / "training" / "configs" / "smoke.toml")
+    config["data"]["cache_dir"] = str(root / "cache")
+    config["stage1"]["out_dir"] = str(root / "stage1")
+    config["stage2"]["out_dir"] = str(root / "stage2")
+    config["stage2"]["init"] = str(root / "stage1" / "best_head.pt")
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained(smoke):
+    from training import cache, stage1, stage2
+
+    cache.run(smoke, "val")
+    cache.run(smoke, "train")
+    stage1.train(smoke)
+    stage2.train(smoke)
+    return smoke
+
+
+def _losses(out_dir: str) -> list[float]:
+    lines = [json.loads(line) for line in (Path(out_dir) / "log.jsonl").open()]
+    return [line["loss"] for line in lines if "loss" in line]
+
+
+def test_tts_voices_are_split_and_speak():
+    from training.tts import synthesize
+    from training.voices import espeak_voices, flite_voices
+
+    splits = {s: {v.label for v in espeak_voices(s) + flite_voices(s)} for s in ("train", "val", "bench")}
+    assert not splits["train"] & splits["val"] and not splits["train"] & splits["bench"] and not splits["val"] & splits["bench"]
+    for voice in (espeak_voices("train")[0], flite_voices("train")[0]):
+        clip = synthesize("What is the capital of Kenya?", voice, random.Random(0))
+        assert clip.dtype == np.float32 and 0.5 < clip.size / 16000 < 5
+
+
+def test_cache_is_complete_and_resumable(trained):
+    from training import cache
+    from training.data import load_clips
+
+    clips = load_clips(trained["data"]["cache_dir"], "train")
+    assert len(clips) == sum(trained["data"]["mix"].values())
+    assert clips.states.dtype == torch.float16 and clips.targets.shape == (len(clips), 384)
+    # A second run finds every shard done and does nothing.
+    before = {p: p.stat().st_mtime for p in Path(trained["data"]["cache_dir"]).glob("train_*.npz")}
+    cache.run(trained, "train")
+    assert {p: p.stat().st_mtime for p in Path(trained["data"]["cache_dir"]).glob("train_*.npz")} == before
+
+
+def test_losses_fall(trained):
+    for stage in ("stage1", "stage2"):
+        losses = _losses(trained[stage]["out_dir"])
+        assert losses[-1] < losses[0], f"{stage} loss did not fall: {losses}"
+
+
+def test_checkpoint_holds_model_optimizer_step_config_and_resumes(trained):
+    from training import stage1
+
+    checkpoint = torch.load(Path(trained["stage1"]["out_dir"]) / "ckpt.pt", weights_only=False)
+    assert {"model", "optimizer", "step", "config", "shards"} <= checkpoint.keys()
+    assert checkpoint["step"] == trained["stage1"]["steps"]
+    # Asking for more steps continues from the checkpoint instead of starting over.
+    more = json.loads(json.dumps(trained))
+    more["stage1"]["steps"] += 5
+    stage1.train(more)
+    assert torch.load(Path(trained["stage1"]["out_dir"]) / "ckpt.pt", weights_only=False)["step"] == more["stage1"]["steps"]
+
+
+def test_exported_model_loads_and_matches_the_head(trained):
+    from seal_rag import SpeechEmbedding
+    from training.cache import pool_states
+    from training.data import load_clips
+    from training.model import HeadModel, seal_config
+
+    out = Path(trained["stage2"]["out_dir"])
+    embedding = SpeechEmbedding.from_pretrained(out / "best")
+    head = HeadModel(seal_config(trained["model"]), trained["data"]["pool"])
+    head.load_state_dict(torch.load(out / "best_head.pt"))
+    head.eval()
+    audio = load_clips(trained["data"]["cache_dir"], "val").audio[:4]
+    with torch.no_grad():
+        raw = embedding.speech.encode_clips(audio)  # fp32 torch encoder, full rate
+        released = embedding.speech.embed_states(raw)
+        pooled = [torch.from_numpy(pool_states(s.numpy(), head.pool)) for s in raw]
+        from seal_rag.speech_tower import pad_batch
+
+        trained_head = head.embed(*pad_batch(pooled))
+    assert torch.allclose(released, trained_head, atol=1e-4)
+    assert embedding.trained
