@@ -1,0 +1,74 @@
+"""A small real HTTP server speaking the OpenAI chat-completions API, for tests.
+
+It records every request and answers by the requested model name:
+`ok` streams a reply, `slow` stalls past the client's timeout, `malformed` sends a body
+that is not a valid stream, and any request with the key `bad-key` gets a 401.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPLY_TOKENS = ["The first Americans ", "went to space ", "with Project Mercury [1]."]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if self.headers.get("Authorization") == "Bearer bad-key":
+            return self._json(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}})
+        model = body.get("model")
+        if model == "slow":
+            time.sleep(3)
+            return self._json(200, {})
+        if model == "malformed":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b"data: {this is not json}\n\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for token in REPLY_TOKENS:
+            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                     "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _json(self, status: int, payload: dict):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class OpenAIStub:
+    def __enter__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.requests = []
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    @property
+    def requests(self) -> list[dict]:
+        return self.server.requests
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
