@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: setup system-deps python-deps demo test train bench-encode
+.PHONY: setup system-deps python-deps demo test train bench-encode bench-ask
 
 setup: system-deps python-deps
 
@@ -14,12 +14,22 @@ python-deps:
 	# torch first and pinned: pip then takes the CPU build from the local wheel directory.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
+	@# pyenv only sees new console scripts (seal-rag) after a rehash.
+	@if command -v pyenv >/dev/null; then pyenv rehash; fi
+
+DEMO_DB ?= .seal_rag/demo
+DEMO_MODE ?= speech
 
 demo: setup
 	$(PYTHON) demos/quickstart.py
+	$(PYTHON) -m seal_rag.cli ingest demos/kb --db $(DEMO_DB)
+	$(PYTHON) -m seal_rag.cli ask demos/questions/q5.wav --db $(DEMO_DB) --mode $(DEMO_MODE) -k 3 --timings
 
 test: setup
 	$(PYTHON) -m pytest -q
 
 bench-encode: setup
 	$(PYTHON) -m seal_rag.bench.encode
+
+bench-ask: setup
+	$(PYTHON) -m seal_rag.bench.ask

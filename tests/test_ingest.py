@@ -101,3 +101,20 @@ def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks
     clean = ingest_folder(embedding, docs, _index(embedding, tmp_path / "clean"), show_progress=False)
     assert _ids(tmp_path / "killed", embedding) == _ids(tmp_path / "clean", embedding)
     assert clean.total == len(partial | _ids(tmp_path / "clean", embedding))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embedding, tmp_path):
+    docs = _big_corpus(tmp_path / "docs", 300)
+    command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "db")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while _queued_rows(tmp_path / "db") == 0 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr.decode()
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "run the same command again" in lines[0]
+    assert "Traceback" not in stderr.decode()
+    assert len(_ids(tmp_path / "db", embedding)) > 0
