@@ -14,6 +14,7 @@ python-deps:
 	# torch first and pinned: pip then takes the CPU build from the local wheel directory.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e 'integrations/llama-index-seal[openai]' -e 'integrations/langchain-seal[openai,test]'
 	@# pyenv only sees new console scripts (seal-rag) after a rehash.
 	@if command -v pyenv >/dev/null; then pyenv rehash; fi
 
@@ -21,9 +22,9 @@ DEMO_DB ?= .seal_rag/demo
 DEMO_MODE ?= speech
 
 demo: setup
-	$(PYTHON) demos/quickstart.py
 	$(PYTHON) -m seal_rag.cli ingest demos/kb --db $(DEMO_DB)
 	$(PYTHON) -m seal_rag.cli ask demos/questions/q5.wav --db $(DEMO_DB) --mode $(DEMO_MODE) -k 3 --timings
+	$(PYTHON) demos/quickstart.py
 
 test: setup
 	$(PYTHON) -m pytest -q

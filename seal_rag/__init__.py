@@ -1,7 +1,7 @@
 """seal-rag: ask a knowledge base a question by voice (SEAL speech-to-text embedding alignment)."""
 
 from .config import SealConfig
-from .embedding import SpeechEmbedding, UntrainedModelWarning
+from .embedding import SpeechEmbedding, UntrainedModelWarning, load_model
 from .errors import (
     AudioError,
     AudioFileNotFoundError,
@@ -35,5 +35,6 @@ __all__ = [
     "SpeechEmbedding",
     "StoreError",
     "UntrainedModelWarning",
+    "load_model",
 ]
 __version__ = "0.1.0"

@@ -12,7 +12,9 @@ import numpy as np
 
 from .store import Hit
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+# Sentence ends, and paragraph breaks (so a title line is never glued to the first sentence).
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
+MIN_ANSWER_WORDS = 4
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered context passages. "
     "Cite passages like [1]. If the context does not hold the answer, say so."
@@ -27,7 +29,8 @@ def extractive_answer(model, query_vector: np.ndarray, hits: list[Hit]) -> str:
     """The sentence of the top hit whose text-tower vector is nearest the query vector."""
     if not hits:
         return ""
-    candidates = sentences(hits[0].text) or [hits[0].text]
+    # A title line or a fragment is rarely the answer; prefer real sentences when there are any.
+    candidates = [s for s in sentences(hits[0].text) if len(s.split()) >= MIN_ANSWER_WORDS] or sentences(hits[0].text) or [hits[0].text]
     scores = model.embed_texts(candidates) @ np.asarray(query_vector, dtype=np.float32)
     return candidates[int(np.argmax(scores))]
 

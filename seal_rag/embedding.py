@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -39,6 +40,20 @@ def _digest(prefix: str, state: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(tensor.float().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str | None) -> "SpeechEmbedding":
+    return SpeechEmbedding.from_pretrained(path)
+
+
+def load_model(path: str | Path | None = None) -> "SpeechEmbedding":
+    """`SpeechEmbedding.from_pretrained`, once per model directory per process.
+
+    Loading takes seconds and hundreds of MB; integrations that build many objects over
+    one model share it through this.
+    """
+    return _load_cached(str(Path(path).expanduser().resolve()) if path else None)
 
 
 class UntrainedModelWarning(UserWarning):

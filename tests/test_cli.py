@@ -90,6 +90,8 @@ def test_bad_input_gives_one_line_errors_and_nonzero_exit(demo_db, demo_question
     (tmp_path / "empty").mkdir()
     assert "holds no .txt" in one_line_error(seal("ingest", tmp_path / "empty", "--db", tmp_path / "db2"))
     assert "--mode must be one of" in one_line_error(seal("ask", demo_question, "--db", demo_db, "--mode", "x"))
+    assert "could not record from the microphone" in one_line_error(seal("ask", "--mic", "1", "--db", demo_db))
+    assert "is empty" in one_line_error(seal("ask", "-", "--db", demo_db, stdin=b""))
 
 
 @pytest.mark.slow

@@ -1,0 +1,116 @@
+"""Ask the demo knowledge base a spoken question through LlamaIndex, offline.
+
+    python demos/llamaindex_query_engine.py [QUESTION.wav] [--mode auto|speech|cascade|hybrid]
+                                            [-k 5] [--llm openai:MODEL]
+
+LlamaIndex reads demos/kb/ (SimpleDirectoryReader) and indexes it with `SealEmbedding` into a
+Chroma collection stamped by seal-rag. `SealSpeechRetriever` then answers the spoken question
+inside a `RetrieverQueryEngine`: extractively with no --llm (no language model at all), or
+with any OpenAI-compatible chat server (OPENAI_BASE_URL, OPENAI_API_KEY), which reads the
+transcript.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+from llama_index.core.schema import QueryBundle
+from llama_index.embeddings.seal import SealEmbedding
+from llama_index.retrievers.seal import SealSpeechRetriever
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from seal_rag import UntrainedModelWarning
+from seal_rag.store import SealIndex
+
+HERE = Path(__file__).resolve().parent
+KB, QUESTIONS = HERE / "kb", HERE / "questions"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("audio", nargs="?", type=Path, default=QUESTIONS / "q1.wav", help="spoken question [q1.wav]")
+    parser.add_argument("--mode", default="auto", choices=["auto", "speech", "cascade", "hybrid"],
+                        help="auto: speech with a trained speech tower, else cascade")
+    parser.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="source nodes to retrieve")
+    parser.add_argument("--llm", default=os.environ.get("SEAL_RAG_LLM", "none"), help="none, or openai:MODEL")
+    return parser.parse_args()
+
+
+def gold_source(audio: Path) -> str | None:
+    """The passage a demo question is about, from questions.jsonl (None for other audio)."""
+    for line in (QUESTIONS / "questions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if (QUESTIONS / row["audio"]).resolve() == audio.resolve():
+            return row["gold_source"]
+    return None
+
+
+def make_llm(spec: str):
+    if spec == "none":
+        return None
+    if not spec.startswith("openai:"):
+        raise SystemExit(f"--llm must be 'none' or 'openai:MODEL', not {spec!r}")
+    from llama_index.core.llms import LLMMetadata
+    from llama_index.llms.openai import OpenAI
+
+    class CompatibleOpenAI(OpenAI):
+        """OpenAI's client for any OpenAI-compatible server: no check against OpenAI's model list."""
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(context_window=8192, num_output=self.max_tokens or -1, is_chat_model=True, model_name=self.model)
+
+    return CompatibleOpenAI(model=spec.split(":", 1)[1], api_base=os.environ.get("OPENAI_BASE_URL"),
+                            api_key=os.environ.get("OPENAI_API_KEY") or "not-set")
+
+
+def main() -> None:
+    args = parse_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)  # said below, in one line
+        embed_model = SealEmbedding()
+    model = embed_model.speech_embedding
+    mode = args.mode
+    if mode == "auto":
+        mode = "speech" if model.trained else "cascade"
+        if not model.trained:
+            print("note: the shipped speech tower is untrained, so this demo retrieves in cascade mode "
+                  "(ASR, then the text tower); --mode speech tries SEAL itself.")
+
+    with tempfile.TemporaryDirectory() as db:
+        # A collection stamped by seal-rag: the retriever then checks the model exactly.
+        collection = SealIndex.open(model, db=db, create=True).collection
+        storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
+        documents = SimpleDirectoryReader(str(KB)).load_data()
+        index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model)
+        print(f"Indexed {len(documents)} documents from {KB.relative_to(HERE.parent)}/ with LlamaIndex.")
+
+        # Cascade and hybrid modes transcribe anyway: let the bundle carry the words too.
+        retriever = SealSpeechRetriever(
+            index=index, embed_model=embed_model, similarity_top_k=args.k, mode=mode, transcribe=mode != "speech"
+        )
+        engine = retriever.as_query_engine(llm=make_llm(args.llm))
+        question = QueryBundle(str(args.audio))
+        response = engine.query(question)  # the retriever caches vector and transcript on `question`
+
+    transcribed = question.query_str != str(args.audio)
+    print(f"Question: {args.audio.name} (mode {mode})" + (f", heard: {question.query_str!r}" if transcribed else ""))
+    print(f"Answer: {response.response}")
+    print("Sources:")
+    for rank, scored in enumerate(response.source_nodes, 1):
+        print(f"  {rank}. score {scored.score:.3f}  {scored.node.metadata.get('file_name')}")
+    gold = gold_source(args.audio)
+    if gold:
+        names = [scored.node.metadata.get("file_name") for scored in response.source_nodes]
+        found = f"retrieved at rank {names.index(gold) + 1}" if gold in names else "not retrieved"
+        print(f"Gold passage (questions.jsonl): {gold}, {found}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A LangChain vector store seen through the interface seal-rag's retrieval pipeline searches.
+
+`seal_rag.ask.Retriever` (speech, cascade and hybrid modes, reciprocal-rank fusion) asks
+its index for `query(vector, k, where) -> list[Hit]`. This adapter answers through the
+store's own `similarity_search_by_vector*` methods, so any `VectorStore` works and the
+ranking logic exists once, in seal-rag.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.vectorstores import VectorStore
+from seal_rag.errors import StoreError
+from seal_rag.store import Hit
+
+from ._chroma import chroma_collection, cosine_from_distance, distance_space, ensure_not_empty
+
+
+class VectorStoreSearch:
+    """`query(vector, k) -> list[Hit]` over a LangChain `VectorStore`.
+
+    Scores: cosine similarity for Chroma (whatever its distance space); the store's own
+    score where it offers `similarity_search_with_score_by_vector`; NaN otherwise.
+
+    Args:
+        vectorstore: The store to search.
+        filter: The store's metadata filter (a Chroma `where` dict for Chroma).
+    """
+
+    def __init__(self, vectorstore: VectorStore, filter: Any = None):
+        self.vectorstore, self.filter = vectorstore, filter
+        self.collection = chroma_collection(vectorstore)
+        self.space = distance_space(self.collection) if self.collection is not None else None
+
+    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[Hit]:
+        # `where` is seal-rag's own Chroma filter; here the filter is the retriever's.
+        if self.collection is not None:
+            ensure_not_empty(self.collection)
+        embedding = np.asarray(vector, dtype=np.float32).tolist()
+        try:
+            scored = self._search(embedding, k)
+        except Exception as error:
+            raise _store_error(error) from None
+        if not scored and self.collection is None and self.filter is None:
+            raise StoreError("the vector store returned nothing for an unfiltered query: is it empty? add documents first")
+        return [
+            Hit(rank, doc.id or _content_id(doc), score, doc.page_content, dict(doc.metadata))
+            for rank, (doc, score) in enumerate(scored, 1)
+        ]
+
+    def _search(self, embedding: list[float], k: int) -> list[tuple[Document, float]]:
+        options = {"filter": self.filter} if self.filter is not None else {}
+        store = self.vectorstore
+        if self.collection is not None:
+            # langchain_chroma returns raw distances here, despite the method's name.
+            pairs = store.similarity_search_by_vector_with_relevance_scores(embedding, k=k, **options)
+            return [(doc, cosine_from_distance(distance, self.space)) for doc, distance in pairs]
+        if hasattr(store, "similarity_search_with_score_by_vector"):
+            return [(doc, float(score)) for doc, score in store.similarity_search_with_score_by_vector(embedding, k=k, **options)]
+        return [(doc, math.nan) for doc in store.similarity_search_by_vector(embedding, k=k, **options)]
+
+
+def _content_id(doc: Document) -> str:
+    # Stores that return no ids: the text identifies the chunk for rank fusion.
+    return f"content:{hash(doc.page_content)}"
+
+
+def _store_error(error: Exception) -> Exception:
+    if isinstance(error, StoreError):
+        return error
+    return StoreError(
+        f"the vector store failed to answer ({type(error).__name__}: {error}): check it is reachable and built by this model"
+    )

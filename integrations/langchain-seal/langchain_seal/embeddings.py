@@ -1,0 +1,84 @@
+"""`SealEmbeddings`: seal-rag's two towers as a LangChain embedding model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from seal_rag import SpeechEmbedding
+from seal_rag.audio import SAMPLE_RATE, AudioSource
+
+from seal_rag import load_model
+
+
+class SealEmbeddings(BaseModel, Embeddings):
+    """Text-tower vectors for documents and typed queries; `embed_audio` for spoken ones.
+
+    Both land in one 384-d space, so a store filled through `embed_documents` answers
+    spoken questions embedded by `embed_audio`.
+
+    Args:
+        model_path: A seal-rag model directory; None loads the model shipped with seal-rag.
+        speech_embedding: An already loaded `seal_rag.SpeechEmbedding` to share instead.
+        sample_rate: Rate of raw sample arrays given as audio (files carry their own).
+        batch_size: Texts embedded per forward pass.
+
+    Example:
+        >>> from langchain_chroma import Chroma
+        >>> from langchain_seal import SealEmbeddings
+        >>> embeddings = SealEmbeddings()
+        >>> store = Chroma.from_texts(["The Brooklyn Bridge opened in 1883."], embeddings)
+        >>> len(embeddings.embed_audio("question.wav"))
+        384
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_path: str | None = Field(default=None, description="seal-rag model directory; None for the shipped model.")
+    sample_rate: int = Field(default=SAMPLE_RATE, gt=0, description="Sample rate of raw sample arrays.")
+    batch_size: int = Field(default=64, gt=0, description="Texts embedded per forward pass.")
+
+    _model: SpeechEmbedding = PrivateAttr()
+
+    def __init__(self, *, speech_embedding: SpeechEmbedding | None = None, **data: Any) -> None:
+        if isinstance(data.get("model_path"), Path):
+            data["model_path"] = str(data["model_path"])
+        super().__init__(**data)
+        self._model = speech_embedding if speech_embedding is not None else load_model(self.model_path)
+
+    @property
+    def speech_embedding(self) -> SpeechEmbedding:
+        """The loaded seal-rag model (both towers), e.g. for `SealIndex.open`."""
+        return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages with the text tower."""
+        return self._model.embed_texts(list(texts), batch_size=self.batch_size).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a typed question with the text tower."""
+        return self.embed_documents([text])[0]
+
+    def embed_audio(self, audio: AudioSource, sample_rate: int | None = None) -> list[float]:
+        """Embed one spoken question with the speech tower.
+
+        Args:
+            audio: A path to a wav/flac/ogg/mp3 file, its encoded bytes, or a sample array.
+            sample_rate: Rate of a sample array; defaults to `self.sample_rate`.
+
+        Raises:
+            seal_rag.AudioError: the input is missing, not audio, empty, silent or too long.
+        """
+        return self.audio_vector(audio, sample_rate).tolist()
+
+    async def aembed_audio(self, audio: AudioSource, sample_rate: int | None = None) -> list[float]:
+        """`embed_audio` in a worker thread, so the event loop stays free."""
+        return await run_in_executor(None, self.embed_audio, audio, sample_rate)
+
+    def audio_vector(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
+        """`embed_audio` as a float32 numpy vector."""
+        return self._model.embed_audio([audio], sample_rate=sample_rate or self.sample_rate)[0]

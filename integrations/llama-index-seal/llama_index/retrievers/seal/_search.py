@@ -1,0 +1,72 @@
+"""A LlamaIndex index seen through the interface seal-rag's retrieval pipeline searches.
+
+`seal_rag.ask.Retriever` (speech, cascade and hybrid modes, reciprocal-rank fusion) asks
+its index for `query(vector, k, where) -> list[Hit]`. This adapter answers that through
+LlamaIndex's own `VectorIndexRetriever`, so filters, docstores and every vector store
+work as in any LlamaIndex app, and the ranking logic exists once, in seal-rag.
+"""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+from llama_index.core import VectorStoreIndex
+from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
+from llama_index.core.schema import BaseNode, QueryBundle
+from llama_index.core.vector_stores.types import MetadataFilters
+from seal_rag.errors import StoreError
+from seal_rag.store import Hit
+
+from ._chroma import chroma_collection, cosine_from_distance, distance_space, ensure_not_empty
+
+
+class IndexSearch:
+    """`query(vector, k) -> list[Hit]` over a `VectorStoreIndex`; remembers the nodes it saw.
+
+    Args:
+        index: The index to search.
+        filters: LlamaIndex metadata filters applied to every query.
+        label: The `query_str` LlamaIndex's instrumentation sees for these vector queries.
+    """
+
+    def __init__(self, index: VectorStoreIndex, filters: MetadataFilters | None = None, label: str = ""):
+        self.index, self.filters, self.label = index, filters, label
+        self.collection = chroma_collection(index.vector_store)
+        self.space = distance_space(self.collection) if self.collection is not None else None
+        self.nodes: dict[str, BaseNode] = {}
+
+    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[Hit]:
+        # `where` is seal-rag's Chroma filter; here filters are LlamaIndex's, set on the retriever.
+        if self.collection is not None:
+            ensure_not_empty(self.collection)
+        retriever = VectorIndexRetriever(self.index, similarity_top_k=k, filters=self.filters)
+        bundle = QueryBundle(query_str=self.label, embedding=np.asarray(vector, dtype=np.float32).tolist())
+        try:
+            found = retriever.retrieve(bundle)
+        except Exception as error:
+            raise _store_error(error) from None
+        if not found and self.collection is None and self.filters is None:
+            raise StoreError("the vector store returned nothing for an unfiltered query: is the index empty? add documents first")
+        hits = []
+        for rank, scored in enumerate(found, 1):
+            node = scored.node
+            self.nodes[node.node_id] = node
+            hits.append(Hit(rank, node.node_id, self._cosine(scored.score), node.get_content(), dict(node.metadata)))
+        return hits
+
+    def _cosine(self, score: float | None) -> float:
+        if score is None:
+            return float("nan")
+        if self.space is None:
+            return float(score)  # other stores report their own similarity
+        # ChromaVectorStore reports exp(-distance); undo it to get seal-rag's cosine score.
+        return cosine_from_distance(-math.log(max(score, 1e-300)), self.space)
+
+
+def _store_error(error: Exception) -> Exception:
+    """Chroma's and LlamaIndex's own failures, as a one-line StoreError."""
+    if isinstance(error, StoreError):
+        return error
+    return StoreError(
+        f"the vector store failed to answer ({type(error).__name__}: {error}): check it is reachable and built by this model"
+    )

@@ -1,0 +1,110 @@
+"""Accuracy on the held-out sets: text oracle, cascade variants, SEAL speech tower, hybrid.
+
+    python -m seal_rag.bench accuracy [--sets squad-holdout ...] [--max-queries 500] [--quick]
+
+Text questions are spoken by the project's TTS with the "bench" voices only, which training
+and validation never use (see `seal_rag.voices`). All systems search the same knowledge
+base with exact cosine similarity; hybrid fuses SEAL and the beam-5 cascade by reciprocal rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..ask import RRF_K
+from ..audio import load_audio
+from ..cascade import Transcriber
+from ..embedding import SpeechEmbedding
+from ..tts import synthesize
+from ..voices import bench_voices
+from .heldout import ALL_SETS, SPEECH_SETS, load_set
+from .metrics import gold_ranks, summarise
+from .report import write_report
+
+CASCADES = {  # name -> Transcriber settings
+    "cascade-greedy": dict(beam_size=1),
+    "cascade-beam5": dict(beam_size=5),
+    "cascade-fitted": dict(beam_size=1, fit_window=True),
+}
+
+
+def rrf_scores(*score_matrices: np.ndarray) -> np.ndarray:
+    """Reciprocal-rank fusion of several `(queries, passages)` score matrices."""
+    fused = np.zeros_like(score_matrices[0])
+    for scores in score_matrices:
+        ranks = np.argsort(np.argsort(-scores, axis=1), axis=1) + 1
+        fused += 1.0 / (RRF_K + ranks)
+    return fused
+
+
+def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
+    """Audio for each query: the recording, or TTS with a bench voice chosen per query."""
+    if dataset.name in SPEECH_SETS:
+        return [load_audio(q.audio) for q in dataset.queries], ["human recordings"]
+    rng = random.Random(seed)
+    voices = bench_voices()
+    clips, used = [], set()
+    for query in dataset.queries:
+        voice = rng.choice(voices)
+        clips.append(synthesize(query.text, voice, rng))
+        used.add(voice.label)
+    return clips, sorted(used)
+
+
+def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int) -> dict:
+    dataset = load_set(name)
+    if len(dataset.queries) > max_queries:
+        dataset.queries = random.Random(seed).sample(dataset.queries, max_queries)
+    golds = [q.gold for q in dataset.queries]
+    passages = model.embed_texts(dataset.passages, show_progress=True)
+    clips, voices = spoken_queries(dataset, seed)
+    scores = {"text-oracle": model.embed_texts([q.text for q in dataset.queries]) @ passages.T}
+    start = time.perf_counter()
+    scores["seal"] = np.concatenate([model.embed_clips([c]) for c in clips]) @ passages.T
+    seconds = {"seal": (time.perf_counter() - start) / len(clips)}
+    for system, transcriber in transcribers.items():
+        start = time.perf_counter()
+        transcripts = [transcriber.transcribe(c) for c in clips]
+        seconds[system] = (time.perf_counter() - start) / len(clips)
+        scores[system] = model.embed_texts([t or " " for t in transcripts]) @ passages.T
+    if "cascade-beam5" in scores:
+        scores["hybrid"] = rrf_scores(scores["seal"], scores["cascade-beam5"])
+    systems = {s: summarise(gold_ranks(m, dataset.passage_ids, golds)) for s, m in scores.items()}
+    return {"set": name, "queries": len(dataset.queries), "passages": len(dataset.passages),
+            "voices": voices, "systems": systems, "seconds_per_query": seconds}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seal-rag bench accuracy", description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=list(ALL_SETS), choices=ALL_SETS)
+    parser.add_argument("--max-queries", type=int, default=500)
+    parser.add_argument("--cascades", nargs="+", default=list(CASCADES), choices=list(CASCADES))
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="20 queries of two sets, greedy cascade: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sets, args.max_queries, args.cascades = ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained(args.model)
+    transcribers = {name: Transcriber(**CASCADES[name]) for name in args.cascades}
+    results = [evaluate_set(name, model, transcribers, args.max_queries, args.seed) for name in args.sets]
+    payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained, "quick": args.quick, "results": results}
+    rows = [
+        [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]" for k in ("top1", "top3", "top10", "mrr@10"))]
+        for r in results for system, m in r["systems"].items()
+    ]
+    write_report(args.out, "accuracy" + ("-quick" if args.quick else ""), payload,
+                 ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Every benchmark writes the same pair: a JSON result file and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "python": sys.version.split()[0], "torch": torch.__version__}
+
+
+def write_report(out: Path, name: str, payload: dict, header: list[str], rows: list[list]) -> tuple[Path, Path]:
+    """Write `out/name.json` and `out/name.md`; print the table too."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {**payload, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "command": " ".join(sys.argv)}
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    table = "\n".join(lines) + "\n"
+    md_path.write_text(f"# {name}\n\nCommand: `{payload['command']}`\n\n{table}")
+    print(table)
+    print(f"wrote {json_path} and {md_path}")
+    return json_path, md_path
