@@ -177,6 +177,19 @@ def ask(
         raise typer.Exit(1)
 
 
+BENCHMARKS = ("encode", "ask", "accuracy")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help=f"One of: {', '.join(BENCHMARKS)}")]) -> None:
+    """Run a benchmark; `seal-rag bench NAME --help` lists its options."""
+    import importlib
+
+    if name not in BENCHMARKS:
+        fail(f"no benchmark {name!r}: choose one of {', '.join(BENCHMARKS)}")
+    importlib.import_module(f"seal_rag.bench.{name}").main(list(ctx.args))
+
+
 def main() -> None:
     """Console entry point: project errors become one line on stderr and exit code 1."""
     try:

@@ -60,12 +60,12 @@ def median_ms(rows: list[dict], stage: str) -> str:
     return f"{np.median(values) * 1000:8.1f}" if values else "       -"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"seal-rag bench {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--db", type=Path, default=None, help="keep the index here (default: a temp dir)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="seal-bench-"))
     db = args.db or work / "db"
 

@@ -34,11 +34,11 @@ def median_seconds(fn, clips: list[np.ndarray], repeats: int) -> tuple[float, li
     return float(np.median(times)), outputs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"seal-rag bench {__name__.rsplit('.', 1)[-1]}", description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="best of N per clip")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained()
