@@ -177,7 +177,7 @@ def ask(
         raise typer.Exit(1)
 
 
-BENCHMARKS = ("encode", "ask", "accuracy")
+BENCHMARKS = ("encode", "ask", "accuracy", "latency")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

@@ -1,0 +1,149 @@
+"""Per-stage latency of SEAL and the cascade, single queries with warm models.
+
+    python -m seal_rag.bench latency [--lengths 2 5 10 20] [--queries 30] [--quick]
+
+Query clips are real human speech cut from the fixtures at each length, stored as FLAC
+bytes so decoding is measured too. Both systems search the same Chroma index (the SQuAD
+dev passages). Reports median and p95 per stage, the cascade/SEAL ratio of medians measured
+in the same run, and SEAL with 30 s padding, to show what real-length encoding buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..audio import SAMPLE_RATE, load_audio
+from ..cascade import Transcriber
+from ..embedding import SpeechEmbedding
+from ..store import SealIndex
+from .clips import fixture_clips, shared_data_dir
+from .report import write_report
+
+SYSTEMS = ("seal", "seal-30s-padding", "cascade-greedy", "cascade-beam5", "cascade-fitted")
+
+
+def flac_bytes(clip: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, clip, SAMPLE_RATE, format="FLAC")
+    return buffer.getvalue()
+
+
+def build_index(model, db: Path, limit: int | None) -> SealIndex:
+    passages = [json.loads(line) for line in (shared_data_dir() / "qa" / "squad-v1.1-dev" / "passages.jsonl").open()][:limit]
+    index = SealIndex.open(model, db, create=True)
+    texts = [p["text"] for p in passages]
+    index.upsert([p["passage_id"] for p in passages], model.embed_texts(texts, show_progress=True), texts,
+                 [{"title": p["title"]} for p in passages])
+    return index
+
+
+def timed(stages: dict, name: str, fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    stages[name] = time.perf_counter() - start
+    return result
+
+
+def run_seal(model, index, audio: bytes, pad: bool) -> dict:
+    stages: dict[str, float] = {}
+    clip = timed(stages, "decode", load_audio, audio)
+    windows, owners = timed(stages, "features", model.speech.clip_features, [clip], pad)
+    with torch.no_grad():
+        vector = timed(stages, "encode", lambda: model.speech.embed_states(model.speech.encode_features(windows, owners))[0].numpy())
+    timed(stages, "search", index.query, vector, 10)
+    return stages
+
+
+def run_cascade(model, index, transcriber, audio: bytes) -> dict:
+    stages: dict[str, float] = {}
+    clip = timed(stages, "decode", load_audio, audio)
+    text = timed(stages, "asr", transcriber.transcribe, clip)
+    vector = timed(stages, "text_embed", model.embed_texts, [text or " "])[0]
+    timed(stages, "search", index.query, vector, 10)
+    return stages
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seal-rag bench latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=float, nargs="+", default=[2, 5, 10, 20])
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--passages", type=int, default=None, help="index only the first N SQuAD passages")
+    parser.add_argument("--quick", action="store_true", help="3 queries at 2 and 5 s over 200 passages: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.lengths, args.queries, args.passages = [2, 5], 3, 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained()
+    index = build_index(model, Path(tempfile.mkdtemp(prefix="seal-latency-")) / "db", args.passages)
+    transcribers = {"cascade-greedy": Transcriber(beam_size=1), "cascade-beam5": Transcriber(beam_size=5),
+                    "cascade-fitted": Transcriber(beam_size=1, fit_window=True)}
+    results = []
+    for seconds in args.lengths:
+        clips = [flac_bytes(c) for c in fixture_clips(args.queries, seconds, seconds)]
+        runners = {
+            "seal": lambda a: run_seal(model, index, a, False),
+            "seal-30s-padding": lambda a: run_seal(model, index, a, True),
+            **{name: (lambda a, t=t: run_cascade(model, index, t, a)) for name, t in transcribers.items()},
+        }
+        for system, run in runners.items():
+            run(clips[0])  # warm-up
+            rows = [run(a) for a in clips]
+            stages = {s: {"median_ms": float(np.median([r[s] for r in rows]) * 1000), "p95_ms": float(np.percentile([r[s] for r in rows], 95) * 1000)}
+                      for s in rows[0]}
+            totals = [sum(r.values()) for r in rows]
+            stages["total"] = {"median_ms": float(np.median(totals) * 1000), "p95_ms": float(np.percentile(totals, 95) * 1000)}
+            results.append({"seconds": seconds, "system": system, "queries": len(clips), "stages": stages})
+            print(f"{seconds:4.0f} s {system:18s} total median {stages['total']['median_ms']:8.1f} ms", flush=True)
+
+    def total(seconds, system):
+        return next(r["stages"]["total"]["median_ms"] for r in results if r["seconds"] == seconds and r["system"] == system)
+
+    ratios = {str(s): {c: total(s, c) / total(s, "seal") for c in SYSTEMS[1:]} for s in args.lengths}
+    rows = []
+    for r in results:
+        st = r["stages"]
+        cells = [f"{st[k]['median_ms']:.1f} / {st[k]['p95_ms']:.1f}" if k in st else "-" for k in ("decode", "features", "encode", "asr", "text_embed", "search", "total")]
+        rows.append([f"{r['seconds']:.0f} s", r["system"], r["queries"], *cells, f"{total(r['seconds'], r['system']) / total(r['seconds'], 'seal'):.2f}x"])
+    payload = {"benchmark": "latency", "index_passages": index.count(), "model": model.name, "trained": model.trained, "quick": args.quick,
+               "results": results, "ratio_of_medians_vs_seal": ratios}
+    name = "latency" + ("-quick" if args.quick else "")
+    write_report(args.out, name, payload,
+                 ["query", "system", "n", "decode", "features", "encode", "ASR", "text embed", "search", "total", "vs SEAL"], rows)
+    plot(results, args.lengths, args.out / f"{name}.png")
+
+
+def plot(results: list[dict], lengths: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for system in SYSTEMS:
+        medians = [next(r["stages"]["total"]["median_ms"] for r in results if r["seconds"] == s and r["system"] == system) for s in lengths]
+        axis.plot(lengths, medians, marker="o", label=system)
+    axis.set_xlabel("query length (s)")
+    axis.set_ylabel("median latency, decode to search (ms)")
+    axis.set_yscale("log")
+    axis.set_title("Query latency on 2 CPU cores, warm models")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
