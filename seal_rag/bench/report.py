@@ -18,11 +18,17 @@ def machine() -> dict:
             "python": sys.version.split()[0], "torch": torch.__version__}
 
 
+def _command() -> str:
+    """How this run was started, as a user would type it."""
+    args = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else sys.argv[1:]
+    return "seal-rag bench " + " ".join(args) if "bench" in sys.argv else f"python -m {__package__} " + " ".join(args)
+
+
 def write_report(out: Path, name: str, payload: dict, header: list[str], rows: list[list]) -> tuple[Path, Path]:
     """Write `out/name.json` and `out/name.md`; print the table too."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {**payload, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "command": " ".join(sys.argv)}
+               "command": _command()}
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
