@@ -27,6 +27,8 @@ class SealConfig:
         pooling: "mean" or "attention" over time.
         trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
         max_seconds: Longest query accepted.
+        status: "released" once the speech tower beats the cascade on validation;
+            "experimental" for an early checkpoint, which warns on every load.
     """
 
     whisper_model: str = DEFAULT_WHISPER
@@ -40,10 +42,13 @@ class SealConfig:
     pooling: str = "attention"
     trainable_encoder_layers: int = 0
     max_seconds: float = 600.0
+    status: str = "released"
 
     def __post_init__(self):
         if self.pooling not in ("mean", "attention"):
             raise ModelLoadError(f"pooling must be 'mean' or 'attention', not {self.pooling!r}")
+        if self.status not in ("released", "experimental"):
+            raise ModelLoadError(f"status must be 'released' or 'experimental', not {self.status!r}")
         if self.adapter_kernel < self.adapter_stride:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
 

@@ -57,7 +57,7 @@ def load_model(path: str | Path | None = None) -> "SpeechEmbedding":
 
 
 class UntrainedModelWarning(UserWarning):
-    """The speech tower has random weights: its vectors do not retrieve anything yet."""
+    """The speech tower is untrained or experimental: its vectors do not retrieve reliably yet."""
 
 
 class SpeechEmbedding(nn.Module):
@@ -111,8 +111,18 @@ class SpeechEmbedding(nn.Module):
         path = Path(path)
         if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise ModelLoadError(f"{path} is not a seal-rag model directory: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
-        model = cls(SealConfig.load(path / CONFIG_FILE), name=path.resolve().name)
+        config = SealConfig.load(path / CONFIG_FILE)
+        # An experimental checkpoint is trained, but not yet good enough to stand in for
+        # the cascade: callers that choose a mode by `trained` treat it as untrained.
+        model = cls(config, trained=config.status == "released", name=path.resolve().name)
         model._load_trainable(load_file(path / WEIGHTS_FILE), path)
+        if config.status == "experimental":
+            warnings.warn(
+                f"seal-rag: the speech tower {model.name!r} is an EXPERIMENTAL checkpoint, far below the cascade on "
+                f"validation (see {path / 'README.md'}); prefer mode 'cascade' or 'hybrid' for real use.",
+                UntrainedModelWarning,
+                stacklevel=2,
+            )
         return model
 
     @classmethod
