@@ -29,6 +29,12 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q
 
+# The full recipe: resumable, hours on 2 cores; rerun after any interruption.
+TRAIN_CONFIG ?= training/configs/base.toml
+train: setup
+	sh training/run_cache.sh $(TRAIN_CONFIG)
+	sh training/run_train.sh $(TRAIN_CONFIG)
+
 bench-encode: setup
 	$(PYTHON) -m seal_rag.bench.encode
 
