@@ -50,8 +50,8 @@ def _losses(out_dir: str) -> list[float]:
 
 
 def test_tts_voices_are_split_and_speak():
-    from training.tts import synthesize
-    from training.voices import espeak_voices, flite_voices
+    from seal_rag.tts import synthesize
+    from seal_rag.voices import espeak_voices, flite_voices
 
     splits = {s: {v.label for v in espeak_voices(s) + flite_voices(s)} for s in ("train", "val", "bench")}
     assert not splits["train"] & splits["val"] and not splits["train"] & splits["bench"] and not splits["val"] & splits["bench"]

@@ -1,8 +1,8 @@
 """Text -> 16 kHz speech with espeak-ng or flite, with a random speed and pitch per clip.
 
     >>> import random
-    >>> from training.tts import synthesize
-    >>> from training.voices import Voice
+    >>> from seal_rag.tts import synthesize
+    >>> from seal_rag.voices import Voice
     >>> clip = synthesize("What is oxygen?", Voice("flite", "kal"), random.Random(0))
     >>> clip.dtype, clip.ndim
     (dtype('float32'), 1)
@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from seal_rag.audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE
 
 from .voices import Voice
 

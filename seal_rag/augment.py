@@ -13,7 +13,7 @@ import numpy as np
 import soxr
 from scipy.signal import fftconvolve, sosfilt, butter
 
-from seal_rag.audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE
 
 TELEPHONE_RATE = 8000  # Hz: narrow-band telephony
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz passed by a telephone line

@@ -84,3 +84,8 @@ def pick_voice(split: str, rng: random.Random) -> Voice:
     if rng.random() < FLITE_SHARE:
         return rng.choice(flite_voices(split))
     return rng.choice(espeak_voices(split))
+
+
+def bench_voices() -> list[Voice]:
+    """Every voice reserved for held-out benchmarks: no training or validation clip uses one."""
+    return espeak_voices("bench") + flite_voices("bench")

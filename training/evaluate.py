@@ -1,0 +1,148 @@
+"""Validation retrieval: spoken SQuAD questions of our validation articles -> their paragraph.
+
+    python -m training.evaluate --config training/configs/base.toml --cascade --oracle
+    python -m training.evaluate --config training/configs/base.toml --model seal_rag/models/seal-base-minilm
+
+The corpus is every paragraph of SQuAD's 38 training articles (the 4 validation articles'
+paragraphs among those of the 34 training ones), so a query must find its paragraph among
+~1,600. Queries are `data.val_questions` questions spoken by validation voices only
+(`seal_rag.voices`). Nothing here reads a held-out set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import text_sources as ts
+from .config import load_config
+from .data import ClipSet, load_clips
+
+
+def metrics(queries: np.ndarray, passages: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    """Top-1, Top-10 and MRR of unit `queries` (n, d) against unit `passages` (m, d)."""
+    scores = torch.as_tensor(queries) @ torch.as_tensor(passages).T  # (n, m)
+    gold_scores = scores[torch.arange(len(gold)), torch.as_tensor(gold)]
+    rank = (scores > gold_scores[:, None]).sum(dim=1)  # 0 = first
+    return dict(top1=float((rank < 1).float().mean()), top10=float((rank < 10).float().mean()),
+                mrr=float((1.0 / (rank + 1).float()).mean()))
+
+
+class Validation:
+    """The validation clips, the corpus, and the text model's embedding of each passage."""
+
+    def __init__(self, cache_dir: str | Path, corpus: str = "all"):
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.clips: ClipSet = load_clips(self.cache_dir, "val")
+        # "all": every paragraph of the 38 SQuAD training articles; "val": only the 4 validation
+        # articles' paragraphs (the smoke test's quick corpus).
+        articles = ts.squad_articles("val") if corpus == "val" else ts.squad_articles("train") + ts.squad_articles("val")
+        self.passages = ts.squad_passages(articles)
+        index = {p.passage_id: i for i, p in enumerate(self.passages)}
+        self.gold = np.array([index[item["passage_id"]] for item in self.clips.items])
+        self.passage_base = torch.from_numpy(self._cached_base(f"corpus_{corpus}_base.npy", [p.text for p in self.passages]))
+
+    def _cached_base(self, name: str, texts: list[str]) -> np.ndarray:
+        path = self.cache_dir / name
+        if path.is_file():
+            return np.load(path)
+        from seal_rag.text_tower import load_sentence_model
+
+        base = load_sentence_model("all-MiniLM-L6-v2").encode(texts, batch_size=32, convert_to_numpy=True).astype(np.float32)
+        np.save(path, base)
+        return base
+
+    @torch.no_grad()
+    def evaluate_head(self, model) -> dict[str, float]:
+        """A `training.model.HeadModel` on the cached (CTranslate2 int8, pooled) states."""
+        model.eval()
+        vectors = []
+        for start in range(0, len(self.clips), 64):
+            states, lengths = self.clips.batch(range(start, min(start + 64, len(self.clips))))
+            vectors.append(model.embed(states, lengths))
+        queries = torch.cat(vectors)
+        out = metrics(queries.numpy(), model.project_text(self.passage_base).numpy(), self.gold)
+        out["cos"] = float(torch.nn.functional.cosine_similarity(model(*self.clips.batch(range(len(self.clips)))),
+                                                                  self.clips.targets).mean())
+        return out
+
+    @torch.no_grad()
+    def evaluate_embedding(self, embedding) -> dict[str, float]:
+        """A full `SpeechEmbedding` (torch fp32 encoder) on the validation audio: the real path."""
+        queries = np.concatenate([embedding.embed_clips(self.clips.audio[i : i + 8]) for i in range(0, len(self.clips), 8)])
+        passages = embedding.text.project(self.passage_base).numpy()
+        return metrics(queries, passages, self.gold)
+
+    def evaluate_untrained(self) -> dict[str, float]:
+        """The untrained tower (random head, as `SpeechEmbedding.untrained()`), cached on disk."""
+        path = self.cache_dir / "val_untrained.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        from seal_rag import SpeechEmbedding
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            figures = self.evaluate_embedding(SpeechEmbedding.untrained())
+        path.write_text(json.dumps(figures))
+        return figures
+
+    def evaluate_oracle(self) -> dict[str, float]:
+        """The text model on the true question: the ceiling for any speech tower."""
+        base = self._cached_base("val_questions_base.npy", [i["text"] for i in self.clips.items])
+        return metrics(base, self.passage_base.numpy(), self.gold)
+
+    def evaluate_cascade(self) -> dict[str, float]:
+        """faster-whisper base int8 (beam 5, 30 s window), then the text model: the baseline."""
+        path = self.cache_dir / "val_cascade_transcripts.json"
+        if path.is_file():
+            transcripts = json.loads(path.read_text())
+        else:
+            from tqdm import tqdm
+
+            from seal_rag.cascade import Transcriber
+
+            transcriber = Transcriber()
+            transcripts = [transcriber.transcribe(clip) for clip in tqdm(self.clips.audio, desc="cascade", unit="clip")]
+            path.write_text(json.dumps(transcripts))
+        base = self._cached_base("val_cascade_base.npy", [t or " " for t in transcripts])
+        return metrics(base, self.passage_base.numpy(), self.gold)
+
+
+def format_row(name: str, m: dict[str, float]) -> str:
+    return f"| {name} | {m['top1']:.3f} | {m['top10']:.3f} | {m['mrr']:.3f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--model", help="a SpeechEmbedding directory, run on the validation audio")
+    parser.add_argument("--untrained", action="store_true", help="also the untrained model")
+    parser.add_argument("--cascade", action="store_true")
+    parser.add_argument("--oracle", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    config = load_config(args.config)
+    validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))
+    print(f"{len(validation.clips)} validation clips, {len(validation.passages)} passages")
+    print("| variant | Top-1 | Top-10 | MRR |\n|---|---|---|---|")
+    if args.oracle:
+        print(format_row("text oracle (MiniLM on the true question)", validation.evaluate_oracle()))
+    if args.cascade:
+        start = time.time()
+        print(format_row("cascade (faster-whisper base int8, beam 5)", validation.evaluate_cascade()), f"[{time.time() - start:.0f} s]")
+    if args.untrained:
+        print(format_row("untrained speech tower", validation.evaluate_untrained()))
+    if args.model:
+        from seal_rag import SpeechEmbedding
+
+        print(format_row(f"{args.model} (fp32 torch encoder)", validation.evaluate_embedding(SpeechEmbedding.from_pretrained(args.model))))
+
+
+if __name__ == "__main__":
+    main()

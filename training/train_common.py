@@ -1,0 +1,154 @@
+"""What stage 1 and stage 2 share: seeding, the optimizer and schedule, checkpoints, logging.
+
+A checkpoint (`ckpt.pt` in the run's `out_dir`) holds the model, the optimizer, the step,
+the config, the shard list the run trains on, the best validation figures so far and the
+best weights. Rerunning the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import load_config
+
+
+def seed_everything(seed: int) -> random.Random:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return random.Random(seed)
+
+
+def make_optimizer(model: torch.nn.Module, section: dict, train_scaling: bool) -> torch.optim.Optimizer:
+    # Biases and norm gains are not decayed; the scaling layer is trained only if asked,
+    # because it is shared with the text tower: moving it moves every indexed passage too.
+    model.scaling.requires_grad_(train_scaling)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": section["weight_decay"]},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=section["lr"], betas=(0.9, 0.98))
+
+
+def learning_rate(step: int, section: dict) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    peak, warmup, total = section["lr"], section["warmup"], section["steps"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    partial = path.with_suffix(".tmp")
+    torch.save(state, partial)
+    partial.replace(path)  # atomic: a kill during the save leaves the previous checkpoint
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+class Logger:
+    """Prints one line per log interval with speed and time left, and appends it to log.jsonl."""
+
+    def __init__(self, out_dir: Path, total_steps: int, start_step: int):
+        self.path = out_dir / "log.jsonl"
+        self.total, self.start_step, self.start = total_steps, start_step, time.time()
+
+    def __call__(self, step: int, **values) -> None:
+        done = step + 1 - self.start_step
+        per_step = (time.time() - self.start) / max(1, done)
+        eta = per_step * (self.total - step - 1)
+        text = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        print(f"step {step + 1}/{self.total} {text} | {per_step:.2f} s/step, ETA {eta / 60:.1f} min", flush=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(dict(step=step + 1, time=time.time(), **values)) + "\n")
+
+
+class Run:
+    """One stage's training loop: resume, step, log, validate, checkpoint, export the best.
+
+    `new_epoch()` returns the epoch's batches (lists of indices) and `batch_loss(batch)`
+    returns the loss to minimise plus named parts to log. Everything a resumed run needs to
+    continue exactly (model, optimizer, step, both RNGs, the rest of the epoch) is in ckpt.pt.
+    """
+
+    def __init__(self, stage: str, config: dict, section: dict, model, optimizer, rng: random.Random,
+                 shards: list, validation, checkpoint: dict | None):
+        self.stage, self.config, self.section = stage, config, section
+        self.model, self.optimizer, self.rng, self.shards, self.validation = model, optimizer, rng, shards, validation
+        self.out_dir = Path(section["out_dir"]).expanduser()
+        self.step, self.best, self.order = 0, {"mrr": -1.0}, []
+        if checkpoint:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            self.step, self.best = checkpoint["step"], checkpoint["best"]
+            rng.setstate(checkpoint["rng"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            self.order = checkpoint.get("order", [])
+            print(f"resumed at step {self.step}")
+
+    def validate(self) -> dict:
+        figures = self.validation.evaluate_head(self.model)
+        print(f"  val top1 {figures['top1']:.3f} top10 {figures['top10']:.3f} mrr {figures['mrr']:.3f} cos {figures['cos']:.3f}")
+        if figures["mrr"] > self.best["mrr"]:
+            self.best = dict(figures, step=self.step)
+            torch.save(self.model.state_dict(), self.out_dir / "best_head.pt")
+        return figures
+
+    def save(self) -> None:
+        save_checkpoint(self.out_dir / "ckpt.pt", model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                        step=self.step, config=self.config, shards=self.shards, best=self.best, rng=self.rng.getstate(),
+                        torch_rng=torch.get_rng_state(), order=self.order)
+
+    def train(self, new_epoch, batch_loss, export) -> dict:
+        section, model, optimizer = self.section, self.model, self.optimizer
+        logger = Logger(self.out_dir, section["steps"], self.step)
+        while self.step < section["steps"]:
+            model.train()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(self.step, section)
+            if not self.order:
+                self.order = new_epoch()
+            loss, parts = batch_loss(self.order.pop())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            self.step += 1
+
+            if self.step % section["log_interval"] == 0:
+                logger(self.step - 1, loss=loss.item(), **{k: v.item() for k, v in parts.items()},
+                       lr=optimizer.param_groups[0]["lr"])
+            if self.step % section["eval_interval"] == 0 or self.step == section["steps"]:
+                figures = self.validate()
+                logger(self.step - 1, **{f"val_{k}": v for k, v in figures.items()})
+                self.save()
+        self.save()
+
+        model.load_state_dict(torch.load(self.out_dir / "best_head.pt"))
+        export(model, self.out_dir / "best")
+        print(f"{self.stage} done: best val {self.best} -> {self.out_dir / 'best'}")
+        return self.best
+
+
+def main(train, description: str) -> None:
+    """The command line both stages share: --config, and --threads to override data.threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--threads", type=int, default=None, help="override data.threads (torch CPU threads)")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.threads:
+        config["data"]["threads"] = args.threads
+    start = time.time()
+    train(config)
+    print(f"wall time {time.time() - start:.0f} s")
