@@ -1,7 +1,7 @@
 """Validation retrieval: spoken SQuAD questions of our validation articles -> their paragraph.
 
     python -m training.evaluate --config training/configs/base.toml --cascade --oracle
-    python -m training.evaluate --config training/configs/base.toml --model seal_rag/models/seal-base-minilm
+    python -m training.evaluate --config training/configs/base.toml --model seal_rag/models/seal-base-minilm --hybrid
 
 The corpus is every paragraph of SQuAD's 38 training articles (the 4 validation articles'
 paragraphs among those of the 34 training ones), so a query must find its paragraph among
@@ -27,7 +27,12 @@ from .data import ClipSet, load_clips
 
 def metrics(queries: np.ndarray, passages: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     """Top-1, Top-10 and MRR of unit `queries` (n, d) against unit `passages` (m, d)."""
-    scores = torch.as_tensor(queries) @ torch.as_tensor(passages).T  # (n, m)
+    return rank_metrics(torch.as_tensor(queries) @ torch.as_tensor(passages).T, gold)
+
+
+def rank_metrics(scores, gold: np.ndarray) -> dict[str, float]:
+    """Top-1, Top-10 and MRR from a `(queries, passages)` score matrix."""
+    scores = torch.as_tensor(scores)
     gold_scores = scores[torch.arange(len(gold)), torch.as_tensor(gold)]
     rank = (scores > gold_scores[:, None]).sum(dim=1)  # 0 = first
     return dict(top1=float((rank < 1).float().mean()), top10=float((rank < 10).float().mean()),
@@ -73,11 +78,21 @@ class Validation:
         return out
 
     @torch.no_grad()
-    def evaluate_embedding(self, embedding) -> dict[str, float]:
-        """A full `SpeechEmbedding` (torch fp32 encoder) on the validation audio: the real path."""
+    def evaluate_embedding(self, embedding, hybrid: bool = False) -> dict[str, dict[str, float]]:
+        """A full `SpeechEmbedding` (torch fp32 encoder) on the validation audio: the real path.
+
+        With `hybrid`, also its reciprocal-rank fusion with the beam-5 cascade, as `--mode hybrid` does.
+        """
         queries = np.concatenate([embedding.embed_clips(self.clips.audio[i : i + 8]) for i in range(0, len(self.clips), 8)])
         passages = embedding.text.project(self.passage_base).numpy()
-        return metrics(queries, passages, self.gold)
+        speech_scores = queries @ passages.T
+        figures = {"speech": rank_metrics(speech_scores, self.gold)}
+        if hybrid:
+            from seal_rag.bench.accuracy import rrf_scores
+
+            cascade_scores = self._cascade_base() @ self.passage_base.numpy().T
+            figures["hybrid"] = rank_metrics(rrf_scores(speech_scores, cascade_scores), self.gold)
+        return figures
 
     def evaluate_untrained(self) -> dict[str, float]:
         """The untrained tower (random head, as `SpeechEmbedding.untrained()`), cached on disk."""
@@ -88,7 +103,7 @@ class Validation:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            figures = self.evaluate_embedding(SpeechEmbedding.untrained())
+            figures = self.evaluate_embedding(SpeechEmbedding.untrained())["speech"]
         path.write_text(json.dumps(figures))
         return figures
 
@@ -99,6 +114,10 @@ class Validation:
 
     def evaluate_cascade(self) -> dict[str, float]:
         """faster-whisper base int8 (beam 5, 30 s window), then the text model: the baseline."""
+        return metrics(self._cascade_base(), self.passage_base.numpy(), self.gold)
+
+    def _cascade_base(self) -> np.ndarray:
+        """The text model's embedding of each validation clip's cascade transcript, cached on disk."""
         path = self.cache_dir / "val_cascade_transcripts.json"
         if path.is_file():
             transcripts = json.loads(path.read_text())
@@ -110,8 +129,7 @@ class Validation:
             transcriber = Transcriber()
             transcripts = [transcriber.transcribe(clip) for clip in tqdm(self.clips.audio, desc="cascade", unit="clip")]
             path.write_text(json.dumps(transcripts))
-        base = self._cached_base("val_cascade_base.npy", [t or " " for t in transcripts])
-        return metrics(base, self.passage_base.numpy(), self.gold)
+        return self._cached_base("val_cascade_base.npy", [t or " " for t in transcripts])
 
 
 def format_row(name: str, m: dict[str, float]) -> str:
@@ -125,6 +143,7 @@ def main() -> None:
     parser.add_argument("--untrained", action="store_true", help="also the untrained model")
     parser.add_argument("--cascade", action="store_true")
     parser.add_argument("--oracle", action="store_true")
+    parser.add_argument("--hybrid", action="store_true", help="with --model: also its fusion with the cascade")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_config(args.config)
@@ -141,7 +160,10 @@ def main() -> None:
     if args.model:
         from seal_rag import SpeechEmbedding
 
-        print(format_row(f"{args.model} (fp32 torch encoder)", validation.evaluate_embedding(SpeechEmbedding.from_pretrained(args.model))))
+        figures = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(args.model), hybrid=args.hybrid)
+        print(format_row(f"{args.model} (fp32 torch encoder)", figures["speech"]))
+        if args.hybrid:
+            print(format_row("hybrid: reciprocal-rank fusion of it and the cascade", figures["hybrid"]))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def main() -> None:
 
     validation = Validation(cache_dir, config["data"].get("val_corpus", "all"))
     start = time.time()
-    released = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(best["out_dir"] / "best"))
+    released = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(best["out_dir"] / "best"))["speech"]
     print(format_row("released model, fp32 encoder", released), f"[{time.time() - start:.0f} s]")
     cascade, oracle, untrained = validation.evaluate_cascade(), validation.evaluate_oracle(), validation.evaluate_untrained()
 
