@@ -96,14 +96,18 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained(args.model)
     transcribers = {name: Transcriber(**CASCADES[name]) for name in args.cascades}
-    results = [evaluate_set(name, model, transcribers, args.max_queries, args.seed) for name in args.sets]
-    payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained, "quick": args.quick, "results": results}
-    rows = [
-        [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]" for k in ("top1", "top3", "top10", "mrr@10"))]
-        for r in results for system, m in r["systems"].items()
-    ]
-    write_report(args.out, "accuracy" + ("-quick" if args.quick else ""), payload,
-                 ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
+    results = []
+    for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
+        results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed))
+        payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained, "quick": args.quick,
+                   "results": results}
+        rows = [
+            [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"
+                                                for k in ("top1", "top3", "top10", "mrr@10"))]
+            for r in results for system, m in r["systems"].items()
+        ]
+        write_report(args.out, "accuracy" + ("-quick" if args.quick else ""), payload,
+                     ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
 
 
 if __name__ == "__main__":

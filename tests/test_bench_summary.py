@@ -1,0 +1,41 @@
+"""BENCHMARKS.md is computed from the result files: the claims lines must follow the figures."""
+
+import pytest
+
+from seal_rag.bench import summary
+from seal_rag.bench.report import write_report
+
+
+def interval(mean, half=0.02):
+    return {"mean": mean, "low": mean - half, "high": mean + half}
+
+
+def accuracy_payload(seal_top1, cascade_top1):
+    systems = {name: {"top1": interval(v), "top3": interval(v), "top10": interval(v), "mrr@10": interval(v)}
+               for name, v in (("seal", seal_top1), ("cascade-beam5", cascade_top1))}
+    return {"results": [{"set": "squad-holdout", "queries": 500, "passages": 2067, "voices": ["espeak-ng en-us-nyc"],
+                         "systems": systems}]}
+
+
+def test_claims_follow_the_figures(tmp_path):
+    write_report(tmp_path, "accuracy", accuracy_payload(0.10, 0.40), ["set"], [["squad-holdout"]])
+    write_report(tmp_path, "latency", {"ratio_of_medians_vs_seal": {"5": {"cascade-beam5": 4.0, "cascade-greedy": 3.0,
+                                                                         "cascade-fitted": 1.5}}}, ["query"], [["5 s"]])
+    (tmp_path / "latency.png").write_bytes(b"\x89PNG")
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert "SEAL Top-1 10.0% vs cascade (beam 5) 40.0%: SEAL **loses**" in page
+    assert "median latency is 75% below the beam-5 cascade's (4.0x" in page
+    assert f"![latency]({tmp_path.name}/latency.png)" in page
+    assert "voices: espeak-ng en-us-nyc" in page
+    assert "## Scale: Chroma query time and memory by collection size\n\nNot run yet." in page
+
+    write_report(tmp_path, "accuracy", accuracy_payload(0.41, 0.40), ["set"], [["squad-holdout"]])
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    assert "SEAL **ties**" in out.read_text()
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no full-run results"):
+        summary.main(["--dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
