@@ -1,9 +1,10 @@
-"""Adapt a speech tower to one knowledge base, without labels.
+"""Adapt a speech tower to one knowledge base, without labels: what `seal-rag adapt` runs.
 
     >>> from seal_rag import SpeechEmbedding
-    >>> from training.adapt import adapt
+    >>> from seal_rag.adapt import adapt
     >>> model = SpeechEmbedding.from_pretrained()
-    >>> adapted = adapt(model, ["Paragraph one. More of it.", "Paragraph two. And so on."], "kb-adapter")
+    >>> result = adapt(model, ["Paragraph one. More of it here.", "Paragraph two. And so on, at length."], steps=50)
+    >>> result.model.save_pretrained("kb-adapter")
 
 The prototypes found that hearing a knowledge base's own words, even as unlabelled sentences,
 multiplied Top-10 about 5x. So: speak the knowledge base's sentences with the training TTS
@@ -14,10 +15,8 @@ voices, and tune the speech head on them with
 
 Only the speech head changes. The shared scaling layer stays fixed, so the adapted model keeps
 the index's `space_fingerprint` and queries the same index without re-embedding it.
-
-Dependencies: `seal_rag` plus the TTS and augmentation modules (`seal_rag.tts`,
-`seal_rag.augment`, `seal_rag.voices`). For a `seal-rag adapt` CLI these three small modules
-(and this one) would move into `seal_rag`, since `seal_rag` must not import `training`.
+Voices come from the "train" split of `seal_rag.voices` only: the validation and benchmark
+voices stay unheard, so figures measured on them still mean something after adapting.
 """
 
 from __future__ import annotations
@@ -25,23 +24,41 @@ from __future__ import annotations
 import copy
 import random
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from seal_rag.augment import augment
-from seal_rag.speech_tower import pad_batch
-from seal_rag.tts import SynthesisError, synthesize
-from seal_rag.voices import pick_voice
+from .augment import augment
+from .errors import DocumentError
+from .progress import progress_bar
+from .sentences import MAX_WORDS, MIN_WORDS, context_without, speakable, split_sentences
+from .speech_tower import pad_batch
+from .tts import SynthesisError, synthesize
+from .voices import pick_voice
 
-from .text_sources import context_without, speakable, split_sentences
+VOICE_SPLIT = "train"  # never "val" or "bench": see the module docstring
+SPEAK_BLOCK = 64  # clips synthesised, then encoded together: the encoder batches them by length
+
+
+@dataclass
+class Adaptation:
+    """The adapted model and what it cost."""
+
+    model: nn.Module  # a new `SpeechEmbedding`; the base model is left as it was
+    passages: int
+    sentences: int  # spoken sentences it was tuned on
+    speak_seconds: float  # synthesis and encoding
+    train_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.speak_seconds + self.train_seconds
 
 
 def adapt(
     model,
     texts: list[str],
-    out_dir: str | Path,
     steps: int = 300,
     batch_size: int = 32,
     lr: float = 3e-4,
@@ -50,73 +67,92 @@ def adapt(
     w_ict: float = 1.0,
     seed: int = 0,
     progress: bool = True,
-):
-    """Tune `model`'s speech head on spoken sentences of `texts`; save and return the result.
+) -> Adaptation:
+    """Tune a copy of `model`'s speech head on spoken sentences of `texts`.
 
     Args:
         model: A `SpeechEmbedding` (normally the shipped one). It is not modified.
         texts: The knowledge base's passages (chunks, as indexed).
-        out_dir: Where to write the adapted model directory.
         steps, batch_size, lr: The optimisation; a few hundred steps are enough.
         max_sentences: Cap on spoken sentences (synthesis and encoding cost ~0.2 s each).
         temperature, w_ict: InfoNCE temperature and the ICT loss weight (MSE has weight 1).
-        seed: Fixes voices, augmentation and batches.
+        seed: Fixes sentences, voices, augmentation and batches.
+        progress: Draw progress bars on stderr.
 
-    Returns:
-        The adapted `SpeechEmbedding`, also saved to `out_dir`.
+    Raises:
+        DocumentError: fewer than two sentences of `texts` could be spoken.
     """
-    from tqdm import tqdm
-
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    start = time.time()
+    start = time.perf_counter()
     # Sentences with the passage they came from: the ICT positive is the rest of that passage.
     pairs = [(s, i, j) for i, text in enumerate(texts) for j, s in enumerate(split_sentences(text)) if speakable(s)]
     pairs = rng.sample(pairs, min(max_sentences, len(pairs)))
-    if len(pairs) < 2:
-        raise ValueError("adapt needs at least two speakable sentences in the knowledge base")
-
-    clips, kept = [], []
-    for sentence, i, j in tqdm(pairs, desc="speaking the knowledge base", unit="clip", disable=not progress):
-        try:
-            clip = synthesize(sentence, pick_voice("train", rng), rng)
-        except SynthesisError:
-            continue
-        clips.append(augment(clip, rng))
-        kept.append((sentence, i, j))
+    states, kept = _speak_and_encode(model, pairs, rng, progress)
+    if len(kept) < 2:
+        raise DocumentError(
+            f"the knowledge base has {len(kept)} sentence(s) that could be spoken ({MIN_WORDS}-{MAX_WORDS} words of prose); "
+            "adapt needs at least 2: ingest more text first"
+        )
     with torch.no_grad():
-        states = []
-        for k in tqdm(range(0, len(clips), 8), desc="encoding", unit="batch", disable=not progress):
-            states += [s.half() for s in model.speech.encode_clips(clips[k : k + 8])]  # (positions, d_model) each
         targets = model.text.encode_base([s for s, _, _ in kept])  # (n, text_dim)
         contexts = model.text.encode_base([context_without(texts[i], j) or texts[i] for _, i, j in kept])
     passage_of = torch.tensor([i for _, i, _ in kept])
+    speak_seconds = time.perf_counter() - start
 
+    start = time.perf_counter()
     adapted = copy.deepcopy(model)
     adapted.scaling.requires_grad_(False)  # keep the index's space
     head = adapted.speech.head
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
     head.train()
-    for step in tqdm(range(steps), desc="adapting", unit="step", disable=not progress):
-        batch = rng.sample(range(len(kept)), min(batch_size, len(kept)))
-        hidden, lengths = pad_batch([states[b].float() for b in batch])
-        out = head(hidden, lengths)  # (batch, text_dim)
-        mse = ((nn.functional.normalize(out, dim=-1) - targets[batch]) ** 2).sum(-1).mean()
-        queries = nn.functional.normalize(adapted.scaling(out), dim=-1)
-        positives = adapted.text.project(contexts[batch])
-        logits = queries @ positives.T / temperature
-        same = passage_of[batch][None, :] == passage_of[batch][:, None]  # two sentences of one passage
-        logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), float("-inf"))
-        ict = nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-        loss = mse + w_ict * ict
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-        optimizer.step()
-    head.eval()
+    with progress_bar("adapting the speech head", steps, progress) as advance:
+        for _ in range(steps):
+            batch = rng.sample(range(len(kept)), min(batch_size, len(kept)))
+            loss = _loss(adapted, [states[b] for b in batch], targets[batch], contexts[batch], passage_of[batch], temperature, w_ict)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            optimizer.step()
+            advance(1)
     adapted.eval()
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
-    adapted.save_pretrained(out_dir)
-    if progress:
-        print(f"adapted on {len(kept)} spoken sentences in {time.time() - start:.0f} s -> {out_dir}")
-    return adapted
+    return Adaptation(adapted, len(texts), len(kept), speak_seconds, time.perf_counter() - start)
+
+
+def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Random, progress: bool):
+    """Synthesise and augment each sentence, then run the frozen encoder once per clip.
+
+    Returns the fp16 encoder states `(positions, d_model)` of each clip (fp16 halves the
+    memory; the head trains on them in fp32) and the sentences that were spoken.
+    """
+    states, kept = [], []
+    with progress_bar("speaking and encoding sentences", len(pairs), progress) as advance:
+        for block_start in range(0, len(pairs), SPEAK_BLOCK):
+            clips = []
+            for sentence, i, j in pairs[block_start : block_start + SPEAK_BLOCK]:
+                try:
+                    clips.append(augment(synthesize(sentence, pick_voice(VOICE_SPLIT, rng), rng), rng))
+                    kept.append((sentence, i, j))
+                except SynthesisError:
+                    continue  # one unspeakable sentence should not stop the run
+            if clips:
+                with torch.no_grad():
+                    states += [s.half() for s in model.speech.encode_clips(clips)]
+            advance(min(SPEAK_BLOCK, len(pairs) - block_start))
+    return states, kept
+
+
+def _loss(adapted, states, targets, contexts, passage_of, temperature: float, w_ict: float) -> torch.Tensor:
+    """Stage 1's MSE plus the inverse cloze task's InfoNCE, for one batch of clips."""
+    hidden, lengths = pad_batch([s.float() for s in states])
+    out = adapted.speech.head(hidden, lengths)  # (batch, text_dim)
+    mse = ((nn.functional.normalize(out, dim=-1) - targets) ** 2).sum(-1).mean()
+    queries = nn.functional.normalize(adapted.scaling(out), dim=-1)
+    positives = adapted.text.project(contexts)  # (batch, dim)
+    logits = queries @ positives.T / temperature
+    # Another sentence of the same passage has the same context: it is no negative.
+    same = passage_of[None, :] == passage_of[:, None]
+    logits = logits.masked_fill(same & ~torch.eye(len(states), dtype=torch.bool), float("-inf"))
+    ict = nn.functional.cross_entropy(logits, torch.arange(len(states)))
+    return mse + w_ict * ict

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, load_audio
-from .store import Hit, SealIndex
+from .store import DEFAULT_COLLECTION, DEFAULT_PORT, Hit, SealIndex
 
 MODES = ("speech", "cascade", "hybrid")
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
@@ -38,13 +38,44 @@ class Retriever:
         index: The `SealIndex` to search.
         mode: "speech", "cascade" or "hybrid".
         transcriber: A `cascade.Transcriber`; made on first need when None.
+
+    Example:
+        >>> retriever = Retriever.open(db=".seal_rag")  # the index's adapter, if it has one
+        >>> retriever.model_choice.describe()
+        'adapter .seal_rag/adapters/seal_rag'
+        >>> [hit.metadata["source"] for hit in retriever.retrieve("question.wav").hits]
     """
+
+    model_choice = None  # set by `open`: which model answers (`index_adapter.ModelChoice`)
 
     def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.model, self.index, self.mode = model, index, mode
         self._transcriber = transcriber
+
+    @classmethod
+    def open(
+        cls,
+        db: str | None = None,
+        host: str | None = None,
+        port: int = DEFAULT_PORT,
+        collection: str = DEFAULT_COLLECTION,
+        mode: str = "speech",
+        model_dir: str | None = None,
+        use_adapter: bool = True,
+    ) -> "Retriever":
+        """A retriever over a seal-rag index, with the model `seal-rag ask` would choose.
+
+        That is `model_dir` when given, else the index's adapter (`seal-rag adapt`) unless
+        `use_adapter` is False or it is stale, else the shipped model.
+        """
+        from .index_adapter import choose_model
+
+        choice = choose_model(model_dir, db, host, port, collection, use_adapter)
+        retriever = cls(choice.model, SealIndex.open(choice.model, db, host, port, collection), mode)
+        retriever.model_choice = choice
+        return retriever
 
     @property
     def transcriber(self):

@@ -1,7 +1,8 @@
 """The `seal-rag` command: ingest a folder, ask it questions out loud.
 
     seal-rag ingest docs/ [--db PATH | --chroma-host HOST --chroma-port PORT]
-    seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings]
+    seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings] [--no-adapter]
+    seal-rag adapt [--db PATH | --chroma-host HOST --chroma-port PORT] [--steps N] [--max-sentences N]
 """
 
 from __future__ import annotations
@@ -35,15 +36,25 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def load_model(path: Path | None):
-    from .embedding import SpeechEmbedding, UntrainedModelWarning
+    from .embedding import SpeechEmbedding
 
+    return _echo_warnings(SpeechEmbedding.from_pretrained, path)
+
+
+def _echo_warnings(load, *args):
+    """Call `load`, printing seal-rag's own warnings (experimental model, stale adapter) on stderr."""
+    from .embedding import UntrainedModelWarning
+    from .index_adapter import StaleAdapterWarning
+
+    ours = (UntrainedModelWarning, StaleAdapterWarning)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UntrainedModelWarning)
-        model = SpeechEmbedding.from_pretrained(path)
+        for category in ours:
+            warnings.simplefilter("always", category)
+        result = load(*args)
     for warning in caught:
-        if issubclass(warning.category, UntrainedModelWarning):
+        if issubclass(warning.category, ours):
             typer.echo(f"warning: {warning.message}", err=True)
-    return model
+    return result
 
 
 @contextlib.contextmanager
@@ -132,11 +143,13 @@ def ask(
     llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
     mic: Annotated[Optional[float], typer.Option(help="Record this many seconds from the microphone")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
-    timings: Annotated[bool, typer.Option("--timings", help="Print time per stage")] = False,
+    timings: Annotated[bool, typer.Option("--timings", help="Print time per stage and the model used")] = False,
+    no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
     from .ask import MODES, Retriever
     from .audio import load_audio
+    from .index_adapter import choose_model
     from .render import render_json, render_text
     from .store import SealIndex
 
@@ -145,7 +158,8 @@ def ask(
     sources = _read_sources(audio or [], mic)
     answerer = _make_answerer(llm or os.environ.get("SEAL_RAG_LLM", "none"), llm_audio_format, llm_timeout)
     start = time.perf_counter()
-    model = load_model(model_dir)
+    choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_adapter)
+    model = choice.model
     load_seconds = time.perf_counter() - start
     failed = False
     results = []
@@ -153,7 +167,7 @@ def ask(
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         retriever = Retriever(model, index, mode)
         for name, source in sources:
-            result = {"audio": name}
+            result = {"audio": name, "model": choice}
             try:
                 found = retriever.retrieve(source, k, want_transcript=bool(answerer and answerer.needs_transcript))
             except SealError as error:
@@ -176,7 +190,39 @@ def ask(
         raise typer.Exit(1)
 
 
-BENCHMARKS = ("encode", "ask", "accuracy", "latency")
+@app.command()
+def adapt(
+    db: DbOption = None,
+    chroma_host: HostOption = None,
+    chroma_port: PortOption = 8000,
+    collection: CollectionOption = "seal_rag",
+    steps: Annotated[int, typer.Option(min=1, help="Training steps of the speech head")] = 300,
+    max_sentences: Annotated[int, typer.Option(min=2, help="Most sentences to speak (~0.2 s of CPU each)")] = 2000,
+) -> None:
+    """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
+    from .adapt import adapt as adapt_model
+    from .index_adapter import adapter_dir, save_adapter
+    from .store import DEFAULT_DB, SealIndex
+
+    # The lock covers reading the chunks only: training takes minutes, and ingest and ask
+    # stay usable meanwhile. The adapter is a separate directory, swapped in by a rename.
+    with index_lock(db, chroma_host, exclusive=False):
+        model = load_model(None)  # the shipped model: an adapter is always made from it
+        index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
+        index.ensure_not_empty()
+        texts = index.all_texts()
+    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences)
+    target = adapter_dir(db, chroma_host, chroma_port, collection)
+    where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
+    save_adapter(result, model, target, where, collection)
+    typer.echo(
+        f"adapted to {result.sentences} spoken sentences of {result.passages} chunks in {result.seconds:.0f} s "
+        f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.train_seconds:.0f} s); "
+        f"`seal-rag ask` now answers with {target} (--no-adapter to compare)"
+    )
+
+
+BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

@@ -42,6 +42,20 @@ def _digest(prefix: str, state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _model_digest(config: SealConfig, state: dict[str, torch.Tensor]) -> str:
+    return _digest(f"{config.whisper_model}|{config.text_model}", state)
+
+
+def directory_fingerprint(path: str | Path) -> str:
+    """`SpeechEmbedding.fingerprint` of a model directory, read from its files without building it.
+
+    A checkpoint holds exactly `trainable_state_dict()`, so this equals the loaded model's
+    fingerprint; it costs a file read instead of loading both base models.
+    """
+    path = Path(path)
+    return _model_digest(SealConfig.load(path / CONFIG_FILE), load_file(path / WEIGHTS_FILE))
+
+
 @lru_cache(maxsize=4)
 def _load_cached(path: str | None) -> "SpeechEmbedding":
     return SpeechEmbedding.from_pretrained(path)
@@ -99,10 +113,11 @@ class SpeechEmbedding(nn.Module):
     # ---- loading and saving -------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> "SpeechEmbedding":
+    def from_pretrained(cls, path: str | Path | None = None, name: str | None = None) -> "SpeechEmbedding":
         """Load a model directory, or the default model shipped in the package.
 
-        With no shipped weights, returns an untrained model and warns loudly.
+        With no shipped weights, returns an untrained model and warns loudly. `name` (shown in
+        warnings, errors and index stamps) defaults to the directory's name.
         """
         if path is None:
             path = MODELS_DIR / DEFAULT_MODEL
@@ -114,7 +129,7 @@ class SpeechEmbedding(nn.Module):
         config = SealConfig.load(path / CONFIG_FILE)
         # An experimental checkpoint is trained, but not yet good enough to stand in for
         # the cascade: callers that choose a mode by `trained` treat it as untrained.
-        model = cls(config, trained=config.status == "released", name=path.resolve().name)
+        model = cls(config, trained=config.status == "released", name=name or path.resolve().name)
         model._load_trainable(load_file(path / WEIGHTS_FILE), path)
         if config.status == "experimental":
             warnings.warn(
@@ -164,7 +179,7 @@ class SpeechEmbedding(nn.Module):
     @property
     def fingerprint(self) -> str:
         """A short hash of the base-model names and all trained weights."""
-        return _digest(f"{self.config.whisper_model}|{self.config.text_model}", self.trainable_state_dict())
+        return _model_digest(self.config, self.trainable_state_dict())
 
     @property
     def space_fingerprint(self) -> str:

@@ -70,6 +70,7 @@ def render_text(result: dict, show_timings: bool, header: bool) -> bool:
     if show_timings:
         stages = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result["timings"].items())
         typer.echo(f"Timings: {stages}")
+        typer.echo(f"Model: {result['model'].describe()}")
     return error is not None
 
 
@@ -84,6 +85,7 @@ def render_json(result: dict, show_timings: bool, header: bool) -> bool:
         "error": error,
         "sources": [_source_row(h) for h in result["hits"]],
         "timings": {k: round(v, 4) for k, v in result["timings"].items()},
+        "model": result["model"].as_dict(),  # which model answered: the index's adapter, shipped, or --model
     }
     typer.echo(json.dumps(payload, ensure_ascii=False))
     if error:

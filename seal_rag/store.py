@@ -133,14 +133,25 @@ class SealIndex:
         result = self.collection.get(include=["metadatas"])
         return dict(zip(result["ids"], result["metadatas"]))
 
+    def all_texts(self, page: int = 1000) -> list[str]:
+        """Every chunk's text, read a page at a time (what `seal-rag adapt` speaks)."""
+        texts: list[str] = []
+        for offset in range(0, self.count(), page):
+            texts += self.collection.get(limit=page, offset=offset, include=["documents"])["documents"]
+        return [text for text in texts if text]
+
+    def ensure_not_empty(self) -> None:
+        """Raise `StoreError`, naming the fix, when the index holds no chunk."""
+        if self.count() == 0:
+            raise StoreError(f"index {self.collection.name!r} is empty: run `seal-rag ingest DOCS` first")
+
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):
             self.collection.delete(ids=list(ids[start : start + UPSERT_BATCH]))
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
         """The `k` chunks nearest to one unit vector, best first."""
-        if self.count() == 0:
-            raise StoreError(f"index {self.collection.name!r} is empty: run `seal-rag ingest DOCS` first")
+        self.ensure_not_empty()
         result = self.collection.query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,

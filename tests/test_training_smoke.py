@@ -117,14 +117,15 @@ def test_exported_model_loads_and_matches_the_head(trained):
 
 def test_adapt_keeps_the_index_space(trained, tmp_path):
     from seal_rag import SpeechEmbedding
-    from training.adapt import adapt
+    from seal_rag.adapt import adapt
 
     model = SpeechEmbedding.from_pretrained(Path(trained["stage2"]["out_dir"]) / "best")
     texts = [
         "Oxygen is a chemical element. It has the symbol O and atomic number 8. It is a highly reactive nonmetal.",
         "Kenya is a country in East Africa. Its capital and largest city is Nairobi. The country is named after Mount Kenya.",
     ]
-    adapted = adapt(model, texts, tmp_path / "adapter", steps=5, batch_size=4, progress=False)
+    adapted = adapt(model, texts, steps=5, batch_size=4, progress=False).model
+    adapted.save_pretrained(tmp_path / "adapter")
     reloaded = SpeechEmbedding.from_pretrained(tmp_path / "adapter")
     assert reloaded.space_fingerprint == model.space_fingerprint
     assert reloaded.fingerprint != model.fingerprint

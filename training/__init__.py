@@ -1,4 +1,4 @@
-"""Training recipes for seal-rag's speech tower (SEAL stage 1 and stage 2, plus `adapt`).
+"""Training recipes for seal-rag's speech tower (SEAL stage 1 and stage 2; `adapt_gain` measures `seal-rag adapt`).
 
 Data flow, one module per step:
     text_sources -> tts (voices) -> augment -> cache (frozen encoder states on disk)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from seal_rag.sentences import context_without
+
 from . import text_sources as ts
 from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
@@ -46,7 +48,7 @@ class PairSet:
             passage = documents.get(item["passage_id"])
             if passage is None:
                 continue  # prose: no positive, stage 1 loss only
-            text = passage.text if item["sentence_index"] < 0 else ts.context_without(passage.text, item["sentence_index"])
+            text = passage.text if item["sentence_index"] < 0 else context_without(passage.text, item["sentence_index"])
             self.clip_index.append(n)
             positives.append(text)
         # Every document the positives were cut from is a candidate hard negative.

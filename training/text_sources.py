@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seal_rag.sentences import speakable, split_sentences
+
 SHARED_DATA = Path(os.environ.get("SEAL_RAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SQUAD = SHARED_DATA / "qa" / "squad-v1.1-dev"
 MEDQUAD = SHARED_DATA / "qa" / "medquad"
@@ -21,25 +23,6 @@ MEDQUAD = SHARED_DATA / "qa" / "medquad"
 # Four of SQuAD's 38 training articles, kept out of all training text: our validation split.
 # Varied on purpose: chemistry, history, networking, education.
 VAL_ARTICLES = ["Oxygen", "Genghis Khan", "Packet switching", "Private school"]
-
-MIN_WORDS, MAX_WORDS = 4, 30  # a spoken query is a few words to a long sentence (~10 s)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """A plain rule-based splitter: good enough for Wikipedia, NIH pages and man pages."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def speakable(sentence: str) -> bool:
-    """A sentence a person might say: MIN..MAX words, mostly letters, no code or URLs."""
-    words = sentence.split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
-        return False
-    letters = sum(c.isalpha() for c in sentence)
-    if letters < 0.7 * len(sentence.replace(" ", "")):
-        return False
-    return not re.search(r"https?:|www\.|[{}<>|\\=_@#$]|\.\w+\(|--|/\w+/", sentence)
 
 
 @dataclass
@@ -111,12 +94,6 @@ def passage_sentences(passages: list[Passage], kind: str) -> list[Utterance]:
             continue
         out += [Utterance(s, kind, p.passage_id, i) for i, s in enumerate(sentences) if speakable(s)]
     return out
-
-
-def context_without(passage_text: str, sentence_index: int) -> str:
-    """The inverse cloze task's positive: the paragraph with the spoken sentence removed."""
-    sentences = split_sentences(passage_text)
-    return " ".join(s for i, s in enumerate(sentences) if i != sentence_index)
 
 
 # ---- prose that Debian installs ------------------------------------------------------

@@ -1,0 +1,174 @@
+"""Per-index adapters: where `seal-rag adapt` keeps its tuned model, and how `ask` picks it up.
+
+Where an adapter lives:
+- a persistent index (`--db PATH`): inside it, at `PATH/adapters/<collection>/`, so it is
+  copied, moved and deleted with the index it was made for;
+- a Chroma server (`--chroma-host H --chroma-port P`): on the machine that ran `adapt`, at
+  `<cache>/adapters/<H>-<P>/<collection>/` (`<cache>` is `$SEAL_RAG_CACHE`, else
+  `~/.cache/seal_rag`). A server stores vectors, not model files, so every machine that asks
+  keeps its own copy; the host is keyed as typed (`localhost` and `127.0.0.1` are two keys).
+
+An adapter is an ordinary model directory (`config.json`, `model.safetensors`; it loads with
+`SpeechEmbedding.from_pretrained`) plus `adapter.json`, which records the base model it was
+adapted from (name and fingerprint), the index and the run, and a short `README.md`. Only the
+speech head differs from the base, so it has the base's `space_fingerprint` and queries the
+index as it stands.
+
+`ask` answers with the adapter when no `--model` is given, unless `--no-adapter`. An adapter
+whose base is no longer the shipped model (seal-rag was upgraded) is stale: `ask` warns and
+answers with the shipped model, until `seal-rag adapt` is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .embedding import DEFAULT_MODEL, MODELS_DIR, WEIGHTS_FILE, SpeechEmbedding, directory_fingerprint
+from .errors import ModelLoadError
+from .model_sources import cache_dir
+from .store import DEFAULT_COLLECTION, DEFAULT_DB, DEFAULT_PORT
+
+ADAPTERS = "adapters"
+ADAPTER_FILE = "adapter.json"
+FORMAT = 1  # of adapter.json
+
+
+class StaleAdapterWarning(UserWarning):
+    """An index's adapter cannot be used (its base model changed, or it is unreadable)."""
+
+
+def adapter_dir(
+    db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT, collection: str = DEFAULT_COLLECTION
+) -> Path:
+    """Where the adapter of one collection lives (see the module docstring)."""
+    if host:
+        server = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{port}")
+        return cache_dir() / ADAPTERS / server / collection
+    return Path(db or DEFAULT_DB) / ADAPTERS / collection
+
+
+def shipped_fingerprint() -> str | None:
+    """The fingerprint of the model shipped in the package (None if it has no weights)."""
+    shipped = MODELS_DIR / DEFAULT_MODEL
+    return directory_fingerprint(shipped) if (shipped / WEIGHTS_FILE).is_file() else None
+
+
+def save_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
+    """Write the adapted model, `adapter.json` and a card to `path`, replacing any older adapter.
+
+    The directory is written beside `path` and renamed into place, so `ask` sees either the
+    old adapter or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    adaptation.model.save_pretrained(staging)
+    record = {
+        "format": FORMAT,
+        "base_model": base.name,
+        "base_fingerprint": base.fingerprint,
+        "space_fingerprint": adaptation.model.space_fingerprint,
+        "index": index,
+        "collection": collection,
+        "passages": adaptation.passages,
+        "sentences": adaptation.sentences,
+        "seconds": round(adaptation.seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (staging / ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (staging / "README.md").write_text(_card(record))
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        path.rename(old)
+    staging.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _card(record: dict) -> str:
+    return (
+        f"# Adapter of collection {record['collection']!r} at {record['index']}\n\n"
+        f"`seal-rag adapt` tuned the speech head of {record['base_model']} (fingerprint {record['base_fingerprint']}) "
+        f"on {record['sentences']} sentences of the index's {record['passages']} chunks, spoken by training TTS voices, "
+        f"in {record['seconds']:.0f} s ({record['created']}). No labels were used. It keeps the base's text space "
+        f"({record['space_fingerprint']}), and is only as good as its base: if that is experimental, prefer "
+        "`--mode cascade` or `--mode hybrid` for real work.\n"
+    )
+
+
+def read_record(path: Path) -> dict:
+    """The `adapter.json` of the adapter at `path`."""
+    try:
+        return json.loads((Path(path) / ADAPTER_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelLoadError(f"its {ADAPTER_FILE} is unreadable ({error})") from None
+
+
+def stale_reason(record: dict) -> str | None:
+    """Why an adapter (its `adapter.json` record) cannot serve the shipped model, or None if it can."""
+    shipped = shipped_fingerprint()
+    if record.get("base_fingerprint") != shipped:
+        return (
+            f"it was adapted from {record.get('base_model')!r} (fingerprint {record.get('base_fingerprint')}), "
+            f"but the shipped model is now {shipped}"
+        )
+    return None
+
+
+@dataclass
+class ModelChoice:
+    """The model that answers, and where it came from: "adapter", "shipped" or "model" (--model)."""
+
+    model: SpeechEmbedding
+    source: str
+    path: Path | None = None
+
+    def describe(self) -> str:
+        if self.source == "shipped":
+            return f"shipped {self.model.name}"
+        return f"{self.source} {self.path}"
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "name": self.model.name, "path": str(self.path) if self.path else None}
+
+
+def choose_model(
+    model_dir: str | Path | None = None,
+    db: str | Path | None = None,
+    host: str | None = None,
+    port: int = DEFAULT_PORT,
+    collection: str = DEFAULT_COLLECTION,
+    use_adapter: bool = True,
+) -> ModelChoice:
+    """Load the model that should answer queries on one index.
+
+    An explicit `model_dir` wins. Otherwise the index's adapter, when it has a usable one and
+    `use_adapter` is set; else the shipped model. An unusable adapter is reported with a
+    `StaleAdapterWarning` and skipped, never an error: the shipped model still answers.
+    """
+    if model_dir is not None:
+        return ModelChoice(SpeechEmbedding.from_pretrained(model_dir), "model", Path(model_dir))
+    path = adapter_dir(db, host, port, collection)
+    if use_adapter and (path / ADAPTER_FILE).is_file():
+        try:
+            record = read_record(path)
+            reason = stale_reason(record)
+            if reason is None:
+                name = f"{record.get('base_model')}+adapter"
+                return ModelChoice(SpeechEmbedding.from_pretrained(path, name=name), "adapter", path)
+        except ModelLoadError as error:
+            reason = str(error)
+        warnings.warn(
+            f"seal-rag: ignoring the adapter at {path}: {reason}. Answering with the shipped model; "
+            "run `seal-rag adapt` again to refresh it, or pass --no-adapter",
+            StaleAdapterWarning,
+            stacklevel=2,
+        )
+    return ModelChoice(SpeechEmbedding.from_pretrained(), "shipped")

@@ -1,0 +1,131 @@
+"""`seal-rag adapt` and the per-index adapter `ask` then uses: real models, real TTS, a tiny run."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from .test_cli import one_line_error, seal
+
+TINY = ("--steps", "3", "--max-sentences", "12")  # seconds, not minutes: enough to move the head
+
+
+@pytest.fixture(scope="module")
+def adapted_db(demo_db, tmp_path_factory):
+    """A copy of the demo index (demo_db itself is shared and read-only), adapted by the CLI."""
+    db = tmp_path_factory.mktemp("adapt") / "db"
+    shutil.copytree(demo_db, db)
+    result = seal("adapt", "--db", db, *TINY)
+    assert result.returncode == 0, result.stderr.decode()
+    return db, result.stdout.decode()
+
+
+def ask_json(db, question, *extra) -> tuple[dict, str]:
+    result = seal("ask", question, "--db", db, "--json", "-k", "3", *extra)
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout), result.stderr.decode()
+
+
+def test_adapters_live_in_the_db_or_under_the_cache_for_a_server(tmp_path, monkeypatch):
+    from seal_rag.index_adapter import adapter_dir
+
+    monkeypatch.setenv("SEAL_RAG_CACHE", str(tmp_path / "cache"))
+    assert adapter_dir(tmp_path / "db", collection="kb") == tmp_path / "db" / "adapters" / "kb"
+    assert adapter_dir(host="10.0.0.7", port=8001, collection="kb") == tmp_path / "cache" / "adapters" / "10.0.0.7-8001" / "kb"
+
+
+@pytest.mark.slow
+def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, monkeypatch):
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    splits = []
+    pick = adapt_module.pick_voice
+    monkeypatch.setattr(adapt_module, "pick_voice", lambda split, rng: splits.append(split) or pick(split, rng))
+    before = embedding.speech.head.adapter.weight.clone()
+    texts = [
+        "Oxygen is a chemical element. It has the symbol O and atomic number 8. It is a highly reactive nonmetal.",
+        "Kenya is a country in East Africa. Its capital and largest city is Nairobi. It is named after Mount Kenya.",
+    ]
+    result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, progress=False)
+    assert splits and set(splits) == {"train"}
+    assert result.sentences == 4 and result.passages == 2
+    assert torch.equal(embedding.speech.head.adapter.weight, before)
+    assert not torch.equal(result.model.speech.head.adapter.weight, before)
+    assert result.model.space_fingerprint == embedding.space_fingerprint
+
+
+@pytest.mark.slow
+def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_question):
+    from seal_rag import SpeechEmbedding, UntrainedModelWarning
+    from seal_rag.index_adapter import ADAPTER_FILE, adapter_dir, shipped_fingerprint
+    from seal_rag.store import SealIndex
+
+    db, stdout = adapted_db
+    path = adapter_dir(db)
+    assert path == db / "adapters" / "seal_rag" and f"now answers with {path}" in stdout
+    record = json.loads((path / ADAPTER_FILE).read_text())
+    assert record["base_fingerprint"] == embedding.fingerprint == shipped_fingerprint()
+    assert record["sentences"] >= 2 and record["passages"] > 10
+    with pytest.warns(UntrainedModelWarning):  # adapted from an experimental model: still experimental
+        adapted = SpeechEmbedding.from_pretrained(path)
+    assert adapted.space_fingerprint == embedding.space_fingerprint and adapted.fingerprint != embedding.fingerprint
+    SealIndex.open(adapted, db)  # the index takes its queries as they are: no re-embedding
+    # Only the speech head moved: the same text vectors, other speech vectors.
+    passage = "The Apollo program landed the first humans on the Moon."
+    np.testing.assert_allclose(adapted.embed_texts(passage), embedding.embed_texts(passage), atol=1e-6)
+    assert np.abs(adapted.embed_audio(demo_question) - embedding.embed_audio(demo_question)).max() > 1e-4
+
+
+@pytest.mark.slow
+def test_ask_answers_with_the_adapter_unless_told_not_to(adapted_db, demo_question):
+    from seal_rag import UntrainedModelWarning
+    from seal_rag.ask import Retriever
+    from seal_rag.index_adapter import adapter_dir
+
+    db, _ = adapted_db
+    row, _ = ask_json(db, demo_question)
+    assert row["model"] == {"source": "adapter", "name": "seal-base-minilm+adapter", "path": str(adapter_dir(db))}
+    shipped = seal("ask", demo_question, "--db", db, "-k", "3", "--timings", "--no-adapter")
+    assert shipped.returncode == 0, shipped.stderr.decode()
+    assert "Model: shipped seal-base-minilm" in shipped.stdout.decode()
+    # The Python retriever makes the same choice and ranking as the command.
+    with pytest.warns(UntrainedModelWarning, match="seal-base-minilm\\+adapter"):
+        retriever = Retriever.open(db=str(db))
+    assert retriever.model_choice.source == "adapter"
+    assert [h.id for h in retriever.retrieve(demo_question, k=3).hits] == [s["id"] for s in row["sources"]]
+
+
+@pytest.mark.slow
+def test_a_stale_or_broken_adapter_is_warned_about_and_ignored(adapted_db, demo_question, tmp_path):
+    from seal_rag.index_adapter import ADAPTER_FILE
+
+    stale = tmp_path / "stale"
+    shutil.copytree(adapted_db[0], stale)
+    record_path = stale / "adapters" / "seal_rag" / ADAPTER_FILE
+    record = json.loads(record_path.read_text())
+    record["base_fingerprint"] = "0123456789abcdef"  # as if seal-rag had shipped a new model since
+    record_path.write_text(json.dumps(record))
+    row, stderr = ask_json(stale, demo_question)
+    assert row["model"]["source"] == "shipped" and len(row["sources"]) == 3
+    assert "ignoring the adapter" in stderr and "0123456789abcdef" in stderr and "seal-rag adapt" in stderr
+
+    (stale / "adapters" / "seal_rag" / "model.safetensors").unlink()
+    record["base_fingerprint"] = json.loads((adapted_db[0] / "adapters" / "seal_rag" / ADAPTER_FILE).read_text())["base_fingerprint"]
+    record_path.write_text(json.dumps(record))
+    row, stderr = ask_json(stale, demo_question)
+    assert row["model"]["source"] == "shipped" and "ignoring the adapter" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_adapt_without_chunks_fails_with_one_line_naming_the_fix(embedding, tmp_path):
+    from seal_rag.store import SealIndex
+
+    SealIndex.open(embedding, tmp_path / "empty", create=True)
+    error = one_line_error(seal("adapt", "--db", tmp_path / "empty", *TINY))
+    assert "is empty" in error and "seal-rag ingest" in error
+    assert not (tmp_path / "empty" / "adapters").exists()
+    error = one_line_error(seal("adapt", "--db", tmp_path / "missing", *TINY))
+    assert "no index at" in error and "--db" in error
+    assert not (tmp_path / "missing").exists()
