@@ -19,3 +19,13 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def map_with_progress(label: str, function: Callable, items: list) -> list:
+    """`[function(item) for item in items]`, with a progress bar."""
+    results = []
+    with progress_bar(label, len(items)) as advance:
+        for item in items:
+            results.append(function(item))
+            advance(1)
+    return results

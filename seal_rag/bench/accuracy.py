@@ -21,6 +21,7 @@ from ..ask import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
 from ..embedding import SpeechEmbedding
+from ..progress import map_with_progress
 from ..tts import synthesize
 from ..voices import bench_voices
 from .heldout import ALL_SETS, SPEECH_SETS, load_set
@@ -49,12 +50,14 @@ def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
         return [load_audio(q.audio) for q in dataset.queries], ["human recordings"]
     rng = random.Random(seed)
     voices = bench_voices()
-    clips, used = [], set()
-    for query in dataset.queries:
+    used = set()
+
+    def speak(query):
         voice = rng.choice(voices)
-        clips.append(synthesize(query.text, voice, rng))
         used.add(voice.label)
-    return clips, sorted(used)
+        return synthesize(query.text, voice, rng)
+
+    return map_with_progress(f"{dataset.name}: speaking", speak, dataset.queries), sorted(used)
 
 
 def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int) -> dict:
@@ -66,11 +69,11 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
     clips, voices = spoken_queries(dataset, seed)
     scores = {"text-oracle": model.embed_texts([q.text for q in dataset.queries]) @ passages.T}
     start = time.perf_counter()
-    scores["seal"] = np.concatenate([model.embed_clips([c]) for c in clips]) @ passages.T
+    scores["seal"] = np.concatenate(map_with_progress(f"{name}: seal", lambda c: model.embed_clips([c]), clips)) @ passages.T
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
     for system, transcriber in transcribers.items():
         start = time.perf_counter()
-        transcripts = [transcriber.transcribe(c) for c in clips]
+        transcripts = map_with_progress(f"{name}: {system}", transcriber.transcribe, clips)
         seconds[system] = (time.perf_counter() - start) / len(clips)
         scores[system] = model.embed_texts([t or " " for t in transcripts]) @ passages.T
     if "cascade-beam5" in scores:
