@@ -46,14 +46,32 @@ def synthetic_rir(rng: random.Random, rt60: float) -> np.ndarray:
     return (rir / np.linalg.norm(rir)).astype(np.float32)
 
 
-def coloured_noise(rng: random.Random, n: int) -> np.ndarray:
-    """White, pink or brown noise: 1/f^beta in the spectrum with beta 0, 1 or 2."""
+def coloured_noise(rng: random.Random, n: int, beta: float | None = None) -> np.ndarray:
+    """Unit-power noise, 1/f^beta in the spectrum: white (0), pink (1) or brown (2), random if None."""
     np_rng = np.random.default_rng(rng.getrandbits(32))
-    beta = rng.choice([0.0, 1.0, 2.0])
+    if beta is None:
+        beta = rng.choice([0.0, 1.0, 2.0])
     spectrum = np.fft.rfft(np_rng.standard_normal(n))
     freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
     noise = np.fft.irfft(spectrum / freqs ** (beta / 2), n)
     return (noise / (np.std(noise) + 1e-9)).astype(np.float32)
+
+
+def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Convolve with a room impulse response, keeping the clip's length (the tail is cut)."""
+    return fftconvolve(audio, rir)[: audio.size].astype(np.float32)
+
+
+def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Mix `noise` (same length) in at `snr_db` dB below the clip's mean power."""
+    signal_power = float(np.mean(audio**2)) + 1e-12
+    noise_power = float(np.mean(noise**2)) + 1e-12
+    return (audio + noise * np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))).astype(np.float32)
+
+
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (pitch moves with it), as a tape or a resampler does."""
+    return soxr.resample(audio.astype(np.float32), SAMPLE_RATE * factor, SAMPLE_RATE)
 
 
 def telephone(audio: np.ndarray) -> np.ndarray:
@@ -70,13 +88,12 @@ def augment(audio: np.ndarray, rng: random.Random, config: AugmentConfig | None 
     pad = lambda: np.zeros(int(rng.uniform(0, config.max_silence) * SAMPLE_RATE), np.float32)  # noqa: E731
     x = np.concatenate([pad(), x, pad()])
     if rng.random() < config.p_reverb:
-        x = fftconvolve(x, synthetic_rir(rng, rng.uniform(*config.rt60)))[: x.size].astype(np.float32)
+        x = reverberate(x, synthetic_rir(rng, rng.uniform(*config.rt60)))
     if rng.random() < config.p_telephone:
         x = telephone(x)
     if rng.random() < config.p_noise:
-        signal_power = float(np.mean(x**2)) + 1e-12
         snr = rng.uniform(*config.snr_db)
-        x = x + coloured_noise(rng, x.size) * np.sqrt(signal_power / 10 ** (snr / 10))
+        x = add_noise(x, coloured_noise(rng, x.size), snr)
     # Normalise the peak, then apply a random gain: levels vary from whisper-quiet to hot.
     x = x / (np.abs(x).max() + 1e-9) * 0.9
     if rng.random() < config.p_gain:

@@ -19,3 +19,121 @@ def test_latency_quick_writes_json_markdown_and_plot(tmp_path):
     table = (tmp_path / "latency-quick.md").read_text()
     assert table.count("\n| 2 s |") == len(latency.SYSTEMS)
     assert (tmp_path / "latency-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _md_rows(path) -> list[list[str]]:
+    """The table's body rows, cell by cell."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_robustness_corruptions_keep_their_promises():
+    """Right SNR, same noise at every SNR of a kind, speed changes length, the phone cuts 5 kHz."""
+    import numpy as np
+
+    from seal_rag.bench.robustness import BY_NAME, CONDITIONS, corrupt
+
+    rng = np.random.default_rng(0)
+    clips = [0.1 * np.sin(np.arange(n) * 0.07).astype(np.float32) + 0.01 * rng.standard_normal(n).astype(np.float32)
+             for n in (16000, 20000, 24000, 28000, 32000, 36000)]
+    for condition in CONDITIONS:
+        out = corrupt(condition, clips, seed=0)
+        again = corrupt(condition, clips, seed=0)
+        for clean, noisy, same in zip(clips, out, again):
+            assert noisy.dtype == np.float32 and np.isfinite(noisy).all() and np.abs(noisy).max() <= 1.0
+            assert np.array_equal(noisy, same), f"{condition.name} is not deterministic"
+            expected = round(clean.size / condition.value) if condition.kind == "speed" else clean.size
+            assert abs(noisy.size - expected) <= 1, condition.name
+        if condition.kind in ("white", "babble"):
+            noise = out[0] - clips[0]
+            snr = 10 * np.log10(np.mean(clips[0] ** 2) / np.mean(noise**2))
+            assert abs(snr - condition.value) < 0.5, f"{condition.name}: measured {snr:.1f} dB"
+        if condition.kind in ("telephone", "reverb"):
+            assert not np.allclose(out[0], clips[0], atol=1e-3), f"{condition.name} left the clip unchanged"
+    quiet, loud = (corrupt(BY_NAME[name], clips, seed=0)[0] - clips[0] for name in ("white-20dB", "white-0dB"))
+    assert np.corrcoef(quiet, loud)[0, 1] > 0.99
+    tone = [(0.5 * np.sin(2 * np.pi * 5000 * np.arange(16000) / 16000)).astype(np.float32)] * 6
+    phoned = corrupt(BY_NAME["telephone"], tone, seed=0)[0]
+    assert np.sqrt(np.mean(phoned**2)) < 0.05 * np.sqrt(np.mean(tone[0] ** 2))
+
+
+@pytest.mark.slow
+def test_robustness_quick_writes_json_markdown_and_plot(tmp_path):
+    from seal_rag.bench import robustness
+
+    robustness.main(["--quick", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "robustness-quick.json").read_text())
+    assert payload["queries"] == 10 and payload["passages"] == 200
+    assert [r["name"] for r in payload["results"]] == robustness.QUICK_CONDITIONS
+    for result in payload["results"]:
+        assert set(result["systems"]) == {"seal", "cascade-greedy"}
+        for system, metrics in result["systems"].items():
+            top1 = metrics["top1"]
+            assert 0.0 <= top1["low"] <= top1["mean"] <= top1["high"] <= 1.0, (result["name"], system, top1)
+            assert result["seconds_per_query"][system] > 0
+        assert len(result["examples"]) == 3 and all(e["question"] for e in result["examples"])
+    assert 0.0 <= payload["text_oracle"]["top1"]["mean"] <= 1.0
+    rows = _md_rows(tmp_path / "robustness-quick.md")
+    assert len(rows) == 1 + 2 * len(robustness.QUICK_CONDITIONS)
+    assert {(r[0], r[1]) for r in rows[1:]} == {(c, s) for c in robustness.QUICK_CONDITIONS for s in ("seal", "cascade-greedy")}
+    _assert_png(tmp_path / "robustness-quick.png")
+
+
+class _RandomTextTower:
+    """Stands in for SpeechEmbedding in scale.grow: the name, space and dim a SealIndex checks."""
+
+    name, space_fingerprint, dim = "fake", "fake-space", 384
+
+    def embed_texts(self, texts):
+        import numpy as np
+
+        vectors = np.random.default_rng(len(texts)).standard_normal((len(texts), self.dim)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_scale_grow_counts_real_then_random(tmp_path):
+    import numpy as np
+
+    from seal_rag.bench.scale import Fill, grow
+    from seal_rag.chunking import chunk_section
+    from seal_rag.loaders import Section
+    from seal_rag.store import SealIndex
+
+    model = _RandomTextTower()
+    index = SealIndex.open(model, tmp_path / "db", create=True)
+    chunks = [c for i in range(150) for c in chunk_section(Section(f"doc{i}", "t", f"Sentence number {i}. It is real."))]
+    fill, rng = Fill(), np.random.default_rng(0)
+    grow(index, model, fill, 100, iter(chunks), chunks[:5], budget_seconds=1e9, rng=rng)
+    assert (fill.real, fill.random, index.count()) == (100, 0, 100)
+    grow(index, model, fill, 400, iter(chunks[100:]), chunks[:5], budget_seconds=1e9, rng=rng)
+    assert (fill.real, fill.random, index.count(), fill.real_exhausted) == (150, 250, 400, True)
+    grow(index, model, fill, 500, iter(chunks), chunks[:5], budget_seconds=0.0, rng=rng)  # budget spent: random only
+    assert (fill.real, fill.random, index.count()) == (150, 350, 500)
+    assert fill.real_seconds > 0 and fill.random_seconds > 0
+
+
+@pytest.mark.slow
+def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
+    from seal_rag.bench import scale
+
+    scale.main(["--quick", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "scale-quick.json").read_text())
+    assert payload["dim"] == 384 and payload["k"] == 10 and payload["queries"] == 20
+    results = payload["results"]
+    assert [r["size"] for r in results] == scale.QUICK_SIZES
+    for row in results:
+        assert row["real"] + row["random"] == row["size"]
+        assert 0 < row["median_ms"] <= row["p95_ms"] and row["first_query_ms"] > 0
+        assert row["disk_mb"] > 0 and row["add_seconds"] > 0 and row["ingest_chunks_per_second"] > 0
+    assert results[0]["real"] > 0, "20 s of real ingest produced no vectors"
+    assert results[0]["disk_mb"] < results[1]["disk_mb"]
+    ingest = payload["ingest"]
+    assert ingest["real"] == results[-1]["real"] and ingest["chunks_per_second"] > 0
+    assert ingest["budget_seconds"] == pytest.approx(20)
+    rows = _md_rows(tmp_path / "scale-quick.md")
+    assert [r[0] for r in rows] == [f"{s:,}" for s in scale.QUICK_SIZES]
+    _assert_png(tmp_path / "scale-quick.png")

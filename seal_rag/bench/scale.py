@@ -1,0 +1,235 @@
+"""Chroma query time, memory and disk at 10k, 100k and 1M vectors of D=384, and ingest throughput.
+
+    seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--queries 100] [--quick]
+
+One persistent collection, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it
+(cosine space, Chroma's default HNSW settings), grows to each size in turn and is measured
+there: the time of a k=10 `SealIndex.query` (median and p95 over `--queries` SQuAD questions
+embedded by the text tower, after one warm-up query that is reported on its own), how much
+this process's resident memory has grown since the collection was empty, and the size of the
+directory on disk.
+
+The collection fills first with real text vectors: SQuAD dev, PubMedQA, CovidQA and then
+MedQuAD passages, chunked as ingest chunks them and embedded by the text tower, for up to
+`--real-minutes` of embedding and upserting (the issue asks for "real text vectors up to what
+ingest can produce in 20 minutes"); that phase gives ingest throughput in chunks/s. Past it,
+random unit vectors pad the collection; each row says how many of its vectors are real and how
+many random. Random rows carry a copy of a real chunk's text and metadata, so the disk and
+memory they cost are those of a real index.
+
+Time: adding 100k random vectors took 3.8 minutes on this 2-core machine (at nice 19, beside
+other jobs), and adding slows as the graph grows: 770 vectors/s up to 10k, 420/s from 10k to
+100k. Expect about an hour more to reach 1M, so the full run (20 minutes of real ingest, then
+up to 1M) takes about 1.5 hours, and 6 GB of disk (5.7 KB a vector, text included) and 2.5 GB
+of memory. Full runs are for people, not tests: `--quick` (2k and 5k vectors, 20 s of real
+ingest, 20 queries) is the smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from itertools import chain, islice
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..chunking import Chunk, chunk_section
+from ..embedding import SpeechEmbedding
+from ..ingest import EMBED_BATCH
+from ..loaders import Section
+from ..progress import progress_bar
+from ..store import SealIndex
+from .clips import shared_data_dir
+from .heldout import TEXT_SETS, load_set
+from .report import write_report
+
+RANDOM_BATCH = 4096  # random vectors made and upserted together (SealIndex.upsert splits further)
+DISK_BYTES_PER_VECTOR = 6000  # measured 5.7 KB: vector, HNSW links, text and metadata; for the free-space check
+QUICK_SIZES = [2000, 5000]
+
+
+@dataclass
+class Fill:
+    """What the collection holds so far and what adding it cost."""
+
+    real: int = 0
+    random: int = 0
+    real_seconds: float = 0.0  # embedding + upsert of the real chunks
+    random_seconds: float = 0.0  # making + upserting the random ones
+    real_exhausted: bool = False  # every real chunk went in before the budget ran out
+
+    @property
+    def total(self) -> int:
+        return self.real + self.random
+
+
+def real_chunks() -> Iterator[Chunk]:
+    """Chunks of real passages, as ingest cuts them: the held-out text sets, then MedQuAD."""
+    for name in TEXT_SETS:
+        dataset = load_set(name)
+        for passage_id, text in zip(dataset.passage_ids, dataset.passages):
+            yield from chunk_section(Section(f"{name}/{passage_id}", name, text))
+    with (shared_data_dir() / "qa" / "medquad" / "passages.jsonl").open() as lines:
+        for line in lines:
+            passage = json.loads(line)
+            yield from chunk_section(Section(f"medquad/{passage['passage_id']}", "medquad", passage["text"]))
+
+
+def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk], pool: list[Chunk],
+         budget_seconds: float, rng: np.random.Generator) -> None:
+    """Add vectors until the collection holds `size`: real chunks while the budget lasts, then random."""
+    with progress_bar(f"Adding vectors up to {size:,}", size - fill.total) as advance:
+        while fill.total < size:
+            room = size - fill.total
+            start = time.perf_counter()
+            batch = list(islice(chunks, min(EMBED_BATCH, room))) if fill.real_seconds < budget_seconds else []
+            if batch:
+                ids = [f"real-{fill.real + i}" for i in range(len(batch))]
+                index.upsert(ids, model.embed_texts([c.text for c in batch]), [c.text for c in batch], [c.metadata for c in batch])
+                fill.real += len(batch)
+                fill.real_seconds += time.perf_counter() - start
+                advance(len(batch))
+            else:
+                fill.real_exhausted = fill.real_exhausted or fill.real_seconds < budget_seconds
+                count = min(RANDOM_BATCH, room)
+                vectors = rng.standard_normal((count, model.dim)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # (count, dim), unit norm like the towers'
+                copies = [pool[(fill.random + i) % len(pool)] for i in range(count)]
+                index.upsert([f"random-{fill.random + i}" for i in range(count)], vectors,
+                             [c.text for c in copies], [c.metadata for c in copies])
+                fill.random += count
+                fill.random_seconds += time.perf_counter() - start
+                advance(count)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux /proc; ru_maxrss only gives the peak)."""
+    # Hand freed heap back to the OS first: otherwise torch's batches of varying length leave
+    # +-100 MB of allocator slack that would read as index growth.
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        raise SystemExit("seal-rag bench scale reads memory from /proc/self/statm: run it on Linux") from None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def disk_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
+    """Milliseconds per k-NN query: the first after the writes on its own, then median and p95 of the rest."""
+    times = []
+    for vector in queries:
+        start = time.perf_counter()
+        index.query(vector, k)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"first_query_ms": times[0], "median_ms": float(np.median(times[1:])), "p95_ms": float(np.percentile(times[1:], 95))}
+
+
+def measure_sizes(model, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
+                  seed: int) -> tuple[Fill, list[dict]]:
+    """Grow one collection in `db` through `sizes` (ascending) and measure it at each."""
+    chunks = real_chunks()
+    pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that random rows copy
+    model.embed_texts([c.text for c in pool])  # warm-up at chunk length, so its buffers sit in the baseline
+    chunks = chain(pool, chunks)
+    index = SealIndex.open(model, db, create=True)
+    if index.count():
+        raise SystemExit(f"{db} already holds {index.count()} vectors: pass an empty or new --db")
+    baseline_mb, fill, rng, results = rss_mb(), Fill(), np.random.default_rng(seed), []
+    for size in sizes:
+        grow(index, model, fill, size, chunks, pool, budget_seconds, rng)
+        rate = fill.real / fill.real_seconds if fill.real_seconds else None  # embed + upsert, real chunks so far
+        row = {"size": size, "real": fill.real, "random": fill.random, "ingest_chunks_per_second": rate,
+               "add_seconds": fill.real_seconds + fill.random_seconds, **query_times(index, queries, k),
+               "rss_growth_mb": rss_mb() - baseline_mb, "disk_mb": disk_mb(db)}
+        results.append(row)
+        print(f"{size:>9,} vectors ({fill.real:,} real): query median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
+              f"RSS +{row['rss_growth_mb']:.0f} MB, disk {row['disk_mb']:.0f} MB", flush=True)
+    return fill, results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seal-rag bench scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--real-minutes", type=float, default=20.0, help="budget for embedding real chunks")
+    parser.add_argument("--queries", type=int, default=100, help="queries per size; the first, a warm-up, is reported apart")
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--db", type=Path, default=None, help="build the index here and keep it (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="2k and 5k vectors, 20 s of real ingest, 20 queries: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.real_minutes, args.queries = QUICK_SIZES, 20 / 60, 20
+    sizes = sorted(set(args.sizes))
+    if sizes[0] <= 0 or args.queries < 2 or args.k <= 0:
+        raise SystemExit("--sizes, -k and --queries must be positive, with at least 2 queries")
+
+    with tempfile.TemporaryDirectory(prefix="seal-scale-") as scratch:
+        db = args.db or Path(scratch) / "db"
+        db.mkdir(parents=True, exist_ok=True)
+        need_gb, free_gb = sizes[-1] * DISK_BYTES_PER_VECTOR / 1e9, shutil.disk_usage(db).free / 1e9
+        if need_gb > free_gb:
+            raise SystemExit(f"{sizes[-1]:,} vectors need about {need_gb:.1f} GB on disk but {db} has {free_gb:.1f} GB free: pass --db elsewhere")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = SpeechEmbedding.from_pretrained()
+        questions = load_set("squad-holdout").queries
+        picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
+        queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
+        fill, results = measure_sizes(model, db, sizes, args.real_minutes * 60, queries, args.k, args.seed)
+
+    ingest = {**asdict(fill), "chunks_per_second": results[-1]["ingest_chunks_per_second"], "budget_seconds": args.real_minutes * 60}
+    payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": len(queries), "timed_queries": len(queries) - 1,
+               "model": model.name, "quick": args.quick, "ingest": ingest,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
+    rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
+             f"{r['first_query_ms']:.1f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}", f"{r['add_seconds']:.0f}",
+             f"{r['ingest_chunks_per_second']:.1f}" if r["ingest_chunks_per_second"] else "-"] for r in results]
+    name = "scale" + ("-quick" if args.quick else "")
+    write_report(args.out, name, payload, ["vectors", "real", "random", "query median ms", "p95 ms", "first query ms",
+                                           "RSS growth MB", "disk MB", "add time s (cumulative)", "ingest chunks/s (real)"], rows)
+    print(f"ingest: {fill.real:,} real chunks in {fill.real_seconds:.0f} s = {ingest['chunks_per_second'] or 0:.1f} chunks/s (embed + upsert)")
+    plot(results, args.out / f"{name}.png")
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Query median and p95 against collection size (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    sizes = [r["size"] for r in results]
+    for key, label in (("median_ms", "median"), ("p95_ms", "p95")):
+        axis.plot(sizes, [r[key] for r in results], marker="o", label=label)
+    for r in results:
+        axis.annotate(f"{r['real']:,} real", (r["size"], r["median_ms"]), textcoords="offset points", xytext=(4, -12), fontsize="small")
+    axis.set(xscale="log", ylim=(0, None), xlabel="vectors in the collection (D=384, cosine)", ylabel="k-NN query time (ms)",
+             title="Chroma query time against collection size")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
