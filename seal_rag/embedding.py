@@ -134,7 +134,7 @@ class SpeechEmbedding(nn.Module):
         if config.status == "experimental":
             warnings.warn(
                 f"seal-rag: the speech tower {model.name!r} is an EXPERIMENTAL checkpoint, far below the cascade on "
-                f"validation (see {path / 'README.md'}); prefer mode 'cascade' or 'hybrid' for real use.",
+                f"validation (see {path / 'README.md'}); prefer mode 'cascade' for real use.",
                 UntrainedModelWarning,
                 stacklevel=2,
             )

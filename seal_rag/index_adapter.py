@@ -99,7 +99,7 @@ def _card(record: dict) -> str:
         f"on {record['sentences']} sentences of the index's {record['passages']} chunks, spoken by training TTS voices, "
         f"in {record['seconds']:.0f} s ({record['created']}). No labels were used. It keeps the base's text space "
         f"({record['space_fingerprint']}), and is only as good as its base: if that is experimental, prefer "
-        "`--mode cascade` or `--mode hybrid` for real work.\n"
+        "`--mode cascade` for real work.\n"
     )
 
 
