@@ -49,7 +49,9 @@ def section(stem: str, heading: str, folder: Path, result: dict) -> list[str]:
     table = (folder / f"{stem}.md").read_text().split("\n\n", 2)[-1].strip()  # drop title and command lines
     machine = result["machine"]
     lines = [f"## {heading}", "", f"Command: `{result['command']}`  ", f"Run {result['date']} on {machine['cpu_count']} CPU cores, "
-             f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.", "", table, ""]
+             f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.",
+             *([f"Speech tower: {result['model']} ({'released' if result.get('trained') else 'experimental or untrained'})."]
+               if "model" in result else []), "", table, ""]
     for entry in result.get("results", []) if stem.startswith("accuracy") else []:
         lines.append(f"- {entry['set']}: {entry['queries']} queries over {entry['passages']} passages; voices: {', '.join(entry['voices'])}")
     if (folder / f"{stem}.png").is_file():
