@@ -6,6 +6,7 @@ Each benchmark writes `NAME.json`, `NAME.md` and sometimes `NAME.png`; this puts
 commands, machines and plots on one page, with the comparison against the paper's claims
 computed from the same files, so the page can never disagree with the results. Quick
 (smoke) runs are left out unless `--quick` asks for them instead (the smoke test does).
+`benchmarks/notes.md`, if present, is appended as written.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
             "## Against the paper's claims", "", *(claims(results) or ["- (no accuracy or latency results yet)"]), ""]
     for stem, heading in SECTIONS.items():
         page += section(stem + suffix, heading, args.dir, results[stem]) if stem in results else [f"## {heading}", "", "Not run yet.", ""]
+    notes = args.dir / "notes.md"  # what a reader must know that the numbers cannot say, kept by hand
+    if notes.is_file():
+        page += ["## Notes on these runs", "", notes.read_text().strip(), ""]
     args.out.write_text("\n".join(page))
     print(f"wrote {args.out}")
 
