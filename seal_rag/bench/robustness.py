@@ -174,10 +174,15 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.conditions:
         results.append(evaluate(BY_NAME[name], clips, model, cascade, passages, dataset, args.seed))
         print(f"{name:12s} " + "  ".join(f"{s} Top-1 {m['top1']['mean']:.3f}" for s, m in results[-1]["systems"].items()), flush=True)
+        # Written after every condition, so a run stopped after hours keeps what it measured.
+        report(args, dataset, voices, model, oracle, results)
 
+
+def report(args, dataset, voices: list[str], model, oracle: dict, results: list[dict]) -> None:
+    """The JSON, the Markdown table and the SNR plot for the conditions measured so far."""
     payload = {"benchmark": "robustness", "set": SET, "queries": len(dataset.queries), "passages": len(dataset.passages),
                "voices": voices, "seed": args.seed, "model": model.name, "trained": model.trained, "quick": args.quick,
-               "text_oracle": oracle, "results": results}
+               "conditions_planned": args.conditions, "text_oracle": oracle, "results": results}
     rows = [["text (no audio)", "text-oracle", len(dataset.queries), interval(oracle["top1"]), interval(oracle["top10"])]]
     rows += [[r["name"], system, len(dataset.queries), interval(m["top1"]), interval(m["top10"])]
              for r in results for system, m in r["systems"].items()]
