@@ -39,3 +39,16 @@ def test_claims_follow_the_figures(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no full-run results"):
         summary.main(["--dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
+
+
+def test_a_stopped_robustness_run_is_marked_partial(tmp_path):
+    result = {"conditions_planned": ["clean", "white-20dB", "reverb"], "results": [{"name": "clean"}, {"name": "white-20dB"}]}
+    write_report(tmp_path, "robustness", result, ["condition"], [["clean"], ["white-20dB"]])
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    assert "**Partial run:** 2 of 3 conditions measured; missing: reverb." in out.read_text()
+
+    result["results"].append({"name": "reverb"})
+    write_report(tmp_path, "robustness", result, ["condition"], [["clean"], ["white-20dB"], ["reverb"]])
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    assert "Partial run" not in out.read_text()

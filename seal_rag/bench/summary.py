@@ -53,6 +53,10 @@ def section(stem: str, heading: str, folder: Path, result: dict) -> list[str]:
              f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.",
              *([f"Speech tower: {result['model']} ({'released' if result.get('trained') else 'experimental or untrained'})."]
                if "model" in result else []), "", table, ""]
+    planned = result.get("conditions_planned", [])
+    measured = [r["name"] for r in result["results"]] if planned else []
+    if len(measured) < len(planned):  # robustness writes after every condition, so a stopped run shows here
+        lines.append(f"**Partial run:** {len(measured)} of {len(planned)} conditions measured; missing: {', '.join(c for c in planned if c not in measured)}.")
     for entry in result.get("results", []) if stem.startswith("accuracy") else []:
         lines.append(f"- {entry['set']}: {entry['queries']} queries over {entry['passages']} passages; voices: {', '.join(entry['voices'])}")
     if (folder / f"{stem}.png").is_file():
