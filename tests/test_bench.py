@@ -61,6 +61,31 @@ def test_robustness_corruptions_keep_their_promises():
     assert np.sqrt(np.mean(phoned**2)) < 0.05 * np.sqrt(np.mean(tone[0] ** 2))
 
 
+def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_another_run(tmp_path):
+    from types import SimpleNamespace
+
+    from seal_rag.bench import robustness
+
+    earlier = {"set": robustness.SET, "queries": 150, "passages": 2067, "voices": ["a", "b"], "seed": 0,
+               "model": "m", "trained": True,
+               "results": [{"name": "white-10dB", "systems": {}}, {"name": "clean", "systems": {}},
+                           {"name": "reverb", "systems": {}}]}
+    (tmp_path / "robustness.json").write_text(json.dumps(earlier))
+    args = SimpleNamespace(out=tmp_path, quick=False, seed=0, conditions=["clean", "white-10dB", "telephone"])
+    dataset = SimpleNamespace(queries=[None] * 150, passages=[None] * 2067)
+    model = SimpleNamespace(name="m", trained=True)
+
+    kept = robustness.measured_before(args, dataset, ["a", "b"], model)
+    # Only planned conditions survive, in the planned order; telephone is left to measure.
+    assert [r["name"] for r in kept] == ["clean", "white-10dB"]
+
+    with pytest.raises(SystemExit, match="seed"):
+        robustness.measured_before(SimpleNamespace(**{**vars(args), "seed": 1}), dataset, ["a", "b"], model)
+    with pytest.raises(SystemExit, match="queries"):
+        robustness.measured_before(args, SimpleNamespace(queries=[None] * 10, passages=dataset.passages), ["a", "b"], model)
+    assert robustness.measured_before(SimpleNamespace(**{**vars(args), "out": tmp_path / "none"}), dataset, [], model) == []
+
+
 @pytest.mark.slow
 def test_robustness_quick_writes_json_markdown_and_plot(tmp_path):
     from seal_rag.bench import robustness

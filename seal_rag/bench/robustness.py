@@ -1,6 +1,6 @@
 """Top-1 of SEAL and the cascade when the spoken question is noisy, fast, slow, phoned in or echoing.
 
-    seal-rag bench robustness [--max-queries 200] [--conditions clean white-10dB ...] [--quick]
+    seal-rag bench robustness [--max-queries 200] [--conditions clean white-10dB ...] [--resume] [--quick]
 
 The SQuAD holdout questions are spoken with the bench voices, exactly as `accuracy` speaks
 them, and searched against all 2,067 SQuAD dev passages. Every condition corrupts the same
@@ -19,12 +19,16 @@ about +-6.5 points, narrow enough to see a 10-point drop, while the 13 condition
 2,600 transcriptions. Greedy ASR takes 1.7 s of CPU on a clean clip but 3-6 s on a noisy one,
 where faster-whisper's temperature fallback decodes again, so a full run takes about 2 hours
 on 2 idle cores (3-4 beside other jobs); the whole set would take a day. `--quick` (10
-queries and 200 passages; clean, white and babble at 20 dB) is a smoke run.
+queries and 200 passages; clean, white and babble at 20 dB) is a smoke run. Each condition
+draws its noise from its own seed, so `--resume` can finish a stopped run: it keeps the
+conditions already in the report and measures only the others, with the same figures a
+single run would give.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 import warnings
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cascade", default="cascade-greedy", choices=list(CASCADES))
     parser.add_argument("--seed", type=int, default=0, help="fixes the questions, voices and noise")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--resume", action="store_true", help="keep the conditions an identical earlier run measured; run the rest")
     args = parser.parse_args(argv)
     if args.quick:
         args.max_queries, args.passages, args.conditions = 10, 200, QUICK_CONDITIONS
@@ -170,12 +175,35 @@ def main(argv: list[str] | None = None) -> None:
     clips, voices = spoken_queries(dataset, args.seed)
     oracle = summarise(gold_ranks(model.embed_texts([q.text for q in dataset.queries]) @ passages.T,
                                   dataset.passage_ids, [q.gold for q in dataset.queries]), args.seed)
-    results = []
+    results = measured_before(args, dataset, voices, model) if args.resume else []
     for name in args.conditions:
+        if any(r["name"] == name for r in results):
+            continue
         results.append(evaluate(BY_NAME[name], clips, model, cascade, passages, dataset, args.seed))
         print(f"{name:12s} " + "  ".join(f"{s} Top-1 {m['top1']['mean']:.3f}" for s, m in results[-1]["systems"].items()), flush=True)
         # Written after every condition, so a run stopped after hours keeps what it measured.
         report(args, dataset, voices, model, oracle, results)
+
+
+def report_path(args) -> Path:
+    return args.out / ("robustness" + ("-quick" if args.quick else "") + ".json")
+
+
+def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
+    """The earlier report's results for the planned conditions, if it measured exactly this run."""
+    path = report_path(args)
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    same_run = {"queries": len(dataset.queries), "passages": len(dataset.passages), "voices": voices,
+                "seed": args.seed, "model": model.name, "trained": model.trained}
+    changed = [key for key, value in same_run.items() if earlier.get(key) != value]
+    if changed or earlier.get("set") != SET:
+        raise SystemExit(f"--resume: {path} measured a different run ({', '.join(changed) or 'set'} differ); "
+                         "drop --resume or pass another --out")
+    kept = [r for r in earlier["results"] if r["name"] in args.conditions]
+    print(f"resuming: {len(kept)} condition(s) already measured in {path}", flush=True)
+    return sorted(kept, key=lambda r: args.conditions.index(r["name"]))
 
 
 def report(args, dataset, voices: list[str], model, oracle: dict, results: list[dict]) -> None:
@@ -186,7 +214,7 @@ def report(args, dataset, voices: list[str], model, oracle: dict, results: list[
     rows = [["text (no audio)", "text-oracle", len(dataset.queries), interval(oracle["top1"]), interval(oracle["top10"])]]
     rows += [[r["name"], system, len(dataset.queries), interval(m["top1"]), interval(m["top10"])]
              for r in results for system, m in r["systems"].items()]
-    name = "robustness" + ("-quick" if args.quick else "")
+    name = report_path(args).stem
     write_report(args.out, name, payload, ["condition", "system", "queries", "Top-1", "Top-10"], rows)
     plot(results, ["seal", args.cascade], len(dataset.queries), args.out / f"{name}.png")
 
