@@ -162,3 +162,31 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
     rows = _md_rows(tmp_path / "scale-quick.md")
     assert [r[0] for r in rows] == [f"{s:,}" for s in scale.QUICK_SIZES]
     _assert_png(tmp_path / "scale-quick.png")
+
+
+@pytest.mark.slow
+def test_encode_writes_its_figures(tmp_path):
+    from seal_rag.bench import encode
+
+    encode.main(["--clips", "3", "--repeats", "1", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "encode.json").read_text())
+    assert payload["clips"] == 3
+    seconds = payload["median_seconds"]
+    assert len(seconds) == 5 and all(s > 0 for s in seconds.values())
+    assert -1.0 <= payload["cosine_real_vs_padded"]["vector_min"] <= payload["cosine_real_vs_padded"]["vector_median"] <= 1.0
+    assert len(_md_rows(tmp_path / "encode.md")) == 9
+
+
+@pytest.mark.slow
+def test_ask_writes_stage_medians_for_both_modes(tmp_path):
+    from seal_rag.bench import ask
+
+    ask.main(["--chunks", "40", "--queries", "3", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "ask.json").read_text())
+    assert payload["chunks"] >= 40 and payload["queries"] == 3
+    assert payload["ingest_chunks_per_second"] > 0 and payload["peak_rss_mb"] > 0
+    speech, cascade = payload["median_ms"]["speech"], payload["median_ms"]["cascade"]
+    # Speech mode never transcribes and cascade mode never runs the speech tower.
+    assert speech["encode"] > 0 and speech["transcribe"] is None
+    assert cascade["transcribe"] > 0 and cascade["encode"] is None
+    assert [row[0] for row in _md_rows(tmp_path / "ask.md")] == ["speech", "cascade"]

@@ -1,10 +1,11 @@
 """Ask latency per stage, ingest throughput and peak memory, on an index of 10,000+ chunks.
 
-    python -m seal_rag.bench.ask [--chunks 10000] [--queries 50] [--db DIR]
+    seal-rag bench ask [--chunks 10000] [--queries 50] [--db DIR] [--out benchmarks]
 
 Ingests MedQuAD answers (../shared/data/qa/medquad, a training-and-tuning set) until the
 index holds at least `--chunks` chunks, speaks `--queries` of its questions with espeak-ng,
-and asks each one in speech and in cascade mode with warm models.
+and asks each one in speech and in cascade mode with warm models. Writes `ask.json` and
+`ask.md`. Timings are only meaningful on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..ingest import ingest_folder
 from ..loaders import Section
 from ..store import SealIndex
 from .clips import shared_data_dir
+from .report import write_report
 
 ESPEAK_VOICE = "en-us"
 
@@ -55,9 +57,12 @@ def speak(text: str, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def median_ms(rows: list[dict], stage: str) -> str:
+STAGES = ("decode", "features", "encode", "transcribe", "text_embed", "search", "total")
+
+
+def median_ms(rows: list[dict], stage: str) -> float | None:
     values = [r[stage] for r in rows if stage in r]
-    return f"{np.median(values) * 1000:8.1f}" if values else "       -"
+    return float(np.median(values)) * 1000 if values else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--db", type=Path, default=None, help="keep the index here (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="seal-bench-"))
     db = args.db or work / "db"
@@ -81,11 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     picked = [questions[i] for i in rng.choice(len(questions), args.queries, replace=False)]
     clips = [speak(q["question"], work / f"q{i}.wav") for i, q in enumerate(picked)]
-    stages = ("decode", "features", "encode", "transcribe", "text_embed", "search")
-    print(f"index: {index.count()} chunks of D={model.dim} (model trained: {model.trained})")
-    print(f"ingest: {summary.added} chunks in {ingest_seconds:.1f} s = {summary.added / ingest_seconds:.1f} chunks/s (embedding + upsert)")
-    print(f"queries: {len(clips)} MedQuAD questions spoken by espeak-ng {ESPEAK_VOICE}, warm models, one at a time")
-    print(f"{'mode':8s} " + " ".join(f"{s:>10s}" for s in stages) + f" {'total':>10s}   (median ms)")
+    medians = {}
     for mode in ("speech", "cascade"):
         retriever = Retriever(model, index, mode)
         retriever.retrieve(clips[0], k=10)  # warm-up: first calls allocate
@@ -95,9 +97,18 @@ def main(argv: list[str] | None = None) -> None:
             timings = retriever.retrieve(clip, k=10).timings
             timings["total"] = time.perf_counter() - begin
             rows.append(timings)
-        print(f"{mode:8s} " + " ".join(f"{median_ms(rows, s):>10s}" for s in stages) + f" {median_ms(rows, 'total'):>10s}")
+        medians[mode] = {stage: median_ms(rows, stage) for stage in STAGES}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (max RSS of this process): {peak_mb:.0f} MB")
+    # One sentence for the figures that are not per-stage; BENCHMARKS.md prints it above the table.
+    summary_line = (f"Index of {index.count()} chunks (D={model.dim}); ingest {summary.added} chunks in {ingest_seconds:.1f} s = "
+                    f"{summary.added / ingest_seconds:.1f} chunks/s (embedding + upsert); {len(clips)} MedQuAD questions spoken "
+                    f"by espeak-ng {ESPEAK_VOICE}, warm models, one at a time; peak memory (max RSS) {peak_mb:.0f} MB.")
+    print(summary_line)
+    payload = {"benchmark": "ask", "summary": summary_line, "chunks": index.count(), "dim": model.dim, "queries": len(clips),
+               "voice": ESPEAK_VOICE, "model": model.name, "trained": model.trained, "ingest_seconds": ingest_seconds,
+               "ingest_chunks_per_second": summary.added / ingest_seconds, "peak_rss_mb": peak_mb, "median_ms": medians}
+    table = [[mode] + [f"{ms:.1f}" if ms is not None else "-" for ms in row.values()] for mode, row in medians.items()]
+    write_report(args.out, "ask", payload, ["mode (median ms)", *STAGES], table)
 
 
 if __name__ == "__main__":

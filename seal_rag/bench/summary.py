@@ -20,6 +20,8 @@ SECTIONS = {  # file stem -> heading, in page order
     "robustness": "Robustness: Top-1 under noise, speed, telephone band and reverberation",
     "latency": "Latency per stage, warm models, one query at a time",
     "scale": "Scale: Chroma query time and memory by collection size",
+    "encode": "Encoding: real-length features against 30 s padding, and the cascade",
+    "ask": "`seal-rag ask` end to end on a 10,000-chunk index",
 }
 PAPER = {"seal_top1": 0.8636, "cascade_top1": 0.7945, "latency_cut": 0.50}
 
@@ -52,7 +54,7 @@ def section(stem: str, heading: str, folder: Path, result: dict) -> list[str]:
     lines = [f"## {heading}", "", f"Command: `{result['command']}`  ", f"Run {result['date']} on {machine['cpu_count']} CPU cores, "
              f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.",
              *([f"Speech tower: {result['model']} ({'released' if result.get('trained') else 'experimental or untrained'})."]
-               if "model" in result else []), "", table, ""]
+               if "model" in result else []), *([result["summary"]] if "summary" in result else []), "", table, ""]
     planned = result.get("conditions_planned", [])
     measured = [r["name"] for r in result["results"]] if planned else []
     if len(measured) < len(planned):  # robustness writes after every condition, so a stopped run shows here
