@@ -52,3 +52,11 @@ def test_a_stopped_robustness_run_is_marked_partial(tmp_path):
     write_report(tmp_path, "robustness", result, ["condition"], [["clean"], ["white-20dB"], ["reverb"]])
     summary.main(["--dir", str(tmp_path), "--out", str(out)])
     assert "Partial run" not in out.read_text()
+
+
+def test_a_scale_run_stopped_before_its_largest_size_is_marked_partial(tmp_path):
+    result = {"sizes_planned": [10_000, 100_000, 1_000_000], "results": [{"size": 10_000}, {"size": 100_000}]}
+    write_report(tmp_path, "scale", result, ["vectors"], [["10,000"], ["100,000"]])
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    assert "**Partial run:** 2 of 3 sizes measured; missing: 1,000,000." in out.read_text()

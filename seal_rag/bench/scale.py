@@ -41,7 +41,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from itertools import chain, islice
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -143,8 +143,8 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 
 
 def measure_sizes(model, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
-                  seed: int) -> tuple[Fill, list[dict]]:
-    """Grow one collection in `db` through `sizes` (ascending) and measure it at each."""
+                  seed: int, measured: Callable[[Fill, list[dict]], None]) -> None:
+    """Grow one collection in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`."""
     chunks = real_chunks()
     pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that random rows copy
     model.embed_texts([c.text for c in pool])  # warm-up at chunk length, so its buffers sit in the baseline
@@ -162,7 +162,7 @@ def measure_sizes(model, db: Path, sizes: list[int], budget_seconds: float, quer
         results.append(row)
         print(f"{size:>9,} vectors ({fill.real:,} real): query median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
               f"RSS +{row['rss_growth_mb']:.0f} MB, disk {row['disk_mb']:.0f} MB", flush=True)
-    return fill, results
+        measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,11 +194,15 @@ def main(argv: list[str] | None = None) -> None:
         questions = load_set("squad-holdout").queries
         picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
         queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
-        fill, results = measure_sizes(model, db, sizes, args.real_minutes * 60, queries, args.k, args.seed)
+        measure_sizes(model, db, sizes, args.real_minutes * 60, queries, args.k, args.seed,
+                      lambda fill, results: report(args, sizes, model, len(queries), fill, results))
 
+
+def report(args, sizes: list[int], model, queries: int, fill: Fill, results: list[dict]) -> None:
+    """The JSON, the Markdown table and the plot for the sizes measured so far."""
     ingest = {**asdict(fill), "chunks_per_second": results[-1]["ingest_chunks_per_second"], "budget_seconds": args.real_minutes * 60}
-    payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": len(queries), "timed_queries": len(queries) - 1,
-               "model": model.name, "quick": args.quick, "ingest": ingest,
+    payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": queries, "timed_queries": queries - 1,
+               "model": model.name, "quick": args.quick, "sizes_planned": sizes, "ingest": ingest,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
              f"{r['first_query_ms']:.1f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}", f"{r['add_seconds']:.0f}",

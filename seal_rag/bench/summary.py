@@ -48,6 +48,11 @@ def claims(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def label(item: str | int) -> str:
+    """A condition's name as it is; a size as 1,000,000."""
+    return f"{item:,}" if isinstance(item, int) else item
+
+
 def section(stem: str, heading: str, folder: Path, result: dict) -> list[str]:
     table = (folder / f"{stem}.md").read_text().split("\n\n", 2)[-1].strip()  # drop title and command lines
     machine = result["machine"]
@@ -55,10 +60,12 @@ def section(stem: str, heading: str, folder: Path, result: dict) -> list[str]:
              f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.",
              *([f"Speech tower: {result['model']} ({'released' if result.get('trained') else 'experimental or untrained'})."]
                if "model" in result else []), *([result["summary"]] if "summary" in result else []), "", table, ""]
-    planned = result.get("conditions_planned", [])
-    measured = [r["name"] for r in result["results"]] if planned else []
-    if len(measured) < len(planned):  # robustness writes after every condition, so a stopped run shows here
-        lines.append(f"**Partial run:** {len(measured)} of {len(planned)} conditions measured; missing: {', '.join(c for c in planned if c not in measured)}.")
+    # Robustness and scale write after every condition or size, so a stopped run shows here.
+    planned = [label(p) for p in result.get("conditions_planned") or result.get("sizes_planned") or []]
+    measured = [label(r.get("name", r.get("size"))) for r in result["results"]] if planned else []
+    if len(measured) < len(planned):
+        what = "conditions" if "conditions_planned" in result else "sizes"
+        lines.append(f"**Partial run:** {len(measured)} of {len(planned)} {what} measured; missing: {', '.join(c for c in planned if c not in measured)}.")
     for entry in result.get("results", []) if stem.startswith("accuracy") else []:
         lines.append(f"- {entry['set']}: {entry['queries']} queries over {entry['passages']} passages; voices: {', '.join(entry['voices'])}")
     if (folder / f"{stem}.png").is_file():
