@@ -80,8 +80,8 @@ def main() -> None:
     if mode == "auto":
         mode = "speech" if model.trained else "cascade"
         if not model.trained:
-            print("note: the shipped speech tower is untrained, so this demo retrieves in cascade mode "
-                  "(ASR, then the text tower); --mode speech tries SEAL itself.")
+            print("note: the shipped speech tower is experimental (far below the cascade on held-out questions), "
+                  "so this demo retrieves in cascade mode (ASR, then the text tower); --mode speech tries SEAL itself.")
 
     with tempfile.TemporaryDirectory() as db:
         # A collection stamped by seal-rag: the retriever then checks the model exactly.
