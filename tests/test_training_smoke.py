@@ -79,6 +79,17 @@ def test_losses_fall(trained):
         assert losses[-1] < losses[0], f"{stage} loss did not fall: {losses}"
 
 
+def test_stage2_alone_trains_from_an_untrained_head(trained, tmp_path):
+    from training import stage2
+
+    alone = json.loads(json.dumps(trained))
+    alone["stage2"].update(init="", out_dir=str(tmp_path / "stage2_only"))
+    stage2.train(alone)
+    losses = _losses(alone["stage2"]["out_dir"])
+    assert losses[-1] < losses[0], f"stage 2 alone did not learn: {losses}"
+    assert (tmp_path / "stage2_only" / "best_head.pt").is_file()
+
+
 def test_checkpoint_holds_model_optimizer_step_config_and_resumes(trained):
     from training import stage1
 

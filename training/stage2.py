@@ -137,10 +137,13 @@ def train(config: dict) -> dict:
     optimizer = make_optimizer(model, section, train_scaling=section.get("train_scaling", False))
     run = Run("stage 2", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
     if not checkpoint:
-        init = Path(section["init"]).expanduser()
-        model.load_state_dict(torch.load(init))
-        print(f"initialised from {init}")
-        run.validate()  # the starting point, so stage 2 must beat stage 1
+        if section.get("init"):
+            init = Path(section["init"]).expanduser()
+            model.load_state_dict(torch.load(init))
+            print(f"initialised from {init}")
+        else:  # `init = ""`: the stage-2-only ablation, from the same seeded head stage 1 starts from
+            print("no init: stage 2 starts from an untrained head (stage 2 only)")
+        run.validate()  # the starting point, so stage 2 must beat it
 
     def new_epoch() -> list[list[int]]:  # random batches of similar-length clips
         return length_bucketed_batches(list(range(len(pairs))), clips.lengths[pairs.clip_index], section["batch_size"], rng)
