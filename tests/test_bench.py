@@ -84,6 +84,9 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
     with pytest.raises(SystemExit, match="queries"):
         robustness.measured_before(args, SimpleNamespace(queries=[None] * 10, passages=dataset.passages), ["a", "b"], model)
     assert robustness.measured_before(SimpleNamespace(**{**vars(args), "out": tmp_path / "none"}), dataset, [], model) == []
+    (tmp_path / "robustness.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="bad JSON"):
+        robustness.measured_before(args, dataset, ["a", "b"], model)
 
 
 @pytest.mark.slow

@@ -75,5 +75,6 @@ def main(argv: list[str] | None = None) -> None:
                                          "encoder_state_median": float(np.median(state_cos))}}
     write_report(args.out, "encode", payload, ["figure (median over clips)", "value"], rows)
 
+
 if __name__ == "__main__":
     main()

@@ -175,9 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     clips, voices = spoken_queries(dataset, args.seed)
     oracle = summarise(gold_ranks(model.embed_texts([q.text for q in dataset.queries]) @ passages.T,
                                   dataset.passage_ids, [q.gold for q in dataset.queries]), args.seed)
-    results = measured_before(args, dataset, voices, model) if args.resume else []
+    earlier = {r["name"]: r for r in measured_before(args, dataset, voices, model)} if args.resume else {}
+    results = []
     for name in args.conditions:
-        if any(r["name"] == name for r in results):
+        if name in earlier:
+            results.append(earlier[name])
             continue
         results.append(evaluate(BY_NAME[name], clips, model, cascade, passages, dataset, args.seed))
         print(f"{name:12s} " + "  ".join(f"{s} Top-1 {m['top1']['mean']:.3f}" for s, m in results[-1]["systems"].items()), flush=True)
@@ -194,16 +196,20 @@ def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
     path = report_path(args)
     if not path.exists():
         return []
-    earlier = json.loads(path.read_text())
+    try:
+        earlier = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise SystemExit(f"--resume: {path} is not a robustness report (bad JSON); drop --resume or pass another --out") from None
     same_run = {"queries": len(dataset.queries), "passages": len(dataset.passages), "voices": voices,
                 "seed": args.seed, "model": model.name, "trained": model.trained}
     changed = [key for key, value in same_run.items() if earlier.get(key) != value]
     if changed or earlier.get("set") != SET:
         raise SystemExit(f"--resume: {path} measured a different run ({', '.join(changed) or 'set'} differ); "
                          "drop --resume or pass another --out")
-    kept = [r for r in earlier["results"] if r["name"] in args.conditions]
+    by_name = {r["name"]: r for r in earlier["results"]}
+    kept = [by_name[name] for name in args.conditions if name in by_name]
     print(f"resuming: {len(kept)} condition(s) already measured in {path}", flush=True)
-    return sorted(kept, key=lambda r: args.conditions.index(r["name"]))
+    return kept
 
 
 def report(args, dataset, voices: list[str], model, oracle: dict, results: list[dict]) -> None:
