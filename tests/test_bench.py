@@ -31,6 +31,29 @@ def _md_rows(path) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+@pytest.mark.slow
+def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptation(tmp_path):
+    from seal_rag.bench import accuracy
+
+    accuracy.main(["--quick", "--adapt", "--sets", "commonvoice-100", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "accuracy-adapt-quick.json").read_text())
+    assert not (tmp_path / "accuracy-quick.json").exists()  # an --adapt run leaves the plain run's files alone
+    [entry] = payload["results"]
+    assert entry["set"] == "commonvoice-100" and entry["queries"] == 20 and entry["voices"] == ["human recordings"]
+    assert set(entry["systems"]) == {"text-oracle", "seal", "seal-adapted", "cascade-greedy"}
+    for figures in entry["systems"].values():
+        top = [figures[k]["mean"] for k in ("top1", "top3", "top10")]
+        assert top == sorted(top) and 0.0 <= top[0] and top[-1] <= 1.0
+    # Real recordings of short sentences: the true transcript and ASR both find their passage.
+    assert entry["systems"]["text-oracle"]["top1"]["mean"] >= 0.9
+    assert entry["systems"]["cascade-greedy"]["top1"]["mean"] >= 0.8
+    adaptation = entry["adaptation"]
+    assert adaptation["steps"] == 20 and 2 <= adaptation["sentences"] <= 64 and adaptation["train_seconds"] > 0
+    rows = _md_rows(tmp_path / "accuracy-adapt-quick.md")
+    assert [row[2] for row in rows] == ["text-oracle", "seal", "seal-adapted", "cascade-greedy"]
+    _assert_png(tmp_path / "accuracy-adapt-quick.png")
+
+
 def test_robustness_corruptions_keep_their_promises():
     """Right SNR, same noise at every SNR of a kind, speed changes length, the phone cuts 5 kHz."""
     import numpy as np

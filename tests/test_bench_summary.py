@@ -60,3 +60,17 @@ def test_a_scale_run_stopped_before_its_largest_size_is_marked_partial(tmp_path)
     out = tmp_path / "BENCHMARKS.md"
     summary.main(["--dir", str(tmp_path), "--out", str(out)])
     assert "**Partial run:** 2 of 3 sizes measured; missing: 1,000,000." in out.read_text()
+
+
+def test_an_adapt_run_gets_its_own_section_and_claim(tmp_path):
+    payload = accuracy_payload(0.10, 0.40)
+    entry = payload["results"][0]
+    entry["systems"]["seal-adapted"] = entry["systems"]["cascade-beam5"]  # adapted ties the cascade here
+    entry["adaptation"] = {"sentences": 2000, "steps": 300, "speak_seconds": 600.0, "train_seconds": 200.0}
+    write_report(tmp_path, "accuracy-adapt", payload, ["set"], [["squad-holdout"]])
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert "SEAL after adapt Top-1 40.0% vs cascade (beam 5) 40.0%: SEAL after adapt **ties**" in page
+    assert "adapt: 2000 spoken sentences of the passages, 300 steps, 800 s (600 s speaking and encoding)" in page
+    assert "## Accuracy on the held-out sets\n\nNot run yet." in page

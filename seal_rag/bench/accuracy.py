@@ -1,10 +1,14 @@
 """Accuracy on the held-out sets: text oracle, cascade variants, SEAL speech tower, hybrid.
 
-    python -m seal_rag.bench accuracy [--sets squad-holdout ...] [--max-queries 500] [--quick]
+    python -m seal_rag.bench accuracy [--sets squad-holdout ...] [--max-queries 500] [--quick] [--adapt]
 
 Text questions are spoken by the project's TTS with the "bench" voices only, which training
 and validation never use (see `seal_rag.voices`). All systems search the same knowledge
 base with exact cosine similarity; hybrid fuses SEAL and the beam-5 cascade by reciprocal rank.
+
+`--adapt` also scores the speech tower after `seal-rag adapt` to each set's knowledge base, as a
+user would run it: adapt reads the passages' text only (spoken by training voices) and never
+the questions. That run writes `accuracy-adapt.*`, so the plain run's files stay as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..adapt import adapt
 from ..ask import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
@@ -60,7 +65,7 @@ def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
     return map_with_progress(f"{dataset.name}: speaking", speak, dataset.queries), sorted(used)
 
 
-def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int) -> dict:
+def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int, adapt_options: dict | None = None) -> dict:
     dataset = load_set(name)
     if len(dataset.queries) > max_queries:
         dataset.queries = random.Random(seed).sample(dataset.queries, max_queries)
@@ -71,6 +76,15 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
     start = time.perf_counter()
     scores["seal"] = np.concatenate(map_with_progress(f"{name}: seal", lambda c: model.embed_clips([c]), clips)) @ passages.T
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
+    adaptation = None
+    if adapt_options is not None:
+        # Only the knowledge base's text goes in, as `seal-rag adapt` gives it; the questions stay unseen.
+        result = adapt(model, dataset.passages, seed=seed, **adapt_options)
+        assert result.model.space_fingerprint == model.space_fingerprint  # so the passage vectors above still serve
+        scores["seal-adapted"] = np.concatenate(
+            map_with_progress(f"{name}: seal-adapted", lambda c: result.model.embed_clips([c]), clips)) @ passages.T
+        adaptation = {"sentences": result.sentences, "speak_seconds": round(result.speak_seconds, 1),
+                      "train_seconds": round(result.train_seconds, 1), **adapt_options}
     for system, transcriber in transcribers.items():
         start = time.perf_counter()
         transcripts = map_with_progress(f"{name}: {system}", transcriber.transcribe, clips)
@@ -78,30 +92,39 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
         scores[system] = model.embed_texts([t or " " for t in transcripts]) @ passages.T
     if "cascade-beam5" in scores:
         scores["hybrid"] = rrf_scores(scores["seal"], scores["cascade-beam5"])
+        if "seal-adapted" in scores:
+            scores["hybrid-adapted"] = rrf_scores(scores["seal-adapted"], scores["cascade-beam5"])
     systems = {s: summarise(gold_ranks(m, dataset.passage_ids, golds)) for s, m in scores.items()}
     return {"set": name, "queries": len(dataset.queries), "passages": len(dataset.passages),
-            "voices": voices, "systems": systems, "seconds_per_query": seconds}
+            "voices": voices, "systems": systems, "seconds_per_query": seconds,
+            **({"adaptation": adaptation} if adaptation else {})}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seal-rag bench accuracy", description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=list(ALL_SETS), choices=ALL_SETS)
+    parser.add_argument("--sets", nargs="+", choices=ALL_SETS, help="default: all; with --quick, squad-holdout and commonvoice-100")
     parser.add_argument("--max-queries", type=int, default=500)
     parser.add_argument("--cascades", nargs="+", default=list(CASCADES), choices=list(CASCADES))
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 queries of two sets, greedy cascade: a smoke run")
+    parser.add_argument("--adapt", action="store_true", help="also score the tower adapted to each set's knowledge base")
+    parser.add_argument("--adapt-steps", type=int, default=300, help="as `seal-rag adapt --steps`")
+    parser.add_argument("--adapt-max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sets, args.max_queries, args.cascades = ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
+        args.sets, args.max_queries, args.cascades = args.sets or ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
+        args.adapt_steps, args.adapt_max_sentences = min(args.adapt_steps, 20), min(args.adapt_max_sentences, 64)
+    args.sets = args.sets or list(ALL_SETS)
+    adapt_options = {"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences} if args.adapt else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained(args.model)
     transcribers = {name: Transcriber(**CASCADES[name]) for name in args.cascades}
     results = []
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
-        results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed))
+        results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options))
         payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained, "quick": args.quick,
                    "results": results}
         rows = [
@@ -109,8 +132,36 @@ def main(argv: list[str] | None = None) -> None:
                                                 for k in ("top1", "top3", "top10", "mrr@10"))]
             for r in results for system, m in r["systems"].items()
         ]
-        write_report(args.out, "accuracy" + ("-quick" if args.quick else ""), payload,
-                     ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
+        name = "accuracy" + ("-adapt" if args.adapt else "") + ("-quick" if args.quick else "")
+        write_report(args.out, name, payload, ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
+        plot(results, args.out / f"{name}.png")
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Top-1 of every system on every set, with its 95% bootstrap interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(s for r in results for s in r["systems"]))
+    width = 0.8 / len(systems)
+    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(results) + 2), 4))
+    for i, system in enumerate(systems):
+        xs = [k + (i - (len(systems) - 1) / 2) * width for k, r in enumerate(results) if system in r["systems"]]
+        top1 = [r["systems"][system]["top1"] for r in results if system in r["systems"]]
+        errors = [[t["mean"] - t["low"] for t in top1], [t["high"] - t["mean"] for t in top1]]
+        axis.bar(xs, [t["mean"] for t in top1], width, yerr=errors, capsize=2, label=system)
+    axis.set_xticks(range(len(results)), [r["set"] for r in results])
+    axis.set_ylabel("Top-1")
+    axis.set_ylim(0, 1)
+    axis.set_title("Top-1 on held-out sets (bars: 95% bootstrap interval)")
+    axis.grid(True, axis="y", alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
