@@ -2,13 +2,17 @@
 
     python -m training.adapt_gain --config training/configs/base.toml
     nice -n 19 python -m training.adapt_gain --config training/configs/base.toml --max-passages 20 --steps 100
+    python -m training.adapt_gain --config training/configs/base.toml --kb corpus
 
-The validation split's knowledge base is the paragraphs of the 4 validation articles
-(`text_sources.VAL_ARTICLES`), from which no training text came. `adapt` reads only their
-text and speaks it with training voices; the validation questions, spoken by validation
-voices (`evaluate.Validation`), are never shown to it. The shipped model and its adapted copy
-are then scored as `training.evaluate --model` scores a model: each question against all
-paragraphs of the corpus, on the real inference path (fp32 torch encoder).
+The validation split's knowledge base is, by default (`--kb val`), the paragraphs of the 4
+validation articles (`text_sources.VAL_ARTICLES`), from which no training text came. With
+`--kb corpus` it is all 1,551 paragraphs the questions are retrieved among, as a user's whole
+index would be: then `--max-sentences` lets adapt hear only part of it, as on the held-out
+sets' larger knowledge bases. `adapt` reads only the text and speaks it with training voices;
+the validation questions, spoken by validation voices (`evaluate.Validation`), are never shown
+to it. The shipped model and its adapted copy are then scored as `training.evaluate --model`
+scores a model: each question against all paragraphs of the corpus, on the real inference
+path (fp32 torch encoder).
 
 The cost is `adapt`'s wall time (speaking, encoding and training), and from its rates the
 time for a 1,000-passage knowledge base: speaking grows with the sentences spoken (capped by
@@ -66,6 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--model", help="the base model directory [default: the shipped model]")
+    parser.add_argument("--kb", choices=["val", "corpus"], default="val",
+                        help="adapt to the 4 validation articles' paragraphs, or to the whole retrieval corpus")
     parser.add_argument("--max-passages", type=int, help="adapt to only the first N validation paragraphs (a quick check)")
     parser.add_argument("--steps", type=int, default=300, help="as `seal-rag adapt --steps`")
     parser.add_argument("--max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
@@ -75,8 +81,9 @@ def main() -> None:
     torch.set_num_threads(2)
     config = load_config(args.config)
     validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))
-    texts = [p.text for p in ts.squad_passages(ts.squad_articles("val"))][: args.max_passages]
-    print(f"knowledge base: {len(texts)} validation paragraphs; {len(validation.clips)} validation questions "
+    kb = validation.passages if args.kb == "corpus" else ts.squad_passages(ts.squad_articles("val"))
+    texts = [p.text for p in kb][: args.max_passages]
+    print(f"knowledge base: {len(texts)} paragraphs ({args.kb}); {len(validation.clips)} validation questions "
           f"against {len(validation.passages)} paragraphs")
 
     from seal_rag import SpeechEmbedding
@@ -97,7 +104,7 @@ def main() -> None:
     print(f"adapt wall time: {result.seconds:.0f} s for {len(texts)} passages (speaking and encoding {result.sentences} "
           f"sentences {result.speak_seconds:.0f} s, {result.speak_seconds / result.sentences:.2f} s each; training "
           f"{args.steps} steps {result.train_seconds:.0f} s); a 1,000-passage knowledge base: {per_1000:.0f} s")
-    print(json.dumps({"passages": len(texts), "sentences": result.sentences, "steps": args.steps, "seconds": round(result.seconds, 1),
+    print(json.dumps({"kb": args.kb, "passages": len(texts), "sentences": result.sentences, "steps": args.steps, "seconds": round(result.seconds, 1),
                       "speak_seconds": round(result.speak_seconds, 1), "train_seconds": round(result.train_seconds, 1),
                       "seconds_per_1000_passages": round(per_1000, 1),
                       **{name: {k: round(v, 4) for k, v in f.items()} for name, f in figures.items()}}))
