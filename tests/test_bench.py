@@ -1,6 +1,8 @@
 """Benchmark smoke runs: the files are written and well-formed (figures are for humans)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -33,9 +35,9 @@ def _md_rows(path) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptation(tmp_path):
-    from seal_rag.bench import accuracy
-
-    accuracy.main(["--quick", "--adapt", "--sets", "commonvoice-100", "--out", str(tmp_path)])
+    """Run as a user runs it: `seal-rag bench accuracy` in a real process."""
+    run = _seal_rag("bench", "accuracy", "--quick", "--adapt", "--sets", "commonvoice-100", "--out", tmp_path)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
     payload = json.loads((tmp_path / "accuracy-adapt-quick.json").read_text())
     assert not (tmp_path / "accuracy-quick.json").exists()  # an --adapt run leaves the plain run's files alone
     [entry] = payload["results"]
@@ -52,6 +54,17 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     rows = _md_rows(tmp_path / "accuracy-adapt-quick.md")
     assert [row[2] for row in rows] == ["text-oracle", "seal", "seal-adapted", "cascade-greedy"]
     _assert_png(tmp_path / "accuracy-adapt-quick.png")
+
+
+def test_accuracy_refuses_adapt_settings_that_seal_rag_adapt_refuses(tmp_path):
+    run = _seal_rag("bench", "accuracy", "--adapt", "--adapt-steps", "0", "--out", tmp_path)
+    stderr = run.stderr.decode()
+    assert run.returncode == 2 and "--adapt-steps must be at least 1" in stderr and "Traceback" not in stderr
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
+def _seal_rag(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seal_rag.cli", *map(str, args)], capture_output=True, timeout=900)
 
 
 def test_robustness_corruptions_keep_their_promises():

@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--model", help="the base model directory [default: the shipped model]")
     parser.add_argument("--kb", choices=["val", "corpus"], default="val",
                         help="adapt to the 4 validation articles' paragraphs, or to the whole retrieval corpus")
-    parser.add_argument("--max-passages", type=int, help="adapt to only the first N validation paragraphs (a quick check)")
+    parser.add_argument("--max-passages", type=int, help="adapt to only the first N paragraphs of the --kb (a quick check)")
     parser.add_argument("--steps", type=int, default=300, help="as `seal-rag adapt --steps`")
     parser.add_argument("--max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
     parser.add_argument("--seed", type=int, default=0)

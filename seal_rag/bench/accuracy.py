@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..adapt import adapt
 from ..ask import RRF_K
@@ -65,6 +66,16 @@ def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
     return map_with_progress(f"{dataset.name}: speaking", speak, dataset.queries), sorted(used)
 
 
+@torch.no_grad()
+def head_vectors(model, states: list[torch.Tensor]) -> np.ndarray:
+    """Each clip's vector from its frozen-encoder states, one clip at a time as `ask` embeds it.
+
+    Adapted models share the frozen encoder, so the states are computed once per clip and each
+    head reads them.
+    """
+    return np.concatenate([model.speech.embed_states([s]).numpy() for s in states]).astype(np.float32)
+
+
 def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int, adapt_options: dict | None = None) -> dict:
     dataset = load_set(name)
     if len(dataset.queries) > max_queries:
@@ -74,15 +85,15 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
     clips, voices = spoken_queries(dataset, seed)
     scores = {"text-oracle": model.embed_texts([q.text for q in dataset.queries]) @ passages.T}
     start = time.perf_counter()
-    scores["seal"] = np.concatenate(map_with_progress(f"{name}: seal", lambda c: model.embed_clips([c]), clips)) @ passages.T
+    states = map_with_progress(f"{name}: seal", lambda c: model.speech.encode_clips([c])[0], clips)
+    scores["seal"] = head_vectors(model, states) @ passages.T
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
     adaptation = None
     if adapt_options is not None:
         # Only the knowledge base's text goes in, as `seal-rag adapt` gives it; the questions stay unseen.
         result = adapt(model, dataset.passages, seed=seed, **adapt_options)
         assert result.model.space_fingerprint == model.space_fingerprint  # so the passage vectors above still serve
-        scores["seal-adapted"] = np.concatenate(
-            map_with_progress(f"{name}: seal-adapted", lambda c: result.model.embed_clips([c]), clips)) @ passages.T
+        scores["seal-adapted"] = head_vectors(result.model, states) @ passages.T  # adapt changes the head only
         adaptation = {"sentences": result.sentences, "speak_seconds": round(result.speak_seconds, 1),
                       "train_seconds": round(result.train_seconds, 1), **adapt_options}
     for system, transcriber in transcribers.items():
@@ -113,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapt-steps", type=int, default=300, help="as `seal-rag adapt --steps`")
     parser.add_argument("--adapt-max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
     args = parser.parse_args(argv)
+    if args.adapt_steps < 1 or args.adapt_max_sentences < 2:  # the bounds of `seal-rag adapt`
+        parser.error("--adapt-steps must be at least 1 and --adapt-max-sentences at least 2")
     if args.quick:
         args.sets, args.max_queries, args.cascades = args.sets or ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
         args.adapt_steps, args.adapt_max_sentences = min(args.adapt_steps, 20), min(args.adapt_max_sentences, 64)
