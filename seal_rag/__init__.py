@@ -1,7 +1,6 @@
 """seal-rag: ask a knowledge base a question by voice (SEAL speech-to-text embedding alignment)."""
 
 from .config import SealConfig
-from .embedding import SpeechEmbedding, UntrainedModelWarning, load_model
 from .errors import (
     AudioError,
     AudioFileNotFoundError,
@@ -38,3 +37,15 @@ __all__ = [
     "load_model",
 ]
 __version__ = "0.1.0"
+
+_FROM_EMBEDDING = {"SpeechEmbedding", "UntrainedModelWarning", "load_model"}
+
+
+def __getattr__(name: str):
+    # `seal_rag.embedding` imports torch and transformers (seconds). Importing it on first
+    # use lets the CLI reject a bad path or a silent clip before paying for that.
+    if name in _FROM_EMBEDDING:
+        from . import embedding
+
+        return getattr(embedding, name)
+    raise AttributeError(f"module 'seal_rag' has no attribute {name!r}")

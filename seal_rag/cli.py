@@ -82,11 +82,12 @@ def ingest(
     max_file_mb: Annotated[float, typer.Option(help="Refuse larger files")] = 64,
 ) -> None:
     """Index a folder: new and changed files are embedded; unchanged ones cost nothing."""
-    from .ingest import ingest_folder
-    from .store import SealIndex
+    from .ingest import documents_in, ingest_folder
+    from .store import SealIndex, check_reachable
 
-    if not folder.is_dir():
-        fail(f"{folder} is not a folder: pass the directory holding your documents")
+    documents_in(folder)  # a wrong or empty folder is named before seconds of model loading
+    if chroma_host:
+        check_reachable(host=chroma_host, port=chroma_port)
     model = load_model(model_dir)
     with index_lock(db, chroma_host, exclusive=True):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
@@ -118,6 +119,37 @@ def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object
     return [("stdin", sys.stdin.buffer.read()) if a == "-" else (a, a) for a in audio]
 
 
+def _decode_sources(sources: list[tuple[str, object]], max_seconds: float) -> tuple[list[tuple[str, object, float]], bool]:
+    """Decode every source to 16 kHz samples: `(name, clip, seconds taken)` for the good ones,
+    and whether any failed (each failure is one `error:` line; the others are still answered)."""
+    from .audio import load_audio
+
+    clips, failed = [], False
+    for name, source in sources:
+        start = time.perf_counter()
+        try:
+            clips.append((name, load_audio(source, max_seconds=max_seconds), time.perf_counter() - start))
+        except SealError as error:
+            typer.echo(f"error: {error}", err=True)
+            failed = True
+    return clips, failed
+
+
+def _max_seconds(model_dir: Path | None) -> float:
+    """The longest query the model accepts, read from its config without loading it.
+
+    An adapter chosen later has its base's config; if a config cannot be read here, the
+    model applies its own limit when it embeds the clip.
+    """
+    from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
+
+    path = Path(model_dir or MODELS_DIR / DEFAULT_MODEL) / "config.json"
+    try:
+        return SealConfig.load(path).max_seconds
+    except (OSError, SealError, ValueError, TypeError):
+        return float("inf")
+
+
 def _make_answerer(llm: str, audio_format: str, timeout: float):
     if llm == "none":
         return None
@@ -143,47 +175,53 @@ def ask(
     llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
     mic: Annotated[Optional[float], typer.Option(help="Record this many seconds from the microphone")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
-    timings: Annotated[bool, typer.Option("--timings", help="Print time per stage and the model used")] = False,
+    show_timings: Annotated[bool, typer.Option("--timings", help="Print time per stage and the model used")] = False,
     no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
     from .ask import MODES, Retriever
-    from .audio import load_audio
-    from .index_adapter import choose_model
     from .render import render_json, render_text
-    from .store import SealIndex
+    from .store import SealIndex, check_reachable
 
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     sources = _read_sources(audio or [], mic)
     answerer = _make_answerer(llm or os.environ.get("SEAL_RAG_LLM", "none"), llm_audio_format, llm_timeout)
+    # What is cheap to check is checked before the models load (seconds): a mistyped path,
+    # a missing index or a silent clip should not make a user wait for its error.
+    check_reachable(db, chroma_host, chroma_port)
+    clips, failed = _decode_sources(sources, _max_seconds(model_dir))
+    if not clips:
+        raise typer.Exit(1)
+    from .index_adapter import choose_model  # imports the models' code: seconds
+
     start = time.perf_counter()
     choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_adapter)
     model = choice.model
     load_seconds = time.perf_counter() - start
-    failed = False
     results = []
     with index_lock(db, chroma_host, exclusive=False):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         retriever = Retriever(model, index, mode)
-        for name, source in sources:
+        for name, clip, decode_seconds in clips:
             result = {"audio": name, "model": choice}
             try:
-                found = retriever.retrieve(source, k, want_transcript=bool(answerer and answerer.needs_transcript))
+                found = retriever.retrieve(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
             except SealError as error:
                 typer.echo(f"error: {error}", err=True)
                 failed = True
                 continue
-            result.update(hits=found.hits, transcript=found.transcript, timings={"load": load_seconds, **found.timings})
+            timings = {"load": load_seconds, **found.timings, "decode": decode_seconds}
+            result.update(hits=found.hits, transcript=found.transcript, timings=timings)
             load_seconds = 0.0  # models load once for all files
             if answerer is None:
                 from .answer import extractive_answer
 
                 result.update(answer=extractive_answer(model, found.query_vector, found.hits), answer_kind="extractive")
             else:
-                clip = None if answerer.needs_transcript else load_audio(source)
-                result.update(stream=answerer.stream(found.hits, found.transcript, clip), answer_kind="llm")
-            error = (render_json if as_json else render_text)(result, timings, len(sources) > 1)
+                audio_in = None if answerer.needs_transcript else clip
+                result.update(stream=answerer.stream(found.hits, found.transcript, audio_in), answer_kind="llm")
+            error = (render_json if as_json else render_text)(result, show_timings, len(sources) > 1)
             failed = failed or error
             results.append(result)
     if failed:

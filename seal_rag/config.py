@@ -10,6 +10,9 @@ from pathlib import Path
 from .errors import ModelLoadError
 from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 
+MODELS_DIR = Path(__file__).parent / "models"  # model directories shipped in the package
+DEFAULT_MODEL = "seal-base-minilm"
+
 
 @dataclass
 class SealConfig:

@@ -22,14 +22,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .audio import SAMPLE_RATE, AudioSource, load_audio
-from .config import SealConfig
+from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
 from .whisper_encoder import load_whisper_encoder
 
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "seal-base-minilm"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 UNTRAINED_SEED = 0
 

@@ -35,6 +35,16 @@ def _file_key(source: str) -> str:
     return source.split("#", 1)[0]  # JSONL records share their file
 
 
+def documents_in(folder: Path) -> list[Path]:
+    """The files `ingest_folder` reads; raises `DocumentError` for a missing or empty folder."""
+    if not folder.is_dir():
+        raise DocumentError(f"{folder} is not a folder: pass the directory holding your documents")
+    files = find_files(folder)
+    if not files:
+        raise DocumentError(f"{folder} holds no .txt, .md, .html, .pdf or .jsonl files: add documents or point at another folder")
+    return files
+
+
 def ingest_folder(
     model,
     folder: str | Path,
@@ -57,12 +67,8 @@ def ingest_folder(
         DocumentError: the folder is missing or holds no readable document.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DocumentError(f"{folder} is not a folder: pass the directory holding your documents")
-    files = find_files(folder)
+    files = documents_in(folder)
     summary = IngestSummary(files=len(files))
-    if not files:
-        raise DocumentError(f"{folder} holds no .txt, .md, .html, .pdf or .jsonl files: add documents or point at another folder")
 
     wanted: dict[str, list[Chunk]] = {}
     for path in files:

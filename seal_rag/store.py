@@ -46,19 +46,35 @@ def connect(db: str | Path | None = None, host: str | None = None, port: int = D
     import chromadb
 
     if host:
-        try:
-            client = chromadb.HttpClient(host=host, port=port)
-            client.heartbeat()
-        except Exception as error:  # chromadb raises several transport errors
-            raise StoreError(
-                f"cannot reach the Chroma server at {host}:{port} ({type(error).__name__}): "
-                f"start one with `chroma run --path DIR --port {port}` or fix --chroma-host/--chroma-port"
-            ) from None
-        return client
-    path = Path(db or DEFAULT_DB)
-    if must_exist and not path.is_dir():
-        raise StoreError(_no_index(path))
-    return chromadb.PersistentClient(path=str(path))
+        return _http_client(host, port)
+    if must_exist:
+        check_reachable(db)
+    return chromadb.PersistentClient(path=str(Path(db or DEFAULT_DB)))
+
+
+def check_reachable(db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT) -> None:
+    """Raise `StoreError` unless the index's directory exists or its server answers.
+
+    Cheap, and it opens nothing: the CLI checks this before it spends seconds loading models.
+    """
+    if host:
+        _http_client(host, port)
+    elif not Path(db or DEFAULT_DB).is_dir():
+        raise StoreError(_no_index(Path(db or DEFAULT_DB)))
+
+
+def _http_client(host: str, port: int):
+    import chromadb
+
+    try:
+        client = chromadb.HttpClient(host=host, port=port)
+        client.heartbeat()
+    except Exception as error:  # chromadb raises several transport errors
+        raise StoreError(
+            f"cannot reach the Chroma server at {host}:{port} ({type(error).__name__}): "
+            f"start one with `chroma run --path DIR --port {port}` or fix --chroma-host/--chroma-port"
+        ) from None
+    return client
 
 
 class SealIndex:
