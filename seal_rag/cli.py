@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .config import ADAPT_MAX_SENTENCES
 from .errors import SealError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask a knowledge base a question by voice.")
@@ -234,8 +235,8 @@ def adapt(
     chroma_host: HostOption = None,
     chroma_port: PortOption = 8000,
     collection: CollectionOption = "seal_rag",
-    steps: Annotated[int, typer.Option(min=1, help="Training steps of the speech head")] = 300,
-    max_sentences: Annotated[int, typer.Option(min=2, help="Most sentences to speak (~0.2 s of CPU each)")] = 2000,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps of the speech head [default: 5 passes over the sentences]")] = None,
+    max_sentences: Annotated[int, typer.Option(min=2, help="Most sentences to speak (~0.1 s of CPU each)")] = ADAPT_MAX_SENTENCES,
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
@@ -255,7 +256,7 @@ def adapt(
     save_adapter(result, model, target, where, collection)
     typer.echo(
         f"adapted to {result.sentences} spoken sentences of {result.passages} chunks in {result.seconds:.0f} s "
-        f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.train_seconds:.0f} s); "
+        f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.steps} steps {result.train_seconds:.0f} s); "
         f"`seal-rag ask` now answers with {target} (--no-adapter to compare)"
     )
 

@@ -35,6 +35,13 @@ def test_adapters_live_in_the_db_or_under_the_cache_for_a_server(tmp_path, monke
     assert adapter_dir(host="10.0.0.7", port=8001, collection="kb") == tmp_path / "cache" / "adapters" / "10.0.0.7-8001" / "kb"
 
 
+def test_adapt_trains_five_passes_over_what_it_heard_unless_told_the_steps():
+    from seal_rag.adapt import EPOCHS, default_steps
+
+    assert EPOCHS == 5 and default_steps(2000) == 313 and default_steps(4000) == 625
+    assert default_steps(3) == 1 and default_steps(64, batch_size=32) == 10
+
+
 @pytest.mark.slow
 def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, monkeypatch):
     import seal_rag.adapt as adapt_module
@@ -50,7 +57,7 @@ def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, m
     ]
     result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, progress=False)
     assert splits and set(splits) == {"train"}
-    assert result.sentences == 4 and result.passages == 2
+    assert result.sentences == 4 and result.passages == 2 and result.steps == 2
     assert torch.equal(embedding.speech.head.adapter.weight, before)
     assert not torch.equal(result.model.speech.head.adapter.weight, before)
     assert result.model.space_fingerprint == embedding.space_fingerprint

@@ -16,7 +16,7 @@ path (fp32 torch encoder).
 
 The cost is `adapt`'s wall time (speaking, encoding and training), and from its rates the
 time for a 1,000-passage knowledge base: speaking grows with the sentences spoken (capped by
-`--max-sentences`), training is a fixed number of steps.
+`--max-sentences`), and so does training unless `--steps` fixes it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import warnings
 import torch
 
 from seal_rag.adapt import adapt
+from seal_rag.config import ADAPT_MAX_SENTENCES
 
 from . import text_sources as ts
 from .config import load_config
@@ -56,14 +57,16 @@ def speech_figures(validation: Validation, models: dict) -> dict[str, dict[str, 
     return figures
 
 
-def seconds_per_1000_passages(result, max_sentences: int) -> float:
+def seconds_per_1000_passages(result, max_sentences: int, fixed_steps: bool) -> float:
     """`adapt`'s wall time for 1,000 passages like these, from this run's rates.
 
     Speaking grows with the sentences spoken, at this run's sentences per passage up to the
-    `max_sentences` cap; training is a fixed number of steps, whatever the size.
+    `max_sentences` cap. So does training by default (a fixed number of passes); with
+    `--steps` given it is that many steps, whatever the size.
     """
     sentences = min(max_sentences, result.sentences / result.passages * 1000)
-    return sentences * result.speak_seconds / result.sentences + result.train_seconds
+    train = result.train_seconds if fixed_steps else sentences * result.train_seconds / result.sentences
+    return sentences * result.speak_seconds / result.sentences + train
 
 
 def main() -> None:
@@ -73,8 +76,8 @@ def main() -> None:
     parser.add_argument("--kb", choices=["val", "corpus"], default="val",
                         help="adapt to the 4 validation articles' paragraphs, or to the whole retrieval corpus")
     parser.add_argument("--max-passages", type=int, help="adapt to only the first N paragraphs of the --kb (a quick check)")
-    parser.add_argument("--steps", type=int, default=300, help="as `seal-rag adapt --steps`")
-    parser.add_argument("--max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes]")
+    parser.add_argument("--max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="also write the adapted model directory here")
     args = parser.parse_args()
@@ -99,12 +102,12 @@ def main() -> None:
     figures = speech_figures(validation, {"shipped": base, "adapted": result.model})
     print("| model | Top-1 | Top-10 | MRR |\n|---|---|---|---|")
     print(format_row(f"shipped {base.name}", figures["shipped"]))
-    print(format_row(f"adapted ({result.sentences} sentences, {args.steps} steps)", figures["adapted"]))
-    per_1000 = seconds_per_1000_passages(result, args.max_sentences)
+    print(format_row(f"adapted ({result.sentences} sentences, {result.steps} steps)", figures["adapted"]))
+    per_1000 = seconds_per_1000_passages(result, args.max_sentences, fixed_steps=args.steps is not None)
     print(f"adapt wall time: {result.seconds:.0f} s for {len(texts)} passages (speaking and encoding {result.sentences} "
           f"sentences {result.speak_seconds:.0f} s, {result.speak_seconds / result.sentences:.2f} s each; training "
-          f"{args.steps} steps {result.train_seconds:.0f} s); a 1,000-passage knowledge base: {per_1000:.0f} s")
-    print(json.dumps({"kb": args.kb, "passages": len(texts), "sentences": result.sentences, "steps": args.steps, "seconds": round(result.seconds, 1),
+          f"{result.steps} steps {result.train_seconds:.0f} s); a 1,000-passage knowledge base: {per_1000:.0f} s")
+    print(json.dumps({"kb": args.kb, "passages": len(texts), "sentences": result.sentences, "steps": result.steps, "seconds": round(result.seconds, 1),
                       "speak_seconds": round(result.speak_seconds, 1), "train_seconds": round(result.train_seconds, 1),
                       "seconds_per_1000_passages": round(per_1000, 1),
                       **{name: {k: round(v, 4) for k, v in f.items()} for name, f in figures.items()}}))

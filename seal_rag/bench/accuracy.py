@@ -26,6 +26,7 @@ from ..adapt import adapt
 from ..ask import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
+from ..config import ADAPT_MAX_SENTENCES
 from ..embedding import SpeechEmbedding
 from ..progress import map_with_progress
 from ..tts import synthesize
@@ -95,7 +96,7 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
         assert result.model.space_fingerprint == model.space_fingerprint  # so the passage vectors above still serve
         scores["seal-adapted"] = head_vectors(result.model, states) @ passages.T  # adapt changes the head only
         adaptation = {"sentences": result.sentences, "speak_seconds": round(result.speak_seconds, 1),
-                      "train_seconds": round(result.train_seconds, 1), **adapt_options}
+                      "train_seconds": round(result.train_seconds, 1), **adapt_options, "steps": result.steps}
     for system, transcriber in transcribers.items():
         start = time.perf_counter()
         transcripts = map_with_progress(f"{name}: {system}", transcriber.transcribe, clips)
@@ -121,14 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 queries of two sets, greedy cascade: a smoke run")
     parser.add_argument("--adapt", action="store_true", help="also score the tower adapted to each set's knowledge base")
-    parser.add_argument("--adapt-steps", type=int, default=300, help="as `seal-rag adapt --steps`")
-    parser.add_argument("--adapt-max-sentences", type=int, default=2000, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--adapt-steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes]")
+    parser.add_argument("--adapt-max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
     args = parser.parse_args(argv)
-    if args.adapt_steps < 1 or args.adapt_max_sentences < 2:  # the bounds of `seal-rag adapt`
+    if (args.adapt_steps is not None and args.adapt_steps < 1) or args.adapt_max_sentences < 2:  # `seal-rag adapt`'s bounds
         parser.error("--adapt-steps must be at least 1 and --adapt-max-sentences at least 2")
     if args.quick:
         args.sets, args.max_queries, args.cascades = args.sets or ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
-        args.adapt_steps, args.adapt_max_sentences = min(args.adapt_steps, 20), min(args.adapt_max_sentences, 64)
+        args.adapt_steps, args.adapt_max_sentences = min(args.adapt_steps or 20, 20), min(args.adapt_max_sentences, 64)
     args.sets = args.sets or list(ALL_SETS)
     adapt_options = {"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences} if args.adapt else None
     with warnings.catch_warnings():
