@@ -12,7 +12,7 @@ from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 
 MODELS_DIR = Path(__file__).parent / "models"  # model directories shipped in the package
 DEFAULT_MODEL = "seal-base-minilm"
-ADAPT_MAX_SENTENCES = 2000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
+ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
 
 
 @dataclass

@@ -13,7 +13,8 @@ def interval(mean, half=0.02):
 def accuracy_payload(seal_top1, cascade_top1):
     systems = {name: {"top1": interval(v), "top3": interval(v), "top10": interval(v), "mrr@10": interval(v)}
                for name, v in (("seal", seal_top1), ("cascade-beam5", cascade_top1))}
-    return {"results": [{"set": "squad-holdout", "queries": 500, "passages": 2067, "voices": ["espeak-ng en-us-nyc"],
+    return {"model_fingerprint": summary.shipped_fingerprint(),
+            "results": [{"set": "squad-holdout", "queries": 500, "passages": 2067, "voices": ["espeak-ng en-us-nyc"],
                          "systems": systems}]}
 
 
@@ -74,3 +75,15 @@ def test_an_adapt_run_gets_its_own_section_and_claim(tmp_path):
     assert "SEAL after adapt Top-1 40.0% vs cascade (beam 5) 40.0%: SEAL after adapt **ties**" in page
     assert "adapt: 2000 spoken sentences of the passages, 300 steps, 800 s (600 s speaking and encoding)" in page
     assert "## Accuracy on the held-out sets\n\nNot run yet." in page
+
+
+def test_accuracy_measured_with_other_weights_is_marked_as_an_earlier_model(tmp_path):
+    payload = accuracy_payload(0.10, 0.40)
+    payload["model_fingerprint"] = "0123456789abcdef"  # the weights before a new release
+    write_report(tmp_path, "accuracy", payload, ["set"], [["squad-holdout"]])
+    write_report(tmp_path, "latency", {"ratio_of_medians_vs_seal": {}}, ["query"], [["5 s"]])  # weights do not matter
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert "SEAL (an earlier model) Top-1 10.0%" in page
+    assert page.count("**Measured with an earlier speech tower**") == 1

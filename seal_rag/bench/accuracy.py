@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
         results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options))
-        payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained, "quick": args.quick,
+        payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained,
+                   "model_fingerprint": model.fingerprint, "quick": args.quick,
                    "results": results}
         rows = [
             [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"
