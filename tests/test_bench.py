@@ -103,13 +103,13 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
     from seal_rag.bench import robustness
 
     earlier = {"set": robustness.SET, "queries": 150, "passages": 2067, "voices": ["a", "b"], "seed": 0,
-               "model": "m", "trained": True,
+               "model": "m", "trained": True, "model_fingerprint": "f1",
                "results": [{"name": "white-10dB", "systems": {}}, {"name": "clean", "systems": {}},
                            {"name": "reverb", "systems": {}}]}
     (tmp_path / "robustness.json").write_text(json.dumps(earlier))
     args = SimpleNamespace(out=tmp_path, quick=False, seed=0, conditions=["clean", "white-10dB", "telephone"])
     dataset = SimpleNamespace(queries=[None] * 150, passages=[None] * 2067)
-    model = SimpleNamespace(name="m", trained=True)
+    model = SimpleNamespace(name="m", trained=True, fingerprint="f1")
 
     kept = robustness.measured_before(args, dataset, ["a", "b"], model)
     # Only planned conditions survive, in the planned order; telephone is left to measure.
@@ -119,6 +119,8 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
         robustness.measured_before(SimpleNamespace(**{**vars(args), "seed": 1}), dataset, ["a", "b"], model)
     with pytest.raises(SystemExit, match="queries"):
         robustness.measured_before(args, SimpleNamespace(queries=[None] * 10, passages=dataset.passages), ["a", "b"], model)
+    with pytest.raises(SystemExit, match="model_fingerprint"):  # same name, retrained weights
+        robustness.measured_before(args, dataset, ["a", "b"], SimpleNamespace(name="m", trained=True, fingerprint="f2"))
     assert robustness.measured_before(SimpleNamespace(**{**vars(args), "out": tmp_path / "none"}), dataset, [], model) == []
     (tmp_path / "robustness.json").write_text("{not json")
     with pytest.raises(SystemExit, match="bad JSON"):
