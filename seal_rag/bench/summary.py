@@ -44,7 +44,8 @@ def is_stale(stem: str, result: dict, shipped: str | None) -> bool:
 def claims(results: dict[str, dict], stale: set[str] = frozenset()) -> list[str]:
     """Lines comparing our figures with the paper's two claims, where the results exist."""
     lines = []
-    for stem, system, name in (("accuracy", "seal", "SEAL"), ("accuracy-adapt", "seal-adapted", "SEAL after adapt")):
+    for stem, system, name in (("accuracy", "seal", "SEAL"), ("accuracy-adapt", "seal", "SEAL"),
+                               ("accuracy-adapt", "seal-adapted", "SEAL after adapt")):
         if stem in stale:
             name += " (an earlier model)"
         for entry in results[stem]["results"] if stem in results else []:
