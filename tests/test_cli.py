@@ -92,6 +92,17 @@ def test_bad_input_gives_one_line_errors_and_nonzero_exit(demo_db, demo_question
     assert "--mode must be one of" in one_line_error(seal("ask", demo_question, "--db", demo_db, "--mode", "x"))
     assert "could not record from the microphone" in one_line_error(seal("ask", "--mic", "1", "--db", demo_db))
     assert "is empty" in one_line_error(seal("ask", "-", "--db", demo_db, stdin=b""))
+    sf.write(tmp_path / "hour.wav", np.zeros(16000 * 3600, dtype=np.int16), 16000, subtype="PCM_16")
+    assert "over the 600 s limit" in one_line_error(seal("ask", tmp_path / "hour.wav", "--db", demo_db))
+
+
+@pytest.mark.slow
+def test_a_bad_file_among_good_ones_is_one_error_and_the_rest_are_answered(demo_db, demo_question, tmp_path):
+    bad = _bad_audio(tmp_path)["not audio"]
+    result = seal("ask", bad, demo_question, "--db", demo_db, "--json", "-k", "2")
+    assert "is not readable audio" in one_line_error(result)
+    rows = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["audio"] for r in rows] == [str(demo_question)] and len(rows[0]["sources"]) == 2
 
 
 @pytest.mark.slow

@@ -216,7 +216,8 @@ def report(args, dataset, voices: list[str], model, oracle: dict, results: list[
     """The JSON, the Markdown table and the SNR plot for the conditions measured so far."""
     payload = {"benchmark": "robustness", "set": SET, "queries": len(dataset.queries), "passages": len(dataset.passages),
                "voices": voices, "seed": args.seed, "model": model.name, "trained": model.trained,
-               "model_fingerprint": model.fingerprint, "quick": args.quick, "conditions_planned": args.conditions, "text_oracle": oracle, "results": results}
+               "model_fingerprint": model.fingerprint, "quick": args.quick, "conditions_planned": args.conditions,
+               "text_oracle": oracle, "results": results}
     rows = [["text (no audio)", "text-oracle", len(dataset.queries), interval(oracle["top1"]), interval(oracle["top10"])]]
     rows += [[r["name"], system, len(dataset.queries), interval(m["top1"]), interval(m["top10"])]
              for r in results for system, m in r["systems"].items()]

@@ -38,7 +38,7 @@ def shipped_fingerprint() -> str | None:
 
 def is_stale(stem: str, result: dict, shipped: str | None) -> bool:
     """A result whose figures depend on the weights, measured with other weights than the shipped ones."""
-    return stem.split("-quick")[0] in WEIGHTS_MATTER and result.get("model_fingerprint") != shipped
+    return stem in WEIGHTS_MATTER and result.get("model_fingerprint") != shipped
 
 
 def claims(results: dict[str, dict], stale: set[str] = frozenset()) -> list[str]:
