@@ -40,21 +40,26 @@ class SpeechHead(nn.Module):
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.stride - 1) // self.stride
 
-    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def positions(self, hidden: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MLP's output at each adapter step, `(batch, steps, text_dim)`, and its `(batch, steps)` mask."""
         # Zero the padding and pad every sequence the same way on the right, so a clip's
         # output does not depend on what else is in its batch.
         x = hidden * lengths_to_mask(lengths, hidden.shape[1])[..., None]
         steps = math.ceil(hidden.shape[1] / self.stride)
         x = nn.functional.pad(x, (0, 0, 0, steps * self.stride + self.kernel - self.stride - hidden.shape[1]))
         x = nn.functional.gelu(self.adapter(x.transpose(1, 2))).transpose(1, 2)  # (batch, steps, adapter_dim)
-        x = self.mlp(x)  # (batch, steps, text_dim)
-        mask = lengths_to_mask(self.output_lengths(lengths), x.shape[1])  # (batch, steps)
+        return self.mlp(x), lengths_to_mask(self.output_lengths(lengths), steps)
+
+    def pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.attention is None:
             weights = mask.float() / mask.sum(dim=1, keepdim=True)
         else:
             scores = self.attention(x).squeeze(-1).masked_fill(~mask, float("-inf"))
             weights = scores.softmax(dim=1)
         return torch.einsum("bt,btd->bd", weights, x)
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.pool(*self.positions(hidden, lengths))
 
 
 class SpeechTower(nn.Module):

@@ -141,3 +141,52 @@ def test_adapt_keeps_the_index_space(trained, tmp_path):
     assert reloaded.space_fingerprint == model.space_fingerprint
     assert reloaded.fingerprint != model.fingerprint
     assert torch.equal(reloaded.speech.head.adapter.weight, adapted.speech.head.adapter.weight)
+
+
+def test_a_grown_plan_keeps_its_shards_and_caches_only_new_clips(trained, tmp_path):
+    import shutil
+
+    from training import cache
+    from training.data import completed_shards, load_clips
+
+    base = json.loads(json.dumps(trained))
+    base["data"]["cache_dir"] = str(tmp_path / "cache")
+    shutil.copytree(trained["data"]["cache_dir"], base["data"]["cache_dir"], ignore=shutil.ignore_patterns("joined_*"))
+    directory = Path(base["data"]["cache_dir"])
+    plan = (directory / "plan_train.jsonl").read_text().splitlines()
+    old = {p.name: p.stat().st_mtime for p in directory.glob("train_*.npz")}
+
+    grown = json.loads(json.dumps(base))
+    grown["data"]["extend"] = [{"squad_question": 4, "medquad_question": 6}]  # 32 + 10: a partial last shard
+    cache.run(grown, "train")
+    grown_plan = (directory / "plan_train.jsonl").read_text().splitlines()
+    assert grown_plan[: len(plan)] == plan and len(grown_plan) == len(plan) + 10
+    assert {name: (directory / name).stat().st_mtime for name in old} == old
+    new_medquad = [json.loads(line)["text"] for line in grown_plan[len(plan):] if '"medquad_question"' in line]
+    assert len(new_medquad) == 6 and not set(new_medquad) & {json.loads(line)["text"] for line in plan}
+
+    grown["data"]["extend"].append({"medquad_question": 3})  # the partial last shard is made again, with 3 more
+    last = max(directory.glob("train_*.npz")).name
+    cache.run(grown, "train")
+    assert len(load_clips(directory, "train", [last])) == 5
+    assert len(load_clips(directory, "train", completed_shards(grown["data"], "train"))) == 45
+    # The config the cache was made with still sees its own plan and shards, and has nothing to do.
+    assert len(load_clips(directory, "train", completed_shards(base["data"], "train"))) == 32
+    cache.run(base, "train")
+    assert {name: (directory / name).stat().st_mtime for name in old} == old
+
+
+def test_stage1_with_the_ctc_branch_learns_and_exports_without_it(trained, tmp_path):
+    from seal_rag import SpeechEmbedding
+    from training import stage1, stage2
+
+    run = json.loads(json.dumps(trained))
+    run["stage1"].update(out_dir=str(tmp_path / "s1_ctc"), w_ctc=1.0, steps=40)
+    run["stage2"].update(out_dir=str(tmp_path / "s2"), init=str(tmp_path / "s1_ctc" / "best_head.pt"), steps=5)
+    stage1.train(run)
+    lines = [json.loads(line) for line in (tmp_path / "s1_ctc" / "log.jsonl").open() if '"ctc"' in line]
+    assert lines[-1]["ctc"] < lines[0]["ctc"] and lines[-1]["loss"] == pytest.approx(lines[-1]["mse"] + lines[-1]["ctc"], rel=1e-4)
+    assert any(k.startswith("ctc.") for k in torch.load(tmp_path / "s1_ctc" / "best_head.pt"))
+    exported = SpeechEmbedding.from_pretrained(tmp_path / "s1_ctc" / "best")
+    assert not any("ctc" in name for name in exported.state_dict())
+    stage2.train(run)  # stage 2 starts from the head and leaves the branch behind

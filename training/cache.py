@@ -5,9 +5,10 @@
 
 The plan (which text, which voice, which random seed) is fixed up front and written to
 `plan_<split>.jsonl`, in a shuffled order so that any prefix of it is a fair sample of
-the mix: a run stopped early still leaves useful shards. Work is done in shards of
-`shard_size` clips; a shard is done once its `.npz` exists (written to a temporary name,
-then renamed), so a killed run resumes at the first missing shard.
+the mix: a run stopped early still leaves useful shards. A config's `[[data.extend]]` mixes grow
+the plan on disk at its end, so more data costs only the new clips. Work is done in shards of
+`shard_size` clips; a shard is done once its `.npz` holds its slice of the plan (written to a
+temporary name, then renamed), so a killed run resumes at the first missing shard.
 
 Each shard holds, per clip: encoder states mean-pooled over `pool` positions (zero-padded to
 a multiple of `pool` first, exactly as `training.export` assumes) in fp16, and the text
@@ -39,6 +40,7 @@ from seal_rag.voices import Voice, pick_voice
 
 from . import text_sources as ts
 from .config import load_config
+from .data import planned_size
 
 HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips are cut to a multiple
 
@@ -46,37 +48,62 @@ HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips ar
 # ---- the plan -------------------------------------------------------------------------
 
 def build_plan(data: dict, split: str) -> list[dict]:
-    """Every clip to make: text, kind, gold passage, voice and a per-clip seed. Deterministic."""
+    """Every clip to make: text, kind, gold passage, voice and a per-clip seed. Deterministic.
+
+    For training, `[data.mix]` is the plan. Each `[[data.extend]]` mix is appended after it,
+    in order (texts not planned yet, where the pool has them), so a cache keeps all its shards
+    when the plan grows.
+    """
     rng = random.Random(data["seed"])
     if split == "val":
         questions = ts.squad_questions(ts.squad_articles("val"))
         chosen = rng.sample(questions, min(data["val_questions"], len(questions)))
-        utterances = [(u, "val") for u in chosen]
-    elif split == "train":
-        articles = ts.squad_articles("train")
-        pools = {  # built only when asked for: reading every man page takes a while
-            "squad_question": lambda: ts.squad_questions(articles),
-            "squad_sentence": lambda: ts.passage_sentences(ts.squad_passages(articles), "squad_sentence"),
-            "medquad_question": lambda: _dedupe(ts.medquad_questions()),
-            "medquad_sentence": lambda: _dedupe(ts.passage_sentences(ts.medquad_passages(), "medquad_sentence")),
-            "prose": ts.debian_prose,
-        }
-        utterances = []
-        for kind, make_pool in pools.items():
-            want = data["mix"].get(kind, 0)  # how many clips of this kind; a pool smaller than that is repeated
-            if not want:
-                continue
-            pool = make_pool()
-            picks = rng.sample(pool, min(want, len(pool)))
-            while len(picks) < want:  # several voices for the same text
-                picks += rng.sample(pool, min(want - len(picks), len(pool)))
-            utterances += [(u, "train") for u in picks]
-    else:
+        return _entries([(u, "val") for u in chosen], data["seed"], split, 0)
+    if split != "train":
         raise ValueError(f"unknown split {split!r}")
+    pools = _training_pools()
+    plan = _entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
+    for number, mix in enumerate(data.get("extend", [])):
+        planned = {p["text"].lower() for p in plan}
+        seed = f"{data['seed']}:extend" + (f":{number}" if number else "")  # the first was made before the others existed
+        more = _pick(mix, pools, random.Random(seed), planned)
+        plan += _entries(more, data["seed"], split, len(plan))
+    return plan
+
+
+def _training_pools() -> dict:
+    articles = ts.squad_articles("train")
+    return {  # built only when asked for: reading every man page takes a while
+        "squad_question": lambda: ts.squad_questions(articles),
+        "squad_sentence": lambda: ts.passage_sentences(ts.squad_passages(articles), "squad_sentence"),
+        "medquad_question": lambda: _dedupe(ts.medquad_questions()),
+        "medquad_sentence": lambda: _dedupe(ts.passage_sentences(ts.medquad_passages(), "medquad_sentence")),
+        "prose": ts.debian_prose,
+    }
+
+
+def _pick(mix: dict, pools: dict, rng: random.Random, planned: set[str]) -> list[tuple]:
+    """`mix[kind]` utterances of each kind, shuffled together; unplanned texts first, then repeats
+    (a repeated text gets another random voice and augmentation)."""
+    utterances = []
+    for kind, make_pool in pools.items():
+        want = mix.get(kind, 0)
+        if not want:
+            continue
+        pool = make_pool()
+        fresh = [u for u in pool if u.text.lower() not in planned]
+        picks = rng.sample(fresh, min(want, len(fresh)))
+        while len(picks) < want:  # several voices for the same text
+            picks += rng.sample(pool, min(want - len(picks), len(pool)))
+        utterances += [(u, "train") for u in picks]
     rng.shuffle(utterances)
+    return utterances
+
+
+def _entries(utterances: list[tuple], seed: int, split: str, start: int) -> list[dict]:
     plan = []
-    for index, (u, voice_split) in enumerate(utterances):
-        clip_rng = random.Random(f"{data['seed']}:{split}:{index}")
+    for index, (u, voice_split) in enumerate(utterances, start):
+        clip_rng = random.Random(f"{seed}:{split}:{index}")
         voice = pick_voice(voice_split, clip_rng)
         plan.append(dict(index=index, text=u.text, kind=u.kind, passage_id=u.passage_id,
                          sentence_index=u.sentence_index, voice=asdict(voice), seed=clip_rng.getrandbits(32)))
@@ -94,9 +121,19 @@ def _dedupe(utterances: list[ts.Utterance]) -> list[ts.Utterance]:
 
 def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
     path = directory / f"plan_{split}.jsonl"
+    wanted = planned_size(data, split)
     if path.is_file():  # resume: the plan on disk wins, so shards stay consistent with it
-        return [json.loads(line) for line in path.open()]
-    plan = build_plan(data, split)
+        plan = [json.loads(line) for line in path.open()]
+        if wanted is None or len(plan) == wanted:
+            return plan
+        mine = build_plan(data, split)
+        if len(plan) > wanted and plan[:wanted] == mine:  # a config that extends this one grew it
+            return mine
+        if plan != mine[: len(plan)]:
+            raise SystemExit(f"{path} holds another plan than this config's: use another cache_dir")
+        plan = mine  # a [[data.extend]] was added: append to the plan on disk
+    else:
+        plan = build_plan(data, split)
     partial = path.with_suffix(f".{os.getpid()}.tmp")  # two workers may race here; the plans are identical
     partial.write_text("".join(json.dumps(p) + "\n" for p in plan))
     partial.replace(path)
@@ -144,12 +181,22 @@ def write_shard(path: Path, items: list[dict], encoder: Ct2WhisperEncoder, text_
         progress.update(1)
     targets = text_model.encode([i["text"] for i in kept], batch_size=64, convert_to_numpy=True).astype(np.float32)
     arrays = dict(states=np.concatenate(states), lengths=np.array(lengths, np.int32), targets=targets,
-                  indices=np.array([i["index"] for i in kept], np.int64))
+                  indices=np.array([i["index"] for i in kept], np.int64), last_planned=np.int64(items[-1]["index"]))
     if split == "val":
         arrays |= dict(audio=np.concatenate(audio), audio_lengths=np.array(audio_lengths, np.int64))
     partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(partial, **arrays)
     partial.replace(path)  # atomic: a shard file on disk is always complete
+
+
+def shard_done(path: Path, items: list[dict]) -> bool:
+    """Whether `path` holds its whole plan slice `items`. A plan that grew may have added clips
+    to what was its last, partial shard; that shard is then made again (the same clips first)."""
+    if not path.is_file():
+        return False
+    with np.load(path) as shard:
+        last = int(shard["last_planned"]) if "last_planned" in shard else int(shard["indices"].max())
+    return last == items[-1]["index"]
 
 
 def shard_paths(directory: Path, split: str, count: int, shard_size: int) -> list[Path]:
@@ -186,7 +233,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         plan = plan[:max_clips]
     size = data["shard_size"]
     paths = shard_paths(directory, split, len(plan), size)
-    todo = [k for k, p in enumerate(paths) if not p.is_file() and k % worker[1] == worker[0]]
+    todo = [k for k, p in enumerate(paths) if k % worker[1] == worker[0] and not shard_done(p, plan[k * size : (k + 1) * size])]
     mine = [k for k in range(len(paths)) if k % worker[1] == worker[0]]
     total = sum(len(plan[k * size : (k + 1) * size]) for k in mine)
     done_clips = total - sum(len(plan[k * size : (k + 1) * size]) for k in todo)

@@ -49,8 +49,22 @@ class ClipSet:
         return pad_batch(clips)
 
 
-def completed_shards(cache_dir: Path, split: str) -> list[str]:
-    return sorted(p.name for p in Path(cache_dir).glob(f"{split}_[0-9]*.npz") if ".tmp" not in p.name)
+def planned_size(data: dict, split: str) -> int | None:
+    """How many clips a config's [data] plans for `split` (None for validation: its pool decides)."""
+    if split != "train":
+        return None
+    return sum(sum(mix.values()) for mix in [data["mix"], *data.get("extend", [])])
+
+
+def cached_shards(cache_dir: str | Path, split: str) -> list[str]:
+    return sorted(p.name for p in Path(cache_dir).expanduser().glob(f"{split}_[0-9]*.npz") if ".tmp" not in p.name)
+
+
+def completed_shards(data: dict, split: str) -> list[str]:
+    """The cached shards of the config's own plan (a config that extends it may have cached more)."""
+    names = cached_shards(data["cache_dir"], split)
+    size = planned_size(data, split)
+    return names if size is None else names[: -(-size // data["shard_size"])]
 
 
 def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = None, max_clips: int | None = None) -> ClipSet:
@@ -62,7 +76,7 @@ def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = Non
     """
     cache_dir = Path(cache_dir).expanduser()
     plan = [json.loads(line) for line in (cache_dir / f"plan_{split}.jsonl").open()]
-    shards = shards if shards is not None else completed_shards(cache_dir, split)
+    shards = shards if shards is not None else cached_shards(cache_dir, split)
     lengths, targets, indices, used = [], [], [], []
     count = 0
     for name in shards:  # the small arrays only

@@ -27,7 +27,11 @@ from .train_common import Run, load_checkpoint, main, make_optimizer, seed_every
 
 
 def mse_loss(model: HeadModel, states: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    predicted = nn.functional.normalize(model(states, lengths), dim=-1)  # (batch, text_dim)
+    return mse(model(states, lengths), targets)
+
+
+def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    predicted = nn.functional.normalize(pooled, dim=-1)  # (batch, text_dim)
     return ((predicted - targets) ** 2).sum(dim=-1).mean()
 
 
@@ -41,12 +45,21 @@ def train(config: dict) -> dict:
     checkpoint = load_checkpoint(out_dir / "ckpt.pt")
     # The shard list is fixed at the first start and kept in the checkpoint, so a resumed run
     # trains on the same clips even if caching has made more shards since.
-    shards = checkpoint["shards"] if checkpoint else completed_shards(Path(data["cache_dir"]).expanduser(), "train")
+    shards = checkpoint["shards"] if checkpoint else completed_shards(data, "train")
     clips = load_clips(data["cache_dir"], "train", shards, section.get("max_clips"))
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
 
     model = HeadModel(seal_config(config["model"]), data["pool"])
+    w_ctc = section.get("w_ctc", 0.0)
+    if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
+        from seal_rag.text_tower import load_sentence_model
+
+        from .ctc import CtcBranch, word_pieces
+
+        text_model = load_sentence_model("all-MiniLM-L6-v2")
+        model.ctc = CtcBranch(text_model, model.config.text_dim)
+        pieces = word_pieces(text_model, [item["text"] for item in clips.items])
     optimizer = make_optimizer(model, section, train_scaling=False)
     run = Run("stage 1", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
 
@@ -56,7 +69,12 @@ def train(config: dict) -> dict:
     def batch_loss(batch: list[int]):
         states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
         states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
-        return mse_loss(model, states, lengths, clips.targets[batch]), {}
+        if not w_ctc:
+            return mse_loss(model, states, lengths, clips.targets[batch]), {}
+        positions, mask = model.head.positions(states, lengths)
+        aligned = mse(model.head.pool(positions, mask), clips.targets[batch])
+        ctc = model.ctc.loss(positions, mask.sum(dim=1), [pieces[i] for i in batch])
+        return aligned + w_ctc * ctc, {"mse": aligned, "ctc": ctc}
 
     return run.train(new_epoch, batch_loss, export)
 

@@ -127,7 +127,7 @@ def train(config: dict) -> dict:
     rng = seed_everything(section["seed"])
 
     checkpoint = load_checkpoint(out_dir / "ckpt.pt")
-    shards = checkpoint["shards"] if checkpoint else completed_shards(cache_dir, "train")
+    shards = checkpoint["shards"] if checkpoint else completed_shards(config["data"], "train")
     clips = load_clips(cache_dir, "train", shards, section.get("max_clips"))
     # `pair_kinds` limits the pairs, e.g. to leave out MedQuAD's inverse cloze: its 20,000
     # long, all-different positives would take an hour of text-model time to embed.
@@ -141,7 +141,8 @@ def train(config: dict) -> dict:
     if not checkpoint:
         if section.get("init"):
             init = Path(section["init"]).expanduser()
-            model.load_state_dict(torch.load(init))
+            # Stage 1's training-only CTC branch, if it had one, stays behind.
+            model.load_state_dict({k: v for k, v in torch.load(init).items() if not k.startswith("ctc.")})
             print(f"initialised from {init}")
         else:  # `init = ""`: the stage-2-only ablation, from the same seeded head stage 1 starts from
             print("no init: stage 2 starts from an untrained head (stage 2 only)")
