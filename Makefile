@@ -30,7 +30,7 @@ test: setup
 	$(PYTHON) -m pytest -q
 
 # The full recipe: resumable, hours on 2 cores; rerun after any interruption.
-TRAIN_CONFIG ?= training/configs/full.toml
+TRAIN_CONFIG ?= training/configs/more.toml
 train: setup
 	sh training/run_cache.sh $(TRAIN_CONFIG)
 	sh training/run_train.sh $(TRAIN_CONFIG)
