@@ -126,11 +126,13 @@ def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
         plan = [json.loads(line) for line in path.open()]
         if wanted is None or len(plan) == wanted:
             return plan
+        # The plan on disk and this config's differ in length: one must extend the other.
         mine = build_plan(data, split)
-        if len(plan) > wanted and plan[:wanted] == mine:  # a config that extends this one grew it
-            return mine
-        if plan != mine[: len(plan)]:
+        common = min(len(plan), len(mine))
+        if plan[:common] != mine[:common]:
             raise SystemExit(f"{path} holds another plan than this config's: use another cache_dir")
+        if len(plan) > len(mine):  # a config that extends this one grew it
+            return mine
         plan = mine  # a [[data.extend]] was added: append to the plan on disk
     else:
         plan = build_plan(data, split)

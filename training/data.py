@@ -64,7 +64,10 @@ def completed_shards(data: dict, split: str) -> list[str]:
     """The cached shards of the config's own plan (a config that extends it may have cached more)."""
     names = cached_shards(data["cache_dir"], split)
     size = planned_size(data, split)
-    return names if size is None else names[: -(-size // data["shard_size"])]
+    if size is None:
+        return names
+    count = -(-size // data["shard_size"])  # shards of the plan; names are <split>_<k:05d>.npz
+    return [name for name in names if int(name[len(split) + 1 : -len(".npz")]) < count]
 
 
 def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = None, max_clips: int | None = None) -> ClipSet:

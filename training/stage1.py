@@ -26,10 +26,6 @@ from .model import HeadModel, export, seal_config
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything
 
 
-def mse_loss(model: HeadModel, states: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return mse(model(states, lengths), targets)
-
-
 def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     predicted = nn.functional.normalize(pooled, dim=-1)  # (batch, text_dim)
     return ((predicted - targets) ** 2).sum(dim=-1).mean()
@@ -69,10 +65,10 @@ def train(config: dict) -> dict:
     def batch_loss(batch: list[int]):
         states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
         states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
-        if not w_ctc:
-            return mse_loss(model, states, lengths, clips.targets[batch]), {}
         positions, mask = model.head.positions(states, lengths)
         aligned = mse(model.head.pool(positions, mask), clips.targets[batch])
+        if not w_ctc:
+            return aligned, {}
         ctc = model.ctc.loss(positions, mask.sum(dim=1), [pieces[i] for i in batch])
         return aligned + w_ctc * ctc, {"mse": aligned, "ctc": ctc}
 

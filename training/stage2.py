@@ -30,6 +30,7 @@ from . import text_sources as ts
 from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
+from .stage1 import mse
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
@@ -167,7 +168,7 @@ def train(config: dict) -> dict:
         targets = clips.targets[batch]
         similarities = queries @ model.project_text(targets).T  # speech i vs transcript j
         loss_cosent = cosent(similarities, targets @ targets.T, section["cosent_scale"])
-        loss_mse = ((nn.functional.normalize(head_out, dim=-1) - targets) ** 2).sum(-1).mean()
+        loss_mse = mse(head_out, targets)
         loss = section["w_nce"] * loss_nce + section["w_cosent"] * loss_cosent + section["w_mse"] * loss_mse
         return loss, {"nce": loss_nce, "cosent": loss_cosent, "mse": loss_mse}
 
