@@ -12,6 +12,7 @@ from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 
 MODELS_DIR = Path(__file__).parent / "models"  # model directories shipped in the package
 DEFAULT_MODEL = "seal-base-minilm"
+CONTEXT_HEAD_DIM = 64  # width of one attention head in the context layers
 ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
 
 
@@ -28,6 +29,8 @@ class SealConfig:
         adapter_kernel: Kernel of the Conv1D adapter, in encoder positions (20 ms each).
         adapter_stride: Stride of the adapter: how much it shortens the sequence.
         mlp_hidden: Hidden width of the MLP after the adapter.
+        context_layers: Transformer layers between the adapter and the MLP (0 = none), so each
+            position sees the whole utterance before it is mapped into the text space.
         pooling: "mean" or "attention" over time.
         trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
         max_seconds: Longest query accepted.
@@ -43,6 +46,7 @@ class SealConfig:
     adapter_kernel: int = 4
     adapter_stride: int = 4
     mlp_hidden: int = 1024
+    context_layers: int = 0
     pooling: str = "attention"
     trainable_encoder_layers: int = 0
     max_seconds: float = 600.0
@@ -53,6 +57,8 @@ class SealConfig:
             raise ModelLoadError(f"pooling must be 'mean' or 'attention', not {self.pooling!r}")
         if self.status not in ("released", "experimental"):
             raise ModelLoadError(f"status must be 'released' or 'experimental', not {self.status!r}")
+        if self.context_layers and self.adapter_dim % CONTEXT_HEAD_DIM:
+            raise ModelLoadError(f"adapter_dim must be a multiple of {CONTEXT_HEAD_DIM} when context_layers > 0")
         if self.adapter_kernel < self.adapter_stride:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
 

@@ -1,4 +1,4 @@
-"""The speech tower: Whisper encoder -> Conv1D adapter -> MLP -> pooling -> shared scaling.
+"""The speech tower: Whisper encoder -> Conv1D adapter -> [context layers] -> MLP -> pooling -> shared scaling.
 
 Only the head after the encoder (and any unfrozen top encoder layers) is trained, so the
 head also accepts cached encoder outputs: training then costs an epoch of the head only.
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .audio import log_mel, split_windows
-from .config import SealConfig
+from .config import CONTEXT_HEAD_DIM, SealConfig
 from .whisper_encoder import RealLengthWhisperEncoder, lengths_to_mask
 
 
@@ -23,13 +23,50 @@ def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     return nn.utils.rnn.pad_sequence(sequences, batch_first=True), lengths
 
 
+def sinusoid_positions(steps: int, dim: int) -> torch.Tensor:
+    """The transformer's fixed position code, `(steps, dim)`: nothing to learn, any length."""
+    position = torch.arange(steps, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    code = torch.zeros(steps, dim)
+    code[:, 0::2], code[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+    return code
+
+
+class ContextLayers(nn.Module):
+    """Pre-norm transformer layers over the adapter's steps, blind to padding.
+
+    Each layer's output projections and the position code's gain start at zero, so a new
+    stack is the identity and the head it is added to starts exactly where it was.
+    """
+
+    def __init__(self, dim: int, layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, dim // CONTEXT_HEAD_DIM, 2 * dim, dropout=0.1, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(layers)
+        )
+        for layer in self.layers:
+            for projection in (layer.self_attn.out_proj, layer.linear2):
+                nn.init.zeros_(projection.weight)
+                nn.init.zeros_(projection.bias)
+        self.position_gain = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.position_gain * sinusoid_positions(x.shape[1], x.shape[2]).to(x)
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=~mask)
+        return x
+
+
 class SpeechHead(nn.Module):
-    """Adapter, MLP and pooling: encoder states `(batch, positions, d_model)` -> `(batch, text_dim)`."""
+    """Adapter, context layers, MLP and pooling: encoder states `(batch, positions, d_model)` -> `(batch, text_dim)`."""
 
     def __init__(self, config: SealConfig, d_model: int):
         super().__init__()
         self.kernel, self.stride = config.adapter_kernel, config.adapter_stride
         self.adapter = nn.Conv1d(d_model, config.adapter_dim, self.kernel, self.stride)
+        self.context = ContextLayers(config.adapter_dim, config.context_layers) if config.context_layers else None
         self.mlp = nn.Sequential(
             nn.Linear(config.adapter_dim, config.mlp_hidden),
             nn.GELU(),
@@ -48,7 +85,10 @@ class SpeechHead(nn.Module):
         steps = math.ceil(hidden.shape[1] / self.stride)
         x = nn.functional.pad(x, (0, 0, 0, steps * self.stride + self.kernel - self.stride - hidden.shape[1]))
         x = nn.functional.gelu(self.adapter(x.transpose(1, 2))).transpose(1, 2)  # (batch, steps, adapter_dim)
-        return self.mlp(x), lengths_to_mask(self.output_lengths(lengths), steps)
+        mask = lengths_to_mask(self.output_lengths(lengths), steps)
+        if self.context is not None:
+            x = self.context(x, mask)
+        return self.mlp(x), mask
 
     def pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.attention is None:

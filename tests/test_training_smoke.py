@@ -190,3 +190,29 @@ def test_stage1_with_the_ctc_branch_learns_and_exports_without_it(trained, tmp_p
     exported = SpeechEmbedding.from_pretrained(tmp_path / "s1_ctc" / "best")
     assert not any("ctc" in name for name in exported.state_dict())
     stage2.train(run)  # stage 2 starts from the head and leaves the branch behind
+
+
+def test_stage1_continues_a_head_with_context_layers_and_exports_them(trained, tmp_path):
+    from seal_rag import SpeechEmbedding
+    from seal_rag.speech_tower import pad_batch
+    from training import stage1
+    from training.cache import pool_states
+    from training.data import load_clips
+    from training.model import HeadModel, seal_config
+
+    run = json.loads(json.dumps(trained))
+    run["model"]["context_layers"] = 1
+    run["stage1"].update(out_dir=str(tmp_path / "s1_context"), init=str(Path(trained["stage1"]["out_dir"]) / "best_head.pt"), steps=20)
+    stage1.train(run)
+    assert _losses(run["stage1"]["out_dir"])[-1] < _losses(trained["stage1"]["out_dir"])[0]
+
+    head = HeadModel(seal_config(run["model"]), run["data"]["pool"])
+    head.load_state_dict(torch.load(tmp_path / "s1_context" / "best_head.pt"))
+    head.eval()
+    embedding = SpeechEmbedding.from_pretrained(tmp_path / "s1_context" / "best")
+    assert embedding.config.context_layers == 1
+    audio = load_clips(trained["data"]["cache_dir"], "val").audio[:4]
+    with torch.no_grad():
+        raw = embedding.speech.encode_clips(audio)
+        pooled = [torch.from_numpy(pool_states(s.numpy(), head.pool)) for s in raw]
+        assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)

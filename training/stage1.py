@@ -23,7 +23,7 @@ from torch import nn
 from .data import completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
-from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything
+from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, warm_start
 
 
 def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -56,8 +56,12 @@ def train(config: dict) -> dict:
         text_model = load_sentence_model("all-MiniLM-L6-v2")
         model.ctc = CtcBranch(text_model, model.config.text_dim)
         pieces = word_pieces(text_model, [item["text"] for item in clips.items])
+    if section.get("init") and not checkpoint:  # continue an earlier stage 1, e.g. with context layers added
+        warm_start(model, section["init"])
     optimizer = make_optimizer(model, section, train_scaling=False)
     run = Run("stage 1", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
+    if section.get("init") and not checkpoint:
+        run.validate()  # the starting point, so the continued run must beat it
 
     def new_epoch() -> list[list[int]]:  # random batches of similar-length clips
         return length_bucketed_batches(list(range(len(clips))), clips.lengths, section["batch_size"], rng)

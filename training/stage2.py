@@ -31,7 +31,7 @@ from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
 from .stage1 import mse
-from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything
+from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, warm_start
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
 
@@ -141,10 +141,7 @@ def train(config: dict) -> dict:
     run = Run("stage 2", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
     if not checkpoint:
         if section.get("init"):
-            init = Path(section["init"]).expanduser()
-            # Stage 1's training-only CTC branch, if it had one, stays behind.
-            model.load_state_dict({k: v for k, v in torch.load(init).items() if not k.startswith("ctc.")})
-            print(f"initialised from {init}")
+            warm_start(model, section["init"])
         else:  # `init = ""`: the stage-2-only ablation, from the same seeded head stage 1 starts from
             print("no init: stage 2 starts from an untrained head (stage 2 only)")
         run.validate()  # the starting point, so stage 2 must beat it

@@ -56,6 +56,22 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
 
 
+def warm_start(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a head saved by an earlier run into `model`.
+
+    Stage 1's training-only CTC branch stays behind. Context layers the earlier head did not
+    have keep their identity start (see seal_rag.speech_tower.ContextLayers), so the new head
+    begins exactly where the old one ended. Any other mismatch is an error.
+    """
+    path = Path(path).expanduser()
+    state = {k: v for k, v in torch.load(path).items() if not k.startswith("ctc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("head.context.", "ctc."))]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
+    print(f"initialised from {path}")
+
+
 class Logger:
     """Prints one line per log interval with speed and time left, and appends it to log.jsonl."""
 
