@@ -99,9 +99,14 @@ def model_card(config, best, summaries, clips, released, cascade, oracle, untrai
         f"| {s['name']} ({s['out_dir'].name}) | {s['best']['top1']:.3f} | {s['best']['top10']:.3f} | {s['best']['mrr']:.3f} "
         f"| {s['best'].get('step', '?')}/{s['step']} | {s['wall'] / 60:.0f} min |"
         for s in sorted(summaries, key=lambda s: -s["best"]["mrr"]))
+    context = best["config"]["model"].get("context_layers", 0)
+    layers = f"{context} transformer layer{'s' if context > 1 else ''} -> " if context else ""
+    init = best["config"]["stage1"].get("init")
+    # A run that continues an earlier stage-1 head needs that head first.
+    first = f"python -m training.stage1 --config {config['_path']}   # the head it continues: {init}\n" if init else ""
     return f"""# seal-base-minilm
 
-Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> MLP -> attention
+Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP -> attention
 pooling -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
 MSE alignment, then stage 2 InfoNCE with mined hard negatives, CoSENT and MSE, as weighted in its
 config). Only the head is stored here; the base models come from their PyPI packages.
@@ -147,7 +152,7 @@ for the benchmark). See `seal_rag/voices.py`.
 
 ```
 sh training/run_cache.sh {config["_path"]}      # resumable; stop any time
-python -m training.stage1 --config {best["config"]["_path"]}
+{first}python -m training.stage1 --config {best["config"]["_path"]}
 python -m training.stage2 --config {best["config"]["_path"]}
 python -m training.release --config {config["_path"]}
 ```

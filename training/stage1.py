@@ -46,7 +46,16 @@ def train(config: dict) -> dict:
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
 
-    model = HeadModel(seal_config(config["model"]), data["pool"])
+    architecture = seal_config(config["model"])
+    if section.get("token_level"):  # the ablation in token_level.py
+        from seal_rag.text_tower import load_sentence_model
+
+        from .token_level import TokenLevelModel, keep_head_only
+
+        model = TokenLevelModel(architecture, data["pool"], load_sentence_model("all-MiniLM-L6-v2"))
+        export_best = keep_head_only
+    else:
+        model, export_best = HeadModel(architecture, data["pool"]), export
     w_ctc = section.get("w_ctc", 0.0)
     if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
         from seal_rag.text_tower import load_sentence_model
@@ -69,14 +78,14 @@ def train(config: dict) -> dict:
     def batch_loss(batch: list[int]):
         states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
         states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
+        if not w_ctc:
+            return mse(model(states, lengths), clips.targets[batch]), {}
         positions, mask = model.head.positions(states, lengths)
         aligned = mse(model.head.pool(positions, mask), clips.targets[batch])
-        if not w_ctc:
-            return aligned, {}
         ctc = model.ctc.loss(positions, mask.sum(dim=1), [pieces[i] for i in batch])
         return aligned + w_ctc * ctc, {"mse": aligned, "ctc": ctc}
 
-    return run.train(new_epoch, batch_loss, export)
+    return run.train(new_epoch, batch_loss, export_best)
 
 
 if __name__ == "__main__":
