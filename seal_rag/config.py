@@ -32,6 +32,8 @@ class SealConfig:
         context_layers: Transformer layers between the adapter and the MLP (0 = none), so each
             position sees the whole utterance before it is mapped into the text space.
         pooling: "mean" or "attention" over time.
+        token_level: The text model reads the MLP's output at each position as a token
+            (`inputs_embeds`) and its mean pool is the clip's vector; `pooling` is then unused.
         trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
         max_seconds: Longest query accepted.
         status: "released" once the speech tower beats the cascade on validation;
@@ -48,6 +50,7 @@ class SealConfig:
     mlp_hidden: int = 1024
     context_layers: int = 0
     pooling: str = "attention"
+    token_level: bool = False
     trainable_encoder_layers: int = 0
     max_seconds: float = 600.0
     status: str = "released"

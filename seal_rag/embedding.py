@@ -100,7 +100,7 @@ class SpeechEmbedding(nn.Module):
                 # Start as the identity, so the text tower starts as the sentence model.
                 self.scaling.weight.copy_(torch.eye(config.dim))
                 self.scaling.bias.zero_()
-        self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling)
+        self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling, sentence_model)
         self.text = TextTower(sentence_model, self.scaling)
         self.eval()
 

@@ -59,11 +59,39 @@ class ContextLayers(nn.Module):
         return x
 
 
+class TokenReader(nn.Module):
+    """The frozen text transformer reading the head's positions as tokens (`token_level`).
+
+    The head's output at each position goes in as `inputs_embeds` after a [CLS] embedding
+    (the transformer adds its own position embeddings), and the transformer's mean pool is
+    the clip's vector: the text model does the semantics, the head maps sound to tokens.
+    """
+
+    def __init__(self, sentence_model):
+        super().__init__()
+        transformer = sentence_model[0].auto_model.eval().requires_grad_(False)
+        # Outside the module tree, as in the text tower: these weights belong to the base
+        # model, so they stay out of checkpoints and optimizers, and stay in eval mode.
+        self.__dict__["transformer"] = transformer
+        cls = transformer.embeddings.word_embeddings.weight[sentence_model.tokenizer.cls_token_id]
+        self.register_buffer("cls", cls.detach().clone(), persistent=False)
+
+    def forward(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch = positions.shape[0]
+        tokens = torch.cat([self.cls.expand(batch, 1, -1), positions], dim=1)
+        mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=mask.device), mask], dim=1)
+        hidden = self.transformer(inputs_embeds=tokens, attention_mask=mask.long()).last_hidden_state
+        weights = mask.float() / mask.sum(dim=1, keepdim=True)  # the sentence model's own mean pooling
+        return torch.einsum("bt,btd->bd", weights, hidden)
+
+
 class SpeechHead(nn.Module):
     """Adapter, context layers, MLP and pooling: encoder states `(batch, positions, d_model)` -> `(batch, text_dim)`."""
 
-    def __init__(self, config: SealConfig, d_model: int):
+    def __init__(self, config: SealConfig, d_model: int, sentence_model=None):
         super().__init__()
+        if config.token_level and sentence_model is None:
+            raise ValueError("a token-level head needs the sentence model that reads it")
         self.kernel, self.stride = config.adapter_kernel, config.adapter_stride
         self.adapter = nn.Conv1d(d_model, config.adapter_dim, self.kernel, self.stride)
         self.context = ContextLayers(config.adapter_dim, config.context_layers) if config.context_layers else None
@@ -72,7 +100,8 @@ class SpeechHead(nn.Module):
             nn.GELU(),
             nn.Linear(config.mlp_hidden, config.text_dim),
         )
-        self.attention = nn.Linear(config.text_dim, 1) if config.pooling == "attention" else None
+        self.reader = TokenReader(sentence_model) if config.token_level else None
+        self.attention = nn.Linear(config.text_dim, 1) if config.pooling == "attention" and not self.reader else None
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.stride - 1) // self.stride
@@ -91,6 +120,8 @@ class SpeechHead(nn.Module):
         return self.mlp(x), mask
 
     def pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.reader is not None:
+            return self.reader(x, mask)
         if self.attention is None:
             weights = mask.float() / mask.sum(dim=1, keepdim=True)
         else:
@@ -105,11 +136,11 @@ class SpeechHead(nn.Module):
 class SpeechTower(nn.Module):
     """Audio -> unit vectors in the shared space."""
 
-    def __init__(self, config: SealConfig, encoder: RealLengthWhisperEncoder, scaling: nn.Linear):
+    def __init__(self, config: SealConfig, encoder: RealLengthWhisperEncoder, scaling: nn.Linear, sentence_model=None):
         super().__init__()
         self.config = config
         self.encoder = encoder
-        self.head = SpeechHead(config, encoder.d_model)
+        self.head = SpeechHead(config, encoder.d_model, sentence_model)
         self.scaling = scaling
         self.encoder.requires_grad_(False)
         top = config.trainable_encoder_layers

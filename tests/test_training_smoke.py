@@ -218,20 +218,29 @@ def test_stage1_continues_a_head_with_context_layers_and_exports_them(trained, t
         assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)
 
 
-def test_stage1_token_level_trains_through_the_frozen_text_model_and_exports_nothing(trained, tmp_path):
-    from seal_rag.text_tower import load_sentence_model
+def test_a_token_level_head_trains_through_the_frozen_text_model_and_exports(trained, tmp_path):
+    from seal_rag import SpeechEmbedding
+    from seal_rag.speech_tower import pad_batch
     from training import stage1
-    from training.model import seal_config
-    from training.token_level import TokenLevelModel
+    from training.cache import pool_states
+    from training.data import load_clips
+    from training.model import HeadModel, seal_config
 
     run = json.loads(json.dumps(trained))
-    run["stage1"].update(out_dir=str(tmp_path / "s1_token"), token_level=True, steps=30)
+    run["model"]["token_level"] = True
+    run["stage1"].update(out_dir=str(tmp_path / "s1_token"), init=str(Path(trained["stage1"]["out_dir"]) / "best_head.pt"), steps=30)
     stage1.train(run)
-    losses = _losses(run["stage1"]["out_dir"])
-    assert losses[-1] < losses[0]
-    head = torch.load(tmp_path / "s1_token" / "best_head.pt")
-    assert head and not any(k.startswith("reader.") for k in head)  # MiniLM is read, not stored
-    assert not (tmp_path / "s1_token" / "best").exists()  # seal_rag cannot load this head, so none is exported
-    text_model = load_sentence_model("all-MiniLM-L6-v2")
-    model = TokenLevelModel(seal_config(run["model"]), run["data"]["pool"], text_model)
-    assert {id(p) for p in model.parameters()}.isdisjoint(id(p) for p in text_model.parameters())  # frozen, not trained
+    assert _losses(run["stage1"]["out_dir"])[-1] < _losses(run["stage1"]["out_dir"])[0]
+
+    head = HeadModel(seal_config(run["model"]), run["data"]["pool"])
+    head.load_state_dict(torch.load(tmp_path / "s1_token" / "best_head.pt"))
+    reader = head.head.reader.transformer
+    assert {id(p) for p in head.parameters()}.isdisjoint(id(p) for p in reader.parameters())  # read, not trained or stored
+    head.eval()
+    embedding = SpeechEmbedding.from_pretrained(tmp_path / "s1_token" / "best")
+    assert embedding.config.token_level and embedding.speech.head.attention is None
+    audio = load_clips(trained["data"]["cache_dir"], "val").audio[:4]
+    with torch.no_grad():
+        raw = embedding.speech.encode_clips(audio)
+        pooled = [torch.from_numpy(pool_states(s.numpy(), head.pool)) for s in raw]
+        assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)

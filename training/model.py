@@ -40,10 +40,14 @@ class HeadModel(nn.Module):
     it with the text model's own embedding, and `embed` applies the scaling for retrieval.
     """
 
-    def __init__(self, config: SealConfig, pool: int):
+    def __init__(self, config: SealConfig, pool: int, sentence_model=None):
         super().__init__()
         self.config, self.pool = config, pool
-        self.head = SpeechHead(pooled_config(config, pool), D_MODEL)
+        if config.token_level and sentence_model is None:  # the text model reads this head
+            from seal_rag.text_tower import load_sentence_model
+
+            sentence_model = load_sentence_model(config.text_model)
+        self.head = SpeechHead(pooled_config(config, pool), D_MODEL, sentence_model)
         self.scaling = nn.Linear(config.text_dim, config.dim)
         with torch.no_grad():  # identity, as SpeechEmbedding starts
             self.scaling.weight.copy_(torch.eye(config.dim, config.text_dim))

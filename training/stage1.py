@@ -46,16 +46,7 @@ def train(config: dict) -> dict:
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
 
-    architecture = seal_config(config["model"])
-    if section.get("token_level"):  # the ablation in token_level.py
-        from seal_rag.text_tower import load_sentence_model
-
-        from .token_level import TokenLevelModel, keep_head_only
-
-        model = TokenLevelModel(architecture, data["pool"], load_sentence_model("all-MiniLM-L6-v2"))
-        export_best = keep_head_only
-    else:
-        model, export_best = HeadModel(architecture, data["pool"]), export
+    model = HeadModel(seal_config(config["model"]), data["pool"])
     w_ctc = section.get("w_ctc", 0.0)
     if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
         from seal_rag.text_tower import load_sentence_model
@@ -85,7 +76,7 @@ def train(config: dict) -> dict:
         ctc = model.ctc.loss(positions, mask.sum(dim=1), [pieces[i] for i in batch])
         return aligned + w_ctc * ctc, {"mse": aligned, "ctc": ctc}
 
-    return run.train(new_epoch, batch_loss, export_best)
+    return run.train(new_epoch, batch_loss, export)
 
 
 if __name__ == "__main__":

@@ -59,12 +59,14 @@ def load_checkpoint(path: Path) -> dict | None:
 def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     """Load a head saved by an earlier run into `model`.
 
-    Stage 1's training-only CTC branch stays behind. Context layers the earlier head did not
-    have keep their identity start (see seal_rag.speech_tower.ContextLayers), so the new head
-    begins exactly where the old one ended. Any other mismatch is an error.
+    Stage 1's training-only CTC branch stays behind, and so does an attention pooling that a
+    token-level head replaces with the text model's reading. Context layers the earlier head
+    did not have keep their identity start (see seal_rag.speech_tower.ContextLayers), so the
+    new head begins exactly where the old one ended. Any other mismatch is an error.
     """
     path = Path(path).expanduser()
-    state = {k: v for k, v in torch.load(path).items() if not k.startswith("ctc.")}
+    left_behind = ("ctc.", "head.attention.") if model.config.token_level else ("ctc.",)
+    state = {k: v for k, v in torch.load(path).items() if not k.startswith(left_behind)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head.context.", "ctc."))]
     if missing or unexpected:
