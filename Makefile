@@ -31,9 +31,15 @@ test: setup
 
 # The full recipe: resumable, hours on 2 cores; rerun after any interruption.
 TRAIN_CONFIG ?= training/configs/more.toml
+# The shipped model continues TRAIN_CONFIG's stage-1 head as a token-level head.
+SHIP_CONFIG ?= training/configs/ablations/more_token.toml
 train: setup
 	sh training/run_cache.sh $(TRAIN_CONFIG)
-	sh training/run_train.sh $(TRAIN_CONFIG)
+	$(PYTHON) -m training.stage1 --config $(TRAIN_CONFIG)
+	$(PYTHON) -m training.stage2 --config $(TRAIN_CONFIG)
+	$(PYTHON) -m training.stage1 --config $(SHIP_CONFIG)
+	$(PYTHON) -m training.stage2 --config $(SHIP_CONFIG)
+	$(PYTHON) -m training.release --config $(TRAIN_CONFIG)
 
 bench-encode: setup
 	$(PYTHON) -m seal_rag.bench.encode

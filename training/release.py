@@ -99,15 +99,18 @@ def model_card(config, best, summaries, clips, released, cascade, oracle, untrai
         f"| {s['name']} ({s['out_dir'].name}) | {s['best']['top1']:.3f} | {s['best']['top10']:.3f} | {s['best']['mrr']:.3f} "
         f"| {s['best'].get('step', '?')}/{s['step']} | {s['wall'] / 60:.0f} min |"
         for s in sorted(summaries, key=lambda s: -s["best"]["mrr"]))
-    context = best["config"]["model"].get("context_layers", 0)
+    architecture = best["config"]["model"]
+    context = architecture.get("context_layers", 0)
     layers = f"{context} transformer layer{'s' if context > 1 else ''} -> " if context else ""
+    pooling = ("the frozen MiniLM reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
+               else f"{architecture.get('pooling', 'attention')} pooling")
     init = best["config"]["stage1"].get("init")
     # A run that continues an earlier stage-1 head needs that head first.
     first = f"python -m training.stage1 --config {config['_path']}   # the head it continues: {init}\n" if init else ""
     return f"""# seal-base-minilm
 
-Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP -> attention
-pooling -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
+Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
+{pooling} -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
 MSE alignment, then stage 2 InfoNCE with mined hard negatives, CoSENT and MSE, as weighted in its
 config). Only the head is stored here; the base models come from their PyPI packages.
 
