@@ -244,3 +244,17 @@ def test_a_token_level_head_trains_through_the_frozen_text_model_and_exports(tra
         raw = embedding.speech.encode_clips(audio)
         pooled = [torch.from_numpy(pool_states(s.numpy(), head.pool)) for s in raw]
         assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)
+
+
+def test_a_run_can_start_from_a_released_model_directory(trained):
+    from training.model import HeadModel, seal_config
+    from training.train_common import warm_start
+
+    out_dir = Path(trained["stage2"]["out_dir"])
+    from_release = HeadModel(seal_config(trained["model"]), trained["data"]["pool"])
+    warm_start(from_release, out_dir / "best")  # the exported directory, adapter taps expanded
+    best = torch.load(out_dir / "best_head.pt")
+    loaded = from_release.state_dict()
+    assert loaded.keys() == {k for k in best if not k.startswith("ctc.")}
+    for name, value in loaded.items():
+        assert torch.allclose(value, best[name], atol=1e-6), name

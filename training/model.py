@@ -73,6 +73,18 @@ class HeadModel(nn.Module):
         state["speech.head.adapter.weight"] = expanded
         return {k: v.contiguous().clone() for k, v in state.items()}
 
+    def load_released(self, model_dir: str | Path) -> dict[str, torch.Tensor]:
+        """The inverse of `released_state`: a released model directory's weights under this
+        model's names, with the adapter's repeated raw-state taps folded back to pooled ones."""
+        from safetensors.torch import load_file
+
+        released = load_file(str(Path(model_dir) / "model.safetensors"))
+        state = {k[len("speech."):]: v for k, v in released.items() if k.startswith("speech.head.")}
+        state |= {k: v for k, v in released.items() if k.startswith("scaling.")}
+        taps = state["head.adapter.weight"]  # (out, d_model, pool*k), each tap repeated pool times
+        state["head.adapter.weight"] = taps[:, :, :: self.pool] * self.pool
+        return state
+
 
 def export(model: HeadModel, out_dir: str | Path):
     """Write a `SpeechEmbedding` model directory (`config.json` + `model.safetensors`); returns it loaded."""

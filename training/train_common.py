@@ -57,7 +57,8 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 def warm_start(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a head saved by an earlier run into `model`.
+    """Load a head saved by an earlier run (`best_head.pt`, or a released model directory such
+    as a run's `best/`) into `model`.
 
     Stage 1's training-only CTC branch stays behind, and so does an attention pooling that a
     token-level head replaces with the text model's reading. Context layers the earlier head
@@ -66,7 +67,8 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     """
     path = Path(path).expanduser()
     left_behind = ("ctc.", "head.attention.") if model.config.token_level else ("ctc.",)
-    state = {k: v for k, v in torch.load(path).items() if not k.startswith(left_behind)}
+    saved = model.load_released(path) if path.is_dir() else torch.load(path)
+    state = {k: v for k, v in saved.items() if not k.startswith(left_behind)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head.context.", "ctc."))]
     if missing or unexpected:
