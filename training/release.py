@@ -16,6 +16,7 @@ import collections
 import json
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import torch
@@ -76,12 +77,45 @@ def main() -> None:
     shipped.save(dest / "config.json")
     clips = load_clips(cache_dir, "train", best["shards"])
     card = dest / "README.md"
-    card.write_text(model_card(config, best, summaries, clips, released, cascade, oracle, untrained, len(validation.clips),
-                               len(validation.passages)) + hand_written(card))
+    card.write_text(model_card(config, best, summaries, earlier_rows(card, summaries), clips, released, cascade, oracle,
+                               untrained, len(validation.clips), len(validation.passages)) + hand_written(card))
     print(f"released to {dest}")
 
 
 HAND_WRITTEN = "## Notes (written by hand"
+RUNS_HEADER = "| run | Top-1 | Top-10 | MRR | best step / steps | wall |"
+
+
+def earlier_rows(card: Path, summaries: list[dict]) -> list[str]:
+    """Rows of the previous card's run table whose runs are not on this machine: a cache lost
+    with its machine should not take the record of what was tried with it."""
+    text = card.read_text() if card.is_file() else ""
+    if RUNS_HEADER not in text:
+        return []
+    table = text[text.index(RUNS_HEADER):].split("\n\n")[0].splitlines()[2:]
+    here = {f"({s['out_dir'].name})" for s in summaries}
+    return [row for row in table if not any(name in row for name in here)]
+
+
+def recipe(run_config: dict, out_dir: Path) -> list[str]:
+    """The stage commands that make the run in `out_dir`, in order. A stage's `init` is made
+    first, by the config that sets the out_dir holding it (in that file, not by inheritance)."""
+    producers = {}
+    for path in sorted((REPO / "training" / "configs").rglob("*.toml")):
+        own = tomllib.loads(path.read_text())
+        for stage in ("stage1", "stage2"):
+            if "out_dir" in own.get(stage, {}):
+                producers[Path(own[stage]["out_dir"]).expanduser()] = (path.relative_to(REPO), stage)
+
+    def chain(config_path: Path, stage: str) -> list[str]:
+        init = load_config(REPO / config_path)[stage].get("init")
+        before = chain(*producers[Path(init).expanduser().parent]) if init else []
+        return before + [f"python -m training.{stage} --config {config_path}"]
+
+    config_path = Path(run_config["_path"])
+    config_path = config_path.relative_to(REPO) if config_path.is_absolute() else config_path
+    stage = "stage1" if Path(run_config["stage1"]["out_dir"]).expanduser() == out_dir else "stage2"
+    return list(dict.fromkeys(chain(config_path, stage)))  # each command once, first use kept
 
 
 def hand_written(card: Path) -> str:
@@ -90,7 +124,7 @@ def hand_written(card: Path) -> str:
     return "\n" + text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
 
 
-def model_card(config, best, summaries, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
+def model_card(config, best, summaries, earlier, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
     kinds = collections.Counter(item["kind"] for item in clips.items)
     engines = collections.Counter(item["voice"]["engine"] for item in clips.items)
     voices = len({json.dumps(item["voice"], sort_keys=True) for item in clips.items})
@@ -99,14 +133,14 @@ def model_card(config, best, summaries, clips, released, cascade, oracle, untrai
         f"| {s['name']} ({s['out_dir'].name}) | {s['best']['top1']:.3f} | {s['best']['top10']:.3f} | {s['best']['mrr']:.3f} "
         f"| {s['best'].get('step', '?')}/{s['step']} | {s['wall'] / 60:.0f} min |"
         for s in sorted(summaries, key=lambda s: -s["best"]["mrr"]))
+    if earlier:
+        rows += "\n" + "\n".join(earlier)
     architecture = best["config"]["model"]
     context = architecture.get("context_layers", 0)
     layers = f"{context} transformer layer{'s' if context > 1 else ''} -> " if context else ""
     pooling = ("the frozen MiniLM reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
                else f"{architecture.get('pooling', 'attention')} pooling")
-    init = best["config"]["stage1"].get("init")
-    # A run that continues an earlier stage-1 head needs that head first.
-    first = f"python -m training.stage1 --config {config['_path']}   # the head it continues: {init}\n" if init else ""
+    commands = "\n".join(recipe(best["config"], best["out_dir"]))
     return f"""# seal-base-minilm
 
 Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
@@ -130,7 +164,8 @@ of the 38 SQuAD training articles.
 | untrained speech tower (random head) | {untrained['top1']:.3f} | {untrained['top10']:.3f} | {untrained['mrr']:.3f} |
 | **this model** (fp32 torch encoder, as shipped) | {released['top1']:.3f} | {released['top10']:.3f} | {released['mrr']:.3f} |
 
-Runs tried (validation on cached CTranslate2-int8 encoder states; best step chosen by MRR):
+Runs tried (validation on cached CTranslate2-int8 encoder states; best step chosen by MRR; rows
+below the first {len(summaries)} are kept from earlier cards, their runs' checkpoints being gone):
 
 | run | Top-1 | Top-10 | MRR | best step / steps | wall |
 |---|---|---|---|---|---|
@@ -155,8 +190,7 @@ for the benchmark). See `seal_rag/voices.py`.
 
 ```
 sh training/run_cache.sh {config["_path"]}      # resumable; stop any time
-{first}python -m training.stage1 --config {best["config"]["_path"]}
-python -m training.stage2 --config {best["config"]["_path"]}
+{commands}
 python -m training.release --config {config["_path"]}
 ```
 Chosen run: `{best['name']}`, {best['out_dir']}. Architecture: `config.json`.

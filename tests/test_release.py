@@ -1,0 +1,38 @@
+"""training.release's model card: the recipe it prints and the run rows it keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.config import load_config
+from training.release import RUNS_HEADER, earlier_rows, recipe
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "training" / "configs").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_committed_config_has_a_recipe_that_makes_its_inits_first(path):
+    config = load_config(path)
+    commands = recipe(config, Path(config["stage2"]["out_dir"]).expanduser())
+    assert commands[-1] == f"python -m training.stage2 --config {path.relative_to(REPO)}"
+    assert len(commands) == len(set(commands))
+
+
+def test_a_continued_stage_2_is_preceded_by_the_runs_it_continues():
+    config = load_config(REPO / "training" / "configs" / "ablations" / "more_token_long.toml")
+    assert recipe(config, Path(config["stage2"]["out_dir"]).expanduser()) == [
+        "python -m training.stage1 --config training/configs/more.toml",
+        "python -m training.stage1 --config training/configs/ablations/more_token.toml",
+        "python -m training.stage2 --config training/configs/ablations/more_token.toml",
+        "python -m training.stage2 --config training/configs/ablations/more_token_long.toml",
+    ]
+
+
+def test_rows_of_runs_no_longer_on_disk_are_kept(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text(f"intro\n\n{RUNS_HEADER}\n|---|\n| a (a_s2) | 0.1 |\n| b (b_s1) | 0.2 |\n\n## Data\n| not a run |\n")
+    assert earlier_rows(card, [dict(out_dir=Path("/cache/a_s2"))]) == ["| b (b_s1) | 0.2 |"]
+    assert earlier_rows(tmp_path / "missing.md", []) == []
