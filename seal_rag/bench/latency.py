@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         st = r["stages"]
         cells = [f"{st[k]['median_ms']:.1f} / {st[k]['p95_ms']:.1f}" if k in st else "-" for k in ("decode", "features", "encode", "asr", "text_embed", "search", "total")]
         rows.append([f"{r['seconds']:.0f} s", r["system"], r["queries"], *cells, f"{total(r['seconds'], r['system']) / total(r['seconds'], 'seal'):.2f}x"])
-    payload = {"benchmark": "latency", "index_passages": index.count(), "model": model.name, "trained": model.trained, "quick": args.quick,
+    payload = {"benchmark": "latency", "index_passages": index.count(), "model": model.name, "trained": model.trained,
+               "model_fingerprint": model.fingerprint, "quick": args.quick,
                "results": results, "ratio_of_medians_vs_seal": ratios}
     name = "latency" + ("-quick" if args.quick else "")
     write_report(args.out, name, payload,
