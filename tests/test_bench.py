@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from seal_rag.bench import latency
+from seal_rag.bench.summary import shipped_fingerprint
 
 
 @pytest.mark.slow
@@ -18,6 +19,7 @@ def test_latency_quick_writes_json_markdown_and_plot(tmp_path):
     for row in payload["results"]:
         assert row["stages"]["total"]["median_ms"] > 0 and row["queries"] == 3
     assert set(payload["ratio_of_medians_vs_seal"]["2"]) == set(latency.SYSTEMS[1:])
+    assert payload["model_fingerprint"] == shipped_fingerprint()  # which weights (and architecture) were timed
     table = (tmp_path / "latency-quick.md").read_text()
     assert table.count("\n| 2 s |") == len(latency.SYSTEMS)
     assert (tmp_path / "latency-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
