@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.release import RUNS_HEADER, earlier_rows, recipe
+from training.release import RUNS_HEADER, better_earlier_row, earlier_rows, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "training" / "configs").rglob("*.toml"))
@@ -36,3 +36,19 @@ def test_rows_of_runs_no_longer_on_disk_are_kept(tmp_path):
     card.write_text(f"intro\n\n{RUNS_HEADER}\n|---|\n| a (a_s2) | 0.1 |\n| b (b_s1) | 0.2 |\n\n## Data\n| not a run |\n")
     assert earlier_rows(card, [dict(out_dir=Path("/cache/a_s2"))]) == ["| b (b_s1) | 0.2 |"]
     assert earlier_rows(tmp_path / "missing.md", []) == []
+
+
+def test_an_earlier_card_run_that_scored_higher_is_named():
+    rows = ["| a (a_s2) | 0.090 | 0.300 | 0.162 | 500/500 | 5 min |", "| b (b_s1) | 0.050 | 0.220 | 0.110 | 9000/10000 | 35 min |"]
+    assert better_earlier_row(rows, 0.150) == rows[0]
+    assert better_earlier_row(rows, 0.164) is None
+    assert better_earlier_row([], 0.0) is None
+
+
+def test_an_init_no_committed_config_makes_is_named_in_the_recipe(tmp_path):
+    init = tmp_path / "mine" / "best_head.pt"
+    (tmp_path / "mine.toml").write_text(f'inherit = "{REPO / "training" / "configs" / "base.toml"}"\n[stage2]\ninit = "{init}"\n')
+    config = load_config(tmp_path / "mine.toml")
+    commands = recipe(config, Path(config["stage2"]["out_dir"]).expanduser())
+    assert commands[0] == f"# first make {init} (no committed config makes it)"
+    assert commands[1] == f"python -m training.stage2 --config {tmp_path / 'mine.toml'}"

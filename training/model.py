@@ -78,7 +78,9 @@ class HeadModel(nn.Module):
         model's names, with the adapter's repeated raw-state taps folded back to pooled ones."""
         from safetensors.torch import load_file
 
-        released = load_file(str(Path(model_dir) / "model.safetensors"))
+        from seal_rag.embedding import WEIGHTS_FILE
+
+        released = load_file(str(Path(model_dir) / WEIGHTS_FILE))
         state = {k[len("speech."):]: v for k, v in released.items() if k.startswith("speech.head.")}
         state |= {k: v for k, v in released.items() if k.startswith("scaling.")}
         taps = state["head.adapter.weight"]  # (out, d_model, pool*k), each tap repeated pool times

@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--runs", nargs="*", default=None, help="run out_dirs to choose from (default: base + ablations)")
     parser.add_argument("--dest", default=str(REPO / "seal_rag" / "models" / "seal-base-minilm"))
+    parser.add_argument("--allow-worse", action="store_true", help="ship the best run here even if an earlier card's run scored higher")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_config(args.config)
@@ -54,8 +55,16 @@ def main() -> None:
         [Path(config["stage1"]["out_dir"]).expanduser(), Path(config["stage2"]["out_dir"]).expanduser()]
         + sorted((cache_dir / "ablations").glob("*")))
     summaries = [s for s in map(run_summary, runs) if s]
+    if not summaries:
+        raise SystemExit(f"error: none of the {len(runs)} run directories holds a finished run (ckpt.pt and best/); train one first")
     best = max(summaries, key=lambda s: s["best"]["mrr"])
     print(f"chosen: {best['out_dir']} (val MRR {best['best']['mrr']:.3f})")
+    card = Path(args.dest) / "README.md"
+    earlier = earlier_rows(card, summaries)
+    beaten_by = better_earlier_row(earlier, best["best"]["mrr"])
+    if beaten_by and not args.allow_worse:  # e.g. a new machine, whose runs so far are only ablations
+        raise SystemExit(f"error: a run of an earlier card beat the best run here (val MRR {best['best']['mrr']:.3f}): {beaten_by}; "
+                         "re-make that run, or pass --allow-worse to ship this one anyway")
 
     from seal_rag import SpeechEmbedding
 
@@ -76,8 +85,7 @@ def main() -> None:
     shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
     shipped.save(dest / "config.json")
     clips = load_clips(cache_dir, "train", best["shards"])
-    card = dest / "README.md"
-    card.write_text(model_card(config, best, summaries, earlier_rows(card, summaries), clips, released, cascade, oracle,
+    card.write_text(model_card(config, best, summaries, earlier, clips, released, cascade, oracle,
                                untrained, len(validation.clips), len(validation.passages)) + hand_written(card))
     print(f"released to {dest}")
 
@@ -97,6 +105,13 @@ def earlier_rows(card: Path, summaries: list[dict]) -> list[str]:
     return [row for row in table if not any(name in row for name in here)]
 
 
+def better_earlier_row(rows: list[str], mrr: float) -> str | None:
+    """The earlier card's row with the highest validation MRR (its fourth column), if above `mrr`."""
+    scored = [(float(row.split("|")[4]), row) for row in rows]
+    top = max(scored, default=None)
+    return top[1] if top and top[0] > mrr else None
+
+
 def recipe(run_config: dict, out_dir: Path) -> list[str]:
     """The stage commands that make the run in `out_dir`, in order. A stage's `init` is made
     first, by the config that sets the out_dir holding it (in that file, not by inheritance)."""
@@ -109,11 +124,14 @@ def recipe(run_config: dict, out_dir: Path) -> list[str]:
 
     def chain(config_path: Path, stage: str) -> list[str]:
         init = load_config(REPO / config_path)[stage].get("init")
-        before = chain(*producers[Path(init).expanduser().parent]) if init else []
+        if not init:
+            return [f"python -m training.{stage} --config {config_path}"]
+        made_by = producers.get(Path(init).expanduser().parent)
+        before = chain(*made_by) if made_by else [f"# first make {init} (no committed config makes it)"]
         return before + [f"python -m training.{stage} --config {config_path}"]
 
     config_path = Path(run_config["_path"])
-    config_path = config_path.relative_to(REPO) if config_path.is_absolute() else config_path
+    config_path = config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path
     stage = "stage1" if Path(run_config["stage1"]["out_dir"]).expanduser() == out_dir else "stage2"
     return list(dict.fromkeys(chain(config_path, stage)))  # each command once, first use kept
 
