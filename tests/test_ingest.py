@@ -104,9 +104,10 @@ def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks
 
 @pytest.mark.slow
 def test_ctrl_c_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embedding, tmp_path):
-    # Many more chunks than one batch, so that a loaded machine still interrupts it midway;
+    # Many more chunks than one batch, so that a loaded machine still interrupts it midway and an
+    # idle one is still ingesting when a poll first gets past the writer's lock;
     # only the part before Ctrl-C is ever embedded.
-    docs = _big_corpus(tmp_path / "docs", 1500)
+    docs = _big_corpus(tmp_path / "docs", 3000)
     command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "db")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
