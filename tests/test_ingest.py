@@ -1,6 +1,7 @@
 import json
+import os
+import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -73,24 +74,33 @@ def _big_corpus(folder: Path, records: int) -> Path:
     return folder
 
 
-def _queued_rows(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# As on a terminal, so that progress bars redraw while they run instead of once at the end.
+TERMINAL = dict(os.environ, TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")
+
+
+def _interrupt_midway(process: subprocess.Popen, label: str, sig=signal.SIGINT, timeout: float = 120) -> str:
+    """Sends `sig` (Ctrl-C by default) once the `label` progress bar shows some but not all
+    of its items done, and returns the whole of stderr without terminal escapes. The bar
+    advances only after a batch is stored, so the signal lands mid-ingest with something
+    already stored, on a fast machine or a loaded one."""
+    seen, deadline, sent = "", time.time() + timeout, False
+    while chunk := os.read(process.stderr.fileno(), 4096):
+        seen += chunk.decode(errors="replace")
+        counts = [(int(a), int(b)) for a, b in re.findall(re.escape(label) + r"\D*?(\d+)/(\d+)", ANSI_ESCAPE.sub("", seen))]
+        if not sent and (any(0 < done < total for done, total in counts) or time.time() > deadline):
+            process.send_signal(sig)
+            sent = True
+    process.wait(timeout=timeout)
+    return ANSI_ESCAPE.sub("", seen)
 
 
 @pytest.mark.slow
 def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks(embedding, tmp_path):
     docs = _big_corpus(tmp_path / "docs", 300)  # five batches, so the kill lands midway even under load
     command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "killed")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while _queued_rows(tmp_path / "killed") == 0 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=TERMINAL)
+    _interrupt_midway(process, "Embedding chunks", signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
     partial = _ids(tmp_path / "killed", embedding)  # the store opens and answers after the kill
     assert 0 < len(partial) < 300
@@ -104,19 +114,14 @@ def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks
 
 @pytest.mark.slow
 def test_ctrl_c_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embedding, tmp_path):
-    # Many more chunks than one batch, so that a loaded machine still interrupts it midway and an
-    # idle one is still ingesting when a poll first gets past the writer's lock;
-    # only the part before Ctrl-C is ever embedded.
-    docs = _big_corpus(tmp_path / "docs", 3000)
+    docs = _big_corpus(tmp_path / "docs", 1500)
     command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "db")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while _queued_rows(tmp_path / "db") == 0 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr.decode()
-    lines = [line for line in stderr.decode().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "interrupted" in lines[0] and "run the same command again" in lines[0]
-    assert "Traceback" not in stderr.decode()
-    assert len(_ids(tmp_path / "db", embedding)) > 0
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=TERMINAL)
+    stderr = _interrupt_midway(process, "Embedding chunks")
+    assert process.returncode == 130, stderr
+    lines = [line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "run the same command again" in lines[0], stderr
+    assert "Traceback" not in stderr
+    total = int(re.findall(r"Embedding chunks\D*?\d+/(\d+)", stderr)[-1])
+    stored = len(_ids(tmp_path / "db", embedding))
+    assert 0 < stored < total and f"{stored} chunks are stored" in lines[0]  # stopped midway, and says so truly
