@@ -246,6 +246,46 @@ def test_a_token_level_head_trains_through_the_frozen_text_model_and_exports(tra
         assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)
 
 
+def test_layer_targets_read_as_the_text_model_and_the_token_level_head_do():
+    from seal_rag.text_tower import load_sentence_model
+    from training.layer_targets import LayerTargets
+    from training.model import HeadModel, seal_config
+
+    sentence_model = load_sentence_model("all-MiniLM-L6-v2")
+    head = HeadModel(seal_config({"adapter_dim": 32, "mlp_hidden": 64, "token_level": True}), 2, sentence_model)
+    targets = LayerTargets(head.head.reader, sentence_model.tokenizer)
+    texts = ["What is the capital of France?", "Oxygen is a chemical element with symbol O and atomic number 8."]
+    written = targets.of_texts(texts)
+    assert len(written) == 7  # the embedding layer and MiniLM's six layers
+    expected = torch.from_numpy(sentence_model.encode(texts, normalize_embeddings=True))
+    assert torch.allclose(torch.nn.functional.normalize(written[-1], dim=-1), expected, atol=1e-5)
+    states, lengths = torch.randn(2, 40, 512), torch.tensor([40, 23])
+    spoken = targets.of_positions(*head.head.positions(states, lengths))
+    assert torch.allclose(spoken[-1], head(states, lengths), atol=1e-6)  # the pooled output, from the same pass
+    assert targets.loss(spoken, texts) > 0.1 and targets.loss(written, texts) < 1e-6
+
+
+def test_stage1_with_layer_targets_learns_and_stage2_starts_where_it_ended(trained, tmp_path):
+    from training import stage1, stage2
+    from training.model import HeadModel, seal_config
+    from training.train_common import load_checkpoint, warm_start
+
+    run = json.loads(json.dumps(trained))
+    run["model"]["token_level"] = True
+    run["stage1"].update(out_dir=str(tmp_path / "s1_layers"), w_layers=1.0, steps=30)
+    run["stage2"].update(out_dir=str(tmp_path / "s2"), init=str(tmp_path / "s1_layers" / "ckpt.pt"), steps=5)
+    stage1.train(run)
+    lines = [json.loads(line) for line in (tmp_path / "s1_layers" / "log.jsonl").open() if '"layers"' in line]
+    assert lines[-1]["layers"] < lines[0]["layers"]
+    assert lines[-1]["loss"] == pytest.approx(lines[-1]["mse"] + lines[-1]["layers"], rel=1e-4)
+    started = HeadModel(seal_config(run["model"]), run["data"]["pool"])
+    warm_start(started, tmp_path / "s1_layers" / "ckpt.pt")  # the last step, not the best one
+    last = load_checkpoint(tmp_path / "s1_layers" / "ckpt.pt")
+    assert last["step"] == 30 and all(torch.equal(v, last["model"][k]) for k, v in started.state_dict().items())
+    stage2.train(run)
+    assert (tmp_path / "s2" / "best" / "model.safetensors").is_file()
+
+
 def test_a_run_can_start_from_a_released_model_directory(trained):
     from training.model import HeadModel, seal_config
     from training.train_common import warm_start

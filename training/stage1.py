@@ -7,7 +7,8 @@ For each clip, the head's pooled output should equal the text model's own embedd
 transcript. Both are unit vectors, so the MSE is 2 - 2 cos. The loss is taken before the
 shared scaling layer, which stays the identity here: trained on MSE alone it could shrink
 both towers onto one point and score zero. Stage 2 may train it, where contrastive losses
-prevent that collapse.
+prevent that collapse. Options: `w_ctc` adds CTC on word pieces (`ctc.py`); `w_layers`, for a
+token-level head, adds the text model's lower layers as targets (`layer_targets.py`).
 
 Killed midway, the same command resumes from `out_dir/ckpt.pt`. The best checkpoint by
 validation MRR is exported to `out_dir/best/` as a `SpeechEmbedding` model directory.
@@ -56,6 +57,15 @@ def train(config: dict) -> dict:
         text_model = load_sentence_model("all-MiniLM-L6-v2")
         model.ctc = CtcBranch(text_model, model.config.text_dim)
         pieces = word_pieces(text_model, [item["text"] for item in clips.items])
+    w_layers = section.get("w_layers", 0.0)
+    if w_layers:  # match the text model's lower layers too; needs a token-level head
+        from seal_rag.text_tower import load_sentence_model
+
+        from .layer_targets import LayerTargets
+
+        if model.head.reader is None:
+            raise ValueError("stage1.w_layers needs a token-level head: set model.token_level = true")
+        layers = LayerTargets(model.head.reader, load_sentence_model(model.config.text_model).tokenizer)
     if section.get("init") and not checkpoint:  # continue an earlier stage 1, e.g. with context layers added
         warm_start(model, section["init"])
     optimizer = make_optimizer(model, section, train_scaling=False)
@@ -69,6 +79,11 @@ def train(config: dict) -> dict:
     def batch_loss(batch: list[int]):
         states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
         states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
+        if w_layers:
+            spoken = layers.of_positions(*model.head.positions(states, lengths))
+            aligned = mse(spoken[-1], clips.targets[batch])
+            lower = layers.loss(spoken, [clips.items[i]["text"] for i in batch])
+            return aligned + w_layers * lower, {"mse": aligned, "layers": lower}
         if not w_ctc:
             return mse(model(states, lengths), clips.targets[batch]), {}
         positions, mask = model.head.positions(states, lengths)

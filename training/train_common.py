@@ -57,8 +57,8 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 def warm_start(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a head saved by an earlier run (`best_head.pt`, or a released model directory such
-    as a run's `best/`) into `model`.
+    """Load a head saved by an earlier run (`best_head.pt`, its last step's `ckpt.pt`, or a
+    released model directory such as a run's `best/`) into `model`.
 
     Stage 1's training-only CTC branch stays behind, and so does an attention pooling that a
     token-level head replaces with the text model's reading. Context layers the earlier head
@@ -67,7 +67,12 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     """
     path = Path(path).expanduser()
     left_behind = ("ctc.", "head.attention.") if model.config.token_level else ("ctc.",)
-    saved = model.load_released(path) if path.is_dir() else torch.load(path)
+    if path.is_dir():
+        saved = model.load_released(path)
+    elif path.name == "ckpt.pt":  # where a run ended, which need not be its best step
+        saved = load_checkpoint(path)["model"]
+    else:
+        saved = torch.load(path)
     state = {k: v for k, v in saved.items() if not k.startswith(left_behind)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head.context.", "ctc."))]
