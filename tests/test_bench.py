@@ -213,6 +213,7 @@ def test_encode_writes_its_figures(tmp_path):
 
     encode.main(["--clips", "3", "--repeats", "1", "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "encode.json").read_text())
+    assert payload["model_fingerprint"] == shipped_fingerprint()  # which weights (and architecture) were timed
     assert payload["clips"] == 3
     seconds = payload["median_seconds"]
     assert len(seconds) == 5 and all(s > 0 for s in seconds.values())
@@ -226,6 +227,7 @@ def test_ask_writes_stage_medians_for_both_modes(tmp_path):
 
     ask.main(["--chunks", "40", "--queries", "3", "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "ask.json").read_text())
+    assert payload["model_fingerprint"] == shipped_fingerprint()
     assert payload["chunks"] >= 40 and payload["queries"] == 3
     assert payload["ingest_chunks_per_second"] > 0 and payload["peak_rss_mb"] > 0
     speech, cascade = payload["median_ms"]["speech"], payload["median_ms"]["cascade"]

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"by espeak-ng {ESPEAK_VOICE}, warm models, one at a time; peak memory (max RSS) {peak_mb:.0f} MB.")
     print(summary_line)
     payload = {"benchmark": "ask", "summary": summary_line, "chunks": index.count(), "dim": model.dim, "queries": len(clips),
-               "voice": ESPEAK_VOICE, "model": model.name, "trained": model.trained, "ingest_seconds": ingest_seconds,
+               "voice": ESPEAK_VOICE, "model": model.name, "trained": model.trained, "model_fingerprint": model.fingerprint,
+               "ingest_seconds": ingest_seconds,
                "ingest_chunks_per_second": summary.added / ingest_seconds, "peak_rss_mb": peak_mb, "median_ms": medians}
     table = [[mode] + [f"{ms:.1f}" if ms is not None else "-" for ms in row.values()] for mode, row in medians.items()]
     write_report(args.out, "ask", payload, ["mode (median ms)", *STAGES], table)

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         cascades[label] = took
         rows.append([label, f"{took * 1000:.1f} ms ({took / real:.1f}x the speech tower)"])
     payload = {"benchmark": "encode", "clips": len(clips), "repeats": args.repeats, "model": model.name, "trained": model.trained,
+               "model_fingerprint": model.fingerprint,
                "median_seconds": {"real_length": real, "padded_30s": padded, **cascades},
                "cosine_real_vs_padded": {"vector_median": float(np.median(vec_cos)), "vector_min": min(vec_cos),
                                          "encoder_state_median": float(np.median(state_cos))}}
