@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.release import RUNS_HEADER, better_earlier_row, earlier_rows, recipe
+from training.release import RUNS_HEADER, better_earlier_row, candidate_runs, earlier_rows, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "training" / "configs").rglob("*.toml"))
@@ -52,3 +52,15 @@ def test_an_init_no_committed_config_makes_is_named_in_the_recipe(tmp_path):
     commands = recipe(config, Path(config["stage2"]["out_dir"]).expanduser())
     assert commands[0] == f"# first make {init} (no committed config makes it)"
     assert commands[1] == f"python -m training.stage2 --config {tmp_path / 'mine.toml'}"
+
+
+def test_each_candidate_run_is_listed_once(tmp_path):
+    # An ablation config's own stages live under ablations/ too; listed twice, they made
+    # duplicate rows in the card's run table.
+    for name in ("a_s1", "a_s2", "b_s2"):
+        (tmp_path / "ablations" / name).mkdir(parents=True)
+    config = {"data": {"cache_dir": str(tmp_path)},
+              "stage1": {"out_dir": str(tmp_path / "ablations" / "a_s1")}, "stage2": {"out_dir": str(tmp_path / "ablations" / "a_s2")}}
+    runs = candidate_runs(config)
+    assert runs == [tmp_path / "ablations" / n for n in ("a_s1", "a_s2", "b_s2")]
+    assert candidate_runs(config, [str(tmp_path / "x"), str(tmp_path / "x")]) == [tmp_path / "x"]

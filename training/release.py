@@ -41,6 +41,16 @@ def run_summary(out_dir: Path) -> dict | None:
                 wall=log[-1]["time"] - log[0]["time"] if len(log) > 1 else 0.0, name=Path(state["config"]["_path"]).stem)
 
 
+def candidate_runs(config: dict, explicit: list[str] | None = None) -> list[Path]:
+    """The run directories to choose from: `explicit`, or the config's two stages and every
+    ablation run, each once (an ablation config's stages are also under ablations/)."""
+    cache_dir = Path(config["data"]["cache_dir"]).expanduser()
+    runs = [Path(p).expanduser() for p in explicit] if explicit else (
+        [Path(config["stage1"]["out_dir"]).expanduser(), Path(config["stage2"]["out_dir"]).expanduser()]
+        + sorted((cache_dir / "ablations").glob("*")))
+    return list(dict.fromkeys(runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
@@ -51,9 +61,7 @@ def main() -> None:
     torch.set_num_threads(2)
     config = load_config(args.config)
     cache_dir = Path(config["data"]["cache_dir"]).expanduser()
-    runs = [Path(p).expanduser() for p in args.runs] if args.runs else (
-        [Path(config["stage1"]["out_dir"]).expanduser(), Path(config["stage2"]["out_dir"]).expanduser()]
-        + sorted((cache_dir / "ablations").glob("*")))
+    runs = candidate_runs(config, args.runs)
     summaries = [s for s in map(run_summary, runs) if s]
     if not summaries:
         raise SystemExit(f"error: none of the {len(runs)} run directories holds a finished run (ckpt.pt and best/); train one first")
