@@ -33,7 +33,7 @@ from ..tts import synthesize
 from ..voices import bench_voices
 from .heldout import ALL_SETS, SPEECH_SETS, load_set
 from .metrics import gold_ranks, summarise
-from .report import write_report
+from .report import model_fields, write_report
 
 CASCADES = {  # name -> Transcriber settings
     "cascade-greedy": dict(beam_size=1),
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
         results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options))
-        payload = {"benchmark": "accuracy", "model": model.name, "trained": model.trained,
-                   "model_fingerprint": model.fingerprint, "quick": args.quick,
+        payload = {"benchmark": "accuracy", **model_fields(model), "quick": args.quick,
                    "results": results}
         rows = [
             [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"

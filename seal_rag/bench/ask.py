@@ -28,7 +28,7 @@ from ..ingest import ingest_folder
 from ..loaders import Section
 from ..store import SealIndex
 from .clips import shared_data_dir
-from .report import write_report
+from .report import model_fields, write_report
 
 ESPEAK_VOICE = "en-us"
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"by espeak-ng {ESPEAK_VOICE}, warm models, one at a time; peak memory (max RSS) {peak_mb:.0f} MB.")
     print(summary_line)
     payload = {"benchmark": "ask", "summary": summary_line, "chunks": index.count(), "dim": model.dim, "queries": len(clips),
-               "voice": ESPEAK_VOICE, "model": model.name, "trained": model.trained, "model_fingerprint": model.fingerprint,
+               "voice": ESPEAK_VOICE, **model_fields(model),
                "ingest_seconds": ingest_seconds,
                "ingest_chunks_per_second": summary.added / ingest_seconds, "peak_rss_mb": peak_mb, "median_ms": medians}
     table = [[mode] + [f"{ms:.1f}" if ms is not None else "-" for ms in row.values()] for mode, row in medians.items()]

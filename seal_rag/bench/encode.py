@@ -20,7 +20,7 @@ import torch
 from ..cascade import CascadeEmbedding, Transcriber
 from ..embedding import SpeechEmbedding
 from .clips import fixture_clips
-from .report import write_report
+from .report import model_fields, write_report
 
 
 def median_seconds(fn, clips: list[np.ndarray], repeats: int) -> tuple[float, list]:
@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         label = f"cascade embed_audio (faster-whisper base int8, beam {beam}, {'fitted window' if fit else '30 s window'})"
         cascades[label] = took
         rows.append([label, f"{took * 1000:.1f} ms ({took / real:.1f}x the speech tower)"])
-    payload = {"benchmark": "encode", "clips": len(clips), "repeats": args.repeats, "model": model.name, "trained": model.trained,
-               "model_fingerprint": model.fingerprint,
+    payload = {"benchmark": "encode", "clips": len(clips), "repeats": args.repeats, **model_fields(model),
                "median_seconds": {"real_length": real, "padded_30s": padded, **cascades},
                "cosine_real_vs_padded": {"vector_median": float(np.median(vec_cos)), "vector_min": min(vec_cos),
                                          "encoder_state_median": float(np.median(state_cos))}}

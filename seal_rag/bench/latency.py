@@ -27,7 +27,7 @@ from ..cascade import Transcriber
 from ..embedding import SpeechEmbedding
 from ..store import SealIndex
 from .clips import fixture_clips, shared_data_dir
-from .report import write_report
+from .report import model_fields, write_report
 
 SYSTEMS = ("seal", "seal-30s-padding", "cascade-greedy", "cascade-beam5", "cascade-fitted")
 
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         st = r["stages"]
         cells = [f"{st[k]['median_ms']:.1f} / {st[k]['p95_ms']:.1f}" if k in st else "-" for k in ("decode", "features", "encode", "asr", "text_embed", "search", "total")]
         rows.append([f"{r['seconds']:.0f} s", r["system"], r["queries"], *cells, f"{total(r['seconds'], r['system']) / total(r['seconds'], 'seal'):.2f}x"])
-    payload = {"benchmark": "latency", "index_passages": index.count(), "model": model.name, "trained": model.trained,
-               "model_fingerprint": model.fingerprint, "quick": args.quick,
+    payload = {"benchmark": "latency", "index_passages": index.count(), **model_fields(model), "quick": args.quick,
                "results": results, "ratio_of_medians_vs_seal": ratios}
     name = "latency" + ("-quick" if args.quick else "")
     write_report(args.out, name, payload,

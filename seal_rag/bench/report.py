@@ -18,6 +18,12 @@ def machine() -> dict:
             "python": sys.version.split()[0], "torch": torch.__version__}
 
 
+def model_fields(model) -> dict:
+    """Which speech tower a run measured: its name, whether it is trained, and its weights'
+    fingerprint, which tells a retrained model with the same name apart."""
+    return {"model": model.name, "trained": model.trained, "model_fingerprint": model.fingerprint}
+
+
 def _command() -> str:
     """How this run was started, as a user would type it."""
     args = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else sys.argv[1:]

@@ -44,7 +44,7 @@ from ..progress import map_with_progress
 from .accuracy import CASCADES, spoken_queries
 from .heldout import load_set
 from .metrics import gold_ranks, summarise
-from .report import write_report
+from .report import model_fields, write_report
 
 SET = "squad-holdout"
 SNRS_DB = (20, 10, 5, 0)
@@ -201,7 +201,7 @@ def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
     except json.JSONDecodeError:
         raise SystemExit(f"--resume: {path} is not a robustness report (bad JSON); drop --resume or pass another --out") from None
     same_run = {"queries": len(dataset.queries), "passages": len(dataset.passages), "voices": voices,
-                "seed": args.seed, "model": model.name, "trained": model.trained, "model_fingerprint": model.fingerprint}
+                "seed": args.seed, **model_fields(model)}
     changed = [key for key, value in same_run.items() if earlier.get(key) != value]
     if changed or earlier.get("set") != SET:
         raise SystemExit(f"--resume: {path} measured a different run ({', '.join(changed) or 'set'} differ); "
@@ -215,8 +215,7 @@ def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
 def report(args, dataset, voices: list[str], model, oracle: dict, results: list[dict]) -> None:
     """The JSON, the Markdown table and the SNR plot for the conditions measured so far."""
     payload = {"benchmark": "robustness", "set": SET, "queries": len(dataset.queries), "passages": len(dataset.passages),
-               "voices": voices, "seed": args.seed, "model": model.name, "trained": model.trained,
-               "model_fingerprint": model.fingerprint, "quick": args.quick, "conditions_planned": args.conditions,
+               "voices": voices, "seed": args.seed, **model_fields(model), "quick": args.quick, "conditions_planned": args.conditions,
                "text_oracle": oracle, "results": results}
     rows = [["text (no audio)", "text-oracle", len(dataset.queries), interval(oracle["top1"]), interval(oracle["top10"])]]
     rows += [[r["name"], system, len(dataset.queries), interval(m["top1"]), interval(m["top10"])]
