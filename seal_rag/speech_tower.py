@@ -32,6 +32,12 @@ def sinusoid_positions(steps: int, dim: int) -> torch.Tensor:
     return code
 
 
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The sentence model's own pooling: the mean of `(batch, tokens, dim)` over the `mask`ed tokens."""
+    weights = mask.float() / mask.sum(dim=1, keepdim=True)
+    return torch.einsum("bt,btd->bd", weights, hidden)
+
+
 class ContextLayers(nn.Module):
     """Pre-norm transformer layers over the adapter's steps, blind to padding.
 
@@ -76,13 +82,17 @@ class TokenReader(nn.Module):
         cls = transformer.embeddings.word_embeddings.weight[sentence_model.tokenizer.cls_token_id]
         self.register_buffer("cls", cls.detach().clone(), persistent=False)
 
-    def forward(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def layer_means(self, positions: torch.Tensor, mask: torch.Tensor, every_layer: bool = False) -> list[torch.Tensor]:
+        """The mean pool of the transformer's last layer, `[(batch, dim)]`, or with
+        `every_layer` of its embedding layer and each layer in turn (training reads those)."""
         batch = positions.shape[0]
         tokens = torch.cat([self.cls.expand(batch, 1, -1), positions], dim=1)
         mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=mask.device), mask], dim=1)
-        hidden = self.transformer(inputs_embeds=tokens, attention_mask=mask.long()).last_hidden_state
-        weights = mask.float() / mask.sum(dim=1, keepdim=True)  # the sentence model's own mean pooling
-        return torch.einsum("bt,btd->bd", weights, hidden)
+        out = self.transformer(inputs_embeds=tokens, attention_mask=mask.long(), output_hidden_states=every_layer)
+        return [mean_pool(h, mask) for h in (out.hidden_states if every_layer else [out.last_hidden_state])]
+
+    def forward(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.layer_means(positions, mask)[-1]
 
 
 class SpeechHead(nn.Module):
@@ -123,11 +133,9 @@ class SpeechHead(nn.Module):
         if self.reader is not None:
             return self.reader(x, mask)
         if self.attention is None:
-            weights = mask.float() / mask.sum(dim=1, keepdim=True)
-        else:
-            scores = self.attention(x).squeeze(-1).masked_fill(~mask, float("-inf"))
-            weights = scores.softmax(dim=1)
-        return torch.einsum("bt,btd->bd", weights, x)
+            return mean_pool(x, mask)
+        scores = self.attention(x).squeeze(-1).masked_fill(~mask, float("-inf"))
+        return torch.einsum("bt,btd->bd", scores.softmax(dim=1), x)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.pool(*self.positions(hidden, lengths))

@@ -14,13 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _layer_means(transformer, mask: torch.Tensor, **inputs) -> list[torch.Tensor]:
-    """Mean pools of the embedding layer and of every layer, `(batch, dim)` each; the last is
-    the sentence model's own pooled output."""
-    hidden = transformer(attention_mask=mask.long(), output_hidden_states=True, **inputs).hidden_states
-    weights = mask.float() / mask.sum(dim=1, keepdim=True)
-    return [torch.einsum("bt,btd->bd", weights, h) for h in hidden]
+from seal_rag.speech_tower import mean_pool
 
 
 class LayerTargets:
@@ -32,15 +26,13 @@ class LayerTargets:
     @torch.no_grad()
     def of_texts(self, texts: list[str]) -> list[torch.Tensor]:
         tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
-        return _layer_means(self.reader.transformer, tokens["attention_mask"].bool(), input_ids=tokens["input_ids"])
+        out = self.reader.transformer(**tokens, output_hidden_states=True)
+        return [mean_pool(h, tokens["attention_mask"].bool()) for h in out.hidden_states]
 
     def of_positions(self, positions: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """The same means with the head's positions as the tokens, read as `TokenReader` reads
-        them, so the last equals `TokenReader`'s output and one pass serves both losses."""
-        batch = positions.shape[0]
-        tokens = torch.cat([self.reader.cls.expand(batch, 1, -1), positions], dim=1)
-        mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool), mask], dim=1)
-        return _layer_means(self.reader.transformer, mask, inputs_embeds=tokens)
+        """The same means with the head's positions as the tokens, as `TokenReader` reads them:
+        the last is the head's pooled output, so one pass serves both losses."""
+        return self.reader.layer_means(positions, mask, every_layer=True)
 
     def loss(self, spoken: list[torch.Tensor], texts: list[str]) -> torch.Tensor:
         """Mean over the layers below the last of the squared distance between unit means
