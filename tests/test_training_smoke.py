@@ -298,3 +298,17 @@ def test_a_run_can_start_from_a_released_model_directory(trained):
     assert loaded.keys() == {k for k in best if not k.startswith("ctc.")}
     for name, value in loaded.items():
         assert torch.allclose(value, best[name], atol=1e-6), name
+
+
+def test_a_missing_init_or_layer_targets_on_a_pooled_head_is_a_one_line_error(trained, tmp_path):
+    from training import stage1
+    from training.model import HeadModel, seal_config
+    from training.train_common import warm_start
+
+    head = HeadModel(seal_config(trained["model"]), trained["data"]["pool"])
+    with pytest.raises(SystemExit, match=r"^error: init .*nope\.pt does not exist: run the stage that makes it first"):
+        warm_start(head, tmp_path / "nope.pt")
+    run = json.loads(json.dumps(trained))
+    run["stage1"].update(out_dir=str(tmp_path / "s1"), w_layers=1.0)
+    with pytest.raises(SystemExit, match="w_layers needs a token-level head"):
+        stage1.train(run)

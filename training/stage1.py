@@ -47,25 +47,25 @@ def train(config: dict) -> dict:
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
 
-    model = HeadModel(seal_config(config["model"]), data["pool"])
-    w_ctc = section.get("w_ctc", 0.0)
-    if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
+    architecture = seal_config(config["model"])
+    w_ctc, w_layers = section.get("w_ctc", 0.0), section.get("w_layers", 0.0)
+    if w_layers and not architecture.token_level:  # the layers are read from the text model reading the head
+        raise SystemExit("error: stage1.w_layers needs a token-level head: set token_level = true in [model]")
+    text_model = None
+    if architecture.token_level or w_ctc:  # loaded once, for the head's reader and the branches below
         from seal_rag.text_tower import load_sentence_model
 
+        text_model = load_sentence_model(architecture.text_model)
+    model = HeadModel(architecture, data["pool"], text_model)
+    if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
         from .ctc import CtcBranch, word_pieces
 
-        text_model = load_sentence_model("all-MiniLM-L6-v2")
         model.ctc = CtcBranch(text_model, model.config.text_dim)
         pieces = word_pieces(text_model, [item["text"] for item in clips.items])
-    w_layers = section.get("w_layers", 0.0)
-    if w_layers:  # match the text model's lower layers too; needs a token-level head
-        from seal_rag.text_tower import load_sentence_model
-
+    if w_layers:  # match the text model's lower layers too
         from .layer_targets import LayerTargets
 
-        if model.head.reader is None:
-            raise ValueError("stage1.w_layers needs a token-level head: set model.token_level = true")
-        layers = LayerTargets(model.head.reader, load_sentence_model(model.config.text_model).tokenizer)
+        layers = LayerTargets(model.head.reader, text_model.tokenizer)
     if section.get("init") and not checkpoint:  # continue an earlier stage 1, e.g. with context layers added
         warm_start(model, section["init"])
     optimizer = make_optimizer(model, section, train_scaling=False)

@@ -66,6 +66,8 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     new head begins exactly where the old one ended. Any other mismatch is an error.
     """
     path = Path(path).expanduser()
+    if not path.exists():
+        raise SystemExit(f"error: init {path} does not exist: run the stage that makes it first (training/README.md gives the order)")
     left_behind = ("ctc.", "head.attention.") if model.config.token_level else ("ctc.",)
     if path.is_dir():
         saved = model.load_released(path)
