@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -84,10 +85,15 @@ def _interrupt_midway(process: subprocess.Popen, label: str, sig=signal.SIGINT, 
     of its items done, and returns the whole of stderr without terminal escapes. The bar
     advances only after a batch is stored, so the signal lands mid-ingest with something
     already stored, on a fast machine or a loaded one."""
-    seen, deadline, sent = "", time.time() + timeout, False
-    while chunk := os.read(process.stderr.fileno(), 4096):
-        seen += chunk.decode(errors="replace")
-        counts = [(int(a), int(b)) for a, b in re.findall(re.escape(label) + r"\D*?(\d+)/(\d+)", ANSI_ESCAPE.sub("", seen))]
+    seen, deadline, sent, stream = "", time.time() + timeout, False, process.stderr.fileno()
+    while time.time() < deadline + timeout:  # then the wait below fails the test
+        if select.select([stream], [], [], 1.0)[0]:  # a silent, hung process still meets the deadline
+            chunk = os.read(stream, 4096)
+            if not chunk:
+                break
+            seen += chunk.decode(errors="replace")
+        recent = ANSI_ESCAPE.sub("", seen[-1000:])  # the bar's latest redraws
+        counts = [(int(a), int(b)) for a, b in re.findall(re.escape(label) + r"\D*?(\d+)/(\d+)", recent)]
         if not sent and (any(0 < done < total for done, total in counts) or time.time() > deadline):
             process.send_signal(sig)
             sent = True
