@@ -34,6 +34,8 @@ class SealConfig:
         pooling: "mean" or "attention" over time.
         token_level: The text model reads the MLP's output at each position as a token
             (`inputs_embeds`) and its mean pool is the clip's vector; `pooling` is then unused.
+        tuned_reader_layers: With `token_level`, how many of the text model's bottom layers the
+            speech tower fine-tunes in its own copy (0 = it reads the frozen text model).
         trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
         max_seconds: Longest query accepted.
         status: "released" once the speech tower beats the cascade on validation;
@@ -51,6 +53,7 @@ class SealConfig:
     context_layers: int = 0
     pooling: str = "attention"
     token_level: bool = False
+    tuned_reader_layers: int = 0
     trainable_encoder_layers: int = 0
     max_seconds: float = 600.0
     status: str = "released"
@@ -64,6 +67,8 @@ class SealConfig:
             raise ModelLoadError(f"adapter_dim must be a multiple of {CONTEXT_HEAD_DIM} when context_layers > 0")
         if self.adapter_kernel < self.adapter_stride:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
+        if self.tuned_reader_layers and not self.token_level:
+            raise ModelLoadError("tuned_reader_layers needs token_level = true: only a token-level head has a reader")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

@@ -6,6 +6,7 @@ head also accepts cached encoder outputs: training then costs an epoch of the he
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -73,11 +74,17 @@ class TokenReader(nn.Module):
     the clip's vector: the text model does the semantics, the head maps sound to tokens.
     """
 
-    def __init__(self, sentence_model):
+    def __init__(self, sentence_model, tuned_layers: int = 0):
         super().__init__()
         transformer = sentence_model[0].auto_model.eval().requires_grad_(False)
-        # Outside the module tree, as in the text tower: these weights belong to the base
-        # model, so they stay out of checkpoints and optimizers, and stay in eval mode.
+        if tuned_layers:
+            # The speech side tunes its own copy of the bottom layers, which read the head's
+            # pseudo-tokens; the text tower keeps the original, so indexed passages do not move.
+            transformer = copy.deepcopy(transformer)
+            self.tuned = nn.ModuleList(transformer.encoder.layer[:tuned_layers]).requires_grad_(True)
+        # Outside the module tree, as in the text tower: the frozen weights belong to the base
+        # model, so they stay out of checkpoints and optimizers, and stay in eval mode. Tuned
+        # layers are the same modules, registered above, so they are saved and trained.
         self.__dict__["transformer"] = transformer
         cls = transformer.embeddings.word_embeddings.weight[sentence_model.tokenizer.cls_token_id]
         self.register_buffer("cls", cls.detach().clone(), persistent=False)
@@ -110,7 +117,7 @@ class SpeechHead(nn.Module):
             nn.GELU(),
             nn.Linear(config.mlp_hidden, config.text_dim),
         )
-        self.reader = TokenReader(sentence_model) if config.token_level else None
+        self.reader = TokenReader(sentence_model, config.tuned_reader_layers) if config.token_level else None
         self.attention = nn.Linear(config.text_dim, 1) if config.pooling == "attention" and not self.reader else None
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

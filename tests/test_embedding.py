@@ -76,3 +76,22 @@ def test_an_untrained_model_warns_loudly():
     with pytest.warns(UntrainedModelWarning, match="UNTRAINED"):
         model = SpeechEmbedding.untrained()
     assert model.trained is False
+
+
+def test_tuned_reader_layers_are_the_speech_sides_own_and_round_trip(jfk, tmp_path):
+    import torch
+
+    with pytest.warns(UntrainedModelWarning):
+        model = SpeechEmbedding.untrained(SealConfig(adapter_dim=64, mlp_hidden=128, token_level=True, tuned_reader_layers=1))
+    text_before = model.embed_texts("a passage about oxygen")
+    speech_before = model.embed_audio(jfk)
+    with torch.no_grad():  # what training the speech side's copy does
+        model.speech.head.reader.tuned[0].output.dense.weight.mul_(0.5)
+    np.testing.assert_allclose(model.embed_texts("a passage about oxygen"), text_before, atol=1e-6)  # the index stays put
+    assert np.abs(model.embed_audio(jfk) - speech_before).max() > 1e-3  # the speech side reads through it
+    model.save_pretrained(tmp_path)
+    reloaded = SpeechEmbedding.from_pretrained(tmp_path)
+    np.testing.assert_allclose(reloaded.embed_audio(jfk), model.embed_audio(jfk), atol=1e-6)
+    assert any(".reader.tuned.0." in name for name in reloaded.trainable_state_dict())
+    with pytest.raises(ModelLoadError, match="tuned_reader_layers needs token_level"):
+        SealConfig(tuned_reader_layers=2)

@@ -246,6 +246,31 @@ def test_a_token_level_head_trains_through_the_frozen_text_model_and_exports(tra
         assert torch.allclose(embedding.speech.embed_states(raw), head.embed(*pad_batch(pooled)), atol=1e-4)
 
 
+
+def test_tuned_reader_layers_train_slower_than_the_head_and_export(trained, tmp_path):
+    from seal_rag import SpeechEmbedding
+    from seal_rag.text_tower import load_sentence_model
+    from training import stage1
+    from training.model import HeadModel, seal_config
+
+    run = json.loads(json.dumps(trained))
+    run["model"].update(token_level=True, tuned_reader_layers=1)
+    run["stage1"].update(out_dir=str(tmp_path / "s1_tuned"), init=str(Path(trained["stage1"]["out_dir"]) / "best_head.pt"),
+                         steps=10, reader_lr_scale=0.5, eval_interval=10)
+    stage1.train(run)
+    checkpoint = torch.load(tmp_path / "s1_tuned" / "ckpt.pt", weights_only=False)
+    assert sorted({g["lr_scale"] for g in checkpoint["optimizer"]["param_groups"]}) == [0.5, 1.0]
+    original = load_sentence_model(run["model"]["text_model"])[0].auto_model.encoder.layer[0].state_dict()
+    tuned = {k[len("head.reader.tuned.0."):]: v for k, v in checkpoint["model"].items() if k.startswith("head.reader.tuned.0.")}
+    assert tuned.keys() == original.keys() and any(not torch.equal(tuned[k], original[k]) for k in tuned)
+
+    head = HeadModel(seal_config(run["model"]), run["data"]["pool"])
+    head.load_state_dict(torch.load(tmp_path / "s1_tuned" / "best_head.pt"))
+    exported = SpeechEmbedding.from_pretrained(tmp_path / "s1_tuned" / "best")
+    for name, value in head.head.reader.tuned.state_dict().items():
+        assert torch.equal(exported.speech.head.reader.tuned.state_dict()[name], value), name
+
+
 def test_layer_targets_read_as_the_text_model_and_the_token_level_head_do():
     from seal_rag.text_tower import load_sentence_model
     from training.layer_targets import LayerTargets

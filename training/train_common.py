@@ -30,11 +30,16 @@ def seed_everything(seed: int) -> random.Random:
 def make_optimizer(model: torch.nn.Module, section: dict, train_scaling: bool) -> torch.optim.Optimizer:
     # Biases and norm gains are not decayed; the scaling layer is trained only if asked,
     # because it is shared with the text tower: moving it moves every indexed passage too.
+    # Tuned text-model layers are pretrained, so they learn at `reader_lr_scale` of the head's rate.
     model.scaling.requires_grad_(train_scaling)
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": section["weight_decay"]},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=section["lr"], betas=(0.9, 0.98))
+    groups = []
+    for pretrained, lr_scale in ((False, 1.0), (True, section.get("reader_lr_scale", 1.0))):
+        chosen = [(n, p) for n, p in model.named_parameters() if p.requires_grad and n.startswith("head.reader.tuned.") == pretrained]
+        for decayed in (True, False):
+            params = [p for n, p in chosen if (p.ndim >= 2) == decayed]
+            if params:
+                groups.append({"params": params, "weight_decay": section["weight_decay"] if decayed else 0.0, "lr_scale": lr_scale})
+    return torch.optim.AdamW(groups, lr=section["lr"], betas=(0.9, 0.98))
 
 
 def learning_rate(step: int, section: dict) -> float:
@@ -62,8 +67,9 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
 
     Stage 1's training-only CTC branch stays behind, and so does an attention pooling that a
     token-level head replaces with the text model's reading. Context layers the earlier head
-    did not have keep their identity start (see seal_rag.speech_tower.ContextLayers), so the
-    new head begins exactly where the old one ended. Any other mismatch is an error.
+    did not have keep their identity start (see seal_rag.speech_tower.ContextLayers), and
+    text-model layers it did not tune start as the text model's own, so the new head begins
+    exactly where the old one ended. Any other mismatch is an error.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -77,7 +83,7 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
         saved = torch.load(path)
     state = {k: v for k, v in saved.items() if not k.startswith(left_behind)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(("head.context.", "ctc."))]
+    missing = [k for k in missing if not k.startswith(("head.context.", "ctc.", "head.reader.tuned."))]
     if missing or unexpected:
         raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
     print(f"initialised from {path}")
@@ -142,7 +148,7 @@ class Run:
         while self.step < section["steps"]:
             model.train()
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(self.step, section)
+                group["lr"] = learning_rate(self.step, section) * group.get("lr_scale", 1.0)
             if not self.order:
                 self.order = new_epoch()
             loss, parts = batch_loss(self.order.pop())
