@@ -260,7 +260,7 @@ def test_tuned_reader_layers_train_slower_than_the_head_and_export(trained, tmp_
     stage1.train(run)
     checkpoint = torch.load(tmp_path / "s1_tuned" / "ckpt.pt", weights_only=False)
     assert sorted({g["lr_scale"] for g in checkpoint["optimizer"]["param_groups"]}) == [0.5, 1.0]
-    original = load_sentence_model(run["model"]["text_model"])[0].auto_model.encoder.layer[0].state_dict()
+    original = load_sentence_model(seal_config(run["model"]).text_model)[0].auto_model.encoder.layer[0].state_dict()
     tuned = {k[len("head.reader.tuned.0."):]: v for k, v in checkpoint["model"].items() if k.startswith("head.reader.tuned.0.")}
     assert tuned.keys() == original.keys() and any(not torch.equal(tuned[k], original[k]) for k in tuned)
 
@@ -337,3 +337,23 @@ def test_a_missing_init_or_layer_targets_on_a_pooled_head_is_a_one_line_error(tr
     run["stage1"].update(out_dir=str(tmp_path / "s1"), w_layers=1.0)
     with pytest.raises(SystemExit, match="w_layers needs a token-level head"):
         stage1.train(run)
+
+
+def test_the_gap_sets_swap_voices_or_texts_and_cache_clean_clips(trained, monkeypatch):
+    from training import gap, text_sources as ts
+    from training.data import load_clips
+    from seal_rag.voices import Voice, espeak_voices, flite_voices
+
+    monkeypatch.setattr(gap, "QUESTIONS", 4)
+    data = trained["data"]
+    val_plan = [json.loads(line) for line in (Path(data["cache_dir"]) / "plan_val.jsonl").open()]
+    train_articles = {p.passage_id.split("#")[0] for p in ts.squad_passages(ts.squad_articles("train"))}
+    labels = {s: {v.label for v in espeak_voices(s) + flite_voices(s)} for s in ("train", "val")}
+    for name, (texts, voices) in gap.SETS.items():
+        clips = load_clips(gap.make_set(data, name), "val")
+        assert {Voice(**item['voice']).label for item in clips.items} <= labels[voices], name
+        if texts == "val":
+            assert [item["text"] for item in clips.items] == [p["text"] for p in val_plan]
+        else:
+            assert len(clips) == 4 and {item["passage_id"].split("#")[0] for item in clips.items} <= train_articles
+        assert len(clips.audio) == len(clips) and clips.targets.shape == (len(clips), 384)
