@@ -86,6 +86,7 @@ def main() -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy(best["out_dir"] / "best" / name, dest / name)
+        (dest / name).chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
     # A model that does not beat the cascade on validation ships as "experimental": it warns on load.
     from seal_rag import SealConfig
 
@@ -164,7 +165,9 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
     architecture = best["config"]["model"]
     context = architecture.get("context_layers", 0)
     layers = f"{context} transformer layer{'s' if context > 1 else ''} -> " if context else ""
-    pooling = ("the frozen MiniLM reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
+    tuned = architecture.get("tuned_reader_layers", 0)
+    reader = f"MiniLM, its bottom {tuned} layers tuned in the speech tower's own copy," if tuned else "the frozen MiniLM"
+    pooling = (f"{reader} reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
                else f"{architecture.get('pooling', 'attention')} pooling")
     commands = "\n".join(recipe(best["config"], best["out_dir"]))
     return f"""# seal-base-minilm
@@ -172,7 +175,7 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
 Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
 {pooling} -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
 MSE alignment, then stage 2 InfoNCE with mined hard negatives, CoSENT and MSE, as weighted in its
-config). Only the head is stored here; the base models come from their PyPI packages.
+config). Only the trained parts (the head{" and the tuned MiniLM layers" if tuned else ""}) are stored here; the base models come from their PyPI packages.
 
 **Status: {"released" if released["top1"] >= cascade["top1"] else "experimental, below the cascade"}.**
 {"" if released["top1"] >= cascade["top1"] else "It retrieves much better than the untrained tower but does not generalise well enough yet. For real use prefer the cascade (`seal_rag.cascade.CascadeEmbedding`, `--mode cascade`) until a later release."}
