@@ -58,16 +58,16 @@ def build_plan(data: dict, split: str) -> list[dict]:
     if split == "val":
         questions = ts.squad_questions(ts.squad_articles("val"))
         chosen = rng.sample(questions, min(data["val_questions"], len(questions)))
-        return _entries([(u, "val") for u in chosen], data["seed"], split, 0)
+        return plan_entries([(u, "val") for u in chosen], data["seed"], split, 0)
     if split != "train":
         raise ValueError(f"unknown split {split!r}")
     pools = _training_pools()
-    plan = _entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
+    plan = plan_entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
     for number, mix in enumerate(data.get("extend", [])):
         planned = {p["text"].lower() for p in plan}
         seed = f"{data['seed']}:extend" + (f":{number}" if number else "")  # the first was made before the others existed
         more = _pick(mix, pools, random.Random(seed), planned)
-        plan += _entries(more, data["seed"], split, len(plan))
+        plan += plan_entries(more, data["seed"], split, len(plan))
     return plan
 
 
@@ -100,7 +100,8 @@ def _pick(mix: dict, pools: dict, rng: random.Random, planned: set[str]) -> list
     return utterances
 
 
-def _entries(utterances: list[tuple], seed: int, split: str, start: int) -> list[dict]:
+def plan_entries(utterances: list[tuple], seed: int, split: str, start: int) -> list[dict]:
+    """Plan entries for `(utterance, voice split)` pairs: a voice and a clip seed each, fixed by `seed` and position."""
     plan = []
     for index, (u, voice_split) in enumerate(utterances, start):
         clip_rng = random.Random(f"{seed}:{split}:{index}")

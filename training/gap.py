@@ -23,7 +23,7 @@ import torch
 from seal_rag import SealConfig
 
 from . import text_sources as ts
-from .cache import _entries, write_shard
+from .cache import plan_entries, write_shard
 from .config import load_config
 from .evaluate import Validation, metrics
 from .model import HeadModel
@@ -59,7 +59,7 @@ def make_set(data: dict, name: str) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     texts, voices = SETS[name]
-    plan = _entries([(u, voices) for u in questions(data, texts)], f"{data['seed']}:gap:{name}", "val", 0)
+    plan = plan_entries([(u, voices) for u in questions(data, texts)], f"{data['seed']}:gap:{name}", "val", 0)
     (directory / "plan_val.jsonl").write_text("".join(json.dumps(p) + "\n" for p in plan))
     corpus = directory / "corpus_all_base.npy"  # the paragraphs' embeddings, shared with validation
     if not corpus.exists():
