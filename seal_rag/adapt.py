@@ -77,6 +77,7 @@ def adapt(
     max_sentences: int = ADAPT_MAX_SENTENCES,
     temperature: float = 0.05,
     w_ict: float = 1.0,
+    reader_lr_scale: float = 1.0,
     seed: int = 0,
     progress: bool = True,
 ) -> Adaptation:
@@ -88,6 +89,8 @@ def adapt(
         steps, batch_size, lr: The optimisation; `steps` defaults to `EPOCHS` passes over the sentences.
         max_sentences: Cap on spoken sentences (synthesis and encoding cost ~0.2 s each).
         temperature, w_ict: InfoNCE temperature and the ICT loss weight (MSE has weight 1).
+        reader_lr_scale: The learning rate of the head's tuned MiniLM layers, if it has any
+            (`SealConfig.tuned_reader_layers`), as a share of `lr`; 0 keeps them as shipped.
         seed: Fixes sentences, voices, augmentation and batches.
         progress: Draw progress bars on stderr.
 
@@ -117,7 +120,7 @@ def adapt(
     adapted = copy.deepcopy(model)
     adapted.scaling.requires_grad_(False)  # keep the index's space
     head = adapted.speech.head
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(_param_groups(head, lr, reader_lr_scale), lr=lr, weight_decay=0.05)
     head.train()
     with progress_bar("adapting the speech head", steps, progress) as advance:
         for _ in range(steps):
@@ -130,7 +133,19 @@ def adapt(
             advance(1)
     adapted.eval()
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
+    head.requires_grad_(True)  # and so are tuned layers that `reader_lr_scale=0` froze
     return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start)
+
+
+def _param_groups(head: nn.Module, lr: float, reader_lr_scale: float) -> list[dict]:
+    # The tuned MiniLM layers are pretrained, like training's `reader_lr_scale`: they move slower.
+    own, reader = [], []
+    for name, param in head.named_parameters():
+        (reader if name.startswith("reader.tuned.") else own).append(param)
+    if not reader_lr_scale:
+        for param in reader:
+            param.requires_grad_(False)
+    return [{"params": own, "lr": lr}] + ([{"params": reader, "lr": lr * reader_lr_scale}] if reader and reader_lr_scale else [])
 
 
 def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Random, progress: bool):

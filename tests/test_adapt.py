@@ -64,6 +64,27 @@ def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, m
 
 
 @pytest.mark.slow
+def test_adapt_moves_the_tuned_reader_layers_at_their_own_rate(embedding):
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    def tuned(model):
+        return {k: v.clone() for k, v in model.speech.head.named_parameters() if k.startswith("reader.tuned.")}
+
+    assert tuned(embedding), "the shipped head has tuned MiniLM layers"
+    texts = ["Oxygen is a chemical element. It has the symbol O and atomic number 8.",
+             "Kenya is a country in East Africa. Its capital and largest city is Nairobi."]
+    moved = {}
+    for scale in (0.0, 1.0):
+        result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, reader_lr_scale=scale, progress=False)
+        before, after = tuned(embedding), tuned(result.model)
+        moved[scale] = max((after[k] - before[k]).abs().max().item() for k in before)
+        assert not torch.equal(result.model.speech.head.adapter.weight, embedding.speech.head.adapter.weight)
+        assert all(p.requires_grad for p in result.model.speech.head.parameters())  # a saved adapter trains like any model
+    assert moved[0.0] == 0 and moved[1.0] > 1e-5
+
+
+@pytest.mark.slow
 def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_question):
     from seal_rag import SpeechEmbedding, UntrainedModelWarning
     from seal_rag.index_adapter import ADAPTER_FILE, adapter_dir, shipped_fingerprint

@@ -3,6 +3,7 @@
     python -m training.adapt_gain --config training/configs/base.toml
     nice -n 19 python -m training.adapt_gain --config training/configs/base.toml --max-passages 20 --steps 100
     python -m training.adapt_gain --config training/configs/base.toml --kb corpus
+    python -m training.adapt_gain --config training/configs/more.toml --kb val --reader-lr-scale 0.2
 
 The validation split's knowledge base is, by default (`--kb val`), the paragraphs of the 4
 validation articles (`text_sources.VAL_ARTICLES`), from which no training text came. With
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--max-passages", type=int, help="adapt to only the first N paragraphs of the --kb (a quick check)")
     parser.add_argument("--steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes]")
     parser.add_argument("--max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--reader-lr-scale", type=float, default=None, help="as `adapt(reader_lr_scale=)` [default: adapt's]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="also write the adapted model directory here")
     args = parser.parse_args()
@@ -94,7 +96,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shipped model is experimental: known, and the point here
         base = SpeechEmbedding.from_pretrained(args.model)
-    result = adapt(base, texts, steps=args.steps, max_sentences=args.max_sentences, seed=args.seed)
+    options = {} if args.reader_lr_scale is None else {"reader_lr_scale": args.reader_lr_scale}
+    result = adapt(base, texts, steps=args.steps, max_sentences=args.max_sentences, seed=args.seed, **options)
     assert result.model.space_fingerprint == base.space_fingerprint  # the index need not be re-embedded
     if args.save:
         result.model.save_pretrained(args.save)
