@@ -90,7 +90,7 @@ class Validation:
         if hybrid:
             from seal_rag.bench.accuracy import rrf_scores
 
-            cascade_scores = self._cascade_base() @ self.passage_base.numpy().T
+            cascade_scores = self.cascade_base() @ self.passage_base.numpy().T
             figures["hybrid"] = rank_metrics(rrf_scores(speech_scores, cascade_scores), self.gold)
         return figures
 
@@ -114,9 +114,9 @@ class Validation:
 
     def evaluate_cascade(self) -> dict[str, float]:
         """faster-whisper base int8 (beam 5, 30 s window), then the text model: the baseline."""
-        return metrics(self._cascade_base(), self.passage_base.numpy(), self.gold)
+        return metrics(self.cascade_base(), self.passage_base.numpy(), self.gold)
 
-    def _cascade_base(self) -> np.ndarray:
+    def cascade_base(self) -> np.ndarray:
         """The text model's embedding of each validation clip's cascade transcript, cached on disk."""
         path = self.cache_dir / "val_cascade_transcripts.json"
         if path.is_file():
