@@ -36,6 +36,14 @@ def test_claims_follow_the_figures(tmp_path):
     summary.main(["--dir", str(tmp_path), "--out", str(out)])
     assert "SEAL **ties**" in out.read_text()
 
+    adapted = accuracy_payload(0.30, 0.40)  # an adapt run: the shipped tower's own figure is the plain run's
+    adapted["results"][0]["systems"]["seal-adapted"] = adapted["results"][0]["systems"]["seal"]
+    write_report(tmp_path, "accuracy-adapt", adapted, ["set"], [["squad-holdout"]])
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert page.count("- squad-holdout (500 queries): SEAL Top-1") == 1 and "SEAL Top-1 41.0%" in page
+    assert "SEAL after adapt Top-1 30.0% vs cascade (beam 5) 40.0%: SEAL after adapt **loses**" in page
+
 
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no full-run results"):
