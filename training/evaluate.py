@@ -66,16 +66,18 @@ class Validation:
     @torch.no_grad()
     def evaluate_head(self, model) -> dict[str, float]:
         """A `training.model.HeadModel` on the cached (CTranslate2 int8, pooled) states."""
-        model.eval()
-        vectors = []
-        for start in range(0, len(self.clips), 64):
-            states, lengths = self.clips.batch(range(start, min(start + 64, len(self.clips))))
-            vectors.append(model.embed(states, lengths))
-        queries = torch.cat(vectors)
+        queries = self.head_queries(model)
         out = metrics(queries.numpy(), model.project_text(self.passage_base).numpy(), self.gold)
         out["cos"] = float(torch.nn.functional.cosine_similarity(model(*self.clips.batch(range(len(self.clips)))),
                                                                   self.clips.targets).mean())
         return out
+
+    @torch.no_grad()
+    def head_queries(self, model) -> torch.Tensor:
+        """`(clips, dim)` query vectors of a `training.model.HeadModel` on the cached states, in batches of 64."""
+        model.eval()
+        return torch.cat([model.embed(*self.clips.batch(range(start, min(start + 64, len(self.clips)))))
+                          for start in range(0, len(self.clips), 64)])
 
     @torch.no_grad()
     def evaluate_embedding(self, embedding, hybrid: bool = False) -> dict[str, dict[str, float]]:

@@ -95,11 +95,8 @@ def split_figures(data: dict, model_dir: str, heard: Counter) -> dict[str, dict[
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     head = HeadModel(SealConfig.load(Path(model_dir) / "config.json"), data["pool"])
     warm_start(head, model_dir)
-    head.eval()
     with torch.no_grad():
-        queries = torch.cat([head.embed(*validation.clips.batch(range(i, min(i + 64, len(validation.clips)))))
-                             for i in range(0, len(validation.clips), 64)])
-        scores = {"model": queries @ head.project_text(validation.passage_base).T}
+        scores = {"model": validation.head_queries(head) @ head.project_text(validation.passage_base).T}
     passages = validation.passage_base.numpy()
     scores["cascade beam 5"] = validation.cascade_base() @ passages.T
     scores["text oracle"] = validation.clips.targets.numpy() @ passages.T
