@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .augment import augment
-from .config import ADAPT_MAX_SENTENCES
+from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .ct2_encoder import Ct2WhisperEncoder, can_encode_with_ct2
 from .errors import DocumentError
 from .progress import progress_bar
@@ -58,7 +58,7 @@ class Adaptation:
 
     model: nn.Module  # a new `SpeechEmbedding`; the base model is left as it was
     passages: int
-    sentences: int  # spoken sentences it was tuned on
+    sentences: int  # spoken clips it was tuned on (sentences times `takes`)
     steps: int
     speak_seconds: float  # synthesis and encoding
     train_seconds: float
@@ -78,6 +78,7 @@ def adapt(
     temperature: float = 0.05,
     w_ict: float = 1.0,
     reader_lr_scale: float = 1.0,
+    takes: int = ADAPT_TAKES,
     seed: int = 0,
     progress: bool = True,
 ) -> Adaptation:
@@ -91,6 +92,8 @@ def adapt(
         temperature, w_ict: InfoNCE temperature and the ICT loss weight (MSE has weight 1).
         reader_lr_scale: The learning rate of the head's tuned MiniLM layers, if it has any
             (`SealConfig.tuned_reader_layers`), as a share of `lr`; 0 keeps them as shipped.
+        takes: Times each sentence is spoken, each time by another voice and augmentation.
+            Passes count clips, so the default steps grow with it.
         seed: Fixes sentences, voices, augmentation and batches.
         progress: Draw progress bars on stderr.
 
@@ -103,6 +106,7 @@ def adapt(
     # Sentences with the passage they came from: the ICT positive is the rest of that passage.
     pairs = [(s, i, j) for i, text in enumerate(texts) for j, s in enumerate(split_sentences(text)) if speakable(s)]
     pairs = rng.sample(pairs, min(max_sentences, len(pairs)))
+    pairs = [pair for pair in pairs for _ in range(takes)]  # the cap counts sentences, not takes
     states, kept = _speak_and_encode(model, pairs, rng, progress)
     if len(kept) < 2:
         raise DocumentError(

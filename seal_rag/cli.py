@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import ADAPT_MAX_SENTENCES
+from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .errors import SealError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask a knowledge base a question by voice.")
@@ -235,8 +235,9 @@ def adapt(
     chroma_host: HostOption = None,
     chroma_port: PortOption = 8000,
     collection: CollectionOption = "seal_rag",
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps of the speech head [default: 5 passes over the sentences]")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps of the speech head [default: 5 passes over the spoken clips]")] = None,
     max_sentences: Annotated[int, typer.Option(min=2, help="Most sentences to speak (~0.1 s of CPU each)")] = ADAPT_MAX_SENTENCES,
+    takes: Annotated[int, typer.Option(min=1, help="Voices each sentence is spoken by (each take costs its speaking and its passes)")] = ADAPT_TAKES,
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
@@ -250,12 +251,12 @@ def adapt(
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         index.ensure_not_empty()
         texts = index.all_texts()
-    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences)
+    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes)
     target = adapter_dir(db, chroma_host, chroma_port, collection)
     where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
     save_adapter(result, model, target, where, collection)
     typer.echo(
-        f"adapted to {result.sentences} spoken sentences of {result.passages} chunks in {result.seconds:.0f} s "
+        f"adapted to {result.sentences} spoken clips ({takes} per sentence) of {result.passages} chunks in {result.seconds:.0f} s "
         f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.steps} steps {result.train_seconds:.0f} s); "
         f"`seal-rag ask` now answers with {target} (--no-adapter to compare)"
     )

@@ -57,10 +57,30 @@ def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, m
     ]
     result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, progress=False)
     assert splits and set(splits) == {"train"}
-    assert result.sentences == 4 and result.passages == 2 and result.steps == 2
+    assert result.sentences == 8 and result.passages == 2 and result.steps == 2  # 4 sentences, 2 takes each by default
     assert torch.equal(embedding.speech.head.adapter.weight, before)
     assert not torch.equal(result.model.speech.head.adapter.weight, before)
     assert result.model.space_fingerprint == embedding.space_fingerprint
+
+
+@pytest.mark.slow
+def test_adapt_speaks_each_sentence_once_per_take_each_take_its_own_clip(embedding, monkeypatch):
+    import numpy as np
+    import seal_rag.adapt as adapt_module
+
+    spoken = []
+    synthesize = adapt_module.synthesize
+    monkeypatch.setattr(adapt_module, "synthesize",
+                        lambda text, voice, rng: spoken.append((text, synthesize(text, voice, rng))) or spoken[-1][1])
+    texts = ["Oxygen is a chemical element. It has the symbol O and atomic number 8.",
+             "Kenya is a country in East Africa. Its capital and largest city is Nairobi."]
+    result = adapt_module.adapt(embedding, texts, batch_size=4, max_sentences=3, takes=2, progress=False)
+    sentences = {text for text, _ in spoken}
+    assert len(sentences) == 3 and len(spoken) == 6  # the cap counts sentences; each is spoken twice
+    for sentence in sentences:
+        first, second = [clip for text, clip in spoken if text == sentence]
+        assert len(first) != len(second) or not np.allclose(first, second)  # another voice, speed or pitch
+    assert result.sentences == 6 and result.steps == adapt_module.default_steps(6, 4)  # passes count clips
 
 
 @pytest.mark.slow

@@ -61,7 +61,7 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
 def test_accuracy_refuses_adapt_settings_that_seal_rag_adapt_refuses(tmp_path):
     run = _seal_rag("bench", "accuracy", "--adapt", "--adapt-steps", "0", "--out", tmp_path)
     stderr = run.stderr.decode()
-    assert run.returncode == 2 and "--adapt-steps must be at least 1" in stderr and "Traceback" not in stderr
+    assert run.returncode == 2 and "--adapt-steps and --adapt-takes must be at least 1" in stderr and "Traceback" not in stderr
     assert not list(tmp_path.iterdir())  # refused before any work
 
 

@@ -82,6 +82,10 @@ def test_an_adapt_run_gets_its_own_section_and_claim(tmp_path):
     page = out.read_text()
     assert "SEAL after adapt Top-1 40.0% vs cascade (beam 5) 40.0%: SEAL after adapt **ties**" in page
     assert "adapt: 2000 spoken sentences of the passages, 300 steps, 800 s (600 s speaking and encoding)" in page
+    entry["adaptation"].update(sentences=4000, takes=2)
+    write_report(tmp_path, "accuracy-adapt", payload, ["set"], [["squad-holdout"]])
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    assert "adapt: 2000 sentences x 2 takes of the passages, 300 steps" in out.read_text()
     assert "## Accuracy on the held-out sets\n\nNot run yet." in page
 
 

@@ -77,9 +77,10 @@ def main() -> None:
     parser.add_argument("--kb", choices=["val", "corpus"], default="val",
                         help="adapt to the 4 validation articles' paragraphs, or to the whole retrieval corpus")
     parser.add_argument("--max-passages", type=int, help="adapt to only the first N paragraphs of the --kb (a quick check)")
-    parser.add_argument("--steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes]")
+    parser.add_argument("--steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes over the clips]")
     parser.add_argument("--max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
     parser.add_argument("--reader-lr-scale", type=float, default=None, help="as `adapt(reader_lr_scale=)` [default: adapt's]")
+    parser.add_argument("--takes", type=int, default=None, help="as `adapt(takes=)`: voices per sentence [default: adapt's]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="also write the adapted model directory here")
     args = parser.parse_args()
@@ -96,7 +97,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shipped model is experimental: known, and the point here
         base = SpeechEmbedding.from_pretrained(args.model)
-    options = {} if args.reader_lr_scale is None else {"reader_lr_scale": args.reader_lr_scale}
+    options = {name: value for name, value in [("reader_lr_scale", args.reader_lr_scale), ("takes", args.takes)] if value is not None}
     result = adapt(base, texts, steps=args.steps, max_sentences=args.max_sentences, seed=args.seed, **options)
     assert result.model.space_fingerprint == base.space_fingerprint  # the index need not be re-embedded
     if args.save:

@@ -26,7 +26,7 @@ from ..adapt import adapt
 from ..ask import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
-from ..config import ADAPT_MAX_SENTENCES
+from ..config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from ..embedding import SpeechEmbedding
 from ..progress import map_with_progress
 from ..tts import synthesize
@@ -122,16 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 queries of two sets, greedy cascade: a smoke run")
     parser.add_argument("--adapt", action="store_true", help="also score the tower adapted to each set's knowledge base")
-    parser.add_argument("--adapt-steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes]")
+    parser.add_argument("--adapt-steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes over the clips]")
     parser.add_argument("--adapt-max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--adapt-takes", type=int, default=ADAPT_TAKES, help="as `seal-rag adapt --takes`")
     args = parser.parse_args(argv)
-    if (args.adapt_steps is not None and args.adapt_steps < 1) or args.adapt_max_sentences < 2:  # `seal-rag adapt`'s bounds
-        parser.error("--adapt-steps must be at least 1 and --adapt-max-sentences at least 2")
+    if (args.adapt_steps is not None and args.adapt_steps < 1) or args.adapt_max_sentences < 2 or args.adapt_takes < 1:
+        parser.error("--adapt-steps and --adapt-takes must be at least 1 and --adapt-max-sentences at least 2")  # `seal-rag adapt`'s bounds
     if args.quick:
         args.sets, args.max_queries, args.cascades = args.sets or ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
-        args.adapt_steps, args.adapt_max_sentences = min(args.adapt_steps or 20, 20), min(args.adapt_max_sentences, 64)
+        args.adapt_steps, args.adapt_max_sentences, args.adapt_takes = min(args.adapt_steps or 20, 20), min(args.adapt_max_sentences, 64), 1
     args.sets = args.sets or list(ALL_SETS)
-    adapt_options = {"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences} if args.adapt else None
+    adapt_options = ({"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences, "takes": args.adapt_takes}
+                     if args.adapt else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained(args.model)

@@ -91,7 +91,10 @@ def section(stem: str, heading: str, folder: Path, result: dict, stale: bool = F
         lines.append(f"- {entry['set']}: {entry['queries']} queries over {entry['passages']} passages; voices: {', '.join(entry['voices'])}")
         if "adaptation" in entry:  # what `adapt` was given and what it cost
             a = entry["adaptation"]
-            lines.append(f"  - adapt: {a['sentences']} spoken sentences of the passages, {a['steps']} steps, "
+            # Runs before `takes` existed spoke each sentence once.
+            takes = a.get("takes", 1)
+            heard = f"{a['sentences'] // takes} sentences x {takes} takes" if takes > 1 else f"{a['sentences']} spoken sentences"
+            lines.append(f"  - adapt: {heard} of the passages, {a['steps']} steps, "
                          f"{a['speak_seconds'] + a['train_seconds']:.0f} s ({a['speak_seconds']:.0f} s speaking and encoding)")
     if (folder / f"{stem}.png").is_file():
         lines += ["", f"![{stem}]({folder.name}/{stem}.png)"]
