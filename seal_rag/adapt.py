@@ -99,7 +99,10 @@ def adapt(
 
     Raises:
         DocumentError: fewer than two sentences of `texts` could be spoken.
+        ValueError: `takes` is below 1 (nothing would be spoken, and the error would blame the text).
     """
+    if takes < 1:
+        raise ValueError(f"takes must be at least 1, got {takes}")
     rng = random.Random(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()

@@ -81,6 +81,15 @@ def test_adapt_speaks_each_sentence_once_per_take_each_take_its_own_clip(embeddi
         first, second = [clip for text, clip in spoken if text == sentence]
         assert len(first) != len(second) or not np.allclose(first, second)  # another voice, speed or pitch
     assert result.sentences == 6 and result.steps == adapt_module.default_steps(6, 4)  # passes count clips
+    with pytest.raises(ValueError, match="takes must be at least 1"):
+        adapt_module.adapt(embedding, texts, takes=0, progress=False)
+
+
+def test_adapt_cli_refuses_zero_takes_before_any_work(tmp_path):
+    result = seal("adapt", "--db", tmp_path / "db", "--takes", "0")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Invalid value for '--takes'" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "db").exists()
 
 
 @pytest.mark.slow
