@@ -45,6 +45,7 @@ SPEAK_BLOCK = 64  # clips synthesised, then encoded together: the encoder batche
 # Passes over the spoken sentences when no step count is given: the 300 steps of 32 over
 # 2,000 sentences that `adapt` was first measured with, kept as it hears more.
 EPOCHS = 5
+SPAN_WORDS = (MIN_WORDS, 10)  # a spoken question is about 10 words; a knowledge-base sentence twice that
 
 
 def default_steps(sentences: int, batch_size: int = 32) -> int:
@@ -79,6 +80,7 @@ def adapt(
     w_ict: float = 1.0,
     reader_lr_scale: float = 1.0,
     takes: int = ADAPT_TAKES,
+    spans: int = 0,
     seed: int = 0,
     progress: bool = True,
 ) -> Adaptation:
@@ -94,6 +96,8 @@ def adapt(
             (`SealConfig.tuned_reader_layers`), as a share of `lr`; 0 keeps them as shipped.
         takes: Times each sentence is spoken, each time by another voice and augmentation.
             Passes count clips, so the default steps grow with it.
+        spans: Further clips per sentence that speak only a random run of its words
+            (`SPAN_WORDS`), as short as a spoken question; their MSE target is that run's embedding.
         seed: Fixes sentences, voices, augmentation and batches.
         progress: Draw progress bars on stderr.
 
@@ -109,7 +113,8 @@ def adapt(
     # Sentences with the passage they came from: the ICT positive is the rest of that passage.
     pairs = [(s, i, j) for i, text in enumerate(texts) for j, s in enumerate(split_sentences(text)) if speakable(s)]
     pairs = rng.sample(pairs, min(max_sentences, len(pairs)))
-    pairs = [pair for pair in pairs for _ in range(takes)]  # the cap counts sentences, not takes
+    # The cap counts sentences, not takes or spans.
+    pairs = [pair for pair in pairs for _ in range(takes)] + [(_span(s, rng), i, j) for s, i, j in pairs for _ in range(spans)]
     states, kept = _speak_and_encode(model, pairs, rng, progress)
     if len(kept) < 2:
         raise DocumentError(
@@ -142,6 +147,14 @@ def adapt(
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
     head.requires_grad_(True)  # and so are tuned layers that `reader_lr_scale=0` froze
     return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start)
+
+
+def _span(sentence: str, rng: random.Random) -> str:
+    """A random run of `SPAN_WORDS` words of `sentence` (all of it if it is that short)."""
+    words = sentence.split()
+    length = rng.randint(SPAN_WORDS[0], min(SPAN_WORDS[1], len(words))) if len(words) > SPAN_WORDS[0] else len(words)
+    start = rng.randint(0, len(words) - length)
+    return " ".join(words[start : start + length]).strip(",;:")
 
 
 def _param_groups(head: nn.Module, lr: float, reader_lr_scale: float) -> list[dict]:

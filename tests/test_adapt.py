@@ -84,6 +84,25 @@ def test_adapt_speaks_each_sentence_once_per_take_each_take_its_own_clip(embeddi
     with pytest.raises(ValueError, match="takes must be at least 1"):
         adapt_module.adapt(embedding, texts, takes=0, progress=False)
 
+    spoken.clear()  # spans: each sentence once whole, once as a run of its words
+    result = adapt_module.adapt(embedding, texts, batch_size=4, max_sentences=3, takes=1, spans=1, progress=False)
+    whole, runs = [text for text, _ in spoken[:3]], [text for text, _ in spoken[3:]]  # takes first, then spans
+    assert set(whole) == sentences and len(runs) == 3 and result.sentences == 6
+    assert all(any(run in sentence for sentence in whole) and len(run.split()) <= 10 for run in runs)
+
+
+def test_a_span_is_a_run_of_the_sentences_words_as_long_as_a_question():
+    import random
+
+    from seal_rag.adapt import SPAN_WORDS, _span
+
+    rng = random.Random(0)
+    sentence = "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France."
+    for _ in range(50):
+        run = _span(sentence, rng)
+        assert SPAN_WORDS[0] <= len(run.split()) <= SPAN_WORDS[1] and run.rstrip(",;:") in sentence
+    assert _span("Four words only here.", rng) == "Four words only here."
+
 
 def test_adapt_cli_refuses_zero_takes_before_any_work(tmp_path):
     result = seal("adapt", "--db", tmp_path / "db", "--takes", "0")

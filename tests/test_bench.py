@@ -7,6 +7,8 @@ import sys
 import pytest
 
 from seal_rag.bench import latency
+from seal_rag.bench.accuracy import shrink_knowledge_base
+from seal_rag.bench.heldout import HeldOutSet, Query
 from seal_rag.bench.summary import shipped_fingerprint
 
 
@@ -44,6 +46,7 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     assert not (tmp_path / "accuracy-quick.json").exists()  # an --adapt run leaves the plain run's files alone
     [entry] = payload["results"]
     assert entry["set"] == "commonvoice-100" and entry["queries"] == 20 and entry["voices"] == ["human recordings"]
+    assert entry["passages"] == 300  # --quick searches part of the knowledge base, gold passages included
     assert set(entry["systems"]) == {"text-oracle", "seal", "seal-adapted", "cascade-greedy"}
     for figures in entry["systems"].values():
         top = [figures[k]["mean"] for k in ("top1", "top3", "top10")]
@@ -56,6 +59,15 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     rows = _md_rows(tmp_path / "accuracy-adapt-quick.md")
     assert [row[2] for row in rows] == ["text-oracle", "seal", "seal-adapted", "cascade-greedy"]
     _assert_png(tmp_path / "accuracy-adapt-quick.png")
+
+
+def test_shrink_knowledge_base_keeps_every_gold_passage_and_the_order():
+    dataset = HeldOutSet("toy", [f"p{i}" for i in range(50)], [f"text {i}" for i in range(50)],
+                         [Query("q1", "?", frozenset({"p40"})), Query("q2", "?", frozenset({"p3", "p47"}))])
+    shrink_knowledge_base(dataset, 10, seed=0)
+    assert len(dataset.passage_ids) == 10 and {"p3", "p40", "p47"} <= set(dataset.passage_ids)
+    assert dataset.passage_ids == sorted(dataset.passage_ids, key=lambda p: int(p[1:]))  # ids still match their texts
+    assert dataset.passages == [f"text {p[1:]}" for p in dataset.passage_ids]
 
 
 def test_accuracy_refuses_adapt_settings_that_seal_rag_adapt_refuses(tmp_path):

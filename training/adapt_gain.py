@@ -81,10 +81,12 @@ def main() -> None:
     parser.add_argument("--max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
     parser.add_argument("--reader-lr-scale", type=float, default=None, help="as `adapt(reader_lr_scale=)` [default: adapt's]")
     parser.add_argument("--takes", type=int, default=None, help="as `adapt(takes=)`: voices per sentence [default: adapt's]")
+    parser.add_argument("--spans", type=int, default=None, help="as `adapt(spans=)`: clips per sentence of a random run of its words")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="also write the adapted model directory here")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two beside each other)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     config = load_config(args.config)
     validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))
     kb = validation.passages if args.kb == "corpus" else ts.squad_passages(ts.squad_articles("val"))
@@ -97,7 +99,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shipped model is experimental: known, and the point here
         base = SpeechEmbedding.from_pretrained(args.model)
-    options = {name: value for name, value in [("reader_lr_scale", args.reader_lr_scale), ("takes", args.takes)] if value is not None}
+    options = {name: value for name, value in [("reader_lr_scale", args.reader_lr_scale), ("takes", args.takes), ("spans", args.spans)] if value is not None}
     result = adapt(base, texts, steps=args.steps, max_sentences=args.max_sentences, seed=args.seed, **options)
     assert result.model.space_fingerprint == base.space_fingerprint  # the index need not be re-embedded
     if args.save:
