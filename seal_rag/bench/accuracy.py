@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.sets, args.max_queries, args.cascades = args.sets or ["squad-holdout", "commonvoice-100"], 20, ["cascade-greedy"]
         args.max_passages = min(args.max_passages or 300, 300)
-        args.adapt_steps, args.adapt_max_sentences, args.adapt_takes = min(args.adapt_steps or 20, 20), min(args.adapt_max_sentences, 64), 1
+        args.adapt_steps, args.adapt_max_sentences, args.adapt_takes = min(args.adapt_steps or 8, 8), min(args.adapt_max_sentences, 64), 1
     args.sets = args.sets or list(ALL_SETS)
     adapt_options = ({"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences, "takes": args.adapt_takes}
                      if args.adapt else None)
