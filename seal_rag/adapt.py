@@ -152,7 +152,7 @@ def adapt(
 def _span(sentence: str, rng: random.Random) -> str:
     """A random run of `SPAN_WORDS` words of `sentence` (all of it if it is that short)."""
     words = sentence.split()
-    length = rng.randint(SPAN_WORDS[0], min(SPAN_WORDS[1], len(words))) if len(words) > SPAN_WORDS[0] else len(words)
+    length = min(len(words), rng.randint(*SPAN_WORDS))
     start = rng.randint(0, len(words) - length)
     return " ".join(words[start : start + length]).strip(",;:")
 
