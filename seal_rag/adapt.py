@@ -81,6 +81,7 @@ def adapt(
     reader_lr_scale: float = 1.0,
     takes: int = ADAPT_TAKES,
     spans: int = 0,
+    bf16: bool | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> Adaptation:
@@ -98,6 +99,8 @@ def adapt(
             Passes count clips, so the default steps grow with it.
         spans: Further clips per sentence that speak only a random run of its words
             (`SPAN_WORDS`), as short as a spoken question; their MSE target is that run's embedding.
+        bf16: Train the head under bfloat16 autocast; by default where the CPU computes bf16
+            natively (`bf16_is_native`), since elsewhere it is emulated and slower than fp32.
         seed: Fixes sentences, voices, augmentation and batches.
         progress: Draw progress bars on stderr.
 
@@ -132,12 +135,13 @@ def adapt(
     adapted = copy.deepcopy(model)
     adapted.scaling.requires_grad_(False)  # keep the index's space
     head = adapted.speech.head
+    bf16 = bf16_is_native() if bf16 is None else bf16
     optimizer = torch.optim.AdamW(_param_groups(head, lr, reader_lr_scale), lr=lr, weight_decay=0.05)
     head.train()
     with progress_bar("adapting the speech head", steps, progress) as advance:
         for _ in range(steps):
             batch = rng.sample(range(len(kept)), min(batch_size, len(kept)))
-            loss = _loss(adapted, [states[b] for b in batch], targets[batch], contexts[batch], passage_of[batch], temperature, w_ict)
+            loss = _loss(adapted, [states[b] for b in batch], targets[batch], contexts[batch], passage_of[batch], temperature, w_ict, bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -147,6 +151,11 @@ def adapt(
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
     head.requires_grad_(True)  # and so are tuned layers that `reader_lr_scale=0` froze
     return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start)
+
+
+def bf16_is_native() -> bool:
+    """Whether this CPU computes bfloat16 matrix products in hardware (AVX512-BF16 or AMX)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def _span(sentence: str, rng: random.Random) -> str:
@@ -198,10 +207,13 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
     return states, kept
 
 
-def _loss(adapted, states, targets, contexts, passage_of, temperature: float, w_ict: float) -> torch.Tensor:
+def _loss(adapted, states, targets, contexts, passage_of, temperature: float, w_ict: float, bf16: bool) -> torch.Tensor:
     """Stage 1's MSE plus the inverse cloze task's InfoNCE, for one batch of clips."""
     hidden, lengths = pad_batch([s.float() for s in states])
-    out = adapted.speech.head(hidden, lengths)  # (batch, text_dim)
+    # Only the head's forward runs in bf16 (its matrix products are the step's cost); the losses stay fp32.
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = adapted.speech.head(hidden, lengths)
+    out = out.float()  # (batch, text_dim)
     mse = ((nn.functional.normalize(out, dim=-1) - targets) ** 2).sum(-1).mean()
     queries = nn.functional.normalize(adapted.scaling(out), dim=-1)
     positives = adapted.text.project(contexts)  # (batch, dim)

@@ -91,6 +91,28 @@ def test_adapt_speaks_each_sentence_once_per_take_each_take_its_own_clip(embeddi
     assert all(any(run in sentence for sentence in whole) and len(run.split()) <= 10 for run in runs)
 
 
+@pytest.mark.slow
+def test_adapt_in_bf16_computes_the_fp32_loss_and_keeps_fp32_weights(embedding):
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    states = [torch.randn(frames, 512, generator=generator).half() for frames in (120, 200, 90, 160)]  # (frames, d_model)
+    targets = torch.nn.functional.normalize(torch.randn(4, 384, generator=generator), dim=-1)
+    contexts = torch.randn(4, 384, generator=generator)
+    losses = {bf16: adapt_module._loss(embedding, states, targets, contexts, torch.arange(4), 0.05, 1.0, bf16)
+              for bf16 in (False, True)}
+    assert losses[True].dtype == torch.float32
+    assert abs(losses[True].item() - losses[False].item()) < 0.02 * losses[False].item()
+
+    texts = ["Oxygen is a chemical element. It has the symbol O and atomic number 8.",
+             "Kenya is a country in East Africa. Its capital and largest city is Nairobi."]
+    result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, takes=1, bf16=True, progress=False)
+    head = result.model.speech.head
+    assert all(p.dtype == torch.float32 for p in head.parameters())
+    assert not torch.equal(head.adapter.weight, embedding.speech.head.adapter.weight)
+
+
 def test_a_span_is_a_run_of_the_sentences_words_as_long_as_a_question():
     import random
 

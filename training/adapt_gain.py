@@ -79,9 +79,11 @@ def main() -> None:
     parser.add_argument("--max-passages", type=int, help="adapt to only the first N paragraphs of the --kb (a quick check)")
     parser.add_argument("--steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes over the clips]")
     parser.add_argument("--max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--lr", type=float, default=None, help="as `adapt(lr=)` [default: adapt's]")
     parser.add_argument("--reader-lr-scale", type=float, default=None, help="as `adapt(reader_lr_scale=)` [default: adapt's]")
     parser.add_argument("--takes", type=int, default=None, help="as `adapt(takes=)`: voices per sentence [default: adapt's]")
     parser.add_argument("--spans", type=int, default=None, help="as `adapt(spans=)`: clips per sentence of a random run of its words")
+    parser.add_argument("--fp32", action="store_true", help="train in fp32 even where the CPU has native bf16 (`adapt(bf16=False)`)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="also write the adapted model directory here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two beside each other)")
@@ -99,7 +101,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shipped model is experimental: known, and the point here
         base = SpeechEmbedding.from_pretrained(args.model)
-    options = {name: value for name, value in [("reader_lr_scale", args.reader_lr_scale), ("takes", args.takes), ("spans", args.spans)] if value is not None}
+    options = {name: value for name, value in [("lr", args.lr), ("reader_lr_scale", args.reader_lr_scale), ("takes", args.takes), ("spans", args.spans), ("bf16", False if args.fp32 else None)] if value is not None}
     result = adapt(base, texts, steps=args.steps, max_sentences=args.max_sentences, seed=args.seed, **options)
     assert result.model.space_fingerprint == base.space_fingerprint  # the index need not be re-embedded
     if args.save:
