@@ -6,9 +6,13 @@ PIP = $(PYTHON) -m pip
 
 setup: system-deps python-deps
 
+# TTS voices and sox for speech; wordnet-base for its glosses, a training text
+# (training/text_sources.py), without its recommends: they would add man pages to the prose.
 system-deps:
 	@if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null || ! command -v sox >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq espeak-ng flite sox libsndfile1 >/dev/null; fi
+	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; fi
 
 python-deps:
 	# torch first and pinned: pip then takes the CPU build from the local wheel directory.

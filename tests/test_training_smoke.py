@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +378,59 @@ def test_lexicon_counts_validation_words_the_plan_never_spoke_and_splits_the_fig
     counts = {label.split(" | ")[0] for label in figures}
     assert len(figures) == 6 and sum(int(label.rsplit("(", 1)[1].rstrip(")")) for label in counts) == c["questions"]
     assert all(0 <= f["top1"] <= f["top10"] <= 1 for f in figures.values() if f["top1"] == f["top1"])  # NaN: an empty side
+
+
+def test_bf16_training_steps_match_fp32_and_leave_evaluation_in_fp32(smoke):
+    from training.model import HeadModel, seal_config
+    from training.train_common import use_bf16
+
+    torch.manual_seed(0)
+    fp32 = HeadModel(seal_config(smoke["model"]), smoke["data"]["pool"])
+    bf16 = HeadModel(seal_config(smoke["model"]), smoke["data"]["pool"], bf16=True)
+    bf16.load_state_dict(fp32.state_dict())
+    states, lengths = torch.randn(4, 60, 512), torch.tensor([60, 45, 30, 52])  # (batch, pooled positions, d_model)
+
+    out = {name: model.train()(states, lengths) for name, model in (("fp32", fp32), ("bf16", bf16))}
+    assert out["bf16"].dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(out["bf16"], out["fp32"]).min()
+    assert 0.98 < cosine < 1.0  # bf16 really ran, and stays close
+    out["bf16"].sum().backward()
+    assert all(p.dtype == torch.float32 for p in bf16.parameters() if p.grad is not None)
+
+    with torch.no_grad():  # validation and export run as the shipped model does: in fp32
+        assert torch.equal(bf16.eval()(states, lengths), fp32.eval()(states, lengths))
+
+    assert use_bf16({"bf16": False}) is False and use_bf16({"bf16": True}) is True
+    with pytest.raises(SystemExit, match="bf16"):
+        use_bf16({"bf16": "yes"})
+
+
+def test_a_plan_on_disk_is_kept_and_extended_even_if_a_text_pool_changed(smoke, tmp_path):
+    from training.cache import load_or_write_plan
+
+    data = dict(smoke["data"], cache_dir=str(tmp_path))
+    plan = load_or_write_plan(tmp_path, data, "train")
+    # As on a machine where a newly installed Debian package added man pages to the prose pool.
+    plan[0]["text"] = "A sentence that the pool no longer holds."
+    (tmp_path / "plan_train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in plan))
+
+    grown = dict(data, extend=[{"squad_question": 4}])
+    grown_plan = load_or_write_plan(tmp_path, grown, "train")
+    assert grown_plan[: len(plan)] == plan and [p["kind"] for p in grown_plan[len(plan):]] == ["squad_question"] * 4
+    assert load_or_write_plan(tmp_path, data, "train") == plan  # the config it extends still sees its own plan
+    other = dict(data, mix=dict(data["mix"], squad_sentence=data["mix"]["squad_sentence"] + 1))
+    with pytest.raises(SystemExit, match="another plan"):
+        load_or_write_plan(tmp_path, other, "train")
+
+
+def test_wordnet_glosses_name_their_words_and_stay_out_of_the_prose():
+    from seal_rag.sentences import speakable
+    from training import text_sources as ts
+
+    glosses = ts.wordnet_glosses()
+    assert len(glosses) > 100_000 and all(g.kind == "wordnet" and speakable(g.text) for g in glosses)
+    priestley = next(g.text for g in glosses if g.text.startswith("Priestley"))
+    assert priestley.startswith("Priestley, Joseph Priestley: English chemist who isolated many gases")
+    assert not any(re.search(r'[;:] ?"', g.text) or "_" in g.text for g in glosses)  # no examples, no WordNet underscores
+    prose_files = {u.extra["file"] for u in ts.debian_prose()}
+    assert prose_files and not any(re.search(r"\.\dWN", name) for name in prose_files)  # WordNet's man pages

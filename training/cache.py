@@ -26,6 +26,7 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,12 +48,14 @@ HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips ar
 
 # ---- the plan -------------------------------------------------------------------------
 
-def build_plan(data: dict, split: str) -> list[dict]:
+def build_plan(data: dict, split: str, done: list[dict] | None = None) -> list[dict]:
     """Every clip to make: text, kind, gold passage, voice and a per-clip seed. Deterministic.
 
     For training, `[data.mix]` is the plan. Each `[[data.extend]]` mix is appended after it,
     in order (texts not planned yet, where the pool has them), so a cache keeps all its shards
-    when the plan grows.
+    when the plan grows. `done` is a plan already made for `[data.mix]` and the first extends:
+    only the rest is built. It is kept as it is, because a pool can change under it (installing
+    a Debian package adds man pages to the prose).
     """
     rng = random.Random(data["seed"])
     if split == "val":
@@ -62,13 +65,33 @@ def build_plan(data: dict, split: str) -> list[dict]:
     if split != "train":
         raise ValueError(f"unknown split {split!r}")
     pools = _training_pools()
-    plan = plan_entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
-    for number, mix in enumerate(data.get("extend", [])):
+    plan = list(done) if done else plan_entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
+    for number, (mix, end) in enumerate(zip(data.get("extend", []), plan_ends(data)[1:])):
+        if len(plan) >= end:
+            continue  # made already
         planned = {p["text"].lower() for p in plan}
         seed = f"{data['seed']}:extend" + (f":{number}" if number else "")  # the first was made before the others existed
         more = _pick(mix, pools, random.Random(seed), planned)
         plan += plan_entries(more, data["seed"], split, len(plan))
     return plan
+
+
+def _same_mixes(plan: list[dict], data: dict) -> bool:
+    """Whether `plan` holds exactly `[data.mix]` and the first extends, kind by kind."""
+    mixes = [data["mix"], *data.get("extend", [])]
+    ends = plan_ends(data)
+    if len(plan) not in ends:
+        return False
+    wanted = Counter()
+    for mix in mixes[: ends.index(len(plan)) + 1]:
+        wanted.update({kind: n for kind, n in mix.items() if n})
+    return Counter(p["kind"] for p in plan) == wanted
+
+
+def plan_ends(data: dict) -> list[int]:
+    """The training plan's length after `[data.mix]` and after each `[[data.extend]]`."""
+    sizes = [sum(mix.values()) for mix in [data["mix"], *data.get("extend", [])]]
+    return [sum(sizes[: n + 1]) for n in range(len(sizes))]
 
 
 def _training_pools() -> dict:
@@ -79,6 +102,7 @@ def _training_pools() -> dict:
         "medquad_question": lambda: _dedupe(ts.medquad_questions()),
         "medquad_sentence": lambda: _dedupe(ts.passage_sentences(ts.medquad_passages(), "medquad_sentence")),
         "prose": ts.debian_prose,
+        "wordnet": ts.wordnet_glosses,
     }
 
 
@@ -128,13 +152,11 @@ def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
         if wanted is None or len(plan) == wanted:
             return plan
         # The plan on disk and this config's differ in length: one must extend the other.
-        mine = build_plan(data, split)
-        common = min(len(plan), len(mine))
-        if plan[:common] != mine[:common]:
+        if not _same_mixes(plan[: min(len(plan), wanted)], data):
             raise SystemExit(f"{path} holds another plan than this config's: use another cache_dir")
-        if len(plan) > len(mine):  # a config that extends this one grew it
-            return mine
-        plan = mine  # a [[data.extend]] was added: append to the plan on disk
+        if len(plan) > wanted:  # a config that extends this one grew it
+            return plan[:wanted]
+        plan = build_plan(data, split, done=plan)  # a [[data.extend]] was added: append to the plan on disk
     else:
         plan = build_plan(data, split)
     partial = path.with_suffix(f".{os.getpid()}.tmp")  # two workers may race here; the plans are identical

@@ -38,11 +38,12 @@ class HeadModel(nn.Module):
 
     `forward` returns the head's output before scaling, `(batch, text_dim)`; stage 1 aligns
     it with the text model's own embedding, and `embed` applies the scaling for retrieval.
+    With `bf16`, training steps run the head under bfloat16 autocast (see `forward`).
     """
 
-    def __init__(self, config: SealConfig, pool: int, sentence_model=None):
+    def __init__(self, config: SealConfig, pool: int, sentence_model=None, bf16: bool = False):
         super().__init__()
-        self.config, self.pool = config, pool
+        self.config, self.pool, self.bf16 = config, pool, bf16
         if config.token_level and sentence_model is None:  # the text model reads this head
             from seal_rag.text_tower import load_sentence_model
 
@@ -54,7 +55,11 @@ class HeadModel(nn.Module):
             self.scaling.bias.zero_()
 
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(states, lengths)  # (batch, text_dim)
+        # The head's matrix products are a step's cost, so only they run in bf16, and only while
+        # training: the losses, validation and the export stay fp32, as the shipped model runs.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and self.training):
+            out = self.head(states, lengths)
+        return out.float()  # (batch, text_dim)
 
     def embed(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.scaling(self(states, lengths)), dim=-1)  # (batch, dim)

@@ -24,7 +24,7 @@ from torch import nn
 from .data import completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
-from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, warm_start
+from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 
 def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def train(config: dict) -> dict:
         from seal_rag.text_tower import load_sentence_model
 
         text_model = load_sentence_model(architecture.text_model)
-    model = HeadModel(architecture, data["pool"], text_model)
+    model = HeadModel(architecture, data["pool"], text_model, bf16=use_bf16(section))
     if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
         from .ctc import CtcBranch, word_pieces
 

@@ -31,7 +31,7 @@ from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
 from .stage1 import mse
-from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, warm_start
+from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
 
@@ -136,7 +136,7 @@ def train(config: dict) -> dict:
     validation = Validation(cache_dir, data.get("val_corpus", "all"))
     print(f"stage 2: {len(clips)} clips, {len(pairs)} with a positive, {len(pairs.text_base)} documents")
 
-    model = HeadModel(seal_config(config["model"]), data["pool"])
+    model = HeadModel(seal_config(config["model"]), data["pool"], bf16=use_bf16(section))
     optimizer = make_optimizer(model, section, train_scaling=section.get("train_scaling", False))
     run = Run("stage 2", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
     if not checkpoint:

@@ -3,6 +3,9 @@
 A checkpoint (`ckpt.pt` in the run's `out_dir`) holds the model, the optimizer, the step,
 the config, the shard list the run trains on, the best validation figures so far and the
 best weights. Rerunning the same command resumes from it.
+
+A stage's `bf16` option (`"auto"` unless set) trains the head under bfloat16 autocast where the
+CPU computes bf16 natively; elsewhere it is emulated and slower than fp32 (see `use_bf16`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ def seed_everything(seed: int) -> random.Random:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return random.Random(seed)
+
+
+def use_bf16(section: dict) -> bool:
+    """A stage's `bf16` option: true, false, or "auto" (the default) for `seal_rag.adapt.bf16_is_native()`."""
+    choice = section.get("bf16", "auto")
+    if choice == "auto":
+        from seal_rag.adapt import bf16_is_native
+
+        return bf16_is_native()
+    if not isinstance(choice, bool):
+        raise SystemExit(f'error: bf16 = {choice!r} in the config: use true, false or "auto"')
+    return choice
 
 
 def make_optimizer(model: torch.nn.Module, section: dict, train_scaling: bool) -> torch.optim.Optimizer:
