@@ -177,6 +177,21 @@ def test_a_grown_plan_keeps_its_shards_and_caches_only_new_clips(trained, tmp_pa
     assert {name: (directory / name).stat().st_mtime for name in old} == old
 
 
+def test_only_named_shards_are_cached_when_asked(trained, tmp_path):
+    import shutil
+
+    from training import cache
+
+    config = json.loads(json.dumps(trained))
+    config["data"]["cache_dir"] = str(tmp_path / "cache")
+    shutil.copytree(trained["data"]["cache_dir"], config["data"]["cache_dir"], ignore=shutil.ignore_patterns("joined_*", "train_*"))
+    directory = Path(config["data"]["cache_dir"])
+    cache.run(config, "train", only={1})
+    assert sorted(p.name for p in directory.glob("train_*.npz")) == ["train_00001.npz"]
+    cache.run(config, "train")  # the rest later, as from a run without --shards
+    assert len(list(directory.glob("train_*.npz"))) == len(list(Path(trained["data"]["cache_dir"]).glob("train_*.npz")))
+
+
 def test_stage1_with_the_ctc_branch_learns_and_exports_without_it(trained, tmp_path):
     from seal_rag import SpeechEmbedding
     from training import stage1, stage2

@@ -229,10 +229,11 @@ def shard_paths(directory: Path, split: str, count: int, shard_size: int) -> lis
 
 
 def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[int, int] = (0, 1),
-        plan_only: bool = False) -> Path:
+        plan_only: bool = False, only: set[int] | None = None) -> Path:
     """Make every missing shard of `split`; returns the cache directory.
 
     `worker=(i, n)` makes only shards k with k % n == i, so n processes can share the work.
+    `only`: make only these shard numbers (a cheaper ablation: a prefix of the plan and its last extend).
     """
     from tqdm import tqdm
 
@@ -259,7 +260,8 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     size = data["shard_size"]
     paths = shard_paths(directory, split, len(plan), size)
     todo = [k for k, p in enumerate(paths) if k % worker[1] == worker[0] and not shard_done(p, plan[k * size : (k + 1) * size])]
-    mine = [k for k in range(len(paths)) if k % worker[1] == worker[0]]
+    mine = [k for k in range(len(paths)) if k % worker[1] == worker[0] and (only is None or k in only)]
+    todo = [k for k in todo if k in mine]
     total = sum(len(plan[k * size : (k + 1) * size]) for k in mine)
     done_clips = total - sum(len(plan[k * size : (k + 1) * size]) for k in todo)
     if not todo:
@@ -285,12 +287,14 @@ def main() -> None:
     parser.add_argument("--worker", default="0/1", help="i/n: this process makes shards k with k %% n == i")
     parser.add_argument("--plan-only", action="store_true", help="write the plan and stop (before starting workers)")
     parser.add_argument("--threads", type=int, default=None, help="override data.threads")
+    parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255")
     args = parser.parse_args()
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads
     i, n = (int(x) for x in args.worker.split("/"))
-    run(config, args.split, args.max_clips, (i, n), args.plan_only)
+    only = {k for part in args.shards.split(",") for k in range(*map(int, part.split(":")))} if args.shards else None
+    run(config, args.split, args.max_clips, (i, n), args.plan_only, only)
 
 
 if __name__ == "__main__":
