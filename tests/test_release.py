@@ -64,3 +64,12 @@ def test_each_candidate_run_is_listed_once(tmp_path):
     runs = candidate_runs(config)
     assert runs == [tmp_path / "ablations" / n for n in ("a_s1", "a_s2", "b_s2")]
     assert candidate_runs(config, [str(tmp_path / "x"), str(tmp_path / "x")]) == [tmp_path / "x"]
+
+
+def test_a_card_names_the_shards_it_trained_on_as_cache_ranges():
+    from training.release import cache_command, shard_ranges
+
+    names = [f"train_{k:05d}.npz" for k in [*range(80), *range(207, 255)]]
+    assert shard_ranges(names) == "0:80,207:255"
+    assert "--shards 0:80,207:255" in cache_command("c.toml", names)
+    assert cache_command("c.toml", names[:80]).startswith("sh training/run_cache.sh c.toml")

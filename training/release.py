@@ -151,6 +151,26 @@ def hand_written(card: Path) -> str:
     return "\n" + text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
 
 
+def shard_ranges(names: list[str]) -> str:
+    """Shard files as `training.cache --shards` ranges: ["train_00000.npz", "train_00001.npz", "train_00005.npz"] -> "0:2,5:6"."""
+    numbers = sorted(int(name.split("_")[1].split(".")[0]) for name in names)
+    ranges, start = [], numbers[0]
+    for previous, number in zip(numbers, numbers[1:] + [None]):
+        if number != previous + 1:
+            ranges.append(f"{start}:{previous + 1}")
+            start = number
+    return ",".join(ranges)
+
+
+def cache_command(config_path: str, shards: list[str]) -> str:
+    ranges = shard_ranges(shards)
+    if ranges == f"0:{len(shards)}":  # a prefix of the plan: what run_cache.sh makes
+        return f"sh training/run_cache.sh {config_path}      # resumable; stop any time"
+    return "\n".join([f"python -m training.cache --config {config_path} --split val",
+                      *(f"python -m training.cache --config {config_path} --worker {w}/2 --threads 1 --shards {ranges} &" for w in (0, 1)),
+                      "wait                                 # resumable; stop any time"])
+
+
 def model_card(config, best, summaries, earlier, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
     kinds = collections.Counter(item["kind"] for item in clips.items)
     engines = collections.Counter(item["voice"]["engine"] for item in clips.items)
@@ -202,11 +222,11 @@ below the first {len(summaries)} are kept from earlier cards, their runs' checkp
 
 ## Data
 
-{len(clips)} synthetic clips ({hours:.1f} h of speech) from the first {len(clips.shards)} shards of
-the training plan: {", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))}.
+{len(clips)} synthetic clips ({hours:.1f} h of speech) from {"the first " if shard_ranges(clips.shards) == f"0:{len(clips.shards)}" else ""}{len(clips.shards)} shards of
+the training plan ({shard_ranges(clips.shards)}): {", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))}.
 Texts: SQuAD v1.1 dev `train_articles` minus the 4 validation articles (questions and paragraph
-sentences), MedQuAD questions and answer sentences, and sentences of Debian man pages and
-/usr/share/doc. Voices: {voices} distinct voices ({", ".join(f"{k} {v}" for k, v in sorted(engines.items()))}),
+sentences), MedQuAD questions and answer sentences, sentences of Debian man pages and
+/usr/share/doc{", and WordNet's glosses" if kinds.get("wordnet") else ""}. Voices: {voices} distinct voices ({", ".join(f"{k} {v}" for k, v in sorted(engines.items()))}),
 from espeak-ng accents {", ".join(ESPEAK_ACCENTS["train"])} with all but 16 `+variant`s, and
 flite {", ".join(FLITE_VOICES["train"])}, with random speed and pitch; augmentation: synthetic-RIR
 reverberation, telephone band, coloured noise at 5-30 dB SNR, gain, leading/trailing silence.
@@ -218,7 +238,7 @@ for the benchmark). See `seal_rag/voices.py`.
 ## Reproduce
 
 ```
-sh training/run_cache.sh {config["_path"]}      # resumable; stop any time
+{cache_command(config["_path"], clips.shards)}
 {commands}
 python -m training.release --config {config["_path"]}
 ```
