@@ -36,15 +36,20 @@ test: setup
 # The full recipe: resumable, hours on 2 cores; rerun after any interruption.
 TRAIN_CONFIG ?= training/configs/more.toml
 # The shipped model continues TRAIN_CONFIG's stage-1 head as a token-level head (TOKEN_CONFIG),
-# then tunes MiniLM's bottom 2 layers with it (SHIP_CONFIG; its stage 1 is reader_tuned2's).
+# tunes MiniLM's bottom 2 layers with it (READER_CONFIG; its stage 1 is reader_tuned2's), then
+# hears WordNet's glosses too (SHIP_CONFIG: its cache adds only the glosses' shards).
 TOKEN_CONFIG ?= training/configs/ablations/more_token.toml
-SHIP_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
+READER_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
+SHIP_CONFIG ?= training/configs/ablations/wordnet.toml
 train: setup
 	sh training/run_cache.sh $(TRAIN_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(TRAIN_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(TRAIN_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(TOKEN_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(TOKEN_CONFIG)
+	$(PYTHON) -m training.stage1 --config $(READER_CONFIG)
+	$(PYTHON) -m training.stage2 --config $(READER_CONFIG)
+	sh training/run_cache.sh $(SHIP_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(SHIP_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(SHIP_CONFIG)
 	$(PYTHON) -m training.release --config $(SHIP_CONFIG)

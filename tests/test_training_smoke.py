@@ -177,18 +177,24 @@ def test_a_grown_plan_keeps_its_shards_and_caches_only_new_clips(trained, tmp_pa
     assert {name: (directory / name).stat().st_mtime for name in old} == old
 
 
-def test_only_named_shards_are_cached_when_asked(trained, tmp_path):
+def test_a_config_naming_shards_caches_and_trains_on_only_those(trained, tmp_path):
     import shutil
 
     from training import cache
+    from training.data import completed_shards
 
     config = json.loads(json.dumps(trained))
     config["data"]["cache_dir"] = str(tmp_path / "cache")
     shutil.copytree(trained["data"]["cache_dir"], config["data"]["cache_dir"], ignore=shutil.ignore_patterns("joined_*", "train_*"))
     directory = Path(config["data"]["cache_dir"])
-    cache.run(config, "train", only={1})
+    config["data"]["shards"] = "1:2"
+    cache.run(config, "train")
     assert sorted(p.name for p in directory.glob("train_*.npz")) == ["train_00001.npz"]
-    cache.run(config, "train")  # the rest later, as from a run without --shards
+    cache.run(config, "train", only={0})  # --shards overrides the config's
+    assert completed_shards(config["data"], "train") == ["train_00001.npz"]  # stages still see only the named ones
+    del config["data"]["shards"]
+    assert completed_shards(config["data"], "train") == ["train_00000.npz", "train_00001.npz"]
+    cache.run(config, "train")  # the rest later, as from a config without shards
     assert len(list(directory.glob("train_*.npz"))) == len(list(Path(trained["data"]["cache_dir"]).glob("train_*.npz")))
 
 

@@ -41,7 +41,7 @@ from seal_rag.voices import Voice, pick_voice
 
 from . import text_sources as ts
 from .config import load_config
-from .data import planned_size
+from .data import planned_size, shard_numbers
 
 HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips are cut to a multiple
 
@@ -233,13 +233,16 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     """Make every missing shard of `split`; returns the cache directory.
 
     `worker=(i, n)` makes only shards k with k % n == i, so n processes can share the work.
-    `only`: make only these shard numbers (a cheaper ablation: a prefix of the plan and its last extend).
+    `only`: make only these shard numbers (a cheaper ablation: a prefix of the plan and its last
+    extend); by default the config's `[data] shards`, if it names some.
     """
     from tqdm import tqdm
 
     from seal_rag.text_tower import load_sentence_model
 
     data = config["data"]
+    if only is None and data.get("shards") and split == "train":
+        only = shard_numbers(data["shards"])
     directory = Path(data["cache_dir"]).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model="all-MiniLM-L6-v2")
@@ -287,14 +290,13 @@ def main() -> None:
     parser.add_argument("--worker", default="0/1", help="i/n: this process makes shards k with k %% n == i")
     parser.add_argument("--plan-only", action="store_true", help="write the plan and stop (before starting workers)")
     parser.add_argument("--threads", type=int, default=None, help="override data.threads")
-    parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255")
+    parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255 (default: [data] shards, else all)")
     args = parser.parse_args()
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads
     i, n = (int(x) for x in args.worker.split("/"))
-    only = {k for part in args.shards.split(",") for k in range(*map(int, part.split(":")))} if args.shards else None
-    run(config, args.split, args.max_clips, (i, n), args.plan_only, only)
+    run(config, args.split, args.max_clips, (i, n), args.plan_only, shard_numbers(args.shards) if args.shards else None)
 
 
 if __name__ == "__main__":

@@ -60,14 +60,22 @@ def cached_shards(cache_dir: str | Path, split: str) -> list[str]:
     return sorted(p.name for p in Path(cache_dir).expanduser().glob(f"{split}_[0-9]*.npz") if ".tmp" not in p.name)
 
 
+def shard_numbers(ranges: str) -> set[int]:
+    """`"0:80,207:255"` -> {0, ..., 79, 207, ..., 254}: shard numbers as half-open ranges."""
+    return {k for part in ranges.split(",") for k in range(*map(int, part.split(":")))}
+
+
 def completed_shards(data: dict, split: str) -> list[str]:
-    """The cached shards of the config's own plan (a config that extends it may have cached more)."""
+    """The cached shards of the config's own plan (a config that extends it may have cached more),
+    only those of `[data] shards` where the config names some (an ablation on part of the plan)."""
     names = cached_shards(data["cache_dir"], split)
     size = planned_size(data, split)
     if size is None:
         return names
     count = -(-size // data["shard_size"])  # shards of the plan; names are <split>_<k:05d>.npz
-    return [name for name in names if int(name[len(split) + 1 : -len(".npz")]) < count]
+    wanted = shard_numbers(data["shards"]) if data.get("shards") else range(count)
+    numbers = {name: int(name[len(split) + 1 : -len(".npz")]) for name in names}
+    return [name for name in names if numbers[name] < count and numbers[name] in wanted]
 
 
 def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = None, max_clips: int | None = None) -> ClipSet:
