@@ -66,10 +66,13 @@ def test_each_candidate_run_is_listed_once(tmp_path):
     assert candidate_runs(config, [str(tmp_path / "x"), str(tmp_path / "x")]) == [tmp_path / "x"]
 
 
-def test_a_card_names_the_shards_it_trained_on_as_cache_ranges():
-    from training.release import cache_command, shard_ranges
+def test_a_card_names_its_shards_as_ranges_and_caches_for_every_stage_of_its_recipe():
+    from training.data import shard_numbers, shard_ranges
+    from training.release import cache_commands
 
     names = [f"train_{k:05d}.npz" for k in [*range(80), *range(207, 255)]]
     assert shard_ranges(names) == "0:80,207:255"
-    assert "--shards 0:80,207:255" in cache_command("c.toml", names)
-    assert cache_command("c.toml", names[:80]).startswith("sh training/run_cache.sh c.toml")
+    assert shard_numbers(shard_ranges(names)) == {*range(80), *range(207, 255)}
+    steps = ["python -m training.stage1 --config a.toml", "python -m training.stage1 --config b.toml"]
+    assert [line.split()[2] for line in cache_commands(steps)] == ["a.toml", "b.toml"]
+    assert len(cache_commands(steps[:1])) == 1

@@ -455,4 +455,3 @@ def test_wordnet_glosses_name_their_words_and_stay_out_of_the_prose():
     assert not any(re.search(r'[;:] ?"', g.text) or "_" in g.text for g in glosses)  # no examples, no WordNet underscores
     prose_files = {u.extra["file"] for u in ts.debian_prose()}
     assert prose_files and not any(re.search(r"\.\dWN", name) for name in prose_files)  # WordNet's man pages
-

@@ -262,9 +262,8 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         plan = plan[:max_clips]
     size = data["shard_size"]
     paths = shard_paths(directory, split, len(plan), size)
-    todo = [k for k, p in enumerate(paths) if k % worker[1] == worker[0] and not shard_done(p, plan[k * size : (k + 1) * size])]
     mine = [k for k in range(len(paths)) if k % worker[1] == worker[0] and (only is None or k in only)]
-    todo = [k for k in todo if k in mine]
+    todo = [k for k in mine if not shard_done(paths[k], plan[k * size : (k + 1) * size])]
     total = sum(len(plan[k * size : (k + 1) * size]) for k in mine)
     done_clips = total - sum(len(plan[k * size : (k + 1) * size]) for k in todo)
     if not todo:

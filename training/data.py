@@ -60,9 +60,22 @@ def cached_shards(cache_dir: str | Path, split: str) -> list[str]:
     return sorted(p.name for p in Path(cache_dir).expanduser().glob(f"{split}_[0-9]*.npz") if ".tmp" not in p.name)
 
 
+def shard_number(name: str) -> int:
+    """`"train_00207.npz"` -> 207."""
+    return int(name.rsplit("_", 1)[1].split(".")[0])
+
+
 def shard_numbers(ranges: str) -> set[int]:
     """`"0:80,207:255"` -> {0, ..., 79, 207, ..., 254}: shard numbers as half-open ranges."""
     return {k for part in ranges.split(",") for k in range(*map(int, part.split(":")))}
+
+
+def shard_ranges(names: list[str]) -> str:
+    """The inverse of `shard_numbers`, from shard files: [train_00000.npz, train_00001.npz, train_00005.npz] -> "0:2,5:6"."""
+    numbers = sorted(map(shard_number, names))
+    starts = [n for n in numbers if n - 1 not in numbers]
+    ends = [n + 1 for n in numbers if n + 1 not in numbers]
+    return ",".join(f"{a}:{b}" for a, b in zip(starts, ends))
 
 
 def completed_shards(data: dict, split: str) -> list[str]:
@@ -72,10 +85,9 @@ def completed_shards(data: dict, split: str) -> list[str]:
     size = planned_size(data, split)
     if size is None:
         return names
-    count = -(-size // data["shard_size"])  # shards of the plan; names are <split>_<k:05d>.npz
+    count = -(-size // data["shard_size"])  # shards of the plan
     wanted = shard_numbers(data["shards"]) if data.get("shards") else range(count)
-    numbers = {name: int(name[len(split) + 1 : -len(".npz")]) for name in names}
-    return [name for name in names if numbers[name] < count and numbers[name] in wanted]
+    return [name for name in names if shard_number(name) < count and shard_number(name) in wanted]
 
 
 def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = None, max_clips: int | None = None) -> ClipSet:

@@ -24,7 +24,7 @@ import torch
 from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
 
 from .config import load_config
-from .data import load_clips
+from .data import load_clips, shard_ranges
 from .evaluate import Validation, format_row
 from .text_sources import VAL_ARTICLES
 
@@ -151,24 +151,11 @@ def hand_written(card: Path) -> str:
     return "\n" + text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
 
 
-def shard_ranges(names: list[str]) -> str:
-    """Shard files as `training.cache --shards` ranges: ["train_00000.npz", "train_00001.npz", "train_00005.npz"] -> "0:2,5:6"."""
-    numbers = sorted(int(name.split("_")[1].split(".")[0]) for name in names)
-    ranges, start = [], numbers[0]
-    for previous, number in zip(numbers, numbers[1:] + [None]):
-        if number != previous + 1:
-            ranges.append(f"{start}:{previous + 1}")
-            start = number
-    return ",".join(ranges)
-
-
-def cache_command(config_path: str, shards: list[str]) -> str:
-    ranges = shard_ranges(shards)
-    if ranges == f"0:{len(shards)}":  # a prefix of the plan: what run_cache.sh makes
-        return f"sh training/run_cache.sh {config_path}      # resumable; stop any time"
-    return "\n".join([f"python -m training.cache --config {config_path} --split val",
-                      *(f"python -m training.cache --config {config_path} --worker {w}/2 --threads 1 --shards {ranges} &" for w in (0, 1)),
-                      "wait                                 # resumable; stop any time"])
+def cache_commands(commands: list[str]) -> list[str]:
+    """`run_cache.sh` for the first and the last config of a recipe: the earlier stages need the
+    first's shards, and the chosen run's config may add its own (`[data] shards`, extends)."""
+    configs = [line.split("--config ", 1)[1] for line in commands if "--config " in line]
+    return [f"sh training/run_cache.sh {c}      # resumable; stop any time" for c in dict.fromkeys([*configs[:1], *configs[-1:]])]
 
 
 def model_card(config, best, summaries, earlier, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
@@ -189,7 +176,8 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
     reader = f"MiniLM, its bottom {tuned} layers tuned in the speech tower's own copy," if tuned else "the frozen MiniLM"
     pooling = (f"{reader} reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
                else f"{architecture.get('pooling', 'attention')} pooling")
-    commands = "\n".join(recipe(best["config"], best["out_dir"]))
+    steps = recipe(best["config"], best["out_dir"])
+    commands = "\n".join([*cache_commands(steps), *steps])
     return f"""# seal-base-minilm
 
 Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
@@ -238,7 +226,6 @@ for the benchmark). See `seal_rag/voices.py`.
 ## Reproduce
 
 ```
-{cache_command(config["_path"], clips.shards)}
 {commands}
 python -m training.release --config {config["_path"]}
 ```
