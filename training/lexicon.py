@@ -5,9 +5,9 @@
 
 It counts the words of the validation questions (the config's cached `plan_val.jsonl`) that
 no text of the training plan (`plan_train.jsonl`) holds, and how many of those any text
-source allowed for training (`text_sources`: all of SQuAD's training articles, MedQuAD and the
-Debian prose, spoken or not) holds. If they are topic words that only the knowledge base itself
-has, more general text cannot teach them and `seal-rag adapt` is the lever. Text only: no
+source allowed for training (`text_sources`: all of SQuAD's training articles, MedQuAD, the
+Debian prose and WordNet's glosses, spoken or not) holds. If they are topic words that only the
+knowledge base itself has, more general text cannot teach them and `seal-rag adapt` is the lever. Text only: no
 audio and no model, unless `--model` asks for that model's validation figures (cached int8
 states, as `training.evaluate`), the cascade's and the oracle's, split by whether a question
 holds a word training never heard. No held-out set is read.
@@ -44,7 +44,7 @@ def available_texts() -> list[str]:
     articles = ts.squad_articles("train")
     utterances = (ts.squad_questions(articles) + ts.passage_sentences(ts.squad_passages(articles), "squad_sentence")
                   + ts.medquad_questions() + ts.passage_sentences(ts.medquad_passages(), "medquad_sentence")
-                  + ts.debian_prose())
+                  + ts.debian_prose() + ts.wordnet_glosses())
     return [u.text for u in utterances]
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     print(f"words training never heard: {unheard} ({unheard / c['words']:.1%} of words, "
           f"{len(c['unheard']) / c['distinct']:.1%} of distinct words); questions with one: "
           f"{c['questions_with_unheard']} ({c['questions_with_unheard'] / c['questions']:.1%})")
-    print(f"of those words, in some text training may use: {c['unheard_available']}")
+    print(f"of those words, in some text training may use (WordNet's glosses included): {c['unheard_available']}")
     print("commonest: " + ", ".join(f"{w} {n}" for w, n in c["unheard"].most_common(args.top)))
     if args.model:
         print("| questions | system | Top-1 | Top-10 | MRR |\n|---|---|---|---|---|")
