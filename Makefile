@@ -37,8 +37,9 @@ test: setup
 TRAIN_CONFIG ?= training/configs/more.toml
 # The shipped model continues TRAIN_CONFIG's stage-1 head as a token-level head (TOKEN_CONFIG),
 # tunes MiniLM's bottom 2 layers with it (READER_CONFIG; its stage 1 is reader_tuned2's), then
-# hears WordNet's glosses too (GLOSS_CONFIG), then more of them (SHIP_CONFIG). SHIP_CONFIG's
-# cache adds only the glosses' shards, GLOSS_CONFIG's among them.
+# hears WordNet's glosses too (GLOSS_CONFIG), then more of them (SHIP_CONFIG). Each of the last
+# two caches only its glosses' shards, after the config before it has trained: caching a larger
+# plan refills the smaller plan's last, partial shard.
 TOKEN_CONFIG ?= training/configs/ablations/more_token.toml
 READER_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
 GLOSS_CONFIG ?= training/configs/ablations/wordnet.toml
@@ -51,9 +52,10 @@ train: setup
 	$(PYTHON) -m training.stage2 --config $(TOKEN_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(READER_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(READER_CONFIG)
-	sh training/run_cache.sh $(SHIP_CONFIG)
+	sh training/run_cache.sh $(GLOSS_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(GLOSS_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(GLOSS_CONFIG)
+	sh training/run_cache.sh $(SHIP_CONFIG)
 	$(PYTHON) -m training.stage1 --config $(SHIP_CONFIG)
 	$(PYTHON) -m training.stage2 --config $(SHIP_CONFIG)
 	$(PYTHON) -m training.release --config $(SHIP_CONFIG)

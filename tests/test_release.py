@@ -66,13 +66,22 @@ def test_each_candidate_run_is_listed_once(tmp_path):
     assert candidate_runs(config, [str(tmp_path / "x"), str(tmp_path / "x")]) == [tmp_path / "x"]
 
 
-def test_a_card_names_its_shards_as_ranges_and_caches_for_every_stage_of_its_recipe():
+def test_a_card_names_its_shards_as_ranges_and_caches_before_each_config_whose_data_changes(tmp_path):
     from training.data import shard_numbers, shard_ranges
-    from training.release import cache_commands
+    from training.release import with_cache_commands
 
     names = [f"train_{k:05d}.npz" for k in [*range(80), *range(207, 255)]]
     assert shard_ranges(names) == "0:80,207:255"
     assert shard_numbers(shard_ranges(names)) == {*range(80), *range(207, 255)}
-    steps = ["python -m training.stage1 --config a.toml", "python -m training.stage1 --config b.toml"]
-    assert [line.split()[2] for line in cache_commands(steps)] == ["a.toml", "b.toml"]
-    assert len(cache_commands(steps[:1])) == 1
+
+    smoke = Path(__file__).resolve().parents[1] / "training" / "configs" / "smoke.toml"
+    (tmp_path / "a.toml").write_text(f'inherit = "{smoke}"\n')
+    (tmp_path / "b.toml").write_text('inherit = "a.toml"\n[stage1]\nsteps = 5\n')  # same data as a
+    (tmp_path / "c.toml").write_text('inherit = "a.toml"\n[data]\nshards = "0:1"\n')  # other data
+    steps = [f"python -m training.stage{s} --config {tmp_path / c}" for s, c in [(1, "a.toml"), (1, "b.toml"), (2, "c.toml")]]
+    recipe = with_cache_commands(steps)
+    # The cache command for c comes after b's stage: caching c's plan may refill a's last shard.
+    assert [recipe[1], recipe[2], recipe[4]] == steps
+    assert recipe[0].startswith(f"sh training/run_cache.sh {tmp_path / 'a.toml'} ")
+    assert recipe[3].startswith(f"sh training/run_cache.sh {tmp_path / 'c.toml'} ")
+    assert len(recipe) == 5

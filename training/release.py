@@ -24,7 +24,7 @@ import torch
 from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
 
 from .config import load_config
-from .data import load_clips, shard_ranges
+from .data import load_clips, planned_size, shard_ranges
 from .evaluate import Validation, format_row
 from .text_sources import VAL_ARTICLES
 
@@ -151,11 +151,22 @@ def hand_written(card: Path) -> str:
     return "\n" + text[text.index(HAND_WRITTEN):] if HAND_WRITTEN in text else ""
 
 
-def cache_commands(commands: list[str]) -> list[str]:
-    """`run_cache.sh` for the first and the last config of a recipe: the earlier stages need the
-    first's shards, and the chosen run's config may add its own (`[data] shards`, extends)."""
-    configs = [line.split("--config ", 1)[1] for line in commands if "--config " in line]
-    return [f"sh training/run_cache.sh {c}      # resumable; stop any time" for c in dict.fromkeys([*configs[:1], *configs[-1:]])]
+def with_cache_commands(steps: list[str]) -> list[str]:
+    """The recipe's stage commands with `run_cache.sh` before the first stage of each config whose
+    training data (plan size, `[data] shards`) differs from the last one cached. Caching a larger
+    plan refills the smaller plan's last, partial shard, so each config must train before the
+    next one caches."""
+    out, cached = [], None
+    for line in steps:
+        if "--config " in line:
+            config = line.split("--config ", 1)[1]
+            data = load_config(REPO / config)["data"]
+            wanted = (planned_size(data, "train"), data.get("shards"))
+            if wanted != cached:
+                out.append(f"sh training/run_cache.sh {config}      # resumable; stop any time")
+                cached = wanted
+        out.append(line)
+    return out
 
 
 def model_card(config, best, summaries, earlier, clips, released, cascade, oracle, untrained, n_val, n_passages) -> str:
@@ -177,7 +188,7 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
     pooling = (f"{reader} reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
                else f"{architecture.get('pooling', 'attention')} pooling")
     steps = recipe(best["config"], best["out_dir"])
-    commands = "\n".join([*cache_commands(steps), *steps])
+    commands = "\n".join(with_cache_commands(steps))
     return f"""# seal-base-minilm
 
 Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
