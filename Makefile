@@ -44,20 +44,17 @@ TOKEN_CONFIG ?= training/configs/ablations/more_token.toml
 READER_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
 GLOSS_CONFIG ?= training/configs/ablations/wordnet.toml
 SHIP_CONFIG ?= training/configs/ablations/wordnet_more.toml
+# Stage 1, then stage 2, of config $(1); each resumes if rerun.
+stages = $(PYTHON) -m training.stage1 --config $(1) && $(PYTHON) -m training.stage2 --config $(1)
 train: setup
 	sh training/run_cache.sh $(TRAIN_CONFIG)
-	$(PYTHON) -m training.stage1 --config $(TRAIN_CONFIG)
-	$(PYTHON) -m training.stage2 --config $(TRAIN_CONFIG)
-	$(PYTHON) -m training.stage1 --config $(TOKEN_CONFIG)
-	$(PYTHON) -m training.stage2 --config $(TOKEN_CONFIG)
-	$(PYTHON) -m training.stage1 --config $(READER_CONFIG)
-	$(PYTHON) -m training.stage2 --config $(READER_CONFIG)
+	$(call stages,$(TRAIN_CONFIG))
+	$(call stages,$(TOKEN_CONFIG))
+	$(call stages,$(READER_CONFIG))
 	sh training/run_cache.sh $(GLOSS_CONFIG)
-	$(PYTHON) -m training.stage1 --config $(GLOSS_CONFIG)
-	$(PYTHON) -m training.stage2 --config $(GLOSS_CONFIG)
+	$(call stages,$(GLOSS_CONFIG))
 	sh training/run_cache.sh $(SHIP_CONFIG)
-	$(PYTHON) -m training.stage1 --config $(SHIP_CONFIG)
-	$(PYTHON) -m training.stage2 --config $(SHIP_CONFIG)
+	$(call stages,$(SHIP_CONFIG))
 	$(PYTHON) -m training.release --config $(SHIP_CONFIG)
 
 bench-encode: setup
