@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from seal_rag.bench import latency
-from seal_rag.bench.accuracy import shrink_knowledge_base
+from seal_rag.bench.accuracy import kept_from_earlier_run, shrink_knowledge_base
 from seal_rag.bench.heldout import HeldOutSet, Query
 from seal_rag.bench.summary import shipped_fingerprint
 
@@ -47,6 +47,7 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     [entry] = payload["results"]
     assert entry["set"] == "commonvoice-100" and entry["queries"] == 20 and entry["voices"] == ["human recordings"]
     assert entry["passages"] == 300  # --quick searches part of the knowledge base, gold passages included
+    assert entry["command"] == payload["command"] and entry["command"].startswith("seal-rag bench accuracy --quick")
     assert set(entry["systems"]) == {"text-oracle", "seal", "seal-adapted", "cascade-greedy"}
     for figures in entry["systems"].values():
         top = [figures[k]["mean"] for k in ("top1", "top3", "top10")]
@@ -247,3 +248,17 @@ def test_ask_writes_stage_medians_for_both_modes(tmp_path):
     assert speech["encode"] > 0 and speech["transcribe"] is None
     assert cascade["transcribe"] > 0 and cascade["encode"] is None
     assert [row[0] for row in _md_rows(tmp_path / "ask.md")] == ["speech", "cascade"]
+
+
+def test_an_accuracy_run_keeps_the_sets_it_does_not_measure_again_but_only_for_the_same_weights(tmp_path):
+    report = tmp_path / "accuracy-adapt.json"
+    earlier = {"model_fingerprint": "abc", "quick": False, "command": "seal-rag bench accuracy --sets a b", "date": "d1",
+               "results": [{"set": "a", "queries": 1}, {"set": "b", "queries": 2, "command": "its own", "date": "d0"}]}
+    report.write_text(json.dumps(earlier))
+    # b is kept with the command that made it; a, measured again, is dropped.
+    assert kept_from_earlier_run(report, "abc", False, ["a"]) == [{"set": "b", "queries": 2, "command": "its own", "date": "d0"}]
+    # An entry from before entries carried their command takes its report's.
+    assert kept_from_earlier_run(report, "abc", False, ["b"]) == [{"set": "a", "queries": 1, "command": earlier["command"], "date": "d1"}]
+    assert kept_from_earlier_run(report, "other weights", False, ["c"]) == []
+    assert kept_from_earlier_run(report, "abc", True, ["c"]) == []  # a --quick run starts its own report
+    assert kept_from_earlier_run(tmp_path / "missing.json", "abc", False, ["a"]) == []

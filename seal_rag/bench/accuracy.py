@@ -9,11 +9,14 @@ base with exact cosine similarity; hybrid fuses SEAL and the beam-5 cascade by r
 `--adapt` also scores the speech tower after `seal-rag adapt` to each set's knowledge base, as a
 user would run it: adapt reads the passages' text only (spoken by training voices) and never
 the questions. That run writes `accuracy-adapt.*`, so the plain run's files stay as they are.
+A run adds its sets to the report already in `--out` if that report measured the same weights,
+replacing only the sets it measures again; each set records the command and date that made it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 import warnings
@@ -33,7 +36,7 @@ from ..tts import synthesize
 from ..voices import bench_voices
 from .heldout import ALL_SETS, SPEECH_SETS, load_set
 from .metrics import gold_ranks, summarise
-from .report import model_fields, write_report
+from .report import command_line, model_fields, write_report
 
 CASCADES = {  # name -> Transcriber settings
     "cascade-greedy": dict(beam_size=1),
@@ -157,19 +160,35 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained(args.model)
     transcribers = {name: Transcriber(**CASCADES[name]) for name in args.cascades}
-    results = []
+    report = "accuracy" + ("-adapt" if args.adapt else "") + ("-quick" if args.quick else "")
+    # A set takes up to 85 min (with --adapt), so sets are often run one at a time into one report.
+    results = kept_from_earlier_run(args.out / f"{report}.json", model.fingerprint, args.quick, args.sets)
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
-        results.append(evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages))
-        payload = {"benchmark": "accuracy", **model_fields(model), "quick": args.quick,
-                   "results": results}
+        entry = evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages)
+        results.append({**entry, "command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+        payload = {"benchmark": "accuracy", **model_fields(model), "quick": args.quick, "results": results,
+                   "command": "; ".join(dict.fromkeys(r["command"] for r in results)),
+                   "date": "; ".join(dict.fromkeys(r["date"] for r in results))}
         rows = [
             [r["set"], r["queries"], system, *(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"
                                                 for k in ("top1", "top3", "top10", "mrr@10"))]
             for r in results for system, m in r["systems"].items()
         ]
-        name = "accuracy" + ("-adapt" if args.adapt else "") + ("-quick" if args.quick else "")
-        write_report(args.out, name, payload, ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
-        plot(results, args.out / f"{name}.png")
+        write_report(args.out, report, payload, ["set", "queries", "system", "Top-1", "Top-3", "Top-10", "MRR@10"], rows)
+        plot(results, args.out / f"{report}.png")
+
+
+def kept_from_earlier_run(path: Path, fingerprint: str, quick: bool, sets: list[str]) -> list[dict]:
+    """The entries of the report already at `path` that a run of `sets` keeps: the sets it does
+    not measure again, if they were measured with the same weights. Each keeps the command and
+    date that made it (an entry written before entries carried them takes its report's)."""
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier.get("model_fingerprint") != fingerprint or earlier.get("quick") != quick:
+        return []  # other weights: their figures must not pass for this model's
+    return [{"command": earlier["command"], "date": earlier["date"], **entry}
+            for entry in earlier["results"] if entry["set"] not in sets]
 
 
 def plot(results: list[dict], path: Path) -> None:

@@ -24,7 +24,7 @@ def model_fields(model) -> dict:
     return {"model": model.name, "trained": model.trained, "model_fingerprint": model.fingerprint}
 
 
-def _command() -> str:
+def command_line() -> str:
     """How this run was started, as a user would type it."""
     args = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else sys.argv[1:]
     return "seal-rag bench " + " ".join(args) if "bench" in sys.argv else f"python -m {__package__} " + " ".join(args)
@@ -33,8 +33,9 @@ def _command() -> str:
 def write_report(out: Path, name: str, payload: dict, header: list[str], rows: list[list]) -> tuple[Path, Path]:
     """Write `out/name.json` and `out/name.md`; print the table too."""
     out.mkdir(parents=True, exist_ok=True)
-    payload = {**payload, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "command": _command()}
+    # A report that joins several runs (seal_rag.bench.accuracy) brings its own commands and dates.
+    payload = {**payload, "machine": machine(), "date": payload.get("date", time.strftime("%Y-%m-%d %H:%M:%S")),
+               "command": payload.get("command", command_line())}
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
