@@ -262,3 +262,5 @@ def test_an_accuracy_run_keeps_the_sets_it_does_not_measure_again_but_only_for_t
     assert kept_from_earlier_run(report, "other weights", False, ["c"]) == []
     assert kept_from_earlier_run(report, "abc", True, ["c"]) == []  # a --quick run starts its own report
     assert kept_from_earlier_run(tmp_path / "missing.json", "abc", False, ["a"]) == []
+    (tmp_path / "garbled.json").write_text("{not json")
+    assert kept_from_earlier_run(tmp_path / "garbled.json", "abc", False, ["a"]) == []

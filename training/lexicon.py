@@ -8,9 +8,9 @@ no text of the training plan (`plan_train.jsonl`) holds, and how many of those a
 source allowed for training (`text_sources`: all of SQuAD's training articles, MedQuAD, the
 Debian prose and WordNet's glosses, spoken or not) holds. If they are topic words that only
 the knowledge base itself has, more general text cannot teach them and `seal-rag adapt` is the
-lever. Text only: no audio and no model, unless `--model` asks for that model's validation figures (cached int8
-states, as `training.evaluate`), the cascade's and the oracle's, split by whether a question
-holds a word training never heard. No held-out set is read.
+lever. Text only: no audio and no model, unless `--model` asks for that model's validation
+figures (cached int8 states, as `training.evaluate`), the cascade's and the oracle's, split by
+whether a question holds a word training never heard. No held-out set is read.
 """
 
 from __future__ import annotations

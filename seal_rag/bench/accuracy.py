@@ -182,9 +182,10 @@ def kept_from_earlier_run(path: Path, fingerprint: str, quick: bool, sets: list[
     """The entries of the report already at `path` that a run of `sets` keeps: the sets it does
     not measure again, if they were measured with the same weights. Each keeps the command and
     date that made it (an entry written before entries carried them takes its report's)."""
-    if not path.is_file():
-        return []
-    earlier = json.loads(path.read_text())
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []  # no report, or not one this benchmark wrote: this run starts a new one
     if earlier.get("model_fingerprint") != fingerprint or earlier.get("quick") != quick:
         return []  # other weights: their figures must not pass for this model's
     return [{"command": earlier["command"], "date": earlier["date"], **entry}
