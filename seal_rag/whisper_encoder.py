@@ -51,12 +51,14 @@ class RealLengthWhisperEncoder(torch.nn.Module):
     def output_lengths(frame_lengths: torch.Tensor) -> torch.Tensor:
         return (frame_lengths + 1) // 2  # conv2 has stride 2 and padding 1
 
-    def forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor, below_top: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a padded batch.
 
         Args:
             mel: `(batch, n_mels, frames)`, zero beyond each clip's length.
             frame_lengths: `(batch,)` real frames per clip.
+            below_top: stop this many layers short of the top, before the final layer norm:
+                the input of the layers that training tunes (training/ caches it).
 
         Returns:
             hidden `(batch, positions, d_model)` and positions per clip `(batch,)`.
@@ -64,9 +66,9 @@ class RealLengthWhisperEncoder(torch.nn.Module):
         # oneDNN's fp32 kernels drift about 1e-3 from CTranslate2 over six layers; the
         # plain kernels stay within 1e-4 at the same speed.
         with torch.backends.mkldnn.flags(enabled=False):
-            return self._forward(mel, frame_lengths)
+            return self._forward(mel, frame_lengths, below_top)
 
-    def _forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor, below_top: int) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.encoder
         frame_mask = lengths_to_mask(frame_lengths, mel.shape[-1])[:, None, :]  # (batch, 1, frames)
         mel = mel * frame_mask
@@ -79,9 +81,9 @@ class RealLengthWhisperEncoder(torch.nn.Module):
         key_mask = lengths_to_mask(out_lengths, x.shape[1])
         additive = torch.zeros(key_mask.shape, dtype=x.dtype, device=x.device)
         additive = additive.masked_fill(~key_mask, torch.finfo(x.dtype).min)[:, None, None, :]
-        for layer in enc.layers:
+        for layer in enc.layers[: len(enc.layers) - below_top]:
             x = layer(x, additive)
-        return enc.layer_norm(x), out_lengths
+        return (x if below_top else enc.layer_norm(x)), out_lengths
 
 
 def load_whisper_encoder(name: str) -> RealLengthWhisperEncoder:

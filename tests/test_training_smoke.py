@@ -293,6 +293,53 @@ def test_tuned_reader_layers_train_slower_than_the_head_and_export(trained, tmp_
         assert torch.equal(exported.speech.head.reader.tuned.state_dict()[name], value), name
 
 
+def test_a_trainable_top_encoder_layer_is_cached_below_trained_slower_and_exported(trained, tmp_path):
+    import shutil
+
+    from seal_rag import SpeechEmbedding
+    from seal_rag.speech_tower import pad_batch
+    from training import cache, stage1
+    from training.data import load_clips
+    from training.model import HeadModel, seal_config
+
+    run = json.loads(json.dumps(trained))
+    run["data"].update(cache_dir=str(tmp_path / "cache"), below_top=1)
+    Path(run["data"]["cache_dir"]).mkdir()
+    for plan in Path(trained["data"]["cache_dir"]).glob("plan_*.jsonl"):  # the same clips as the pooled cache
+        shutil.copy(plan, run["data"]["cache_dir"])
+    run["model"]["trainable_encoder_layers"] = 1
+    run["stage1"].update(out_dir=str(tmp_path / "s1_top"), init=str(Path(trained["stage1"]["out_dir"]) / "best_head.pt"),
+                         steps=10, encoder_lr_scale=0.5, eval_interval=10)
+    cache.run(run, "val")
+    cache.run(run, "train")
+    val = load_clips(run["data"]["cache_dir"], "val")
+    assert val.states.shape[1] == 512 and val.lengths[0] > 2 * load_clips(trained["data"]["cache_dir"], "val").lengths[0] - 2
+    stage1.train(run)
+
+    checkpoint = torch.load(tmp_path / "s1_top" / "ckpt.pt", weights_only=False)
+    assert sorted({g["lr_scale"] for g in checkpoint["optimizer"]["param_groups"]}) == [0.5, 1.0]
+    head = HeadModel(seal_config(run["model"]), run["data"]["pool"], below_top=1)
+    whisper_top = head.encoder_top.layers[0].state_dict()
+    last = {k[len("encoder_top.layers.0."):]: v for k, v in checkpoint["model"].items() if k.startswith("encoder_top.layers.0.")}
+    assert last.keys() == whisper_top.keys() and any(not torch.equal(last[k], whisper_top[k]) for k in last)
+    head.load_state_dict(torch.load(tmp_path / "s1_top" / "best_head.pt"))
+    head.eval()
+    tuned = head.encoder_top.layers[0].state_dict()
+
+    exported = SpeechEmbedding.from_pretrained(tmp_path / "s1_top" / "best")
+    assert exported.config.trainable_encoder_layers == 1
+    for name, value in tuned.items():
+        assert torch.equal(exported.speech.encoder.encoder.layers[5].state_dict()[name], value), name
+    below = cache.BelowTopEncoder(1)
+    with torch.no_grad():  # the real path (fp32 encoder from audio) gives the trained head's vectors, batched
+        released = torch.from_numpy(exported.embed_clips(val.audio[:4]))
+        trained_head = head.embed(*pad_batch([torch.from_numpy(below(clip)) for clip in val.audio[:4]]))
+    assert torch.allclose(released, trained_head, atol=1e-4)
+
+    with pytest.raises(SystemExit, match="below_top = 1"):
+        HeadModel(seal_config(run["model"]), run["data"]["pool"])
+
+
 def test_layer_targets_read_as_the_text_model_and_the_token_level_head_do():
     from seal_rag.text_tower import load_sentence_model
     from training.layer_targets import LayerTargets

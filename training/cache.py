@@ -17,6 +17,9 @@ the audio (int16), so the cascade and the full model can be run on the same clip
 
 Encoding uses CTranslate2 int8 at the clip's real length (about 3x faster than fp32 torch,
 cosine 0.9975 to it), one clip at a time: batching does not speed it up on this CPU.
+With `[data] below_top = n` it keeps instead what training needs to tune Whisper's top n
+layers: the fp32 torch encoder's states n layers short of the top, at full resolution
+(`pool` then applies after those layers, in `training.model`), about 280 kB a clip.
 """
 
 from __future__ import annotations
@@ -186,7 +189,24 @@ def make_clip(item: dict, split: str, augment_config: AugmentConfig) -> np.ndarr
     return clip[: max(HOP_PAIR, clip.size // HOP_PAIR * HOP_PAIR)]
 
 
-def write_shard(path: Path, items: list[dict], encoder: Ct2WhisperEncoder, text_model, pool: int, split: str,
+class BelowTopEncoder:
+    """Whisper's fp32 torch encoder on one clip, stopped `below_top` layers short of the top."""
+
+    def __init__(self, below_top: int):
+        from seal_rag.whisper_encoder import load_whisper_encoder
+
+        self.encoder, self.below_top = load_whisper_encoder("whisper-base"), below_top
+
+    @torch.no_grad()
+    def __call__(self, clip: np.ndarray) -> np.ndarray:
+        from seal_rag.audio import log_mel
+
+        mel = log_mel(clip, self.encoder.n_mels)  # (n_mels, frames)
+        hidden, _ = self.encoder(mel[None], torch.tensor([mel.shape[1]]), self.below_top)
+        return hidden[0].numpy()
+
+
+def write_shard(path: Path, items: list[dict], encoder, text_model, pool: int, split: str,
                 augment_config: AugmentConfig, progress) -> None:
     states, lengths, audio, audio_lengths, kept = [], [], [], [], []
     for item in items:
@@ -196,7 +216,8 @@ def write_shard(path: Path, items: list[dict], encoder: Ct2WhisperEncoder, text_
             print(f"skipping clip {item['index']}: {error}")
             progress.update(1)
             continue
-        pooled = pool_states(encoder(clip), pool).astype(np.float16)
+        # Below the top, training pools after the layers it runs (training.model.EncoderTop).
+        pooled = pool_states(encoder(clip), 1 if isinstance(encoder, BelowTopEncoder) else pool).astype(np.float16)
         states.append(pooled)
         lengths.append(pooled.shape[0])
         kept.append(item)
@@ -245,7 +266,10 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         only = shard_numbers(data["shards"])
     directory = Path(data["cache_dir"]).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
+    below_top = data.get("below_top", 0)
     meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model="all-MiniLM-L6-v2")
+    if below_top:  # an older cache's meta has no such key, so it stays valid
+        meta |= dict(encoder="whisper-base torch fp32", below_top=below_top)
     meta_path = directory / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
         raise SystemExit(f"{meta_path} was made with other settings: use another cache_dir")
@@ -270,7 +294,8 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         print(f"{split}: all {len(paths)} shards ({len(plan)} clips) already cached in {directory}")
         return directory
     torch.set_num_threads(data.get("threads", 2))
-    encoder, text_model = Ct2WhisperEncoder(data.get("threads", 2)), load_sentence_model("all-MiniLM-L6-v2")
+    encoder = BelowTopEncoder(below_top) if below_top else Ct2WhisperEncoder(data.get("threads", 2))
+    text_model = load_sentence_model("all-MiniLM-L6-v2")
     augment_config = AugmentConfig(**config.get("augment", {}))
     start = time.time()
     with tqdm(total=total, initial=done_clips, desc=f"cache {split} {worker[0]}/{worker[1]}", unit="clip", smoothing=0.05) as progress:

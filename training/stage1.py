@@ -56,7 +56,7 @@ def train(config: dict) -> dict:
         from seal_rag.text_tower import load_sentence_model
 
         text_model = load_sentence_model(architecture.text_model)
-    model = HeadModel(architecture, data["pool"], text_model, bf16=use_bf16(section))
+    model = HeadModel(architecture, data["pool"], text_model, bf16=use_bf16(section), below_top=data.get("below_top", 0))
     if w_ctc:  # the auxiliary CTC branch trains with the head and is left out of the export
         from .ctc import CtcBranch, word_pieces
 
@@ -80,13 +80,13 @@ def train(config: dict) -> dict:
         states, lengths = clips.batch(batch, section.get("time_mask", 0.0), rng)
         states = nn.functional.dropout(states, section.get("feature_dropout", 0.0), training=True)
         if w_layers:
-            spoken = layers.of_positions(*model.head.positions(states, lengths))
+            spoken = layers.of_positions(*model.head.positions(*model.head_input(states, lengths)))
             aligned = mse(spoken[-1], clips.targets[batch])
             lower = layers.loss(spoken, [clips.items[i]["text"] for i in batch])
             return aligned + w_layers * lower, {"mse": aligned, "layers": lower}
         if not w_ctc:
             return mse(model(states, lengths), clips.targets[batch]), {}
-        positions, mask = model.head.positions(states, lengths)
+        positions, mask = model.head.positions(*model.head_input(states, lengths))
         aligned = mse(model.head.pool(positions, mask), clips.targets[batch])
         ctc = model.ctc.loss(positions, mask.sum(dim=1), [pieces[i] for i in batch])
         return aligned + w_ctc * ctc, {"mse": aligned, "ctc": ctc}

@@ -136,7 +136,7 @@ def train(config: dict) -> dict:
     validation = Validation(cache_dir, data.get("val_corpus", "all"))
     print(f"stage 2: {len(clips)} clips, {len(pairs)} with a positive, {len(pairs.text_base)} documents")
 
-    model = HeadModel(seal_config(config["model"]), data["pool"], bf16=use_bf16(section))
+    model = HeadModel(seal_config(config["model"]), data["pool"], bf16=use_bf16(section), below_top=data.get("below_top", 0))
     optimizer = make_optimizer(model, section, train_scaling=section.get("train_scaling", False))
     run = Run("stage 2", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
     if not checkpoint:

@@ -45,11 +45,17 @@ def use_bf16(section: dict) -> bool:
 def make_optimizer(model: torch.nn.Module, section: dict, train_scaling: bool) -> torch.optim.Optimizer:
     # Biases and norm gains are not decayed; the scaling layer is trained only if asked,
     # because it is shared with the text tower: moving it moves every indexed passage too.
-    # Tuned text-model layers are pretrained, so they learn at `reader_lr_scale` of the head's rate.
+    # Tuned text-model and Whisper layers are pretrained, so they learn at `reader_lr_scale`
+    # and `encoder_lr_scale` of the head's rate.
     model.scaling.requires_grad_(train_scaling)
+    scales = {"head.reader.tuned.": section.get("reader_lr_scale", 1.0), "encoder_top.": section.get("encoder_lr_scale", 1.0)}
+
+    def scale_of(name: str) -> float:
+        return next((scale for prefix, scale in scales.items() if name.startswith(prefix)), 1.0)
+
     groups = []
-    for pretrained, lr_scale in ((False, 1.0), (True, section.get("reader_lr_scale", 1.0))):
-        chosen = [(n, p) for n, p in model.named_parameters() if p.requires_grad and n.startswith("head.reader.tuned.") == pretrained]
+    for lr_scale in dict.fromkeys([1.0, *scales.values()]):  # the head's group first, as checkpoints expect
+        chosen = [(n, p) for n, p in model.named_parameters() if p.requires_grad and scale_of(n) == lr_scale]
         for decayed in (True, False):
             params = [p for n, p in chosen if (p.ndim >= 2) == decayed]
             if params:
@@ -83,7 +89,7 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     Stage 1's training-only CTC branch stays behind, and so does an attention pooling that a
     token-level head replaces with the text model's reading. Context layers the earlier head
     did not have keep their identity start (see seal_rag.speech_tower.ContextLayers), and
-    text-model layers it did not tune start as the text model's own, so the new head begins
+    text-model and Whisper layers it did not tune start as the pretrained ones, so the new head begins
     exactly where the old one ended. Any other mismatch is an error.
     """
     path = Path(path).expanduser()
@@ -98,7 +104,7 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
         saved = torch.load(path)
     state = {k: v for k, v in saved.items() if not k.startswith(left_behind)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(("head.context.", "ctc.", "head.reader.tuned."))]
+    missing = [k for k in missing if not k.startswith(("head.context.", "ctc.", "head.reader.tuned.", "encoder_top."))]
     if missing or unexpected:
         raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
     print(f"initialised from {path}")
