@@ -216,8 +216,7 @@ def write_shard(path: Path, items: list[dict], encoder, text_model, pool: int, s
             print(f"skipping clip {item['index']}: {error}")
             progress.update(1)
             continue
-        # Below the top, training pools after the layers it runs (training.model.EncoderTop).
-        pooled = pool_states(encoder(clip), 1 if isinstance(encoder, BelowTopEncoder) else pool).astype(np.float16)
+        pooled = pool_states(encoder(clip), pool).astype(np.float16)
         states.append(pooled)
         lengths.append(pooled.shape[0])
         kept.append(item)
@@ -295,12 +294,13 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         return directory
     torch.set_num_threads(data.get("threads", 2))
     encoder = BelowTopEncoder(below_top) if below_top else Ct2WhisperEncoder(data.get("threads", 2))
+    pool = 1 if below_top else data["pool"]  # below the top, training pools after the layers it runs (model.EncoderTop)
     text_model = load_sentence_model("all-MiniLM-L6-v2")
     augment_config = AugmentConfig(**config.get("augment", {}))
     start = time.time()
     with tqdm(total=total, initial=done_clips, desc=f"cache {split} {worker[0]}/{worker[1]}", unit="clip", smoothing=0.05) as progress:
         for k in todo:
-            write_shard(paths[k], plan[k * size : (k + 1) * size], encoder, text_model, data["pool"], split,
+            write_shard(paths[k], plan[k * size : (k + 1) * size], encoder, text_model, pool, split,
                         augment_config, progress)
     print(f"{split}: cached {total - done_clips} clips in {time.time() - start:.0f} s -> {directory}")
     return directory
