@@ -132,7 +132,7 @@ class Retriever:
         start = time.perf_counter()
         with torch.no_grad():
             states = self.model.speech.encode_features(windows, owners)
-            vector = self.model.speech.embed_states(states)[0].numpy().astype(np.float32)
+            vector = self.model.embed_states(states)[0]
         timings["encode"] = time.perf_counter() - start
         return vector
 

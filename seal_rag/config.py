@@ -39,6 +39,10 @@ class SealConfig:
         tuned_reader_layers: With `token_level`, how many of the text model's bottom layers the
             speech tower fine-tunes in its own copy (0 = it reads the frozen text model).
         trainable_encoder_layers: How many of Whisper's top encoder layers are trained (0 = frozen).
+        phonetic_dim: Buckets of the phonetic half (`seal_rag.phonetic`: hashed phoneme n-grams,
+            heard by a CTC head on the speech side, spelled out by espeak-ng on the text side);
+            0 = none. Vectors are `dim + phonetic_dim` long.
+        phonetic_weight: The phonetic half's share of the cosine between a query and a passage.
         max_seconds: Longest query accepted.
         status: "released" once the speech tower beats the cascade on validation;
             "experimental" for an early checkpoint, which warns on every load.
@@ -57,6 +61,8 @@ class SealConfig:
     token_level: bool = False
     tuned_reader_layers: int = 0
     trainable_encoder_layers: int = 0
+    phonetic_dim: int = 0
+    phonetic_weight: float = 0.0
     max_seconds: float = 600.0
     status: str = "released"
 
@@ -69,6 +75,8 @@ class SealConfig:
             raise ModelLoadError(f"adapter_dim must be a multiple of {CONTEXT_HEAD_DIM} when context_layers > 0")
         if self.adapter_kernel < self.adapter_stride:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
+        if not 0.0 <= self.phonetic_weight <= 1.0 or (self.phonetic_weight > 0) != (self.phonetic_dim > 0):
+            raise ModelLoadError("phonetic_weight must be in (0, 1] with phonetic_dim > 0, or 0 with phonetic_dim = 0")
         if self.tuned_reader_layers and not self.token_level:
             raise ModelLoadError("tuned_reader_layers needs token_level = true: only a token-level head has a reader")
 

@@ -24,6 +24,7 @@ from torch import nn
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
+from .phonetic import PhoneticHalf
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
 from .whisper_encoder import load_whisper_encoder
@@ -102,11 +103,12 @@ class SpeechEmbedding(nn.Module):
                 self.scaling.bias.zero_()
         self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling, sentence_model)
         self.text = TextTower(sentence_model, self.scaling)
+        self.phonetic = PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model) if config.phonetic_dim else None
         self.eval()
 
     @property
     def dim(self) -> int:
-        return self.config.dim
+        return self.config.dim + self.config.phonetic_dim
 
     # ---- loading and saving -------------------------------------------------------
 
@@ -150,9 +152,9 @@ class SpeechEmbedding(nn.Module):
         return cls(config or SealConfig(), trained=False)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights a checkpoint holds: adapter, MLP, pooling, scaling and unfrozen layers."""
+        """The weights a checkpoint holds: adapter, MLP, pooling, scaling, unfrozen layers and the phonetic half."""
         names = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if k in names}
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if k in names or k.startswith("phonetic.")}
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write `config.json` and `model.safetensors` (trainable parts only)."""
@@ -186,8 +188,9 @@ class SpeechEmbedding(nn.Module):
         An index records this. Speech-side changes (such as a per-index adapter) keep it, so
         they can query the same index; a different text model or scaling cannot.
         """
-        state = {k: v for k, v in self.trainable_state_dict().items() if k.startswith("scaling.")}
-        return _digest(f"{self.config.text_model}|{self.config.dim}", state)
+        state = {k: v for k, v in self.trainable_state_dict().items() if k.startswith(("scaling.", "phonetic.idf"))}
+        phonetic = f"|{self.config.phonetic_dim}|{self.config.phonetic_weight}" if self.phonetic else ""
+        return _digest(f"{self.config.text_model}|{self.config.dim}{phonetic}", state)
 
     # ---- embedding ----------------------------------------------------------------
 
@@ -216,8 +219,21 @@ class SpeechEmbedding(nn.Module):
     @torch.no_grad()
     def embed_clips(self, clips: list[np.ndarray], pad_to_window: bool = False) -> np.ndarray:
         """Embed already-loaded 16 kHz mono clips (see `audio.load_audio`)."""
-        states = self.speech.encode_clips(clips, pad_to_window)
-        return self.speech.embed_states(states).numpy().astype(np.float32)
+        return self.embed_states(self.speech.encode_clips(clips, pad_to_window))
+
+    @torch.no_grad()
+    def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
+        """Whisper encoder states per clip (`speech.encode_clips`) -> `(n, dim)` query vectors."""
+        semantic = self.speech.embed_states(states).numpy()
+        if self.phonetic is None:
+            return semantic.astype(np.float32)
+        return self._join(semantic, self.phonetic.embed_states(states))
+
+    def _join(self, semantic: np.ndarray, phonetic: np.ndarray) -> np.ndarray:
+        # Both halves are unit vectors, so the joined vector is one too, and its cosine with
+        # another is (1 - w) * semantic cosine + w * phonetic cosine.
+        w = self.config.phonetic_weight
+        return np.concatenate([semantic * np.sqrt(1 - w), phonetic * np.sqrt(w)], axis=1).astype(np.float32)
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str] | str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
@@ -227,4 +243,7 @@ class SpeechEmbedding(nn.Module):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         base = self.text.encode_base(list(texts), batch_size, show_progress)
-        return self.text.project(base).numpy().astype(np.float32)
+        semantic = self.text.project(base).numpy()
+        if self.phonetic is None:
+            return semantic.astype(np.float32)
+        return self._join(semantic, self.phonetic.embed_texts(list(texts)))

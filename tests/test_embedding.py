@@ -51,7 +51,7 @@ def test_saved_weights_hold_only_the_trainable_parts(embedding, tmp_path):
 
     embedding.save_pretrained(tmp_path)
     names = load_file(tmp_path / "model.safetensors").keys()
-    assert names and all(n.startswith(("scaling.", "speech.head.")) for n in names)
+    assert names and all(n.startswith(("scaling.", "speech.head.", "phonetic.")) for n in names)
 
 
 def test_mismatched_weights_are_reported_plainly(embedding, tmp_path):

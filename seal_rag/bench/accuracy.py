@@ -77,7 +77,18 @@ def head_vectors(model, states: list[torch.Tensor]) -> np.ndarray:
     Adapted models share the frozen encoder, so the states are computed once per clip and each
     head reads them.
     """
-    return np.concatenate([model.speech.embed_states([s]).numpy() for s in states]).astype(np.float32)
+    return np.concatenate([model.embed_states([s]) for s in states])
+
+
+def halves(model, queries: dict[str, np.ndarray], passages: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores by one half of the vectors alone: each system by the semantic half (for a cascade,
+    the usual two-stage pipeline: ASR, then MiniLM) and the speech tower by the phonetic half."""
+    d, out = model.config.dim, {}
+    for system, vectors in queries.items():
+        out[f"{system}/semantic"] = vectors[:, :d] @ passages[:, :d].T
+        if system.startswith("seal"):
+            out[f"{system}/phonetic"] = vectors[:, d:] @ passages[:, d:].T
+    return out
 
 
 def shrink_knowledge_base(dataset, max_passages: int, seed: int) -> None:
@@ -103,24 +114,27 @@ def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: i
     golds = [q.gold for q in dataset.queries]
     passages = model.embed_texts(dataset.passages, show_progress=True)
     clips, voices = spoken_queries(dataset, seed)
-    scores = {"text-oracle": model.embed_texts([q.text for q in dataset.queries]) @ passages.T}
+    queries = {"text-oracle": model.embed_texts([q.text for q in dataset.queries])}
     start = time.perf_counter()
     states = map_with_progress(f"{name}: seal", lambda c: model.speech.encode_clips([c])[0], clips)
-    scores["seal"] = head_vectors(model, states) @ passages.T
+    queries["seal"] = head_vectors(model, states)
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
     adaptation = None
     if adapt_options is not None:
         # Only the knowledge base's text goes in, as `seal-rag adapt` gives it; the questions stay unseen.
         result = adapt(model, dataset.passages, seed=seed, **adapt_options)
         assert result.model.space_fingerprint == model.space_fingerprint  # so the passage vectors above still serve
-        scores["seal-adapted"] = head_vectors(result.model, states) @ passages.T  # adapt changes the head only
+        queries["seal-adapted"] = head_vectors(result.model, states)  # adapt changes the head only
         adaptation = {"sentences": result.sentences, "speak_seconds": round(result.speak_seconds, 1),
                       "train_seconds": round(result.train_seconds, 1), **adapt_options, "steps": result.steps}
     for system, transcriber in transcribers.items():
         start = time.perf_counter()
         transcripts = map_with_progress(f"{name}: {system}", transcriber.transcribe, clips)
         seconds[system] = (time.perf_counter() - start) / len(clips)
-        scores[system] = model.embed_texts([t or " " for t in transcripts]) @ passages.T
+        queries[system] = model.embed_texts([t or " " for t in transcripts])
+    scores = {system: vectors @ passages.T for system, vectors in queries.items()}
+    if model.phonetic is not None:
+        scores |= halves(model, queries, passages)
     if "cascade-beam5" in scores:
         scores["hybrid"] = rrf_scores(scores["seal"], scores["cascade-beam5"])
         if "seal-adapted" in scores:

@@ -59,7 +59,7 @@ def run_seal(model, index, audio: bytes, pad: bool) -> dict:
     clip = timed(stages, "decode", load_audio, audio)
     windows, owners = timed(stages, "features", model.speech.clip_features, [clip], pad)
     with torch.no_grad():
-        vector = timed(stages, "encode", lambda: model.speech.embed_states(model.speech.encode_features(windows, owners))[0].numpy())
+        vector = timed(stages, "encode", lambda: model.embed_states(model.speech.encode_features(windows, owners))[0])
     timed(stages, "search", index.query, vector, 10)
     return stages
 

@@ -1,0 +1,195 @@
+"""The phonetic half of the shared space: what a query sounds like, matched against how passages are spelled out.
+
+A text passage is turned into phonemes by espeak-ng's own rules (the same engine that speaks
+the training audio). A spoken query is turned into phonemes by a small CTC head on Whisper's
+encoder states (`PhonemeRecognizer`): no words, no spelling and no language model, so a name
+the tower never heard (Khwarezmia, Priestley) still lands near the passage that spells it.
+Both sides then become the same hashed, IDF-weighted bag of phoneme n-grams
+(`PhoneticVectorizer`): a fixed linear map shared by both towers, like the scaling layer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import threading
+import zlib
+from collections import Counter
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ModelLoadError
+
+# espeak-ng's en-us IPA symbols that the training text uses at least 50 times, word gap first.
+# Stress marks are dropped: they are barely audible in fast speech and double the classes' confusions.
+PHONEMES = " abdefhijklmnoprstuvwxzæðŋɐɑɔəɚɛɜɡɪɹɾʃʊʌʒʔː̩θᵻ"
+STRESS = "ˈˌ"
+ESPEAK_IPA = 0x02  # espeak_TextToPhonemes: phonemes as IPA (UTF-8)
+ESPEAK_UTF8 = 1
+
+
+class _Espeak:
+    """libespeak-ng through ctypes: text -> IPA, about 7,500 sentences a second.
+
+    One process-wide engine behind a lock: the library keeps global state and is not thread-safe.
+    """
+
+    def __init__(self, voice: str = "en-us"):
+        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            raise ModelLoadError("libespeak-ng is missing, and the phonetic tower needs it: apt-get install espeak-ng") from None
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        if lib.espeak_Initialize(0x02, 0, None, 0) <= 0 or lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ModelLoadError(f"espeak-ng cannot load its {voice} voice: apt-get install --reinstall espeak-ng-data")
+        self.lib, self.lock = lib, threading.Lock()
+
+    def ipa(self, text: str) -> str:
+        buffer = ctypes.create_string_buffer(text.encode("utf-8", "replace"))
+        pointer = ctypes.c_void_p(ctypes.addressof(buffer))
+        clauses = []
+        with self.lock:
+            while pointer.value:  # one clause per call; the call moves the pointer on
+                out = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), ESPEAK_UTF8, ESPEAK_IPA)
+                if out:
+                    clauses.append(out.decode("utf-8", "replace"))
+        return " ".join(clauses)
+
+
+_engine: _Espeak | None = None
+
+
+def phonemize(text: str, symbols: str = PHONEMES) -> str:
+    """Text -> its phonemes as one string of `symbols`, words separated by single spaces."""
+    global _engine
+    if _engine is None:
+        _engine = _Espeak()
+    kept = set(symbols)
+    return " ".join("".join(c for c in word if c in kept) for word in _engine.ipa(text).split()).strip()
+
+
+class PhonemeRecognizer(nn.Module):
+    """Whisper encoder states (50 a second) -> phoneme logits (25 a second) for CTC.
+
+    The Conv1D adapter halves the rate (speech runs at 12-20 phonemes a second, so 25 leaves
+    CTC room), an MLP maps into the head's width, and two transformer layers give each step
+    the whole utterance. The last class is CTC's blank.
+    """
+
+    def __init__(self, d_model: int = 512, dim: int = 384, layers: int = 2, symbols: str = PHONEMES):
+        super().__init__()
+        self.symbols = symbols
+        self.adapter = nn.Conv1d(d_model, dim, 4, stride=2, padding=1)
+        self.mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        layer = nn.TransformerEncoderLayer(dim, 6, 4 * dim, 0.1, batch_first=True, norm_first=True)
+        self.context = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.classes = nn.Linear(dim, len(symbols) + 1)
+
+    @property
+    def blank(self) -> int:
+        return len(self.symbols)
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(batch, positions, d_model)` zero-padded states -> `(batch, steps, classes)` logits and step counts."""
+        x = self.adapter(states.transpose(1, 2)).transpose(1, 2)
+        steps = torch.clamp((lengths + 1) // 2, max=x.shape[1])
+        padding = torch.arange(x.shape[1], device=x.device)[None] >= steps[:, None]
+        return self.classes(self.context(self.mlp(x), src_key_padding_mask=padding)), steps
+
+    def decode(self, logits: torch.Tensor, steps: torch.Tensor) -> list[str]:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped."""
+        best = logits.argmax(-1)
+        out = []
+        for row, count in zip(best.tolist(), steps.tolist()):
+            kept, previous = [], -1
+            for k in row[:count]:
+                if k != previous and k != self.blank:
+                    kept.append(self.symbols[k])
+                previous = k
+            out.append(" ".join("".join(kept).split()))
+        return out
+
+
+def phoneme_ngrams(phonemes: str, low: int = 2, high: int = 4) -> list[str]:
+    """Within-word n-grams, each word padded with a space on both sides (scikit-learn's `char_wb`)."""
+    grams = []
+    for word in phonemes.split():
+        padded = f" {word} "
+        for n in range(low, high + 1):
+            grams += [padded[i : i + n] for i in range(len(padded) - n + 1)]
+    return grams
+
+
+class PhoneticVectorizer:
+    """Phoneme strings -> unit vectors: hashed n-gram counts, log-scaled, times a fixed IDF.
+
+    The IDF comes from the training text and ships with the model, so a passage's vector does
+    not depend on what else is indexed (adding documents never moves old ones).
+    """
+
+    def __init__(self, idf: np.ndarray, low: int = 2, high: int = 4):
+        self.idf, self.low, self.high = np.asarray(idf, np.float32), low, high
+
+    @property
+    def dim(self) -> int:
+        return len(self.idf)
+
+    def bucket(self, gram: str) -> int:
+        return zlib.crc32(gram.encode()) % self.dim  # crc32: the same on every machine and run
+
+    def counts(self, phonemes: str) -> Counter:
+        return Counter(self.bucket(g) for g in phoneme_ngrams(phonemes, self.low, self.high))
+
+    def vectors(self, phonemes: list[str]) -> np.ndarray:
+        out = np.zeros((len(phonemes), self.dim), np.float32)
+        for row, text in enumerate(phonemes):
+            for k, n in self.counts(text).items():
+                out[row, k] = (1 + math.log(n)) * self.idf[k]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    @classmethod
+    def fit(cls, phonemes: list[str], dim: int, low: int = 2, high: int = 4) -> "PhoneticVectorizer":
+        """The smoothed IDF of each bucket over `phonemes` (one string per document)."""
+        vectorizer = cls(np.ones(dim, np.float32), low, high)
+        df = np.zeros(dim)
+        for text in phonemes:
+            for k in vectorizer.counts(text):
+                df[k] += 1
+        vectorizer.idf = (np.log((1 + len(phonemes)) / (1 + df)) + 1).astype(np.float32)
+        return vectorizer
+
+
+class PhoneticHalf(nn.Module):
+    """Both towers' phonetic half: speech states -> recognized phonemes -> vector; text -> espeak phonemes -> vector.
+
+    Trained by `training/phonetic.py`, not by stage 1, stage 2 or `seal-rag adapt`, so its
+    weights are frozen here and the IDF is a buffer: both still ship in the model's weights.
+    """
+
+    def __init__(self, dim: int, d_model: int = 512):
+        super().__init__()
+        self.recognizer = PhonemeRecognizer(d_model).requires_grad_(False)
+        self.register_buffer("idf", torch.ones(dim))
+
+    @property
+    def vectorizer(self) -> PhoneticVectorizer:
+        return PhoneticVectorizer(self.idf.numpy())
+
+    @torch.no_grad()
+    def heard(self, states: list[torch.Tensor]) -> list[str]:
+        """Full-rate encoder states per clip -> the phonemes the recognizer hears in each."""
+        lengths = torch.tensor([s.shape[0] for s in states])
+        padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        return self.recognizer.decode(*self.recognizer(padded, lengths))
+
+    def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
+        return self.vectorizer.vectors(self.heard(states))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.vectorizer.vectors([phonemize(t) for t in texts])

@@ -1,0 +1,212 @@
+"""The phonetic half: a CTC phoneme recognizer on Whisper's states, and the IDF of phoneme n-grams.
+
+    python -m training.phonetic --config training/configs/phonetic.toml            # train (resumable)
+    python -m training.phonetic --config training/configs/phonetic.toml --release seal_rag/models/seal-base-minilm
+
+It trains on a cache made with `[data] below_top = 1` (full-rate states one layer short of
+the top: `sh training/run_cache.sh <config>`); Whisper's frozen top layer runs over it once,
+into `<out_dir>/final_states/` (resumable, about 12 min on one core). The targets are espeak-ng's phonemes of each clip's transcript. The IDF is fitted on the
+phonemes of every text training may use. Validation: phoneme error rate on the validation
+clips, and retrieval by the phonetic half alone (validation questions against the 1,551
+paragraphs), which picks the best step. `--release` adds the best recognizer and the IDF to a
+model directory and sets `phonetic_weight`, the phonetic half's share of the cosine, to
+`[phonetic] weight`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from seal_rag.config import SealConfig
+from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
+
+from . import text_sources as ts
+from .cache import _training_pools
+from .config import load_config
+from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
+from .evaluate import rank_metrics
+from .model import EncoderTop
+from .train_common import Logger, learning_rate, load_checkpoint, save_checkpoint, seed_everything, use_bf16
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        diagonal, row[0] = row[0], i
+        for j in range(1, len(b) + 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1]))
+    return row[len(b)]
+
+
+def fit_idf(out_dir: Path, dim: int) -> PhoneticVectorizer:
+    """The IDF over every allowed training text (332,000 sentences), fitted once and kept in `out_dir`."""
+    path = out_dir / f"idf_{dim}.npy"
+    if path.is_file():
+        return PhoneticVectorizer(np.load(path))
+    texts = {u.text for make in _training_pools().values() for u in make()}
+    vectorizer = PhoneticVectorizer.fit([phonemize(t) for t in sorted(texts)], dim)
+    np.save(path, vectorizer.idf)
+    return vectorizer
+
+
+def write_final_states(data: dict, top: EncoderTop, final_dir: Path) -> None:
+    """Run Whisper's frozen top layer once over every cached shard (`cache_dir` holds the states
+    below it) and keep the full-rate final states in `final_dir`, shard by shard: a killed run
+    resumes at the first missing shard. It halves the cost of a training step."""
+    final_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(data["cache_dir"]).expanduser()
+    for plan in source.glob("plan_*.jsonl"):
+        shutil.copy(plan, final_dir / plan.name)
+    names = cached_shards(source, "val") + completed_shards(data, "train")
+    for name in tqdm([n for n in names if not (final_dir / n).is_file()], desc="Whisper's top layer", unit="shard"):
+        with np.load(source / name) as shard:
+            arrays = {k: shard[k] for k in shard.files}
+        lengths = arrays["lengths"]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        final = [None] * len(lengths)
+        order = np.argsort(lengths)  # batches of similar length pad little
+        with torch.no_grad():
+            for start in range(0, len(order), 16):
+                chosen = order[start : start + 16]
+                states = torch.zeros(len(chosen), int(lengths[chosen].max()), arrays["states"].shape[1])
+                for row, i in enumerate(chosen):
+                    states[row, : lengths[i]] = torch.from_numpy(arrays["states"][offsets[i] : offsets[i + 1]].astype(np.float32))
+                out, _ = top(states, torch.from_numpy(lengths[chosen]).long())
+                for row, i in enumerate(chosen):
+                    final[i] = out[row, : lengths[i]].numpy().astype(np.float16)
+        arrays["states"] = np.concatenate(final)
+        partial = final_dir / f"{Path(name).stem}.{os.getpid()}.tmp.npz"
+        np.savez(partial, **arrays)
+        partial.replace(final_dir / name)  # atomic: a shard on disk is always complete
+
+
+class PhoneticValidation:
+    """Validation clips' phoneme error rate, and phonetic retrieval among all 1,551 paragraphs."""
+
+    def __init__(self, final_dir: Path):
+        self.clips = load_clips(final_dir, "val")
+        passages = ts.squad_passages(ts.squad_articles("train") + ts.squad_articles("val"))
+        index = {p.passage_id: i for i, p in enumerate(passages)}
+        self.gold = np.array([index[item["passage_id"]] for item in self.clips.items])
+        self.targets = [phonemize(item["text"]) for item in self.clips.items]
+        self.passage_phonemes = [phonemize(p.text) for p in passages]
+
+    @torch.no_grad()
+    def decode(self, model: PhonemeRecognizer) -> list[str]:
+        model.eval()
+        out = []
+        for start in range(0, len(self.clips), 32):
+            states, lengths = self.clips.batch(range(start, min(start + 32, len(self.clips))))
+            out += model.decode(*model(states, lengths))
+        model.train()
+        return out
+
+    def __call__(self, model: PhonemeRecognizer, vectorizer: PhoneticVectorizer) -> dict[str, float]:
+        heard = self.decode(model)
+        errors = sum(edit_distance(h, t) for h, t in zip(heard, self.targets))
+        scores = vectorizer.vectors(heard) @ vectorizer.vectors(self.passage_phonemes).T
+        return {"per": errors / sum(map(len, self.targets)), **rank_metrics(scores, self.gold)}
+
+
+def train(config: dict) -> Path:
+    section, data = config["phonetic"], config["data"]
+    if data.get("below_top") != 1:
+        raise SystemExit("error: the phoneme recognizer reads full-rate states: use a cache made with [data] below_top = 1")
+    torch.set_num_threads(section.get("threads", 1))
+    out_dir = Path(section["out_dir"]).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = seed_everything(section["seed"])
+    vectorizer = fit_idf(out_dir, section["hash_dim"])
+    final_dir = out_dir / "final_states"
+    write_final_states(data, EncoderTop(config["model"].get("whisper_model", "whisper-base"), 1, 0, 1).eval(), final_dir)
+    model = PhonemeRecognizer()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=section["lr"], weight_decay=section["weight_decay"])
+    checkpoint = load_checkpoint(out_dir / "ckpt.pt")
+    shards = checkpoint["shards"] if checkpoint else completed_shards(data, "train")
+    clips = load_clips(final_dir, "train", shards)
+    labels = [torch.tensor([PHONEMES.index(c) for c in phonemize(item["text"])]) for item in clips.items]
+    validation = PhoneticValidation(final_dir)
+    step, best = 0, {"mrr": -1.0}
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step, best = checkpoint["step"], checkpoint["best"]
+        rng.setstate(checkpoint["rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+    bf16 = use_bf16(section)
+    log = Logger(out_dir, section["steps"], step)
+    batches: list[list[int]] = []
+    while step < section["steps"]:
+        if not batches:
+            batches = length_bucketed_batches(list(range(len(clips))), clips.lengths, section["batch_size"], rng)
+        batch = batches.pop()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, section)
+        states, lengths = clips.batch(batch, section["time_mask"], rng)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, steps = model(states, lengths)
+        targets = [labels[i] for i in batch]
+        loss = torch.nn.functional.ctc_loss(
+            logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets), steps,
+            torch.tensor([len(t) for t in targets]), blank=model.blank, zero_infinity=True)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if (step + 1) % section["log_interval"] == 0:
+            log(step, ctc=loss.item())
+        step += 1
+        if step % section["eval_interval"] == 0 or step == section["steps"]:
+            figures = validation(model, vectorizer)
+            print(f"validation at step {step}: " + " ".join(f"{k} {v:.4f}" for k, v in figures.items()), flush=True)
+            with (out_dir / "validation.jsonl").open("a") as f:
+                f.write(json.dumps(dict(step=step, **figures)) + "\n")
+            if figures["mrr"] > best["mrr"]:
+                best = dict(step=step, **figures)
+                save_checkpoint(out_dir / "best.pt", model=model.state_dict(), best=best)
+            save_checkpoint(out_dir / "ckpt.pt", model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                            best=best, shards=shards, rng=rng.getstate(), torch_rng=torch.get_rng_state(), config=config)
+    print(f"best: {best}")
+    return out_dir
+
+
+def release(config: dict, model_dir: Path) -> None:
+    """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are)."""
+    section = config["phonetic"]
+    out_dir = Path(section["out_dir"]).expanduser()
+    best = load_checkpoint(out_dir / "best.pt")
+    if best is None:
+        raise SystemExit(f"error: no {out_dir / 'best.pt'}: train first (python -m training.phonetic --config ...)")
+    weights = {k: v for k, v in load_file(model_dir / "model.safetensors").items() if not k.startswith("phonetic.")}
+    weights |= {f"phonetic.recognizer.{k}": v.contiguous() for k, v in best["model"].items()}
+    weights["phonetic.idf"] = torch.from_numpy(np.load(out_dir / f"idf_{section['hash_dim']}.npy"))
+    model_config = SealConfig.load(model_dir / "config.json")
+    model_config.phonetic_dim, model_config.phonetic_weight = section["hash_dim"], section["weight"]
+    model_config.save(model_dir / "config.json")
+    save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
+    print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--release", type=Path, help="a model directory to add the phonetic half to")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.release:
+        release(config, args.release)
+    else:
+        train(config)
+
+
+if __name__ == "__main__":
+    main()
