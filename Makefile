@@ -44,6 +44,9 @@ TOKEN_CONFIG ?= training/configs/ablations/more_token.toml
 READER_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
 GLOSS_CONFIG ?= training/configs/ablations/wordnet.toml
 SHIP_CONFIG ?= training/configs/ablations/wordnet_more.toml
+# The phonetic half (training/phonetic.py) trains on 30,000 of SHIP_CONFIG's clips cached one
+# layer below Whisper's top (ablations/top1.toml's cache) and is added to the released model.
+PHONETIC_CONFIG ?= training/configs/phonetic.toml
 # Stage 1, then stage 2, of config $(1); each resumes if rerun.
 stages = $(PYTHON) -m training.stage1 --config $(1) && $(PYTHON) -m training.stage2 --config $(1)
 train: setup
@@ -56,6 +59,9 @@ train: setup
 	sh training/run_cache.sh $(SHIP_CONFIG)
 	$(call stages,$(SHIP_CONFIG))
 	$(PYTHON) -m training.release --config $(SHIP_CONFIG)
+	sh training/run_cache.sh training/configs/ablations/top1.toml
+	$(PYTHON) -m training.phonetic --config $(PHONETIC_CONFIG)
+	$(PYTHON) -m training.phonetic --config $(PHONETIC_CONFIG) --release seal_rag/models/seal-base-minilm
 
 bench-encode: setup
 	$(PYTHON) -m seal_rag.bench.encode

@@ -3,9 +3,12 @@
     >>> from seal_rag import SpeechEmbedding
     >>> emb = SpeechEmbedding.from_pretrained()
     >>> emb.embed_audio(["question.wav"]).shape
-    (1, 384)
+    (1, 8576)
     >>> emb.embed_texts(["a passage"]).shape
-    (1, 384)
+    (1, 8576)
+
+The shipped model's vectors are its semantic half (384) joined to its phonetic half (8,192
+hashed phoneme n-grams, `seal_rag.phonetic`); `emb.dim` gives the length.
 """
 
 from __future__ import annotations

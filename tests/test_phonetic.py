@@ -60,3 +60,26 @@ def test_a_phonetic_weight_needs_phonetic_buckets():
     with pytest.raises(ModelLoadError, match="phonetic_weight"):
         SealConfig(phonetic_dim=64, phonetic_weight=1.5)
 
+
+
+def test_the_shipped_tower_hears_a_name_it_never_heard_and_finds_the_passage_that_spells_it(embedding):
+    import difflib
+    import random
+
+    from seal_rag.tts import synthesize
+    from seal_rag.voices import bench_voices
+
+    assert embedding.phonetic is not None and embedding.dim == embedding.config.dim + embedding.config.phonetic_dim
+    question = "What trading route joined Khwarezmia and the Mongol Empire?"
+    voice = next(v for v in bench_voices() if v.engine == "flite")  # a voice training never used
+    clip = synthesize(question, voice, random.Random(0))
+    heard = embedding.phonetic.heard(embedding.speech.encode_clips([clip]))[0]
+    assert difflib.SequenceMatcher(None, heard, phonemize(question)).ratio() > 0.6, heard  # 0.70 when written; random strings score about 0.3
+    passages = [
+        "The Silk Road connected Khwarezmia with the Mongol Empire, and Genghis Khan sent a trade caravan along it.",
+        "Oxygen is the chemical element with the symbol O and atomic number 8.",
+        "Packet switching groups data into packets that are sent over a digital network.",
+        "Private schools are not administered by local, state or national governments.",
+    ]
+    scores = embedding.embed_clips([clip]) @ embedding.embed_texts(passages).T
+    assert scores.argmax() == 0, scores

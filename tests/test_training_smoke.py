@@ -293,25 +293,34 @@ def test_tuned_reader_layers_train_slower_than_the_head_and_export(trained, tmp_
         assert torch.equal(exported.speech.head.reader.tuned.state_dict()[name], value), name
 
 
-def test_a_trainable_top_encoder_layer_is_cached_below_trained_slower_and_exported(trained, tmp_path):
+@pytest.fixture(scope="module")
+def below_top(trained, tmp_path_factory):
+    """The smoke clips cached again one layer below Whisper's top, at full rate."""
     import shutil
 
+    from training import cache
+
+    run = json.loads(json.dumps(trained))
+    run["data"].update(cache_dir=str(tmp_path_factory.mktemp("below_top") / "cache"), below_top=1)
+    Path(run["data"]["cache_dir"]).mkdir()
+    for plan in Path(trained["data"]["cache_dir"]).glob("plan_*.jsonl"):  # the same clips as the pooled cache
+        shutil.copy(plan, run["data"]["cache_dir"])
+    cache.run(run, "val")
+    cache.run(run, "train")
+    return run
+
+
+def test_a_trainable_top_encoder_layer_is_cached_below_trained_slower_and_exported(trained, below_top, tmp_path):
     from seal_rag import SpeechEmbedding
     from seal_rag.speech_tower import pad_batch
     from training import cache, stage1
     from training.data import load_clips
     from training.model import HeadModel, seal_config
 
-    run = json.loads(json.dumps(trained))
-    run["data"].update(cache_dir=str(tmp_path / "cache"), below_top=1)
-    Path(run["data"]["cache_dir"]).mkdir()
-    for plan in Path(trained["data"]["cache_dir"]).glob("plan_*.jsonl"):  # the same clips as the pooled cache
-        shutil.copy(plan, run["data"]["cache_dir"])
+    run = json.loads(json.dumps(below_top))
     run["model"]["trainable_encoder_layers"] = 1
     run["stage1"].update(out_dir=str(tmp_path / "s1_top"), init=str(Path(trained["stage1"]["out_dir"]) / "best_head.pt"),
                          steps=10, encoder_lr_scale=0.5, eval_interval=10)
-    cache.run(run, "val")
-    cache.run(run, "train")
     val = load_clips(run["data"]["cache_dir"], "val")
     assert val.states.shape[1] == 512 and val.lengths[0] > 2 * load_clips(trained["data"]["cache_dir"], "val").lengths[0] - 2
     stage1.train(run)
@@ -502,3 +511,38 @@ def test_wordnet_glosses_name_their_words_and_stay_out_of_the_prose():
     assert not any(re.search(r'[;:] ?"', g.text) or "_" in g.text for g in glosses)  # no examples, no WordNet underscores
     prose_files = {u.extra["file"] for u in ts.debian_prose()}
     assert prose_files and not any(re.search(r"\.\dWN", name) for name in prose_files)  # WordNet's man pages
+
+
+def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path):
+    import shutil
+
+    from seal_rag import SpeechEmbedding
+    from seal_rag.phonetic import phonemize
+    from training import phonetic
+    from training.data import load_clips
+
+    run = json.loads(json.dumps(below_top))
+    run["phonetic"] = dict(out_dir=str(tmp_path / "phonetic"), seed=0, steps=30, batch_size=8, lr=2e-3, warmup=3,
+                           weight_decay=0.01, time_mask=0.0, hash_dim=256, idf_texts=2000, weight=0.5, threads=2,
+                           log_interval=5, eval_interval=15)
+    phonetic.train(run)
+    losses = [json.loads(line)["ctc"] for line in (tmp_path / "phonetic" / "log.jsonl").open()]
+    assert np.mean(losses[-2:]) < 0.7 * losses[0]
+    run["phonetic"]["steps"] = 35  # a rerun resumes at step 30, not from scratch
+    phonetic.train(run)
+    assert [json.loads(line)["step"] for line in (tmp_path / "phonetic" / "log.jsonl").open()][-2:] == [30, 35]
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(Path(trained["stage2"]["out_dir"]) / "best", model_dir)
+    phonetic.release(run, model_dir)
+    model = SpeechEmbedding.from_pretrained(model_dir)
+    best = torch.load(tmp_path / "phonetic" / "best.pt", weights_only=False)["model"]
+    assert model.dim == model.config.dim + 256 and model.config.phonetic_weight == 0.5
+    assert all(torch.equal(model.phonetic.recognizer.state_dict()[k], v) for k, v in best.items())
+    clips = load_clips(run["data"]["cache_dir"], "val").audio[:2]
+    queries, passages = model.embed_clips(clips), model.embed_texts(["a passage", "another one"])
+    assert queries.shape == (2, model.dim) and np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
+    # The joined cosine is the weighted sum of the two halves' cosines.
+    d, text = model.config.dim, phonemize("a passage")
+    phonetic_half = model.phonetic.vectorizer.vectors([text])[0]
+    assert np.allclose(passages[0, d:], np.sqrt(0.5) * phonetic_half, atol=1e-6)

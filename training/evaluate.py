@@ -86,9 +86,21 @@ class Validation:
         With `hybrid`, also its reciprocal-rank fusion with the beam-5 cascade, as `--mode hybrid` does.
         """
         queries = np.concatenate([embedding.embed_clips(self.clips.audio[i : i + 8]) for i in range(0, len(self.clips), 8)])
-        passages = embedding.text.project(self.passage_base).numpy()
+        if embedding.phonetic is None:
+            passages = embedding.text.project(self.passage_base).detach().numpy()
+        else:  # the whole text tower, phonetic half included
+            passages = embedding.embed_texts([p.text for p in self.passages])
         speech_scores = queries @ passages.T
         figures = {"speech": rank_metrics(speech_scores, self.gold)}
+        if embedding.phonetic is not None:
+            # Each half alone, and the cascade through the same (whole) text tower.
+            d = embedding.config.dim
+            figures["speech/semantic"] = rank_metrics(queries[:, :d] @ passages[:, :d].T, self.gold)
+            figures["speech/phonetic"] = rank_metrics(queries[:, d:] @ passages[:, d:].T, self.gold)
+            transcripts = json.loads((self.cache_dir / "val_cascade_transcripts.json").read_text()) if (
+                self.cache_dir / "val_cascade_transcripts.json").is_file() else None
+            if transcripts is not None:
+                figures["cascade, same text tower"] = rank_metrics(embedding.embed_texts([t or " " for t in transcripts]) @ passages.T, self.gold)
         if hybrid:
             from seal_rag.bench.accuracy import rrf_scores
 
@@ -163,7 +175,10 @@ def main() -> None:
         from seal_rag import SpeechEmbedding
 
         figures = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(args.model), hybrid=args.hybrid)
-        print(format_row(f"{args.model} (fp32 torch encoder)", figures["speech"]))
+        print(format_row(f"{args.model} (as shipped)", figures["speech"]))
+        for name in ("speech/semantic", "speech/phonetic", "cascade, same text tower"):
+            if name in figures:
+                print(format_row(f"  {name}", figures[name]))
         if args.hybrid:
             print(format_row("hybrid: reciprocal-rank fusion of it and the cascade", figures["hybrid"]))
 

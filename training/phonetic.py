@@ -47,13 +47,16 @@ def edit_distance(a: str, b: str) -> int:
     return row[len(b)]
 
 
-def fit_idf(out_dir: Path, dim: int) -> PhoneticVectorizer:
-    """The IDF over every allowed training text (332,000 sentences), fitted once and kept in `out_dir`."""
+def fit_idf(out_dir: Path, dim: int, max_texts: int | None = None) -> PhoneticVectorizer:
+    """The IDF over every allowed training text (332,000 sentences; an even spread of
+    `max_texts` of them for a smoke run), fitted once and kept in `out_dir`."""
     path = out_dir / f"idf_{dim}.npy"
     if path.is_file():
         return PhoneticVectorizer(np.load(path))
-    texts = {u.text for make in _training_pools().values() for u in make()}
-    vectorizer = PhoneticVectorizer.fit([phonemize(t) for t in sorted(texts)], dim)
+    texts = sorted({u.text for make in _training_pools().values() for u in make()})
+    if max_texts:
+        texts = texts[:: max(1, len(texts) // max_texts)]
+    vectorizer = PhoneticVectorizer.fit([phonemize(t) for t in texts], dim)
     np.save(path, vectorizer.idf)
     return vectorizer
 
@@ -125,7 +128,7 @@ def train(config: dict) -> Path:
     out_dir = Path(section["out_dir"]).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(section["seed"])
-    vectorizer = fit_idf(out_dir, section["hash_dim"])
+    vectorizer = fit_idf(out_dir, section["hash_dim"], section.get("idf_texts"))
     final_dir = out_dir / "final_states"
     write_final_states(data, EncoderTop(config["model"].get("whisper_model", "whisper-base"), 1, 0, 1).eval(), final_dir)
     model = PhonemeRecognizer()

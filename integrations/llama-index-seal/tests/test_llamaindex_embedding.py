@@ -41,7 +41,7 @@ def test_audio_from_path_bytes_and_array_agree(seal_embedding, speech_embedding,
     assert np.allclose(from_array, from_path, atol=1e-4)
 
 
-def test_async_methods_do_not_block_the_event_loop(seal_embedding, recorded_flac):
+def test_async_methods_do_not_block_the_event_loop(seal_embedding, speech_embedding, recorded_flac):
     texts = [f"passage number {i} about bridges and towers" for i in range(256)]
 
     async def main():
@@ -65,7 +65,7 @@ def test_async_methods_do_not_block_the_event_loop(seal_embedding, recorded_flac
         return vectors, audio, query, ticks, elapsed
 
     vectors, audio, query, ticks, elapsed = asyncio.run(main())
-    assert len(vectors) == len(texts) and len(audio) == len(query) == 384
+    assert len(vectors) == len(texts) and len(audio) == len(query) == speech_embedding.dim
     # Blocking calls would leave the ticker one turn per await; a free loop ticks throughout.
     assert ticks >= 10, f"the event loop ticked {ticks} times in {elapsed:.2f} s"
     assert np.allclose(vectors[0], seal_embedding.get_text_embedding(texts[0]), atol=1e-5)

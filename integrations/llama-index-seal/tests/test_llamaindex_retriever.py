@@ -148,7 +148,7 @@ def test_index_from_another_model_raises_index_mismatch(make_index, other_model,
         SealSpeechRetriever(vector_store=store, embed_model=seal_embedding)
 
 
-def test_unstamped_collection_from_another_model_is_refused(tmp_path, seal_embedding, passages):
+def test_unstamped_collection_from_another_model_is_refused(tmp_path, seal_embedding, speech_embedding, passages):
     import chromadb
 
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
@@ -158,7 +158,7 @@ def test_unstamped_collection_from_another_model_is_refused(tmp_path, seal_embed
     with pytest.raises(IndexMismatchError, match="768-d"):
         SealSpeechRetriever(vector_store=ChromaVectorStore(chroma_collection=narrow), embed_model=seal_embedding)
     same_width = client.create_collection("other_space")
-    vectors = rng.standard_normal((len(passages), 384))
+    vectors = rng.standard_normal((len(passages), speech_embedding.dim))
     same_width.add(ids=[p[0] for p in passages], embeddings=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
                    documents=[p[1] for p in passages])
     with pytest.raises(IndexMismatchError, match="another model"):
