@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -166,7 +167,8 @@ def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_
     record = json.loads((path / ADAPTER_FILE).read_text())
     assert record["base_fingerprint"] == embedding.fingerprint == shipped_fingerprint()
     assert record["sentences"] >= 2 and record["passages"] > 10
-    with pytest.warns(UntrainedModelWarning):  # adapted from an experimental model: still experimental
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedModelWarning)  # adapted from a released model: released too
         adapted = SpeechEmbedding.from_pretrained(path)
     assert adapted.space_fingerprint == embedding.space_fingerprint and adapted.fingerprint != embedding.fingerprint
     SealIndex.open(adapted, db)  # the index takes its queries as they are: no re-embedding
@@ -189,7 +191,8 @@ def test_ask_answers_with_the_adapter_unless_told_not_to(adapted_db, demo_questi
     assert shipped.returncode == 0, shipped.stderr.decode()
     assert "Model: shipped seal-base-minilm" in shipped.stdout.decode()
     # The Python retriever makes the same choice and ranking as the command.
-    with pytest.warns(UntrainedModelWarning, match="seal-base-minilm\\+adapter"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedModelWarning)  # the shipped model is released: no warning
         retriever = Retriever.open(db=str(db))
     assert retriever.model_choice.source == "adapter"
     assert [h.id for h in retriever.retrieve(demo_question, k=3).hits] == [s["id"] for s in row["sources"]]
