@@ -63,13 +63,15 @@ class _Espeak:
 
 
 _engine: _Espeak | None = None
+_engine_lock = threading.Lock()
 
 
 def phonemize(text: str, symbols: str = PHONEMES) -> str:
     """Text -> its phonemes as one string of `symbols`, words separated by single spaces."""
     global _engine
-    if _engine is None:
-        _engine = _Espeak()
+    with _engine_lock:  # two threads' first calls must not both initialise the library
+        if _engine is None:
+            _engine = _Espeak()
     kept = set(symbols)
     return " ".join("".join(c for c in word if c in kept) for word in _engine.ipa(text).split()).strip()
 

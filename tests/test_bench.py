@@ -48,7 +48,12 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     assert entry["set"] == "commonvoice-100" and entry["queries"] == 20 and entry["voices"] == ["human recordings"]
     assert entry["passages"] == 300  # --quick searches part of the knowledge base, gold passages included
     assert entry["command"] == payload["command"] and entry["command"].startswith("seal-rag bench accuracy --quick")
-    assert set(entry["systems"]) == {"text-oracle", "seal", "seal-adapted", "cascade-greedy"}
+    whole = ["text-oracle", "seal", "seal-adapted", "cascade-greedy"]
+    # The shipped model has a phonetic half: each system is also scored by its semantic half alone,
+    # and SEAL by its phonetic half alone.
+    halves = ["text-oracle/semantic", "seal/semantic", "seal/phonetic", "seal-adapted/semantic", "seal-adapted/phonetic",
+              "cascade-greedy/semantic"]
+    assert list(entry["systems"]) == whole + halves
     for figures in entry["systems"].values():
         top = [figures[k]["mean"] for k in ("top1", "top3", "top10")]
         assert top == sorted(top) and 0.0 <= top[0] and top[-1] <= 1.0
@@ -58,7 +63,7 @@ def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptatio
     adaptation = entry["adaptation"]
     assert adaptation["steps"] == 8 and 2 <= adaptation["sentences"] <= 64 and adaptation["train_seconds"] > 0
     rows = _md_rows(tmp_path / "accuracy-adapt-quick.md")
-    assert [row[2] for row in rows] == ["text-oracle", "seal", "seal-adapted", "cascade-greedy"]
+    assert [row[2] for row in rows] == whole + halves
     _assert_png(tmp_path / "accuracy-adapt-quick.png")
 
 
@@ -203,7 +208,10 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
 
     scale.main(["--quick", "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "scale-quick.json").read_text())
-    assert payload["dim"] == 384 and payload["k"] == 10 and payload["queries"] == 20
+    from seal_rag.config import DEFAULT_MODEL, MODELS_DIR, SealConfig
+
+    shipped = SealConfig.load(MODELS_DIR / DEFAULT_MODEL / "config.json")
+    assert payload["dim"] == shipped.dim + shipped.phonetic_dim and payload["k"] == 10 and payload["queries"] == 20
     results = payload["results"]
     assert [r["size"] for r in results] == scale.QUICK_SIZES
     for row in results:
