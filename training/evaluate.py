@@ -97,10 +97,10 @@ class Validation:
             d = embedding.config.dim
             figures["speech/semantic"] = rank_metrics(queries[:, :d] @ passages[:, :d].T, self.gold)
             figures["speech/phonetic"] = rank_metrics(queries[:, d:] @ passages[:, d:].T, self.gold)
-            transcripts = json.loads((self.cache_dir / "val_cascade_transcripts.json").read_text()) if (
-                self.cache_dir / "val_cascade_transcripts.json").is_file() else None
-            if transcripts is not None:
-                figures["cascade, same text tower"] = rank_metrics(embedding.embed_texts([t or " " for t in transcripts]) @ passages.T, self.gold)
+            transcripts = self.cache_dir / "val_cascade_transcripts.json"  # written by evaluate_cascade
+            if transcripts.is_file():
+                heard = [t or " " for t in json.loads(transcripts.read_text())]
+                figures["cascade, same text tower"] = rank_metrics(embedding.embed_texts(heard) @ passages.T, self.gold)
         if hybrid:
             from seal_rag.bench.accuracy import rrf_scores
 

@@ -19,7 +19,6 @@ import torch
 
 from seal_rag.phonetic import PhonemeRecognizer, PhoneticVectorizer, phonemize
 
-from . import text_sources as ts
 from .cache import _training_pools
 from .config import load_config
 from .evaluate import Validation, rank_metrics
@@ -57,12 +56,11 @@ def main() -> None:
 
     texts = sorted({u.text for make in _training_pools().values() for u in make()})[::3]
     idf_phonemes = [phonemize(t) for t in texts]
-    passage_phonemes = [phonemize(p.text) for p in ts.squad_passages(ts.squad_articles("train") + ts.squad_articles("val"))]
     print(f"{len(heard)} questions; IDF over {len(texts)} texts\n| buckets | n-grams | weight | SEAL Top-1 / MRR | cascade Top-1 / MRR |\n|---|---|---|---|---|")
     for dim in GRID["hash_dim"]:
         for low, high in GRID["ngrams"]:
             vectorizer = PhoneticVectorizer.fit(idf_phonemes, dim, low, high)
-            passage_vectors = vectorizer.vectors(passage_phonemes)
+            passage_vectors = vectorizer.vectors(phonetic.passage_phonemes)  # spelled out once, by the validation
             phonetic_scores = {k: vectorizer.vectors(v) @ passage_vectors.T for k, v in spoken.items()}
             for w in GRID["weight"]:
                 figures = {k: rank_metrics((1 - w) * semantic[k] + w * phonetic_scores[k], validation.gold) for k in semantic}
