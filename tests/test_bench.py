@@ -202,6 +202,20 @@ def test_scale_grow_counts_real_then_random(tmp_path):
     assert fill.real_seconds > 0 and fill.random_seconds > 0
 
 
+def test_scale_skips_the_sizes_that_would_not_fit_and_refuses_when_none_does(tmp_path, capsys):
+    from seal_rag.bench.scale import fitting_sizes
+
+    gb = 10**9
+    # 8,576 wide: about 71 KB of disk and 35 KB of memory a vector, so 1M needs ~35 GB of RAM.
+    kept, skipped = fitting_sizes([10_000, 100_000, 1_000_000], 8576, free_disk=200 * gb, free_memory=20 * gb, db=tmp_path)
+    assert kept == [10_000, 100_000] and [s["size"] for s in skipped] == [1_000_000]
+    assert 30 < skipped[0]["memory_gb"] < 40 and 60 < skipped[0]["disk_gb"] < 80
+    assert "skipping 1,000,000 vectors of D=8,576" in capsys.readouterr().err
+    assert fitting_sizes([1_000_000], 384, free_disk=200 * gb, free_memory=20 * gb, db=tmp_path) == ([1_000_000], [])
+    with pytest.raises(SystemExit, match="none of --sizes fits"):
+        fitting_sizes([100_000], 8576, free_disk=1 * gb, free_memory=20 * gb, db=tmp_path)
+
+
 @pytest.mark.slow
 def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
     from seal_rag.bench import scale
@@ -212,6 +226,7 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
 
     shipped = SealConfig.load(MODELS_DIR / DEFAULT_MODEL / "config.json")
     assert payload["dim"] == shipped.dim + shipped.phonetic_dim and payload["k"] == 10 and payload["queries"] == 20
+    assert payload["sizes_planned"] == scale.QUICK_SIZES and payload["sizes_skipped"] == []
     results = payload["results"]
     assert [r["size"] for r in results] == scale.QUICK_SIZES
     for row in results:
