@@ -71,6 +71,17 @@ def test_a_scale_run_stopped_before_its_largest_size_is_marked_partial(tmp_path)
     assert "**Partial run:** 2 of 3 sizes measured; missing: 1,000,000." in out.read_text()
 
 
+def test_a_scale_size_skipped_for_want_of_memory_is_named_and_not_called_partial(tmp_path):
+    result = {"sizes_planned": [10_000, 100_000, 1_000_000], "results": [{"size": 10_000}, {"size": 100_000}],
+              "sizes_skipped": [{"size": 1_000_000, "disk_gb": 71.3, "memory_gb": 34.8}]}
+    write_report(tmp_path, "scale", result, ["vectors"], [["10,000"], ["100,000"]])
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "Partial run" not in text
+    assert "**Skipped 1,000,000 vectors:** they need about 35 GB of memory and 71 GB of disk" in text
+
+
 def test_an_adapt_run_gets_its_own_section_and_claim(tmp_path):
     payload = accuracy_payload(0.10, 0.40)
     entry = payload["results"][0]

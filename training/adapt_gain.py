@@ -26,6 +26,7 @@ import argparse
 import json
 import warnings
 
+import numpy as np
 import torch
 
 from seal_rag.adapt import adapt
@@ -40,21 +41,28 @@ ENCODE_BATCH = 8
 
 @torch.no_grad()
 def speech_figures(validation: Validation, models: dict) -> dict[str, dict[str, float]]:
-    """Top-1/Top-10/MRR of each model on the validation audio.
+    """Top-1/Top-10/MRR of each model on the validation audio; with a phonetic half, of each half too.
 
-    The models share one frozen encoder (adapting changes the head only), so the audio is
-    encoded once and each head embeds the same states.
+    The models share one frozen encoder and text tower (adapting changes the semantic head
+    only), so the audio is encoded once, the passages are embedded once, and each model embeds
+    the same states.
     """
     first = next(iter(models.values()))
     audio = validation.clips.audio
     states = []
     for start in range(0, len(audio), ENCODE_BATCH):
         states += first.speech.encode_clips(audio[start : start + ENCODE_BATCH])  # (positions, d_model) each
-    figures = {}
+    if first.phonetic is None:
+        passages = first.text.project(validation.passage_base).numpy()
+    else:
+        passages = first.embed_texts([p.text for p in validation.passages])  # both halves, as ingest stores them
+    figures, d = {}, first.config.dim
     for name, model in models.items():
-        queries = torch.cat([model.speech.embed_states(states[i : i + ENCODE_BATCH]) for i in range(0, len(states), ENCODE_BATCH)])
-        passages = model.text.project(validation.passage_base)
-        figures[name] = metrics(queries.numpy(), passages.numpy(), validation.gold)
+        queries = np.concatenate([model.embed_states(states[i : i + ENCODE_BATCH]) for i in range(0, len(states), ENCODE_BATCH)])
+        figures[name] = metrics(queries, passages, validation.gold)
+        if model.phonetic is not None:
+            figures[f"{name}/semantic"] = metrics(queries[:, :d], passages[:, :d], validation.gold)
+            figures[f"{name}/phonetic"] = metrics(queries[:, d:], passages[:, d:], validation.gold)
     return figures
 
 
@@ -111,6 +119,10 @@ def main() -> None:
     print("| model | Top-1 | Top-10 | MRR |\n|---|---|---|---|")
     print(format_row(f"shipped {base.name}", figures["shipped"]))
     print(format_row(f"adapted ({result.sentences} sentences, {result.steps} steps)", figures["adapted"]))
+    for half in ("semantic", "phonetic"):
+        for name in ("shipped", "adapted"):
+            if f"{name}/{half}" in figures:
+                print(format_row(f"{name}, {half} half alone", figures[f"{name}/{half}"]))
     per_1000 = seconds_per_1000_passages(result, args.max_sentences, fixed_steps=args.steps is not None)
     print(f"adapt wall time: {result.seconds:.0f} s for {len(texts)} passages (speaking and encoding {result.sentences} "
           f"sentences {result.speak_seconds:.0f} s, {result.speak_seconds / result.sentences:.2f} s each; training "

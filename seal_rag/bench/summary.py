@@ -84,9 +84,13 @@ def section(stem: str, heading: str, folder: Path, result: dict, stale: bool = F
     # Robustness and scale write after every condition or size, so a stopped run shows here.
     planned = [label(p) for p in result.get("conditions_planned") or result.get("sizes_planned") or []]
     measured = [label(r.get("name", r.get("size"))) for r in result["results"]] if planned else []
-    if len(measured) < len(planned):
+    skipped = {label(s["size"]): s for s in result.get("sizes_skipped", [])}  # scale: would not fit this machine
+    if len(measured) + len(skipped) < len(planned):
         what = "conditions" if "conditions_planned" in result else "sizes"
-        lines.append(f"**Partial run:** {len(measured)} of {len(planned)} {what} measured; missing: {', '.join(c for c in planned if c not in measured)}.")
+        missing = [c for c in planned if c not in measured and c not in skipped]
+        lines.append(f"**Partial run:** {len(measured)} of {len(planned)} {what} measured; missing: {', '.join(missing)}.")
+    for size, s in skipped.items():
+        lines.append(f"**Skipped {size} vectors:** they need about {s['memory_gb']:.0f} GB of memory and {s['disk_gb']:.0f} GB of disk, more than this machine had free.")
     for entry in result.get("results", []) if stem.startswith("accuracy") else []:
         lines.append(f"- {entry['set']}: {entry['queries']} queries over {entry['passages']} passages; voices: {', '.join(entry['voices'])}")
         if "adaptation" in entry:  # what `adapt` was given and what it cost
