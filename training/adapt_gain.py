@@ -52,17 +52,12 @@ def speech_figures(validation: Validation, models: dict) -> dict[str, dict[str, 
     states = []
     for start in range(0, len(audio), ENCODE_BATCH):
         states += first.speech.encode_clips(audio[start : start + ENCODE_BATCH])  # (positions, d_model) each
-    if first.phonetic is None:
-        passages = first.text.project(validation.passage_base).numpy()
-    else:
-        passages = first.embed_texts([p.text for p in validation.passages])  # both halves, as ingest stores them
-    figures, d = {}, first.config.dim
+    passages = validation.passage_vectors(first)
+    figures = {}
     for name, model in models.items():
         queries = np.concatenate([model.embed_states(states[i : i + ENCODE_BATCH]) for i in range(0, len(states), ENCODE_BATCH)])
         figures[name] = metrics(queries, passages, validation.gold)
-        if model.phonetic is not None:
-            figures[f"{name}/semantic"] = metrics(queries[:, :d], passages[:, :d], validation.gold)
-            figures[f"{name}/phonetic"] = metrics(queries[:, d:], passages[:, d:], validation.gold)
+        figures.update(validation.half_figures(model, queries, passages, name))
     return figures
 
 

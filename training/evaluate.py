@@ -79,6 +79,20 @@ class Validation:
         return torch.cat([model.embed(*self.clips.batch(range(start, min(start + 64, len(self.clips)))))
                           for start in range(0, len(self.clips), 64)])
 
+    def passage_vectors(self, embedding) -> np.ndarray:
+        """The corpus as `embedding`'s text tower stores it: both halves where it has a phonetic one."""
+        if embedding.phonetic is None:
+            return embedding.text.project(self.passage_base).detach().numpy()
+        return embedding.embed_texts([p.text for p in self.passages])
+
+    def half_figures(self, embedding, queries: np.ndarray, passages: np.ndarray, name: str) -> dict[str, dict[str, float]]:
+        """Each half of joined vectors scored alone (`name/semantic`, `name/phonetic`); none without a phonetic half."""
+        if embedding.phonetic is None:
+            return {}
+        d = embedding.config.dim
+        return {f"{name}/semantic": rank_metrics(queries[:, :d] @ passages[:, :d].T, self.gold),
+                f"{name}/phonetic": rank_metrics(queries[:, d:] @ passages[:, d:].T, self.gold)}
+
     @torch.no_grad()
     def evaluate_embedding(self, embedding, hybrid: bool = False) -> dict[str, dict[str, float]]:
         """A full `SpeechEmbedding` (torch fp32 encoder) on the validation audio: the real path.
@@ -86,17 +100,11 @@ class Validation:
         With `hybrid`, also its reciprocal-rank fusion with the beam-5 cascade, as `--mode hybrid` does.
         """
         queries = np.concatenate([embedding.embed_clips(self.clips.audio[i : i + 8]) for i in range(0, len(self.clips), 8)])
-        if embedding.phonetic is None:
-            passages = embedding.text.project(self.passage_base).detach().numpy()
-        else:  # the whole text tower, phonetic half included
-            passages = embedding.embed_texts([p.text for p in self.passages])
+        passages = self.passage_vectors(embedding)
         speech_scores = queries @ passages.T
-        figures = {"speech": rank_metrics(speech_scores, self.gold)}
+        figures = {"speech": rank_metrics(speech_scores, self.gold), **self.half_figures(embedding, queries, passages, "speech")}
         if embedding.phonetic is not None:
-            # Each half alone, and the cascade through the same (whole) text tower.
-            d = embedding.config.dim
-            figures["speech/semantic"] = rank_metrics(queries[:, :d] @ passages[:, :d].T, self.gold)
-            figures["speech/phonetic"] = rank_metrics(queries[:, d:] @ passages[:, d:].T, self.gold)
+            # The cascade through the same (whole) text tower.
             transcripts = self.cache_dir / "val_cascade_transcripts.json"  # written by evaluate_cascade
             if transcripts.is_file():
                 heard = [t or " " for t in json.loads(transcripts.read_text())]
