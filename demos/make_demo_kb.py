@@ -1,6 +1,6 @@
 """Rebuild demos/kb/ and demos/questions/ from SQuAD v1.1 dev (training articles only).
 
-    python demos/make_demo_kb.py
+    python demos/make_demo_kb.py [--data DIR]     # DIR: the data folder [default: $SEAL_RAG_DATA]
 
 Writes 12 passages from each of three training articles as text files, and speaks two
 questions per article with flite's `slt` voice, keeping questions that the text oracle
@@ -8,6 +8,7 @@ questions per article with flite's `slt` voice, keeping questions that the text 
 about the text model's limits.
 """
 
+import argparse
 import json
 import subprocess
 import warnings
@@ -16,14 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from seal_rag import SpeechEmbedding
+from seal_rag.bench.data import add_data_argument, data_path, data_root
 
-SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa" / "squad-v1.1-dev"
 ARTICLES = ["Steam engine", "Oxygen", "Apollo program"]
 PASSAGES_PER_ARTICLE = 12
 QUESTIONS_PER_ARTICLE = 2
 HERE = Path(__file__).resolve().parent
 VOICE = "slt"
 
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+add_data_argument(parser)
+SQUAD = data_path(data_root(parser.parse_args().data), "qa", "squad-v1.1-dev")
 split = json.loads((SQUAD / "split.json").read_text())
 assert all(a in split["train_articles"] for a in ARTICLES), "demo passages must come from training articles"
 passages = [json.loads(line) for line in (SQUAD / "passages.jsonl").open()]

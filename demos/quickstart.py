@@ -9,10 +9,10 @@ import numpy as np
 
 from seal_rag import SpeechEmbedding
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "fixtures"
+QUESTION = Path(__file__).resolve().parent / "audio" / "brooklyn_bridge_audio.flac"  # a human voice
 
 model = SpeechEmbedding.from_pretrained()
-speech = model.embed_audio([FIXTURES / "brooklyn_bridge_audio.flac"])
+speech = model.embed_audio([QUESTION])
 text = model.embed_texts(["How old is the Brooklyn Bridge?"])
 print(f"speech clip: shape {speech.shape}, norm {np.linalg.norm(speech[0]):.4f}")
 print(f"sentence:    shape {text.shape}, norm {np.linalg.norm(text[0]):.4f}")

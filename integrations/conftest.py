@@ -2,13 +2,12 @@
 
 Everything is real: the shipped model (loaded once per session), the demo knowledge base
 ingested by seal-rag into a persistent Chroma directory, and spoken questions from
-demos/questions/ (flite) and ../shared/data (recorded speech).
+demos/questions/ (flite) and demos/audio/ (a recorded human question).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +19,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMOS = REPO / "demos"
-SHARED_DATA = Path(os.environ.get("SEAL_RAG_SHARED_DATA", REPO.parent / "shared" / "data"))
-SPEECH_FIXTURES = SHARED_DATA / "speech" / "fixtures"
 TOP_K = 5
 
 
@@ -52,9 +49,7 @@ def question_wav(demo_questions) -> Path:
 @pytest.fixture(scope="session")
 def recorded_flac() -> Path:
     """A human recording ("how old is the Brooklyn Bridge"), flac at 16 kHz."""
-    path = SPEECH_FIXTURES / "brooklyn_bridge_audio.flac"
-    assert path.is_file(), f"speech fixtures not found at {SPEECH_FIXTURES}: set SEAL_RAG_SHARED_DATA"
-    return path
+    return DEMOS / "audio" / "brooklyn_bridge_audio.flac"
 
 
 @pytest.fixture(scope="session")

@@ -262,7 +262,7 @@ def adapt(
     )
 
 
-BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale")
+BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale", "build-data")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
@@ -272,7 +272,7 @@ def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help=f"One of:
 
     if name not in BENCHMARKS:
         fail(f"no benchmark {name!r}: choose one of {', '.join(BENCHMARKS)}")
-    importlib.import_module(f"seal_rag.bench.{name}").main(list(ctx.args))
+    importlib.import_module(f"seal_rag.bench.{name.replace('-', '_')}").main(list(ctx.args))
 
 
 def main() -> None:

@@ -51,3 +51,7 @@ class DocumentError(SealError):
 
 class LLMError(SealError):
     """The answer-generating model could not be reached or answered badly."""
+
+
+class DataNotFoundError(SealError):
+    """A benchmark or training data set is not where the data setting points."""

@@ -11,10 +11,12 @@ from seal_rag.bench.accuracy import kept_from_earlier_run, shrink_knowledge_base
 from seal_rag.bench.heldout import HeldOutSet, Query
 from seal_rag.bench.summary import shipped_fingerprint
 
+from .conftest import MINI_DATA
+
 
 @pytest.mark.slow
 def test_latency_quick_writes_json_markdown_and_plot(tmp_path):
-    latency.main(["--quick", "--out", str(tmp_path)])
+    latency.main(["--quick", "--data", str(MINI_DATA), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "latency-quick.json").read_text())
     systems = {r["system"] for r in payload["results"]}
     assert systems == set(latency.SYSTEMS)
@@ -38,9 +40,9 @@ def _md_rows(path) -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptation(tmp_path):
+def test_accuracy_quick_with_adapt_scores_every_system_and_records_the_adaptation(tmp_path, heldout_data):
     """Run as a user runs it: `seal-rag bench accuracy` in a real process."""
-    run = _seal_rag("bench", "accuracy", "--quick", "--adapt", "--sets", "commonvoice-100", "--out", tmp_path)
+    run = _seal_rag("bench", "accuracy", "--quick", "--adapt", "--sets", "commonvoice-100", "--data", heldout_data, "--out", tmp_path)
     assert run.returncode == 0, run.stderr.decode()[-2000:]
     payload = json.loads((tmp_path / "accuracy-adapt-quick.json").read_text())
     assert not (tmp_path / "accuracy-quick.json").exists()  # an --adapt run leaves the plain run's files alone
@@ -85,6 +87,20 @@ def test_accuracy_refuses_adapt_settings_that_seal_rag_adapt_refuses(tmp_path):
 
 def _seal_rag(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seal_rag.cli", *map(str, args)], capture_output=True, timeout=900)
+
+
+def test_a_benchmark_without_its_data_is_a_one_line_error_that_says_how_to_get_it(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SEAL_RAG_DATA"}
+    for args in (["latency", "--quick"], ["accuracy", "--quick", "--data", str(tmp_path / "nowhere")],
+                 ["scale", "--quick", "--data", str(MINI_DATA)]):  # the mini folder holds no held-out set
+        run = subprocess.run([sys.executable, "-m", "seal_rag.cli", "bench", *args, "--out", str(tmp_path)],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 1, (args, run.stderr)
+        [line] = run.stderr.strip().splitlines()
+        assert line.startswith("error: ") and "build-data" in line and "Traceback" not in run.stderr, (args, line)
+    assert not list(tmp_path.glob("*.json"))
 
 
 def test_robustness_corruptions_keep_their_promises():
@@ -148,10 +164,10 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
 
 
 @pytest.mark.slow
-def test_robustness_quick_writes_json_markdown_and_plot(tmp_path):
+def test_robustness_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
     from seal_rag.bench import robustness
 
-    robustness.main(["--quick", "--out", str(tmp_path)])
+    robustness.main(["--quick", "--data", str(heldout_data), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "robustness-quick.json").read_text())
     assert payload["queries"] == 10 and payload["passages"] == 200
     assert [r["name"] for r in payload["results"]] == robustness.QUICK_CONDITIONS
@@ -217,10 +233,10 @@ def test_scale_skips_the_sizes_that_would_not_fit_and_refuses_when_none_does(tmp
 
 
 @pytest.mark.slow
-def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
+def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
     from seal_rag.bench import scale
 
-    scale.main(["--quick", "--out", str(tmp_path)])
+    scale.main(["--quick", "--data", str(heldout_data), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "scale-quick.json").read_text())
     from seal_rag.config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 
@@ -247,7 +263,7 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path):
 def test_encode_writes_its_figures(tmp_path):
     from seal_rag.bench import encode
 
-    encode.main(["--clips", "3", "--repeats", "1", "--out", str(tmp_path)])
+    encode.main(["--clips", "3", "--repeats", "1", "--data", str(MINI_DATA), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "encode.json").read_text())
     assert payload["model_fingerprint"] == shipped_fingerprint()  # which weights (and architecture) were timed
     assert payload["clips"] == 3
@@ -261,7 +277,7 @@ def test_encode_writes_its_figures(tmp_path):
 def test_ask_writes_stage_medians_for_both_modes(tmp_path):
     from seal_rag.bench import ask
 
-    ask.main(["--chunks", "40", "--queries", "3", "--out", str(tmp_path)])
+    ask.main(["--chunks", "40", "--queries", "3", "--data", str(MINI_DATA), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "ask.json").read_text())
     assert payload["model_fingerprint"] == shipped_fingerprint()
     assert payload["chunks"] >= 40 and payload["queries"] == 3

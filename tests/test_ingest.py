@@ -14,7 +14,7 @@ from seal_rag import DocumentError
 from seal_rag.ingest import ingest_folder
 from seal_rag.store import SealIndex
 
-from .conftest import DEMOS, SHARED_DATA
+from .conftest import DEMOS, MINI_DATA
 
 
 def _index(embedding, db):
@@ -67,11 +67,15 @@ def test_empty_folder_and_unreadable_only_folder_are_errors(embedding, tmp_path)
 
 
 def _big_corpus(folder: Path, records: int) -> Path:
+    """`records` real SQuAD paragraphs as JSONL; past the vendored 270, each round again is
+    numbered, so every record is a distinct chunk."""
     folder.mkdir()
-    passages = [json.loads(line) for line in (SHARED_DATA / "qa" / "squad-v1.1-dev" / "passages.jsonl").open()]
+    passages = [json.loads(line) for line in (MINI_DATA / "qa" / "squad-v1.1-dev" / "passages.jsonl").open()]
     with open(folder / "squad.jsonl", "w") as f:
-        for p in passages[:records]:
-            f.write(json.dumps({"id": p["passage_id"], "text": p["text"], "title": p["title"]}) + "\n")
+        for i in range(records):
+            p, round_ = passages[i % len(passages)], i // len(passages)
+            text = p["text"] if round_ == 0 else f"{p['text']} ({round_})"
+            f.write(json.dumps({"id": f"{p['passage_id']}/{round_}", "text": text, "title": p["title"]}) + "\n")
     return folder
 
 

@@ -23,7 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
+    from training import text_sources
     from training.config import load_config
+
+    text_sources.use_data(REPO / "tests" / "data")  # the vendored miniature data folder
 
     root = tmp_path_factory.mktemp("smoke")
     config = load_config(REPO / "training" / "configs" / "smoke.toml")

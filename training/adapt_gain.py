@@ -31,6 +31,7 @@ import torch
 
 from seal_rag.adapt import adapt
 from seal_rag.config import ADAPT_MAX_SENTENCES
+from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
 from .config import load_config
@@ -76,6 +77,7 @@ def seconds_per_1000_passages(result, max_sentences: int, fixed_steps: bool) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--model", help="the base model directory [default: the shipped model]")
     parser.add_argument("--kb", choices=["val", "corpus"], default="val",
                         help="adapt to the 4 validation articles' paragraphs, or to the whole retrieval corpus")
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--save", help="also write the adapted model directory here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two beside each other)")
     args = parser.parse_args()
+    ts.use_data(args.data)
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))

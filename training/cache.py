@@ -41,6 +41,7 @@ from seal_rag.augment import AugmentConfig, augment
 from seal_rag.ct2_encoder import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
 from seal_rag.voices import Voice, pick_voice
+from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
 from .config import load_config
@@ -309,6 +310,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--split", default="train", choices=["train", "val"])
     parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the plan")
     parser.add_argument("--worker", default="0/1", help="i/n: this process makes shards k with k %% n == i")
@@ -316,6 +318,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="override data.threads")
     parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255 (default: [data] shards, else all)")
     args = parser.parse_args()
+    ts.use_data(args.data)
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.bench.data import add_data_argument
+
 from . import text_sources as ts
 from .config import load_config
 from .data import ClipSet, load_clips
@@ -161,12 +163,14 @@ def format_row(name: str, m: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--model", help="a SpeechEmbedding directory, run on the validation audio")
     parser.add_argument("--untrained", action="store_true", help="also the untrained model")
     parser.add_argument("--cascade", action="store_true")
     parser.add_argument("--oracle", action="store_true")
     parser.add_argument("--hybrid", action="store_true", help="with --model: also its fusion with the cascade")
     args = parser.parse_args()
+    ts.use_data(args.data)
     torch.set_num_threads(2)
     config = load_config(args.config)
     validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from seal_rag import SealConfig
+from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
 from .cache import plan_entries, write_shard
@@ -73,8 +74,10 @@ def make_set(data: dict, name: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--model", required=True, help="a SpeechEmbedding directory (its head runs on the cached states)")
     args = parser.parse_args()
+    ts.use_data(args.data)
     torch.set_num_threads(2)
     data = load_config(args.config)["data"]
     head = HeadModel(SealConfig.load(Path(args.model) / "config.json"), data["pool"])

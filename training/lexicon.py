@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seal_rag.bench.data import add_data_argument
+
 from . import text_sources as ts
 from .config import load_config
 from .evaluate import Validation, format_row, rank_metrics
@@ -64,9 +66,11 @@ def coverage(data: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--model", help="also split this model's validation figures (a SpeechEmbedding directory)")
     parser.add_argument("--top", type=int, default=20, help="list this many of the commonest unheard words")
     args = parser.parse_args()
+    ts.use_data(args.data)
     data = load_config(args.config)["data"]
     c = coverage(data)
     unheard = sum(c["unheard"].values())

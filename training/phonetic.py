@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from seal_rag.config import SealConfig
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
+from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
 from .cache import _training_pools
@@ -202,8 +203,10 @@ def release(config: dict, model_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--release", type=Path, help="a model directory to add the phonetic half to")
     args = parser.parse_args()
+    ts.use_data(args.data)
     config = load_config(args.config)
     if args.release:
         release(config, args.release)

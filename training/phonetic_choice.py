@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from seal_rag.phonetic import PhonemeRecognizer, PhoneticVectorizer, phonemize
+from seal_rag.bench.data import add_data_argument
 
+from . import text_sources
 from .cache import _training_pools
 from .config import load_config
 from .evaluate import Validation, rank_metrics
@@ -31,8 +33,10 @@ GRID = {"hash_dim": [4096, 8192], "ngrams": [(2, 4), (1, 4), (2, 5), (3, 5)], "w
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--model", required=True, help="a model directory: its semantic half is joined to each variant")
     args = parser.parse_args()
+    text_sources.use_data(args.data)
     torch.set_num_threads(2)
     from seal_rag import SpeechEmbedding
 

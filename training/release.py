@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
+from seal_rag.bench.data import add_data_argument
 
+from . import text_sources
 from .config import load_config
 from .data import load_clips, planned_size, shard_ranges
 from .evaluate import Validation, format_row
@@ -54,10 +56,12 @@ def candidate_runs(config: dict, explicit: list[str] | None = None) -> list[Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--runs", nargs="*", default=None, help="run out_dirs to choose from (default: base + ablations)")
     parser.add_argument("--dest", default=str(REPO / "seal_rag" / "models" / "seal-base-minilm"))
     parser.add_argument("--allow-worse", action="store_true", help="ship the best run here even if an earlier card's run scored higher")
     args = parser.parse_args()
+    text_sources.use_data(args.data)
     torch.set_num_threads(2)
     config = load_config(args.config)
     cache_dir = Path(config["data"]["cache_dir"]).expanduser()

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seal_rag.sentences import speakable, split_sentences
 
-SHARED_DATA = Path(os.environ.get("SEAL_RAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SQUAD = SHARED_DATA / "qa" / "squad-v1.1-dev"
-MEDQUAD = SHARED_DATA / "qa" / "medquad"
+from seal_rag.bench.data import data_path, data_root
+
+_data_override: Path | None = None
+
+
+def use_data(folder: Path | None) -> None:
+    """Read training text from `folder` (a command's `--data`) instead of `$SEAL_RAG_DATA`."""
+    global _data_override
+    _data_override = folder
+
+
+def _squad(name: str) -> Path:
+    return data_path(data_root(_data_override), "qa", "squad-v1.1-dev", name)
+
+
+def _medquad(name: str) -> Path:
+    return data_path(data_root(_data_override), "qa", "medquad", name)
 
 # Four of SQuAD's 38 training articles, kept out of all training text: our validation split.
 # Varied on purpose: chemistry, history, networking, education.
@@ -55,7 +68,7 @@ def _squad_title(passage_id: str) -> str:
 
 def squad_articles(split: str) -> list[str]:
     """"train" (SQuAD train_articles minus VAL_ARTICLES) or "val" (VAL_ARTICLES)."""
-    allowed = json.loads((SQUAD / "split.json").read_text())["train_articles"]
+    allowed = json.loads(_squad("split.json").read_text())["train_articles"]
     assert all(a in allowed for a in VAL_ARTICLES)
     if split == "val":
         return list(VAL_ARTICLES)
@@ -66,23 +79,23 @@ def squad_articles(split: str) -> list[str]:
 
 def squad_passages(articles: list[str]) -> list[Passage]:
     wanted = set(articles)
-    return [Passage(p["passage_id"], p["text"], "squad") for p in _jsonl(SQUAD / "passages.jsonl") if p["title"] in wanted]
+    return [Passage(p["passage_id"], p["text"], "squad") for p in _jsonl(_squad("passages.jsonl")) if p["title"] in wanted]
 
 
 def squad_questions(articles: list[str]) -> list[Utterance]:
     wanted = set(articles)
     return [Utterance(q["question"].strip(), "squad_question", q["passage_id"])
-            for q in _jsonl(SQUAD / "questions.jsonl") if _squad_title(q["passage_id"]) in wanted]
+            for q in _jsonl(_squad("questions.jsonl")) if _squad_title(q["passage_id"]) in wanted]
 
 
 def medquad_passages() -> list[Passage]:
-    return [Passage(p["passage_id"], p["text"], "medquad") for p in _jsonl(MEDQUAD / "passages.jsonl")]
+    return [Passage(p["passage_id"], p["text"], "medquad") for p in _jsonl(_medquad("passages.jsonl"))]
 
 
 def medquad_questions() -> list[Utterance]:
     # MedQuAD's templates put a space before "?": say it the way a person would write it.
     return [Utterance(q["question"].replace(" ?", "?").strip(), "medquad_question", q["passage_id"])
-            for q in _jsonl(MEDQUAD / "questions.jsonl")]
+            for q in _jsonl(_medquad("questions.jsonl"))]
 
 
 def passage_sentences(passages: list[Passage], kind: str) -> list[Utterance]:

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.bench.data import add_data_argument
+
+from . import text_sources
 from .config import load_config
 
 
@@ -198,8 +201,10 @@ def main(train, description: str) -> None:
     """The command line both stages share: --config, and --threads to override data.threads."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True)
+    add_data_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="override data.threads (torch CPU threads)")
     args = parser.parse_args()
+    text_sources.use_data(args.data)
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads

@@ -34,9 +34,10 @@ from ..embedding import SpeechEmbedding
 from ..progress import map_with_progress
 from ..tts import synthesize
 from ..voices import bench_voices
-from .heldout import ALL_SETS, SPEECH_SETS, load_set
+from .data import add_data_argument, data_root
+from .heldout import ALL_SETS, SPEECH_SETS, load_set, set_folder
 from .metrics import gold_ranks, summarise
-from .report import command_line, model_fields, write_report
+from .report import command_line, model_fields, pyplot, write_report
 
 CASCADES = {  # name -> Transcriber settings
     "cascade-greedy": dict(beam_size=1),
@@ -104,9 +105,9 @@ def shrink_knowledge_base(dataset, max_passages: int, seed: int) -> None:
     dataset.passages = [dataset.passages[i] for i in sorted(keep)]
 
 
-def evaluate_set(name: str, model, transcribers: dict, max_queries: int, seed: int, adapt_options: dict | None = None,
+def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: int, seed: int, adapt_options: dict | None = None,
                  max_passages: int | None = None) -> dict:
-    dataset = load_set(name)
+    dataset = load_set(name, root)
     if len(dataset.queries) > max_queries:
         dataset.queries = random.Random(seed).sample(dataset.queries, max_queries)
     if max_passages is not None:
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapt-steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes over the clips]")
     parser.add_argument("--adapt-max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
     parser.add_argument("--adapt-takes", type=int, default=ADAPT_TAKES, help="as `seal-rag adapt --takes`")
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    pyplot()  # before hours of work, not after
+    root = data_root(args.data)  # before any model loads: a missing folder is a one-line error
     if (args.adapt_steps is not None and args.adapt_steps < 1) or args.adapt_max_sentences < 2 or args.adapt_takes < 1:
         parser.error("--adapt-steps and --adapt-takes must be at least 1 and --adapt-max-sentences at least 2")  # `seal-rag adapt`'s bounds
     if args.quick:
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         args.max_passages = min(args.max_passages or 300, 300)
         args.adapt_steps, args.adapt_max_sentences, args.adapt_takes = min(args.adapt_steps or 8, 8), min(args.adapt_max_sentences, 64), 1
     args.sets = args.sets or list(ALL_SETS)
+    for name in args.sets:
+        set_folder(name, root)
     adapt_options = ({"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences, "takes": args.adapt_takes}
                      if args.adapt else None)
     with warnings.catch_warnings():
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     # A set takes up to 85 min (with --adapt), so sets are often run one at a time into one report.
     results = kept_from_earlier_run(args.out / f"{report}.json", model.fingerprint, args.quick, args.sets)
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
-        entry = evaluate_set(name, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages)
+        entry = evaluate_set(name, root, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages)
         results.append({**entry, "command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M:%S")})
         payload = {"benchmark": "accuracy", **model_fields(model), "quick": args.quick, "results": results,
                    "command": "; ".join(dict.fromkeys(r["command"] for r in results)),
@@ -208,10 +214,7 @@ def kept_from_earlier_run(path: Path, fingerprint: str, quick: bool, sets: list[
 
 def plot(results: list[dict], path: Path) -> None:
     """Top-1 of every system on every set, with its 95% bootstrap interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     systems = list(dict.fromkeys(s for r in results for s in r["systems"]))
     width = 0.8 / len(systems)

@@ -2,7 +2,7 @@
 
     seal-rag bench ask [--chunks 10000] [--queries 50] [--db DIR] [--out benchmarks]
 
-Ingests MedQuAD answers (../shared/data/qa/medquad, a training-and-tuning set) until the
+Ingests MedQuAD answers (the data folder's qa/medquad, a training-and-tuning set) until the
 index holds at least `--chunks` chunks, speaks `--queries` of its questions with espeak-ng,
 and asks each one in speech and in cascade mode with warm models. Writes `ask.json` and
 `ask.md`. Timings are only meaningful on an otherwise idle machine.
@@ -27,15 +27,15 @@ from ..embedding import SpeechEmbedding
 from ..ingest import ingest_folder
 from ..loaders import Section
 from ..store import SealIndex
-from .clips import shared_data_dir
+from .data import add_data_argument, data_path, data_root
 from .report import model_fields, write_report
 
 ESPEAK_VOICE = "en-us"
 
 
-def write_corpus(folder: Path, min_chunks: int) -> tuple[int, list[dict]]:
+def write_corpus(root: Path, folder: Path, min_chunks: int) -> tuple[int, list[dict]]:
     """Write MedQuAD answers as JSONL until they make `min_chunks` chunks; returns (chunks, questions)."""
-    medquad = shared_data_dir() / "qa" / "medquad"
+    medquad = data_path(root, "qa", "medquad")
     passages = [json.loads(line) for line in (medquad / "passages.jsonl").open()]
     chunks, kept = 0, []
     for p in passages:
@@ -71,14 +71,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--db", type=Path, default=None, help="keep the index here (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    root = data_root(args.data)
     work = Path(tempfile.mkdtemp(prefix="seal-bench-"))
     db = args.db or work / "db"
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained()
-    expected, questions = write_corpus(work / "docs", args.chunks)
+    expected, questions = write_corpus(root, work / "docs", args.chunks)
     index = SealIndex.open(model, db, create=True)
     start = time.perf_counter()
     summary = ingest_folder(model, work / "docs", index)

@@ -1,29 +1,25 @@
-"""Query clips for benchmarks, cut from the real human speech in ../shared/data."""
+"""Query clips for benchmarks, cut from the real human speech in the data folder's speech/fixtures."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE, load_audio
+from ..errors import DataNotFoundError
+from .data import data_path
 
 
-def shared_data_dir() -> Path:
-    """`$SEAL_RAG_SHARED_DATA`, else `shared/data` beside the repository."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return Path(os.environ.get("SEAL_RAG_SHARED_DATA", default))
-
-
-def fixture_clips(count: int, min_seconds: float, max_seconds: float) -> list[np.ndarray]:
+def fixture_clips(root: Path, count: int, min_seconds: float, max_seconds: float) -> list[np.ndarray]:
     """`count` clips whose lengths step evenly from min to max seconds, cut from the fixtures.
 
     The fixtures are joined end to end and cut in turn, so every clip is real speech.
     """
-    files = sorted((shared_data_dir() / "speech" / "fixtures").glob("*.flac"))
+    folder = data_path(root, "speech", "fixtures")
+    files = sorted(folder.glob("*.flac"))
     if not files:
-        raise SystemExit(f"no fixtures under {shared_data_dir()}: set SEAL_RAG_SHARED_DATA")
+        raise DataNotFoundError(f"no .flac clips in {folder}: copy the repository's tests/data/speech/fixtures there")
     speech = np.concatenate([load_audio(f) for f in files])
     clips, start = [], 0
     for seconds in np.linspace(min_seconds, max_seconds, count):

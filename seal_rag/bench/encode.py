@@ -20,6 +20,7 @@ import torch
 from ..cascade import CascadeEmbedding, Transcriber
 from ..embedding import SpeechEmbedding
 from .clips import fixture_clips
+from .data import add_data_argument, data_root
 from .report import model_fields, write_report
 
 
@@ -42,11 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="best of N per clip")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    root = data_root(args.data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained()
-    clips = fixture_clips(args.clips, 2.0, 8.0)
+    clips = fixture_clips(root, args.clips, 2.0, 8.0)
 
     real, real_vecs = median_seconds(lambda c: model.embed_clips([c])[0], clips, args.repeats)
     padded, padded_vecs = median_seconds(lambda c: model.embed_clips([c], pad_to_window=True)[0], clips, args.repeats)

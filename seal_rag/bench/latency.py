@@ -26,8 +26,9 @@ from ..audio import SAMPLE_RATE, load_audio
 from ..cascade import Transcriber
 from ..embedding import SpeechEmbedding
 from ..store import SealIndex
-from .clips import fixture_clips, shared_data_dir
-from .report import model_fields, write_report
+from .clips import fixture_clips
+from .data import add_data_argument, data_path, data_root
+from .report import model_fields, pyplot, write_report
 
 SYSTEMS = ("seal", "seal-30s-padding", "cascade-greedy", "cascade-beam5", "cascade-fitted")
 
@@ -38,8 +39,8 @@ def flac_bytes(clip: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def build_index(model, db: Path, limit: int | None) -> SealIndex:
-    passages = [json.loads(line) for line in (shared_data_dir() / "qa" / "squad-v1.1-dev" / "passages.jsonl").open()][:limit]
+def build_index(model, root: Path, db: Path, limit: int | None) -> SealIndex:
+    passages = [json.loads(line) for line in data_path(root, "qa", "squad-v1.1-dev", "passages.jsonl").open()][:limit]
     index = SealIndex.open(model, db, create=True)
     texts = [p["text"] for p in passages]
     index.upsert([p["passage_id"] for p in passages], model.embed_texts(texts, show_progress=True), texts,
@@ -80,18 +81,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--passages", type=int, default=None, help="index only the first N SQuAD passages")
     parser.add_argument("--quick", action="store_true", help="3 queries at 2 and 5 s over 200 passages: a smoke run")
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    pyplot()  # before hours of work, not after
+    root = data_root(args.data)
     if args.quick:
         args.lengths, args.queries, args.passages = [2, 5], 3, 200
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained()
-    index = build_index(model, Path(tempfile.mkdtemp(prefix="seal-latency-")) / "db", args.passages)
+    index = build_index(model, root, Path(tempfile.mkdtemp(prefix="seal-latency-")) / "db", args.passages)
     transcribers = {"cascade-greedy": Transcriber(beam_size=1), "cascade-beam5": Transcriber(beam_size=5),
                     "cascade-fitted": Transcriber(beam_size=1, fit_window=True)}
     results = []
     for seconds in args.lengths:
-        clips = [flac_bytes(c) for c in fixture_clips(args.queries, seconds, seconds)]
+        clips = [flac_bytes(c) for c in fixture_clips(root, args.queries, seconds, seconds)]
         runners = {
             "seal": lambda a: run_seal(model, index, a, False),
             "seal-30s-padding": lambda a: run_seal(model, index, a, True),
@@ -125,10 +129,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def plot(results: list[dict], lengths: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(7, 4))
     for system in SYSTEMS:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SealError
+
 
 def machine() -> dict:
     import os
@@ -45,3 +47,16 @@ def write_report(out: Path, name: str, payload: dict, header: list[str], rows: l
     print(table)
     print(f"wrote {json_path} and {md_path}")
     return json_path, md_path
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing to files only. matplotlib is the `bench` extra, not a core
+    dependency, so its absence is a one-line error, raised before a benchmark starts its work."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SealError("the benchmarks draw their figures with matplotlib: pip install 'seal-rag[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

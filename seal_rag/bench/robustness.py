@@ -42,9 +42,10 @@ from ..cascade import CascadeEmbedding, Transcriber
 from ..embedding import SpeechEmbedding
 from ..progress import map_with_progress
 from .accuracy import CASCADES, spoken_queries
+from .data import add_data_argument, data_root
 from .heldout import load_set
 from .metrics import gold_ranks, summarise
-from .report import model_fields, write_report
+from .report import model_fields, pyplot, write_report
 
 SET = "squad-holdout"
 SNRS_DB = (20, 10, 5, 0)
@@ -156,13 +157,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="fixes the questions, voices and noise")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--resume", action="store_true", help="keep the conditions an identical earlier run measured; run the rest")
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    pyplot()  # before hours of work, not after
     if args.quick:
         args.max_queries, args.passages, args.conditions = 10, 200, QUICK_CONDITIONS
     if args.max_queries <= BABBLE_TALKERS:
         raise SystemExit(f"--max-queries must be over {BABBLE_TALKERS}: babble mixes {BABBLE_TALKERS} other questions")
 
-    dataset = load_set(SET)
+    dataset = load_set(SET, data_root(args.data))
     if len(dataset.queries) > args.max_queries:
         dataset.queries = random.Random(args.seed).sample(dataset.queries, args.max_queries)
     if args.passages:
@@ -227,10 +230,7 @@ def report(args, dataset, voices: list[str], model, oracle: dict, results: list[
 
 def plot(results: list[dict], systems: list[str], queries: int, path: Path) -> None:
     """Top-1 against SNR, a line per system and noise; clean Top-1 as a dotted level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(7, 4))
     for colour, system in zip(("tab:blue", "tab:orange"), systems):

@@ -54,9 +54,9 @@ from ..ingest import EMBED_BATCH
 from ..loaders import Section
 from ..progress import progress_bar
 from ..store import SealIndex
-from .clips import shared_data_dir
-from .heldout import TEXT_SETS, load_set
-from .report import write_report
+from .data import add_data_argument, data_path, data_root
+from .heldout import TEXT_SETS, load_set, set_folder
+from .report import pyplot, write_report
 
 RANDOM_BATCH = 4096  # random vectors made and upserted together (SealIndex.upsert splits further)
 # Measured at D=384 (5.7 KB of disk, 2 KB of RSS a vector) and split into what scales with D and what does not:
@@ -81,13 +81,13 @@ class Fill:
         return self.real + self.random
 
 
-def real_chunks() -> Iterator[Chunk]:
+def real_chunks(root: Path) -> Iterator[Chunk]:
     """Chunks of real passages, as ingest cuts them: the held-out text sets, then MedQuAD."""
     for name in TEXT_SETS:
-        dataset = load_set(name)
+        dataset = load_set(name, root)
         for passage_id, text in zip(dataset.passage_ids, dataset.passages):
             yield from chunk_section(Section(f"{name}/{passage_id}", name, text))
-    with (shared_data_dir() / "qa" / "medquad" / "passages.jsonl").open() as lines:
+    with data_path(root, "qa", "medquad", "passages.jsonl").open() as lines:
         for line in lines:
             passage = json.loads(line)
             yield from chunk_section(Section(f"medquad/{passage['passage_id']}", "medquad", passage["text"]))
@@ -151,7 +151,7 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 def measure_sizes(model, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
                   seed: int, measured: Callable[[Fill, list[dict]], None]) -> None:
     """Grow one collection in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`."""
-    chunks = real_chunks()
+    chunks = real_chunks(root)
     pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that random rows copy
     model.embed_texts([c.text for c in pool])  # warm-up at chunk length, so its buffers sit in the baseline
     chunks = chain(pool, chunks)
@@ -181,7 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2k and 5k vectors, 20 s of real ingest, 20 queries: a smoke run")
+    add_data_argument(parser)
     args = parser.parse_args(argv)
+    pyplot()  # before hours of work, not after
+    root = data_root(args.data)
+    for name in TEXT_SETS:  # read after the model loads: check first
+        set_folder(name, root)
+    data_path(root, "qa", "medquad")
     if args.quick:
         args.sizes, args.real_minutes, args.queries = QUICK_SIZES, 20 / 60, 20
     sizes = sorted(set(args.sizes))
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             warnings.simplefilter("ignore")
             model = SpeechEmbedding.from_pretrained()
         fitting, skipped = fitting_sizes(sizes, model.dim, shutil.disk_usage(db).free, available_memory_bytes(), db)
-        questions = load_set("squad-holdout").queries
+        questions = load_set("squad-holdout", root).queries
         picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
         queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
         measure_sizes(model, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
@@ -250,10 +256,7 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
 
 def plot(results: list[dict], path: Path) -> None:
     """Query median and p95 against collection size (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(7, 4))
     sizes = [r["size"] for r in results]
