@@ -164,7 +164,6 @@ def main(argv: list[str] | None = None) -> None:
     add_data_argument(parser)
     args = parser.parse_args(argv)
     pyplot()  # before hours of work, not after
-    root = data_root(args.data)  # before any model loads: a missing folder is a one-line error
     if (args.adapt_steps is not None and args.adapt_steps < 1) or args.adapt_max_sentences < 2 or args.adapt_takes < 1:
         parser.error("--adapt-steps and --adapt-takes must be at least 1 and --adapt-max-sentences at least 2")  # `seal-rag adapt`'s bounds
     if args.quick:
@@ -172,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         args.max_passages = min(args.max_passages or 300, 300)
         args.adapt_steps, args.adapt_max_sentences, args.adapt_takes = min(args.adapt_steps or 8, 8), min(args.adapt_max_sentences, 64), 1
     args.sets = args.sets or list(ALL_SETS)
+    root = data_root(args.data)  # before any model loads: a missing folder is a one-line error
     for name in args.sets:
         set_folder(name, root)
     adapt_options = ({"steps": args.adapt_steps, "max_sentences": args.adapt_max_sentences, "takes": args.adapt_takes}

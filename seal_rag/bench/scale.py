@@ -184,15 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     add_data_argument(parser)
     args = parser.parse_args(argv)
     pyplot()  # before hours of work, not after
-    root = data_root(args.data)
-    for name in TEXT_SETS:  # read after the model loads: check first
-        set_folder(name, root)
-    data_path(root, "qa", "medquad")
     if args.quick:
         args.sizes, args.real_minutes, args.queries = QUICK_SIZES, 20 / 60, 20
     sizes = sorted(set(args.sizes))
     if sizes[0] <= 0 or args.queries < 2 or args.k <= 0:
         raise SystemExit("--sizes, -k and --queries must be positive, with at least 2 queries")
+    root = data_root(args.data)
+    for name in TEXT_SETS:  # read after the model loads: check first
+        set_folder(name, root)
+    data_path(root, "qa", "medquad")
 
     with tempfile.TemporaryDirectory(prefix="seal-scale-") as scratch:
         db = args.db or Path(scratch) / "db"
