@@ -3,6 +3,7 @@
     seal-rag ingest docs/ [--db PATH | --chroma-host HOST --chroma-port PORT]
     seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings] [--no-adapter]
     seal-rag adapt [--db PATH | --chroma-host HOST --chroma-port PORT] [--steps N] [--max-sentences N]
+    seal-rag serve [--db PATH | --chroma-host HOST --chroma-port PORT] [--host 127.0.0.1] [--port 8000]
 """
 
 from __future__ import annotations
@@ -260,6 +261,52 @@ def adapt(
         f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.steps} steps {result.train_seconds:.0f} s); "
         f"`seal-rag ask` now answers with {target} (--no-adapter to compare)"
     )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    chroma_host: HostOption = None,
+    chroma_port: PortOption = 8000,
+    collection: CollectionOption = "seal_rag",
+    model_dir: ModelOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback needs an API key")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    api_key: Annotated[Optional[str], typer.Option(help="Key clients must send [env SEAL_RAG_API_KEY]")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser pages from this origin (repeatable); off by default")] = None,
+    max_concurrent: Annotated[int, typer.Option(help="Questions in flight at once; past it, 503 with Retry-After")] = 4,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted")] = 25.0,
+    llm: Annotated[str, typer.Option(help="none, or openai:MODEL via OPENAI_BASE_URL [env SEAL_RAG_LLM]")] = "",
+    llm_audio_format: Annotated[str, typer.Option(help="none (send transcript), input_audio or audio_url")] = "none",
+    llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
+    no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
+) -> None:
+    """Serve the index over HTTP: POST /v1/ask, a browser page at /, OpenAPI docs at /docs."""
+    import socket
+
+    from .serve import ServeSettings, run
+    from .store import check_reachable
+
+    api_key = api_key or os.environ.get("SEAL_RAG_API_KEY") or None
+    if host not in LOOPBACK and not api_key:
+        fail(f"--host {host} is reachable from other machines: set --api-key or SEAL_RAG_API_KEY, or serve on 127.0.0.1")
+    if max_concurrent < 1 or max_upload_mb <= 0:
+        fail("--max-concurrent must be at least 1 and --max-upload-mb above 0")
+    llm = llm or os.environ.get("SEAL_RAG_LLM", "none")
+    answerer = _make_answerer(llm, llm_audio_format, llm_timeout)
+    check_reachable(db, chroma_host, chroma_port)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:  # a busy port should not cost the user a model load to find out
+            probe.bind((host, port))
+        except OSError as error:
+            fail(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port")
+    settings = ServeSettings(db, chroma_host, chroma_port, collection, model_dir, not no_adapter, llm, api_key,
+                             cors_origin or [], max_concurrent, int(max_upload_mb * 1024 * 1024))
+    with index_lock(db, chroma_host, exclusive=False):  # held while serving: an ingest is refused, not raced
+        run(settings, host, port, answerer, on_ready=lambda url: typer.echo(f"serving {url} (Ctrl-C stops)", err=True))
 
 
 BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale", "build-data")

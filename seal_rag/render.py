@@ -12,21 +12,6 @@ from .errors import LLMError
 SNIPPET_CHARS = 160
 
 
-def _source_row(hit) -> dict:
-    meta = hit.metadata
-    return {
-        "rank": hit.rank,
-        "id": hit.id,
-        "score": round(float(hit.score), 4),
-        "source": meta.get("source"),
-        "title": meta.get("title"),
-        "start_char": meta.get("start_char"),
-        "end_char": meta.get("end_char"),
-        "page": meta.get("page"),
-        "text": hit.text,
-    }
-
-
 def _generate(result: dict, on_token) -> str | None:
     """Drain the answer stream into `result`; returns the error message, if any."""
     if "stream" not in result:
@@ -62,7 +47,7 @@ def render_text(result: dict, show_timings: bool, header: bool) -> bool:
             typer.echo(f"error: {error}", err=True)
     typer.echo("Sources:")
     for hit in result["hits"]:
-        row = _source_row(hit)
+        row = hit.as_row()
         where = f"{row['source']}" + (f" p.{row['page']}" if row["page"] else "")
         snippet = " ".join(hit.text.split())[:SNIPPET_CHARS]
         typer.echo(f"  {row['rank']}. score {row['score']:.3f}  {where} [chars {row['start_char']}-{row['end_char']}]")
@@ -83,7 +68,7 @@ def render_json(result: dict, show_timings: bool, header: bool) -> bool:
         "answer": result["answer"],
         "answer_kind": result["answer_kind"],
         "error": error,
-        "sources": [_source_row(h) for h in result["hits"]],
+        "sources": [h.as_row() for h in result["hits"]],
         "timings": {k: round(v, 4) for k, v in result["timings"].items()},
         "model": result["model"].as_dict(),  # which model answered: the index's adapter, shipped, or --model
     }

@@ -36,6 +36,13 @@ class Hit:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def as_row(self) -> dict:
+        """The hit as a flat record: what `ask --json` and `serve` return for each source."""
+        meta = self.metadata
+        return {"rank": self.rank, "id": self.id, "score": round(float(self.score), 4), "source": meta.get("source"),
+                "title": meta.get("title"), "start_char": meta.get("start_char"), "end_char": meta.get("end_char"),
+                "page": meta.get("page"), "text": self.text}
+
 
 def _no_index(path: Path) -> str:
     return f"no index at {path}: run `seal-rag ingest DOCS --db {path}` first, or pass the right --db"

@@ -1,0 +1,330 @@
+"""`seal-rag serve`: the ask pipeline behind HTTP, and a browser page that talks to it.
+
+    GET  /            the page (microphone, file picker, typed question; no CDN, works offline)
+    GET  /healthz     200 JSON: the model that answers and the index's size
+    POST /v1/ask      audio as the body (any container `seal-rag ask` reads) or a multipart field
+                      `audio`, or JSON {"text": "..."}; query parameters `k` and `mode`.
+                      JSON back; with `Accept: text/event-stream` the answer streams, sources first.
+    GET  /docs        OpenAPI documentation
+
+Models load once. At most `max_concurrent` questions are in flight; past that a request gets 503
+with Retry-After at once instead of waiting in an unbounded queue. A persistent index is held
+under seal-rag's shared lock while the server runs, so an ingest into it is refused with a clear
+error instead of corrupting it (serve a Chroma server to ingest while serving).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+# FastAPI reads the endpoints' annotations at run time, so these are module-level imports.
+from fastapi import FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from .answer import extractive_answer
+from .ask import Retriever
+from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
+from .store import DEFAULT_COLLECTION, DEFAULT_PORT
+
+MAX_K = 100
+RETRY_AFTER_SECONDS = 1
+# The request body is read in chunks of this size, so an oversized upload is cut off early.
+READ_CHUNK = 64 * 1024
+
+
+@dataclass
+class ServeSettings:
+    """Everything `seal-rag serve` is told; see its `--help`."""
+
+    db: Path | None = None
+    chroma_host: str | None = None
+    chroma_port: int = DEFAULT_PORT
+    collection: str = DEFAULT_COLLECTION
+    model_dir: Path | None = None
+    use_adapter: bool = True
+    llm: str = "none"  # shown by /healthz; the answerer itself is handed to `AskService`
+    api_key: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    max_concurrent: int = 4
+    max_upload_bytes: int = 25 * 1024 * 1024
+
+
+class Busy(Exception):
+    """Every slot is taken: the client should retry shortly."""
+
+
+class Slots:
+    """A bound on questions in flight that refuses, instead of queueing, when it is full."""
+
+    def __init__(self, size: int):
+        self.size, self.used, self.lock = size, 0, threading.Lock()
+
+    def take(self) -> None:
+        with self.lock:
+            if self.used >= self.size:
+                raise Busy
+            self.used += 1
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.used -= 1
+
+
+class AskService:
+    """The models and the index, loaded once, and one question answered at a time per call."""
+
+    def __init__(self, settings: ServeSettings, answerer=None):
+        from .index_adapter import choose_model
+        from .store import SealIndex
+
+        self.settings = settings
+        self.choice = choose_model(settings.model_dir, settings.db, settings.chroma_host, settings.chroma_port,
+                                   settings.collection, settings.use_adapter)
+        self.model = self.choice.model
+        self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
+        self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
+        self._transcriber = None
+        self._transcriber_lock = threading.Lock()
+
+    @property
+    def transcriber(self):
+        """One faster-whisper model shared by every request, made on first need."""
+        with self._transcriber_lock:
+            if self._transcriber is None:
+                from .cascade import Transcriber
+
+                self._transcriber = Transcriber()
+            return self._transcriber
+
+    def health(self) -> dict:
+        return {"status": "ok", "model": self.choice.as_dict(), "index": {"chunks": self.index.count(),
+                "collection": self.settings.collection}, "llm": self.settings.llm,
+                "max_seconds": self.model.config.max_seconds}
+
+    def ask_audio(self, audio: bytes, name: str, k: int, mode: str) -> tuple[dict, object]:
+        """Retrieve for a spoken question: the response body, and the answer's token stream (or None)."""
+        from .audio import load_audio
+
+        start = time.perf_counter()
+        clip = load_audio(audio, max_seconds=self.model.config.max_seconds)
+        decode = time.perf_counter() - start
+        needs_transcript = bool(self.answerer and self.answerer.needs_transcript)
+        retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None)
+        found = retriever.retrieve(clip, k, want_transcript=needs_transcript)
+        question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
+        body = self._body(question, mode, found.hits, found.transcript, {**found.timings, "decode": decode})
+        if self.answerer is None:
+            return self._extractive(body, found.query_vector, found.hits), None
+        return body, self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip)
+
+    def ask_text(self, text: str, k: int) -> tuple[dict, object]:
+        """Retrieve for a typed question with the text tower."""
+        start = time.perf_counter()
+        vector = self.model.embed_texts([text])[0]
+        timings = {"text_embed": time.perf_counter() - start}
+        start = time.perf_counter()
+        hits = self.index.query(vector, k)
+        timings["search"] = time.perf_counter() - start
+        body = self._body({"kind": "text", "text": text}, "text", hits, None, timings)
+        if self.answerer is None:
+            return self._extractive(body, vector, hits), None
+        if not self.answerer.needs_transcript:  # a speech LLM hears audio; a typed question has none
+            return self._extractive(body, vector, hits), None
+        return body, self.answerer.stream(hits, text, None)
+
+    def _body(self, question: dict, mode: str, hits, transcript: str | None, timings: dict) -> dict:
+        return {"question": question, "mode": mode, "transcript": transcript, "answer": None, "answer_kind": None,
+                "error": None, "hits": [hit.as_row() for hit in hits], "model": self.choice.as_dict(),
+                "timings": {stage: round(seconds, 4) for stage, seconds in timings.items()}}
+
+    def _extractive(self, body: dict, vector, hits) -> dict:
+        start = time.perf_counter()
+        body.update(answer=extractive_answer(self.model, vector, hits), answer_kind="extractive")
+        body["timings"]["answer"] = round(time.perf_counter() - start, 4)
+        return body
+
+
+def _status(error: SealError) -> int:
+    """Which HTTP status a project error maps to: the client's fault is a 4xx, never a 500."""
+    if isinstance(error, AudioTooLongError):
+        return 413
+    if isinstance(error, NotAudioError):
+        return 415
+    if isinstance(error, AudioError):
+        return 422
+    if isinstance(error, StoreError):
+        return 503
+    return 400
+
+
+def create_app(settings: ServeSettings, service: AskService | None = None, on_ready=None):
+    """The FastAPI application. `service` defaults to loading the models and index now;
+    `on_ready()` is called once the server listens."""
+    import contextlib
+
+    from fastapi import FastAPI, Query, Request
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+    service = service or AskService(settings)
+    slots = Slots(settings.max_concurrent)
+    web = resources.files("seal_rag") / "web"
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if on_ready:
+            on_ready()
+        yield
+
+    app = FastAPI(title="seal-rag", description="Ask a knowledge base a question by voice.", version="0.1.0",
+                  lifespan=lifespan)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"])
+    app.mount("/static", StaticFiles(directory=str(web)), name="static")
+    app.state.slots = slots
+
+    def problem(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    def authorised(request: Request) -> bool:
+        if not settings.api_key:
+            return True
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        return hmac.compare_digest(given.encode(), settings.api_key.encode())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse((web / "index.html").read_text())
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """The model that answers, the index's size, and whether /v1/ask needs an API key."""
+        return {**service.health(), "auth": bool(settings.api_key)}
+
+    @app.post("/v1/ask")
+    async def ask(request: Request, k: int = Query(5, ge=1, le=MAX_K), mode: Literal["speech", "cascade", "hybrid"] = "speech"):
+        """Answer one question: audio (raw body or multipart `audio`) or JSON `{"text": ...}`."""
+        if not authorised(request):
+            return problem(401, "missing or wrong API key: send it as `Authorization: Bearer KEY` or `X-API-Key`")
+        question = await _read_question(request, settings.max_upload_bytes)
+        if isinstance(question, JSONResponse):
+            return question
+        try:  # the slot bounds retrieval, the part that uses the CPU; an LLM's answer streams outside it
+            slots.take()
+        except Busy:
+            return problem(503, f"busy: {settings.max_concurrent} questions are in flight; retry shortly",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            if question[0] == "text":
+                body, stream = await run_in_threadpool(service.ask_text, question[1], k)
+            else:
+                body, stream = await run_in_threadpool(service.ask_audio, question[1], question[2], k, mode)
+        except SealError as error:
+            return problem(_status(error), str(error))
+        finally:
+            slots.give_back()
+        if "text/event-stream" in request.headers.get("accept", ""):
+            events = _events(body, stream, iterate_in_threadpool)
+            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        if stream is not None:
+            await _drain(body, stream, iterate_in_threadpool)
+        return body
+
+    return app
+
+
+async def _read_question(request, limit: int):
+    """("text", str) or ("audio", bytes, name) from the request, or a 4xx response."""
+    def problem(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return problem(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}: send a shorter clip")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return problem(413, f"upload is over the limit of {limit:,} bytes: send a shorter clip")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            text = json.loads(body).get("text")
+        except (ValueError, AttributeError):
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            return problem(422, 'a JSON body must be {"text": "your question"} with a non-empty question')
+        return "text", text.strip()
+    if kind == "multipart/form-data":
+        async def replay():
+            yield bytes(body)
+
+        try:
+            form = await MultiPartParser(request.headers, replay(), max_files=1, max_fields=10).parse()
+        except MultiPartException as error:
+            return problem(400, f"malformed multipart body ({error.message}): send the clip in a field named `audio`")
+        upload = form.get("audio")
+        if upload is None or isinstance(upload, str):
+            return problem(422, "no file field named `audio` in the form: send the clip as `audio`")
+        return "audio", await upload.read(), Path(upload.filename or "upload").name
+    if not body:
+        return problem(422, 'empty request: send audio as the body, a multipart field `audio`, or JSON {"text": ...}')
+    return "audio", bytes(body), "body"
+
+
+async def _drain(body: dict, stream, iterate) -> None:
+    """Collect an LLM answer into `body`; a failure keeps the sources and says why in `error`."""
+    start, parts = time.perf_counter(), []
+    try:
+        async for token in iterate(stream):
+            parts.append(token)
+    except SealError as error:
+        body["error"] = str(error)
+    body.update(answer="".join(parts), answer_kind="llm")
+    body["timings"]["generate"] = round(time.perf_counter() - start, 4)
+
+
+async def _events(body: dict, stream, iterate):
+    """Server-sent events: `sources` (the body without its answer), `token`s, then `done` or `error`."""
+
+    def event(name: str, data) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    yield event("sources", {key: value for key, value in body.items() if key not in ("answer", "error")})
+    if stream is None:
+        yield event("token", body["answer"])
+    else:
+        start, parts = time.perf_counter(), []
+        try:
+            async for token in iterate(stream):
+                parts.append(token)
+                yield event("token", token)
+        except SealError as error:
+            yield event("error", {"error": str(error)})
+        body.update(answer="".join(parts), answer_kind="llm")
+        body["timings"]["generate"] = round(time.perf_counter() - start, 4)
+    yield event("done", {"answer": body["answer"], "answer_kind": body["answer_kind"], "timings": body["timings"]})
+
+
+def run(settings: ServeSettings, host: str, port: int, answerer=None, on_ready=None) -> None:
+    """Load everything, then serve until interrupted. `on_ready(url)` is called once it listens."""
+    import uvicorn
+
+    url = f"http://{host}:{port}"
+    app = create_app(settings, AskService(settings, answerer), on_ready and (lambda: on_ready(url)))
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+

@@ -1,0 +1,223 @@
+"""`seal-rag serve`: the HTTP API in-process (FastAPI's TestClient) and as a real server process."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from .conftest import DEMOS
+from .openai_stub import REPLY_TOKENS, OpenAIStub
+
+GOLD = "Apollo_program_0.txt"  # q5.wav: "What project put the first Americans into space?"
+
+
+@pytest.fixture(scope="module")
+def service(demo_db):
+    from seal_rag.serve import AskService, ServeSettings
+
+    return AskService(ServeSettings(db=demo_db))
+
+
+def client(service, answerer=None, **settings):
+    from fastapi.testclient import TestClient
+
+    from seal_rag.serve import ServeSettings, create_app
+
+    service.answerer = answerer
+    return TestClient(create_app(ServeSettings(db=service.settings.db, **settings), service))
+
+
+def events(response) -> list[tuple[str, object]]:
+    """The (event, data) pairs of a server-sent-events body, in order."""
+    pairs = []
+    for block in response.text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        pairs.append((lines["event"], json.loads(lines["data"])))
+    return pairs
+
+
+@pytest.mark.slow
+def test_a_spoken_question_as_the_body_finds_its_passage_first(service, demo_question):
+    response = client(service).post("/v1/ask?k=3", content=demo_question.read_bytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert Path(body["hits"][0]["source"]).name == GOLD
+    assert [hit["rank"] for hit in body["hits"]] == [1, 2, 3]
+    assert body["question"]["kind"] == "audio" and abs(body["question"]["seconds"] - 3.54) < 0.01
+    assert body["answer_kind"] == "extractive" and "Project Mercury" in body["answer"]
+    assert body["model"]["name"] == "seal-base-minilm" and body["transcript"] is None  # speech mode: no transcript
+    assert {"decode", "features", "encode", "search"} <= set(body["timings"])
+
+
+@pytest.mark.slow
+def test_multipart_upload_and_a_typed_question_find_the_same_passage(service, demo_question):
+    http = client(service)
+    upload = http.post("/v1/ask", files={"audio": ("q5.wav", demo_question.read_bytes(), "audio/wav")})
+    assert upload.status_code == 200, upload.text
+    assert upload.json()["question"]["name"] == "q5.wav" and Path(upload.json()["hits"][0]["source"]).name == GOLD
+    typed = http.post("/v1/ask", json={"text": "What project put the first Americans into space?"})
+    assert typed.status_code == 200, typed.text
+    assert typed.json()["question"] == {"kind": "text", "text": "What project put the first Americans into space?"}
+    assert Path(typed.json()["hits"][0]["source"]).name == GOLD and typed.json()["mode"] == "text"
+
+
+@pytest.mark.slow
+def test_cascade_mode_returns_the_transcript(service, demo_question):
+    body = client(service).post("/v1/ask?mode=cascade&k=1", content=demo_question.read_bytes()).json()
+    assert "first americans" in body["transcript"].lower() and "transcribe" in body["timings"]
+
+
+@pytest.mark.slow
+def test_bad_input_is_a_4xx_with_one_line_never_a_500(service, tmp_path):
+    http = client(service, max_upload_bytes=200_000)
+    silent = io.BytesIO()
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000, format="WAV")
+    cases = {
+        "not audio": (http.post("/v1/ask", content=b"this is a note, not a recording"), 415),
+        "silence": (http.post("/v1/ask", content=silent.getvalue()), 422),
+        "empty": (http.post("/v1/ask", content=b""), 422),
+        "too big": (http.post("/v1/ask", content=b"\0" * 300_000), 413),
+        "bad k": (http.post("/v1/ask?k=0", content=b"x"), 422),
+        "bad mode": (http.post("/v1/ask?mode=loud", content=b"x"), 422),
+        "bad json": (http.post("/v1/ask", content=b'{"text": 3}', headers={"Content-Type": "application/json"}), 422),
+        "no field": (http.post("/v1/ask", files={"clip": ("a.wav", b"x")}), 422),
+    }
+    for name, (response, status) in cases.items():
+        assert response.status_code == status, (name, response.status_code, response.text)
+        if name not in ("bad k", "bad mode"):  # FastAPI's own validation body lists the field
+            message = response.json()["error"]
+            assert message and "\n" not in message, (name, message)
+
+
+@pytest.mark.slow
+def test_the_answer_streams_after_the_sources(service, demo_question):
+    response = client(service).post("/v1/ask", content=demo_question.read_bytes(), headers={"Accept": "text/event-stream"})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    pairs = events(response)
+    assert [name for name, _ in pairs] == ["sources", "token", "done"]
+    assert Path(pairs[0][1]["hits"][0]["source"]).name == GOLD and "answer" not in pairs[0][1]
+    assert pairs[2][1]["answer"] == pairs[1][1] and pairs[2][1]["answer_kind"] == "extractive"
+
+
+@pytest.mark.slow
+def test_a_chat_model_streams_its_answer_and_a_failing_one_keeps_the_sources(service, demo_question, monkeypatch):
+    from seal_rag.llm import ChatAnswerer
+
+    with OpenAIStub() as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        streamed = client(service, ChatAnswerer("ok")).post(
+            "/v1/ask", content=demo_question.read_bytes(), headers={"Accept": "text/event-stream"})
+        pairs = events(streamed)
+        assert [name for name, _ in pairs] == ["sources", *["token"] * len(REPLY_TOKENS), "done"]
+        assert pairs[0][1]["transcript"]  # a text model needs the transcript, so it was made
+        assert pairs[-1][1]["answer"] == "".join(REPLY_TOKENS) and pairs[-1][1]["answer_kind"] == "llm"
+        prompt = stub.requests[-1]["body"]["messages"][-1]["content"]
+        assert "Question: " in prompt and "first americans" in prompt.lower()
+
+        failed = client(service, ChatAnswerer("slow", timeout=1)).post("/v1/ask", content=demo_question.read_bytes())
+        assert failed.status_code == 200
+        body = failed.json()
+        assert Path(body["hits"][0]["source"]).name == GOLD and "did not answer within" in body["error"]
+
+
+def test_an_api_key_is_required_when_set_and_cors_is_off_unless_configured(service, demo_question):
+    locked = client(service, api_key="s3cret")
+    assert locked.post("/v1/ask", content=b"x").status_code == 401
+    assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert locked.post("/v1/ask", content=b"x", headers={"X-API-Key": "s3cret"}).status_code == 415  # past the key
+    assert locked.get("/healthz").json()["auth"] is True
+    origin = {"Origin": "https://example.org"}
+    assert "access-control-allow-origin" not in client(service).get("/healthz", headers=origin).headers
+    allowed = client(service, cors_origins=["https://example.org"]).get("/healthz", headers=origin)
+    assert allowed.headers["access-control-allow-origin"] == "https://example.org"
+
+
+def test_past_the_concurrency_bound_a_request_gets_503_with_retry_after(service, demo_question):
+    from fastapi.testclient import TestClient
+
+    from seal_rag.serve import ServeSettings, create_app
+
+    app = create_app(ServeSettings(db=service.settings.db, max_concurrent=1), service)
+    app.state.slots.take()  # one question already in flight
+    busy = TestClient(app).post("/v1/ask", content=demo_question.read_bytes())
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+    app.state.slots.give_back()
+
+
+def test_health_page_and_openapi(service):
+    http = client(service)
+    health = http.get("/healthz").json()
+    assert health["status"] == "ok" and health["index"]["chunks"] == 39 and health["model"]["name"] == "seal-base-minilm"
+    page = http.get("/")
+    assert page.status_code == 200 and 'id="record"' in page.text and "/static/app.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN: everything it loads is served here
+    assert http.get("/static/app.js").status_code == 200
+    assert "/v1/ask" in http.get("/openapi.json").json()["paths"]
+
+
+# --- The real thing: `seal-rag serve` as a process -------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seal_rag(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "seal_rag.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server(demo_db):
+    """`seal-rag serve` on a free port, ready once /healthz answers."""
+    port = free_port()
+    process = seal_rag("serve", "--db", str(demo_db), "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited {process.returncode}: {process.stderr.read()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_served_index_answers_a_spoken_question_over_http(server, demo_question, demo_db):
+    response = httpx.post(f"{server}/v1/ask", content=demo_question.read_bytes(), timeout=120)
+    assert response.status_code == 200 and Path(response.json()["hits"][0]["source"]).name == GOLD
+    assert httpx.post(f"{server}/v1/ask", content=b"not audio", timeout=60).status_code == 415
+    # While it serves, the index is held: an ingest into it is refused with one line, not raced.
+    ingest = subprocess.run([sys.executable, "-m", "seal_rag.cli", "ingest", str(DEMOS / "kb"), "--db", str(demo_db)],
+                            capture_output=True, text=True, timeout=300)
+    assert ingest.returncode == 1 and "another seal-rag process is using" in ingest.stderr, ingest.stderr
+
+
+def test_serve_refuses_bad_settings_before_loading_anything(demo_db):
+    env = {k: v for k, v in os.environ.items() if k != "SEAL_RAG_API_KEY"}
+    exposed = seal_rag("serve", "--db", str(demo_db), "--host", "0.0.0.0", env=env)
+    assert exposed.wait(timeout=60) == 1 and "--api-key" in exposed.stderr.read()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = seal_rag("serve", "--db", str(demo_db), "--port", str(taken.getsockname()[1]))
+        assert busy.wait(timeout=60) == 1 and "choose another --port" in busy.stderr.read()
+    missing = seal_rag("serve", "--db", "/nonexistent/index")
+    assert missing.wait(timeout=60) == 1 and "no index at" in missing.stderr.read()
