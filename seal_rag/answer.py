@@ -6,14 +6,11 @@ the shared space, so it needs no transcript and no language model.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+from .sentences import split_sentences
 from .store import Hit
 
-# Sentence ends, and paragraph breaks (so a title line is never glued to the first sentence).
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
 MIN_ANSWER_WORDS = 4
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered context passages. "
@@ -21,16 +18,13 @@ SYSTEM_PROMPT = (
 )
 
 
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()]
-
-
 def extractive_answer(model, query_vector: np.ndarray, hits: list[Hit]) -> str:
     """The sentence of the top hit whose text-tower vector is nearest the query vector."""
     if not hits:
         return ""
     # A title line or a fragment is rarely the answer; prefer real sentences when there are any.
-    candidates = [s for s in sentences(hits[0].text) if len(s.split()) >= MIN_ANSWER_WORDS] or sentences(hits[0].text) or [hits[0].text]
+    sentences = split_sentences(hits[0].text)  # paragraph breaks split too: a title line stands alone
+    candidates = [s for s in sentences if len(s.split()) >= MIN_ANSWER_WORDS] or sentences or [hits[0].text]
     scores = model.embed_texts(candidates) @ np.asarray(query_vector, dtype=np.float32)
     return candidates[int(np.argmax(scores))]
 

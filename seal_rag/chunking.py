@@ -7,16 +7,17 @@ the same text yields the same ids and adds nothing.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
+from .arguments import check_chunking
 from .loaders import Section
+from .sentences import paragraph_spans, sentence_spans
 
 DEFAULT_CHUNK_CHARS = 1000
 DEFAULT_OVERLAP_CHARS = 150
-# A sentence ends at . ! ? (maybe followed by a closing quote or bracket) before white space.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# Metadata seal-rag sets on every chunk; a document's own fields (JSONL extras) cannot
+# overwrite them, or a record could claim to be /etc/shadow page 999.
+PROJECT_FIELDS = frozenset({"source", "path", "title", "start_char", "end_char", "chunk_index", "page"})
 
 
 @dataclass
@@ -28,20 +29,11 @@ class Chunk:
 
 def _units(text: str) -> list[tuple[int, int, bool]]:
     """Sentence spans `(start, end, starts_paragraph)` covering the non-blank text."""
-    units = []
-    paragraph_starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(text)]
-    paragraph_ends = [m.start() for m in _PARAGRAPH_BREAK.finditer(text)] + [len(text)]
-    for p_start, p_end in zip(paragraph_starts, paragraph_ends):
-        start, first = p_start, True
-        for match in list(_SENTENCE_END.finditer(text, p_start, p_end)) + [None]:
-            end = match.start() if match else p_end
-            stripped = text[start:end].strip()
-            if stripped:
-                lead = start + len(text[start:end]) - len(text[start:end].lstrip())
-                units.append((lead, lead + len(stripped), first))
-                first = False
-            start = match.end() if match else p_end
-    return units
+    return [
+        (start, end, index == 0)
+        for p_start, p_end in paragraph_spans(text)
+        for index, (start, end) in enumerate(sentence_spans(text, p_start, p_end))
+    ]
 
 
 def _split_long(start: int, end: int, text: str, limit: int) -> list[tuple[int, int, bool]]:
@@ -58,8 +50,7 @@ def _split_long(start: int, end: int, text: str, limit: int) -> list[tuple[int, 
 
 def chunk_section(section: Section, chunk_chars: int = DEFAULT_CHUNK_CHARS, overlap_chars: int = DEFAULT_OVERLAP_CHARS) -> list[Chunk]:
     """Greedy chunks of whole sentences, closing early at a paragraph break past half size."""
-    if overlap_chars >= chunk_chars:
-        raise ValueError("overlap must be smaller than the chunk size")
+    check_chunking(chunk_chars, overlap_chars)
     text = section.text
     units = []
     for start, end, new_paragraph in _units(text):
@@ -93,14 +84,9 @@ def _make_chunks(section: Section, spans: list[tuple[int, int]]) -> list[Chunk]:
         digest = hashlib.sha256(body.encode()).hexdigest()[:16]
         seen[digest] = seen.get(digest, 0) + 1  # the same text twice in one file stays two chunks
         suffix = f"-{seen[digest]}" if seen[digest] > 1 else ""
-        metadata = {
-            "source": section.source,
-            "title": section.title,
-            "start_char": start,
-            "end_char": end,
-            "chunk_index": index,
-            **({"page": section.page} if section.page else {}),
-            **section.extra,
-        }
+        metadata = {k: v for k, v in section.extra.items() if k not in PROJECT_FIELDS}
+        # The project's own fields go last, so a document can never set them.
+        metadata.update(source=section.source, path=section.file, title=section.title, start_char=start, end_char=end,
+                        chunk_index=index, **({"page": section.page} if section.page else {}))
         chunks.append(Chunk(f"{source_key}-{page_key}{digest}{suffix}", body, metadata))
     return chunks
