@@ -6,11 +6,13 @@ PIP = $(PYTHON) -m pip
 
 setup: system-deps python-deps
 
-# TTS voices and sox for speech; wordnet-base for its glosses, a training text
-# (training/text_sources.py), without its recommends: they would add man pages to the prose.
+# TTS voices and sox for speech; chromium for the browser test of `seal-rag serve`'s page;
+# wordnet-base for its glosses, a training text (training/text_sources.py), without its
+# recommends: they would add man pages to the prose.
 system-deps:
-	@if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null || ! command -v sox >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq espeak-ng flite sox libsndfile1 >/dev/null; fi
+	@if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null || ! command -v sox >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq espeak-ng flite sox libsndfile1 chromium >/dev/null; fi
 	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; fi
 

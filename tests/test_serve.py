@@ -221,3 +221,50 @@ def test_serve_refuses_bad_settings_before_loading_anything(demo_db):
         assert busy.wait(timeout=60) == 1 and "choose another --port" in busy.stderr.read()
     missing = seal_rag("serve", "--db", "/nonexistent/index")
     assert missing.wait(timeout=60) == 1 and "no index at" in missing.stderr.read()
+
+
+# --- The page in a real browser -------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def fake_microphone(tmp_path, demo_question) -> Path:
+    """The spoken question as Chromium's fake microphone plays it: a little silence around it,
+    since the browser loops the file and the recording starts and stops on clicks."""
+    clip, rate = sf.read(demo_question, dtype="float32")
+    pause = np.zeros(int(0.3 * rate), dtype=np.float32)
+    path = tmp_path / "microphone.wav"
+    sf.write(path, np.concatenate([pause, clip, pause, pause, pause]), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.mark.slow
+def test_the_page_records_the_microphone_and_shows_the_right_passage_first(server, fake_microphone):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), "apt-get install chromium (make setup does)"
+    seconds = sf.info(fake_microphone).duration
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fake_microphone}"])
+        page = browser.new_page()
+        page.goto(server)
+        expect(page.locator("#about")).to_contain_text("39 passages indexed")
+        record = page.get_by_role("button", name="Start recording")
+        record.focus()
+        page.keyboard.press("Enter")  # keyboard, as a user without a mouse would
+        expect(page.locator("#record")).to_have_attribute("aria-pressed", "true")
+        page.wait_for_timeout(seconds * 1000 * 0.8)
+        page.get_by_role("button", name="Stop and ask").click()
+        expect(page.locator("#status")).to_have_text("Done.", timeout=120_000)
+        first = page.locator("#sources li").first
+        expect(first.locator(".source")).to_contain_text(GOLD)
+        expect(page.locator("#answer")).to_contain_text("Project Mercury")
+
+        page.get_by_label("Typed question").fill("What is the second most abundant element?")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        expect(page.locator("#sources li").first.locator(".source")).to_contain_text("Oxygen_0.txt", timeout=60_000)
+        browser.close()
