@@ -268,3 +268,20 @@ def test_the_page_records_the_microphone_and_shows_the_right_passage_first(serve
         page.get_by_role("button", name="Ask", exact=True).click()
         expect(page.locator("#sources li").first.locator(".source")).to_contain_text("Oxygen_0.txt", timeout=60_000)
         browser.close()
+
+
+@pytest.mark.slow
+def test_the_load_test_answers_every_question_and_reports_latency_throughput_and_memory(demo_db, tmp_path):
+    from seal_rag.bench import serve as load_test
+
+    questions = [str(DEMOS / "questions" / f"q{i}.wav") for i in (1, 3, 5)]
+    load_test.main(["--db", str(demo_db), "--audio", *questions, "--clients", "1", "4", "--requests", "8",
+                    "--max-concurrent", "2", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "serve.json").read_text())
+    assert [level["clients"] for level in payload["levels"]] == [1, 4]
+    for level in payload["levels"]:
+        assert level["answered"] == 8 and level["errors"] == 0, level
+        assert 0 < level["p50_ms"] <= level["p95_ms"] and level["throughput_per_s"] > 0
+    assert payload["levels"][1]["rejected_503"] > 0  # 4 clients against 2 slots: backpressure, retried
+    assert len(payload["server_rss_mb"]) == 3 and min(payload["server_rss_mb"]) > 100
+    assert (tmp_path / "serve.md").read_text().count("\n| ") == 3
