@@ -277,8 +277,10 @@ async def _read_question(request, limit: int):
             form = await MultiPartParser(request.headers, replay(), max_files=1, max_fields=10).parse()
         except MultiPartException as error:
             return problem(400, f"malformed multipart body ({error.message}): send the clip in a field named `audio`")
-        upload = form.get("audio")
-        if upload is None or isinstance(upload, str):
+        files = [value for _, value in form.multi_items() if not isinstance(value, str)]
+        upload = form.get("audio") if not isinstance(form.get("audio"), (str, type(None))) else None
+        upload = upload or (files[0] if len(files) == 1 else None)  # a lone file under another name is meant too
+        if upload is None:
             return problem(422, "no file field named `audio` in the form: send the clip as `audio`")
         return "audio", await upload.read(), Path(upload.filename or "upload").name
     if not body:

@@ -66,6 +66,8 @@ def test_multipart_upload_and_a_typed_question_find_the_same_passage(service, de
     upload = http.post("/v1/ask", files={"audio": ("q5.wav", demo_question.read_bytes(), "audio/wav")})
     assert upload.status_code == 200, upload.text
     assert upload.json()["question"]["name"] == "q5.wav" and Path(upload.json()["hits"][0]["source"]).name == GOLD
+    other_name = http.post("/v1/ask", files={"file": ("q5.wav", demo_question.read_bytes(), "audio/wav")})
+    assert Path(other_name.json()["hits"][0]["source"]).name == GOLD  # a lone file under another field name
     typed = http.post("/v1/ask", json={"text": "What project put the first Americans into space?"})
     assert typed.status_code == 200, typed.text
     assert typed.json()["question"] == {"kind": "text", "text": "What project put the first Americans into space?"}
@@ -91,7 +93,7 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(service, tmp_path):
         "bad k": (http.post("/v1/ask?k=0", content=b"x"), 422),
         "bad mode": (http.post("/v1/ask?mode=loud", content=b"x"), 422),
         "bad json": (http.post("/v1/ask", content=b'{"text": 3}', headers={"Content-Type": "application/json"}), 422),
-        "no field": (http.post("/v1/ask", files={"clip": ("a.wav", b"x")}), 422),
+        "no file": (http.post("/v1/ask", files={"audio": (None, "q.wav")}), 422),  # a text field, not a file
     }
     for name, (response, status) in cases.items():
         assert response.status_code == status, (name, response.status_code, response.text)
