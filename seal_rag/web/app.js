@@ -163,6 +163,8 @@ function showSources(data) {
   $("result").hidden = false;
   $("answer").textContent = "";
   $("timings").textContent = "";
+  $("result-heading").textContent = data.answer_kind === "extractive"
+    ? "Answer (the best-matching sentence of the top passage; no language model)" : "Answer";
   $("transcript").hidden = !data.transcript;
   $("transcript").textContent = data.transcript ? `Transcript: ${data.transcript}` : "";
   const list = $("sources");
