@@ -109,7 +109,7 @@ class AskService:
             return self._transcriber
 
     def health(self) -> dict:
-        return {"status": "ok", "model": self.choice.as_dict(), "index": {"chunks": self.index.count(),
+        return {"status": "ok", "model": {**self.choice.as_dict(), "fingerprint": self.model.fingerprint}, "index": {"chunks": self.index.count(),
                 "collection": self.settings.collection}, "llm": self.settings.llm,
                 "max_seconds": self.model.config.max_seconds}
 

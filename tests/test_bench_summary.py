@@ -100,13 +100,21 @@ def test_an_adapt_run_gets_its_own_section_and_claim(tmp_path):
     assert "## Accuracy on the held-out sets\n\nNot run yet." in page
 
 
-def test_accuracy_measured_with_other_weights_is_marked_as_an_earlier_model(tmp_path):
+def test_every_section_measured_with_another_or_an_unrecorded_model_is_flagged_by_fingerprint(tmp_path):
     payload = accuracy_payload(0.10, 0.40)
     payload["model_fingerprint"] = "0123456789abcdef"  # the weights before a new release
     write_report(tmp_path, "accuracy", payload, ["set"], [["squad-holdout"]])
-    write_report(tmp_path, "latency", {"ratio_of_medians_vs_seal": {}}, ["query"], [["5 s"]])  # weights do not matter
+    # Speed depends on the model too (its vectors' width): a latency run of other weights is flagged,
+    # and so is a scale run that recorded no model; an encode run of the shipped model is not.
+    write_report(tmp_path, "latency", {"ratio_of_medians_vs_seal": {}, "model_fingerprint": "0123456789abcdef"}, ["query"], [["5 s"]])
+    write_report(tmp_path, "scale", {"results": []}, ["size"], [["10,000"]])
+    write_report(tmp_path, "encode", {"model_fingerprint": summary.shipped_fingerprint()}, ["clips"], [["3"]])
     out = tmp_path / "BENCHMARKS.md"
     summary.main(["--dir", str(tmp_path), "--out", str(out)])
     page = out.read_text()
     assert "SEAL (an earlier model) Top-1 10.0%" in page
-    assert page.count("**Measured with an earlier speech tower**") == 1
+    assert page.count("**Measured with another model than the one shipped now**") == 3
+    assert "(fingerprint not recorded)" in page
+    encode = page.split("## Encoding", 1)[1].split("\n## ", 1)[0]
+    assert "Measured with another model" not in encode
+    assert page.count("86.36%") == 1  # the paper's claim, stated once

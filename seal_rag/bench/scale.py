@@ -56,7 +56,7 @@ from ..progress import progress_bar
 from ..store import SealIndex
 from .data import add_data_argument, data_path, data_root
 from .heldout import TEXT_SETS, load_set, set_folder
-from .report import pyplot, write_report
+from .report import model_fields, pyplot, write_report
 
 RANDOM_BATCH = 4096  # random vectors made and upserted together (SealIndex.upsert splits further)
 # Measured at D=384 (5.7 KB of disk, 2 KB of RSS a vector) and split into what scales with D and what does not:
@@ -148,7 +148,7 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
     return {"first_query_ms": times[0], "median_ms": float(np.median(times[1:])), "p95_ms": float(np.percentile(times[1:], 95))}
 
 
-def measure_sizes(model, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
+def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
                   seed: int, measured: Callable[[Fill, list[dict]], None]) -> None:
     """Grow one collection in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`."""
     chunks = real_chunks(root)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         questions = load_set("squad-holdout", root).queries
         picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
         queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
-        measure_sizes(model, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
+        measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
                       lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results))
 
 
@@ -242,7 +242,7 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
     """The JSON, the Markdown table and the plot for the sizes measured so far."""
     ingest = {**asdict(fill), "chunks_per_second": results[-1]["ingest_chunks_per_second"], "budget_seconds": args.real_minutes * 60}
     payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": queries, "timed_queries": queries - 1,
-               "model": model.name, "quick": args.quick, "sizes_planned": sizes, "sizes_skipped": skipped, "ingest": ingest,
+               **model_fields(model), "quick": args.quick, "sizes_planned": sizes, "sizes_skipped": skipped, "ingest": ingest,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
              f"{r['first_query_ms']:.1f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}", f"{r['add_seconds']:.0f}",

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     clips = [path.read_bytes() for path in args.audio]
     process, url = start_server(args.db, args.max_concurrent)
     try:
+        import httpx
+
+        served = httpx.get(f"{url}/healthz", timeout=10).json()["model"]
         asyncio.run(run_level(url, clips, 1, WARMUP_REQUESTS))  # models warm, caches filled
         memory = [_rss_mb(process.pid)]
         levels = []
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    payload = {"benchmark": "serve", "levels": levels, "server_rss_mb": memory, "max_concurrent": args.max_concurrent,
+    payload = {"benchmark": "serve", "model": served["name"], "model_fingerprint": served["fingerprint"], "levels": levels, "server_rss_mb": memory, "max_concurrent": args.max_concurrent,
                "questions": [path.name for path in args.audio], "total_requests": WARMUP_REQUESTS + args.requests * len(levels)}
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f}"
