@@ -2,9 +2,11 @@
 
 from .config import SealConfig
 from .errors import (
+    ArgumentError,
     AudioError,
     AudioFileNotFoundError,
     AudioTooLongError,
+    AudioTooShortError,
     DocumentError,
     EmptyAudioError,
     IndexMismatchError,
@@ -18,9 +20,11 @@ from .errors import (
 )
 
 __all__ = [
+    "ArgumentError",
     "AudioError",
     "AudioFileNotFoundError",
     "AudioTooLongError",
+    "AudioTooShortError",
     "DocumentError",
     "EmptyAudioError",
     "IndexMismatchError",

@@ -33,6 +33,10 @@ class AudioTooLongError(AudioError):
     """The clip is longer than the configured maximum."""
 
 
+class AudioTooShortError(AudioError):
+    """The clip is too short to hold a spoken question (or its header understates its length)."""
+
+
 class ModelLoadError(SealError):
     """A model could not be found, read or matched to its configuration."""
 
@@ -51,6 +55,10 @@ class DocumentError(SealError):
 
 class LLMError(SealError):
     """The answer-generating model could not be reached or answered badly."""
+
+
+class ArgumentError(SealError, ValueError):
+    """A command-line or API argument is out of range or malformed."""
 
 
 class DataNotFoundError(SealError):

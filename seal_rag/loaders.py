@@ -7,9 +7,11 @@ record of a JSONL file. Files that cannot be read are reported, not fatal.
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl"}
 DEFAULT_MAX_FILE_MB = 64  # larger files are refused rather than read whole into memory
@@ -24,6 +26,12 @@ class Section:
     text: str
     page: int | None = None
     extra: dict = field(default_factory=dict)
+    path: str = ""  # the file it came from, when `source` names more (a JSONL record's `<file>#<id>`)
+
+    @property
+    def file(self) -> str:
+        """The file this section came from: what re-ingest and `--prune` compare, never parsed out of `source`."""
+        return self.path or self.source
 
 
 @dataclass
@@ -32,29 +40,101 @@ class Skipped:
     reason: str
 
 
+@dataclass
+class FolderScan:
+    """What a walk of a folder found: the documents, what it could not or would not enter, and
+    the directories whose contents are unknown (so `--prune` must not take their absence as deletion)."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
 def find_files(folder: Path) -> list[Path]:
     """Supported files below `folder`, in a stable order, hidden folders excluded."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in SUPPORTED and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    return scan_folder(folder).files
+
+
+def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
+    """Walk `folder` for supported files, hidden names excluded, without recursion (any depth).
+
+    A symbolic link is followed when its target stays inside `folder`; one that leaves it is
+    reported and skipped unless `follow_links` (a `passwd.txt` link to /etc/passwd would
+    otherwise put that file's text in the index). A directory that cannot be read is reported.
+    Every file is listed once, however many links lead to it.
+    """
+    root = os.path.realpath(folder)
+    scan, seen_dirs, seen_files = FolderScan(), {root}, set()
+    stack = [(Path(folder), root)]  # each folder with its real path, so only links need resolving
+    while stack:
+        directory, real_directory = stack.pop()
+        try:
+            with os.scandir(directory) as entries:
+                entries = sorted(entries, key=lambda e: e.name)
+        except OSError as error:
+            scan.skipped.append(Skipped(str(directory), f"cannot read this folder ({error.strerror})"))
+            scan.unreadable.append(real_directory)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path, link = Path(entry.path), entry.is_symlink()
+            real = os.path.realpath(path) if link else os.path.join(real_directory, entry.name)
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                is_dir = is_file = False
+            if not (is_dir or (is_file and path.suffix.lower() in SUPPORTED)):
+                if link and path.suffix.lower() in SUPPORTED:
+                    scan.skipped.append(Skipped(str(path), "a broken symbolic link"))
+                continue
+            if link and not follow_links and not _inside(real, root):
+                scan.skipped.append(Skipped(str(path), f"a symbolic link leaving the folder (to {real}): pass --follow-links to index it"))
+                continue
+            if is_dir and real not in seen_dirs:
+                seen_dirs.add(real)
+                stack.append((path, real))
+            elif is_file and real not in seen_files:
+                seen_files.add(real)
+                scan.files.append(path)
+    scan.files.sort()
+    return scan
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def read_file(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> list[Section]:
-    """All sections of one file.
+    """All sections of one file (bad JSONL records left out: `read_document` reports them).
 
     Raises:
         ValueError: with a one-line reason when the file is too big, binary, or has no text.
+    """
+    return read_document(path, max_file_mb)[0]
+
+
+def read_document(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> tuple[list[Section], list[str]]:
+    """All sections of one file, and a one-line reason for each record left out of it.
+
+    One bad record of a JSONL file (not an object, no text, a repeated id) costs that record,
+    not the file; a file with nothing usable raises.
+
+    Raises:
+        ValueError: with a one-line reason when the file is too big, binary, or has no text.
+        OSError: when the file cannot be read.
     """
     size_mb = path.stat().st_size / 2**20
     if size_mb > max_file_mb:
         raise ValueError(f"{size_mb:.0f} MB is over the {max_file_mb:.0f} MB limit (raise --max-file-mb or split it)")
     suffix = path.suffix.lower()
     source = str(path.resolve())
+    problems: list[str] = []
     if suffix == ".pdf":
-        sections = list(_read_pdf(path, source))
+        sections = _read_pdf(path, source)
     elif suffix == ".jsonl":
-        sections = list(_read_jsonl(path, source))
+        sections = _read_jsonl(path, source, problems)
     else:
         text = _read_text(path)
         if suffix in (".html", ".htm"):
@@ -64,8 +144,18 @@ def read_file(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> list[Sect
         sections = [Section(source, title, text)]
     sections = [s for s in sections if s.text.strip()]
     if not sections:
-        raise ValueError("no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""))
-    return sections
+        reason = problems[0] if problems else "no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else "")
+        raise ValueError(reason)
+    return sections, problems
+
+
+def _clean(text: str) -> str:
+    """Text Chroma and the hashes can store: no lone surrogates (JSON may escape them), no NUL."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(_clean(text).split())[:limit]
 
 
 def _read_text(path: Path) -> str:
@@ -86,41 +176,102 @@ def _first_heading(text: str) -> str | None:
     return None
 
 
+# Elements a reader never sees. Their text would still be indexed and sent to a chat model,
+# which is how hidden instructions get into a page: none of it is indexed.
+_INVISIBLE_TAGS = ["script", "style", "nav", "header", "footer", "noscript", "textarea", "template", "iframe",
+                   "object", "embed", "svg", "canvas", "select", "datalist", "dialog", "head"]
+_HIDDEN_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|font-size\s*:\s*0(?:\.0*)?(?:[a-z%]+)?\s*(?:!important)?\s*(?:;|$)"
+    r"|opacity\s*:\s*0(?:\.0*)?\s*(?:!important)?\s*(?:;|$))",
+    re.IGNORECASE,
+)
+
+
+def _is_hidden(tag) -> bool:
+    attrs = getattr(tag, "attrs", None) or {}
+    return (
+        "hidden" in attrs
+        or str(attrs.get("aria-hidden", "")).lower() == "true"
+        or bool(_HIDDEN_STYLE.search(str(attrs.get("style", ""))))
+        or (tag.name == "input" and str(attrs.get("type", "")).lower() == "hidden")
+    )
+
+
 def _html_to_text(html: str) -> tuple[str, str]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "nav", "header", "footer"]):
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(_INVISIBLE_TAGS):
         tag.decompose()
-    title = soup.title.get_text(strip=True) if soup.title else ""
+    for tag in [t for t in soup.find_all(True) if _is_hidden(t)]:
+        tag.decompose()  # a hidden parent already took its hidden children with it
     # Block elements end paragraphs, so the chunker can still split on them.
     text = soup.get_text("\n\n", strip=True)
-    return title or (text.splitlines()[0][:120] if text else ""), text
+    return _one_line(title) or (text.splitlines()[0][:120] if text else ""), text
 
 
-def _read_pdf(path: Path, source: str) -> Iterator[Section]:
+def _read_pdf(path: Path, source: str) -> list[Section]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
+    # pypdf parses untrusted bytes and fails in many ways (its own errors, but also
+    # IndexError, AssertionError, RecursionError, a missing `cryptography` for AES): any of
+    # them means this one file is unreadable, never that the ingest should stop.
     try:
         reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValueError("encrypted with a password: decrypt it first (qpdf --decrypt)")
         title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or path.stem
-        for number, page in enumerate(reader.pages, 1):
-            yield Section(source, title, page.extract_text() or "", page=number)
-    except (PdfReadError, ValueError, KeyError) as error:
-        raise ValueError(f"unreadable PDF ({error})") from None
+        return [Section(source, _one_line(str(title)), _clean(page.extract_text() or ""), page=number)
+                for number, page in enumerate(reader.pages, 1)]
+    except ValueError as error:
+        if "encrypted" in str(error):
+            raise
+        raise ValueError(f"unreadable PDF ({_one_line(str(error), 120)})") from None
+    except Exception as error:  # noqa: BLE001 (see above)
+        kind = type(error).__name__
+        hint = ": decrypt it first (qpdf --decrypt)" if "crypt" in f"{kind}{error}".lower() else ""
+        raise ValueError(f"unreadable PDF ({kind}: {_one_line(str(error), 120)}){hint}") from None
 
 
-def _read_jsonl(path: Path, source: str) -> Iterator[Section]:
+def _read_jsonl(path: Path, source: str, problems: list[str]) -> list[Section]:
+    sections, first_line = [], {}
     for line_number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            text = record["text"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f"line {line_number} is not a JSON object with a 'text' field") from None
-        record_id = str(record.get("id", line_number))
-        # Chroma metadata holds scalars only; other fields are dropped.
-        extra = {k: v for k, v in record.items() if k not in ("id", "text") and isinstance(v, (str, int, float, bool))}
-        yield Section(f"{source}#{record_id}", str(record.get("title") or record_id), text, extra=extra)
+        except (json.JSONDecodeError, RecursionError):
+            problems.append(f"line {line_number} is not a JSON object with a 'text' field")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            got = type(record.get("text")).__name__ if isinstance(record, dict) and "text" in record else None
+            problems.append(f"line {line_number} is not a JSON object with a 'text' field"
+                            + (f" (its 'text' is {got}, not a string)" if got else ""))
+            continue
+        record_id = _one_line(str(record.get("id", line_number)), 500)
+        if record_id in first_line:
+            problems.append(f"line {line_number} repeats the id {record_id!r} of line {first_line[record_id]}: "
+                            "give each record its own id")
+            continue
+        first_line[record_id] = line_number
+        title = _one_line(str(record.get("title") or record_id))
+        extra = {k: _scalar(v) for k, v in record.items() if _usable_field(k, v)}
+        sections.append(Section(f"{source}#{record_id}", title, _clean(record["text"]), extra=extra, path=source))
+    return sections
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _usable_field(key: object, value: object) -> bool:
+    """An extra JSONL field Chroma can store and filter on: a plain name and a scalar value."""
+    if not isinstance(key, str) or not _FIELD_NAME.match(key) or key in ("id", "text"):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, bool)) or (isinstance(value, int) and -(2**63) <= value < 2**63)
+
+
+def _scalar(value: object) -> object:
+    return _clean(value)[:4096] if isinstance(value, str) else value

@@ -1,0 +1,87 @@
+"""Argument checks, made before anything slow or anything written.
+
+The CLI calls `check_*` at the top of each command, before a model loads (seconds) or a
+directory is touched; the library's entry points call the same functions, so a value the
+CLI refuses is refused the same way from Python. Each failure is an `ArgumentError` with a
+one-line message naming the option and what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ArgumentError
+
+MAX_TOP_K = 1000  # more passages than anyone reads; Chroma allocates for every one asked
+MIN_CHUNK_CHARS = 20  # a shorter chunk holds no sentence worth retrieving (and 0 would never end)
+# Chroma's own rule for collection names; it also keeps the name safe as a folder name
+# (an adapter lives at <db>/adapters/<collection>/): no `/`, no `..`, no leading dot.
+_COLLECTION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){1,510}[A-Za-z0-9]$")
+
+
+def check_top_k(k: int) -> int:
+    if not 1 <= k <= MAX_TOP_K:
+        raise ArgumentError(f"-k/--top-k must be between 1 and {MAX_TOP_K}, not {k}")
+    return k
+
+
+def check_chunking(chunk_chars: int, overlap_chars: int) -> None:
+    if chunk_chars < MIN_CHUNK_CHARS:
+        raise ArgumentError(f"--chunk-chars must be at least {MIN_CHUNK_CHARS}, not {chunk_chars}")
+    if not 0 <= overlap_chars < chunk_chars:
+        raise ArgumentError(
+            f"--overlap-chars must be at least 0 and below --chunk-chars ({chunk_chars}), not {overlap_chars}"
+        )
+
+
+def check_collection(name: str) -> str:
+    if not isinstance(name, str) or not _COLLECTION.match(name) or re.fullmatch(r"[\d.]+", name):
+        raise ArgumentError(
+            f"--collection {name!r} is not a valid name: use 3-512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit, without '..', not an IP address"
+        )
+    return name
+
+
+def check_port(port: int, option: str = "--chroma-port") -> int:
+    if not 1 <= port <= 65535:
+        raise ArgumentError(f"{option} must be between 1 and 65535, not {port}")
+    return port
+
+
+def check_positive(value: float, option: str, maximum: float | None = None) -> float:
+    """`value` > 0 (and at most `maximum`), a finite number."""
+    if not value > 0 or value == float("inf") or (maximum is not None and value > maximum):
+        limit = f" and at most {maximum:g}" if maximum is not None else ""
+        raise ArgumentError(f"{option} must be above 0{limit}, not {value}")
+    return value
+
+
+# ---- each command's options, checked together at the top of the command -----------------
+
+MODES = ("speech", "cascade", "hybrid")
+AUDIO_FORMATS = ("none", "input_audio", "audio_url")
+MAX_MIC_SECONDS = 600.0
+
+
+def check_index_options(collection: str, chroma_port: int) -> None:
+    check_collection(collection)
+    check_port(chroma_port)
+
+
+def check_ingest_options(chunk_chars: int, overlap_chars: int, max_file_mb: float) -> None:
+    check_chunking(chunk_chars, overlap_chars)
+    check_positive(max_file_mb, "--max-file-mb")
+
+
+def check_ask_options(k: int, mode: str, llm: str, llm_audio_format: str, llm_timeout: float, mic: float | None) -> None:
+    check_top_k(k)
+    if mode not in MODES:
+        raise ArgumentError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if llm != "none" and (not llm.startswith("openai:") or len(llm) <= len("openai:")):
+        raise ArgumentError(f"--llm must be 'none' or 'openai:MODEL', not {llm!r}")
+    if llm_audio_format not in AUDIO_FORMATS:
+        raise ArgumentError(f"--llm-audio-format must be one of {', '.join(AUDIO_FORMATS)}, not {llm_audio_format!r}")
+    check_positive(llm_timeout, "--llm-timeout")
+    if mic is not None:
+        check_positive(mic, "--mic", MAX_MIC_SECONDS)
