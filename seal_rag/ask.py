@@ -116,7 +116,34 @@ class Retriever:
         text_hits = self._search(text_vector, k if self.mode == "cascade" else max(k, HYBRID_DEPTH), where, timings)
         if self.mode == "cascade":
             return Retrieval(text_hits, text_vector, transcript, timings)
-        return Retrieval(reciprocal_rank_fusion([speech_hits, text_hits], k), vector, transcript, timings)
+        fused = reciprocal_rank_fusion([speech_hits, text_hits], k)
+        return Retrieval(self._speech_scored(fused, speech_hits, vector), vector, transcript, timings)
+
+    def retrieve_text(self, text: str, k: int = 5, where: dict | None = None) -> Retrieval:
+        """Rank the index's chunks for a typed question, with the text tower, in any mode.
+
+        A typed question is its own transcript: speech, cascade and hybrid all come down to
+        cascade's text search, and its scores are cascade's.
+        """
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        vector = self.model.embed_texts([text or " "])[0]
+        timings["text_embed"] = time.perf_counter() - start
+        return Retrieval(self._search(vector, k, where, timings), vector, text, timings)
+
+    def _speech_scored(self, fused: list[Hit], speech_hits: list[Hit], vector: np.ndarray) -> list[Hit]:
+        """Fused hits in fusion order, scored as speech mode scores them; the RRF value in `rrf_score`.
+
+        RRF values (about 0.03) and cosines (about 0.3) differ in kind: a score cutoff tuned in
+        one mode would keep or drop everything in the other. So hybrid reports each chunk's
+        cosine with the spoken query, the very score speech mode gives it.
+        """
+        cosine = {hit.id: hit.score for hit in speech_hits}
+        missing = [hit for hit in fused if hit.id not in cosine]  # found through the transcript alone
+        if missing:
+            scores = self.model.embed_texts([hit.text for hit in missing]) @ vector
+            cosine.update({hit.id: float(score) for hit, score in zip(missing, scores)})
+        return [Hit(h.rank, h.id, cosine[h.id], h.text, {**h.metadata, "rrf_score": h.score}) for h in fused]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
         start = time.perf_counter()

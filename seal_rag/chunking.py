@@ -7,12 +7,18 @@ the same text yields the same ids and adds nothing.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from .arguments import check_chunking
-from .loaders import Section
+from .errors import DocumentError
+from .loaders import DEFAULT_MAX_FILE_MB, Section, find_files, read_file
 from .sentences import paragraph_spans, sentence_spans
 
+# About 200 word pieces of English prose: under the 256 that the text tower's semantic half
+# (MiniLM) reads, so no chunk is embedded from its start alone.
 DEFAULT_CHUNK_CHARS = 1000
 DEFAULT_OVERLAP_CHARS = 150
 # Metadata seal-rag sets on every chunk; a document's own fields (JSONL extras) cannot
@@ -90,3 +96,39 @@ def _make_chunks(section: Section, spans: list[tuple[int, int]]) -> list[Chunk]:
                         chunk_index=index, **({"page": section.page} if section.page else {}))
         chunks.append(Chunk(f"{source_key}-{page_key}{digest}{suffix}", body, metadata))
     return chunks
+
+
+def chunk_paths(
+    paths: str | Path | Sequence[str | Path],
+    chunk_chars: int = DEFAULT_CHUNK_CHARS,
+    overlap_chars: int = DEFAULT_OVERLAP_CHARS,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    raise_on_error: bool = False,
+) -> Iterator[Chunk]:
+    """The chunks `seal-rag ingest` would store for these files or folders, file by file.
+
+    The LlamaIndex reader and the LangChain loader read through this, so their documents
+    carry ingest's ids, text and metadata. A file that cannot be read is skipped with a
+    warning, as ingest skips it, or with `raise_on_error` stops the reading.
+
+    Raises:
+        DocumentError: a path does not exist, nothing under it could be read, or (with
+            `raise_on_error`) a file could not be read.
+    """
+    for root in [paths] if isinstance(paths, (str, Path)) else paths:
+        root = Path(root).expanduser()
+        if not root.exists():
+            raise DocumentError(f"{root} does not exist: pass a document or a folder of them")
+        found = 0
+        for path in find_files(root) if root.is_dir() else [root]:
+            try:
+                chunks = [c for s in read_file(path, max_file_mb) for c in chunk_section(s, chunk_chars, overlap_chars)]
+            except (ValueError, OSError) as error:
+                if raise_on_error:
+                    raise DocumentError(f"cannot read {path}: {error}") from None
+                warnings.warn(f"seal-rag: skipped {path}: {error}", stacklevel=2)
+                continue
+            found += len(chunks)
+            yield from chunks
+        if not found:
+            raise DocumentError(f"no readable .txt, .md, .html, .pdf or .jsonl document at {root}: add documents or point elsewhere")

@@ -28,6 +28,7 @@ from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
 from .phonetic import PhoneticHalf
+from .query_input import audio_batch
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
 from .whisper_encoder import load_whisper_encoder
@@ -206,6 +207,9 @@ class SpeechEmbedding(nn.Module):
     ) -> np.ndarray:
         """Embed spoken queries.
 
+        The same two forms as the integrations' `embed_audio` / `get_audio_embedding`: one clip,
+        or a list of clips. Like `embed_texts`, this always returns a batch (one row per clip).
+
         Args:
             sources: Paths, encoded bytes or sample arrays (or one of them).
             sample_rate: Rate of sample arrays; files and bytes carry their own.
@@ -213,9 +217,11 @@ class SpeechEmbedding(nn.Module):
 
         Returns:
             `(n, dim)` float32, unit norm.
+
+        Raises:
+            AudioError: a clip is unusable, or an input is neither a clip nor a list of clips.
         """
-        if isinstance(sources, (str, Path, bytes, bytearray, np.ndarray)):
-            sources = [sources]
+        sources, _ = audio_batch(sources)
         clips = [load_audio(s, sample_rate, self.config.max_seconds) for s in sources]
         return self.embed_clips(clips, pad_to_window)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -48,3 +50,38 @@ class TextTower(nn.Module):
     def project(self, base: torch.Tensor) -> torch.Tensor:
         """Apply the shared scaling layer to sentence embeddings."""
         return nn.functional.normalize(self.scaling(base), dim=-1)
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the sentence model reads; it silently drops the rest (256 for MiniLM)."""
+        return self.sentence_model.max_seq_length
+
+    def overlong(self, texts: list[str]) -> int:
+        """How many of `texts` are longer than `max_tokens`, so only their start is embedded."""
+        limit = self.max_tokens
+        # A word piece spans at least one character: shorter texts cannot pass the limit.
+        long = [text for text in texts if len(text) + 2 > limit]
+        if not long:
+            return 0
+        pieces = self.sentence_model.tokenizer(long, add_special_tokens=True, verbose=False)["input_ids"]
+        return sum(len(ids) > limit for ids in pieces)
+
+
+class TruncatedTextWarning(UserWarning):
+    """A passage is longer than the text tower reads: its semantic half sees only the start."""
+
+
+def warn_if_truncated(tower: TextTower, texts: list[str]) -> None:
+    """Warn (once per call site) when passages pass the text tower's token limit.
+
+    LlamaIndex splits documents into 1,024-token chunks by default, four times what MiniLM
+    reads; seal-rag's own chunks (1,000 characters, about 200 tokens of English) fit.
+    """
+    if tower.overlong(texts):
+        warnings.warn(
+            f"seal-rag: some passages are longer than the text tower's {tower.max_tokens} tokens; their semantic half "
+            "embeds only the start. Chunk smaller: SealReader / SealDocumentLoader (seal-rag's 1,000-character chunks), "
+            "or a splitter with chunk_size=200 tokens",
+            TruncatedTextWarning,
+            stacklevel=3,
+        )

@@ -1,8 +1,8 @@
-"""A LCEL chain from a spoken question to an answer with its sources."""
+"""A LCEL chain from a spoken (or typed) question to an answer with its sources."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, AsyncIterator, Iterator
 
 import numpy as np
 from langchain_core.documents import Document
@@ -10,11 +10,11 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel, RunnableSerializable
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from seal_rag.answer import SYSTEM_PROMPT, context_block, extractive_answer
 from seal_rag.store import Hit
 
-from ._audio import audio_source, sample_rate_of
+from ._audio import AudioInput, SpokenQuestion, spoken_question
 from .embeddings import SealEmbeddings
 from .retrievers import Mode, SealSpeechRetriever
 from .transcription import SealTranscriber
@@ -43,7 +43,8 @@ class SealExtractiveAnswer(RunnableSerializable[dict, str]):
 
     Input: `{"context": [Document, ...], "question": ..., "audio": ...}`. The query vector
     is the one retrieval used: the speech tower's for speech and hybrid modes, the text
-    tower's of the transcript (`question`) for cascade mode.
+    tower's of the transcript (`question`) for cascade mode and of a typed question
+    (`audio` None or the typed text).
 
     Args:
         embeddings: The `SealEmbeddings` that embedded the documents.
@@ -55,6 +56,8 @@ class SealExtractiveAnswer(RunnableSerializable[dict, str]):
         >>> answer.invoke({"context": retriever.invoke("q.wav"), "audio": "q.wav", "question": "q.wav"})
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     embeddings: SealEmbeddings
     mode: Mode = "speech"
     sample_rate: int | None = Field(default=None, gt=0)
@@ -63,14 +66,48 @@ class SealExtractiveAnswer(RunnableSerializable[dict, str]):
         return self._call_with_config(self._answer, input, config)
 
     def _answer(self, inputs: dict) -> str:
-        if self.mode == "cascade":
-            # As seal-rag does: an empty transcript (ASR heard nothing) still needs a vector.
-            vector = np.asarray(self.embeddings.embed_query(str(inputs["question"]) or " "), dtype=np.float32)
+        rate = self.sample_rate or self.embeddings.sample_rate
+        spoken = spoken_question(inputs["audio"], rate) if inputs.get("audio") is not None else None
+        if spoken is None or spoken.audio is None or self.mode == "cascade":
+            # The text tower of what was searched: the typed question, or cascade's transcript.
+            # As seal-rag does, an empty transcript (ASR heard nothing) still needs a vector.
+            text = str(inputs["question"]) if spoken is None or spoken.audio is not None else str(spoken)
+            vector = self.embeddings.speech_embedding.embed_texts([text or " "])[0]
         else:
-            spoken = inputs["audio"]
-            rate = sample_rate_of(spoken, self.sample_rate or self.embeddings.sample_rate)
-            vector = self.embeddings.audio_vector(audio_source(spoken), rate)
-        return extractive_answer(self.embeddings.speech_embedding, vector, documents_to_hits(inputs["context"]))
+            vector = self.embeddings.audio_vector(spoken.audio, spoken.sample_rate)
+        return extractive_answer(self.embeddings.speech_embedding, np.asarray(vector), documents_to_hits(inputs["context"]))
+
+
+class AudioChain(RunnableSerializable[AudioInput, dict]):
+    """`build_audio_chain`'s runnable: the input becomes a `SpokenQuestion` before any callback sees it.
+
+    So tracers log `<audio q.wav 3.2 s>`, not megabytes of audio. `pick` and `|` keep the
+    wrapper outermost.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    chain: Runnable
+    sample_rate: int = Field(gt=0)
+
+    def invoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.chain.invoke(spoken_question(input, self.sample_rate), config, **kwargs)
+
+    async def ainvoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self.chain.ainvoke(spoken_question(input, self.sample_rate), config, **kwargs)
+
+    def stream(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        yield from self.chain.stream(spoken_question(input, self.sample_rate), config, **kwargs)
+
+    async def astream(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        async for chunk in self.chain.astream(spoken_question(input, self.sample_rate), config, **kwargs):
+            yield chunk
+
+    def pick(self, keys: str | list[str]) -> AudioChain:
+        return AudioChain(chain=self.chain.pick(keys), sample_rate=self.sample_rate)
+
+    def __or__(self, other: Any) -> AudioChain:
+        return AudioChain(chain=self.chain | other, sample_rate=self.sample_rate)
 
 
 def build_audio_chain(
@@ -80,47 +117,62 @@ def build_audio_chain(
     prompt: BasePromptTemplate | None = None,
     question: Runnable | None = None,
 ) -> Runnable:
-    """`{"context": retriever, "question": transcript_or_audio} | prompt | llm | parser`, keeping the sources.
+    """`{"context": retriever, "question": transcript} | prompt | llm | parser`, keeping the sources.
 
     Args:
         retriever: The `SealSpeechRetriever` to search with.
         llm: Any LangChain chat model (e.g. `ChatOpenAI(base_url=...)` for an
             OpenAI-compatible server). None answers extractively, with no model at all.
         prompt: Takes `context` (numbered passages) and `question`; defaults to seal-rag's.
-        question: Turns the chain input into the prompt's question. Defaults to the
-            transcript when a chat model or the retriever's mode needs one, else the audio itself.
+        question: Turns the question (a `SpokenQuestion`) into the prompt's question.
+            Defaults to the transcript when a chat model or the retriever's mode needs one
+            (made automatically: a chat model never reads a file name), else the audio's
+            reference; a typed question is used as typed.
 
     Returns:
-        A runnable taking a path, bytes, array or `{"audio": ...}` and returning
-        `{"context": [Document], "question": ..., "audio": ..., "answer": str}`.
-        Use `.pick("answer")` for the answer alone.
+        A runnable taking a path, bytes, array, `{"audio": ...}` or a typed question, and
+        returning `{"context": [Document], "question": str, "transcript": str | None,
+        "audio": str | None, "model": str, "answer": str}`: `audio` is the file's path, or
+        `<audio 51,244 bytes 3.2 s>` for bytes and arrays (None when typed); `model` names the
+        seal-rag model. Use `.pick("answer")` for the answer alone.
 
     Example:
         >>> chain = build_audio_chain(retriever)  # extractive
         >>> result = chain.invoke("question.wav")
         >>> result["answer"], [d.metadata["source"] for d in result["context"]]
     """
+    rate = retriever.sample_rate or retriever.embeddings.sample_rate
     if question is None:
         if llm is not None or retriever.mode != "speech":
             # Share the retriever's ASR: the clip is then transcribed once per question.
-            rate = retriever.sample_rate or retriever.embeddings.sample_rate
             question = retriever.transcriber or SealTranscriber(sample_rate=rate)
         else:
-            question = RunnableLambda(audio_source, name="audio")
-    gather = RunnableParallel(context=retriever, question=question, audio=RunnableLambda(_audio_with_rate, name="audio"))
+            question = RunnableLambda(_as_asked, name="question")
+    transcribes = isinstance(question, SealTranscriber)
+    gather = RunnableParallel(context=retriever, question=question, audio=RunnableLambda(_same, name="audio"))
     if llm is None:
         answer: Runnable = SealExtractiveAnswer(
             embeddings=retriever.embeddings, mode=retriever.mode, sample_rate=retriever.sample_rate
         )
     else:
         answer = RunnableLambda(_prompt_inputs, name="format_context") | (prompt or DEFAULT_PROMPT) | llm | StrOutputParser()
-    return gather.assign(answer=answer)
+    model = retriever.embeddings.speech_embedding.name
+
+    def report(outputs: dict) -> dict:
+        spoken: SpokenQuestion = outputs["audio"]
+        heard = transcribes and spoken.audio is not None
+        return {**outputs, "audio": spoken.reference, "transcript": outputs["question"] if heard else None, "model": model}
+
+    return AudioChain(chain=gather.assign(answer=answer) | RunnableLambda(report, name="report"), sample_rate=rate)
 
 
-def _audio_with_rate(input: Any) -> Any:
-    # Keep a dict input whole, so its sample_rate travels with the samples.
-    audio_source(input)  # fail early, with the project's error, on unusable input
-    return input
+def _as_asked(question: SpokenQuestion) -> str:
+    # Speech mode with no chat model: nothing needs words, so none are made.
+    return str(question) if question.audio is None else question.reference
+
+
+def _same(question: SpokenQuestion) -> SpokenQuestion:
+    return question
 
 
 def _prompt_inputs(inputs: dict) -> dict:

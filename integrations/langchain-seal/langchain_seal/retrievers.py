@@ -1,4 +1,4 @@
-"""`SealSpeechRetriever`: spoken questions over any LangChain vector store."""
+"""`SealSpeechRetriever`: spoken (or typed) questions over any LangChain vector store."""
 
 from __future__ import annotations
 
@@ -7,27 +7,35 @@ from typing import Any, Literal
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from seal_rag.ask import Retriever
 
-from ._audio import audio_source, sample_rate_of
+from ._audio import AudioInput, SpokenQuestion, spoken_question
 from ._chroma import chroma_collection, verify_collection
 from ._search import VectorStoreSearch
 from .embeddings import SealEmbeddings
 from .transcription import SealTranscriber
 
 Mode = Literal["speech", "cascade", "hybrid"]
+SEARCH_TYPES = ("similarity", "similarity_score_threshold")
+SEARCH_KWARGS = ("k", "filter", "score_threshold")  # what `search_kwargs` may set, as VectorStoreRetriever's do
 
 
 class SealSpeechRetriever(BaseRetriever):
     """Retrieves documents for a spoken question: audio in, `Document`s out.
 
-    `invoke` takes an audio file path, encoded audio bytes, a sample array, or
-    `{"audio": ..., "sample_rate": ...}`; `k` and `filter` may be given per call. Each
-    document carries its stored metadata plus `score` (cosine similarity; for hybrid mode
-    the reciprocal-rank-fusion score, as in `seal-rag ask`) and `rank`.
+    `invoke` takes an audio file path, encoded audio bytes, a sample array,
+    `{"audio": ..., "sample_rate": ...}`, or a typed question (a string that names no audio
+    file: searched with the text tower, whatever the mode); `k`, `filter` and
+    `score_threshold` may be given per call. Callbacks and tracers see `<audio q.wav 3.2 s>`,
+    never the audio's bytes. Each document carries its stored metadata plus `rank` and
+    `score`, the cosine similarity with the query vector in every mode: the speech tower's
+    vector for "speech" and "hybrid" (hybrid ranks by reciprocal-rank fusion, reports each
+    document's speech cosine, and keeps the fusion value in `rrf_score`), the transcript's
+    text-tower vector for "cascade" and typed questions (text against text: these run higher).
 
     Args:
         vectorstore: A `langchain_chroma.Chroma` store (checked against the model), or any
@@ -35,33 +43,72 @@ class SealSpeechRetriever(BaseRetriever):
         embeddings: The `SealEmbeddings`; defaults to the store's embedding function.
         k: How many documents to return.
         filter: Metadata filter passed to the store (a Chroma `where` dict for Chroma).
+        score_threshold: Drop documents scoring below this cosine.
+        search_type: "similarity" (default) or "similarity_score_threshold" (needs a
+            `score_threshold`), as for `VectorStore.as_retriever`; "mmr" is refused, since
+            seal-rag ranks by similarity (or fusion) only.
+        search_kwargs: `k`, `filter` and `score_threshold`, as for `VectorStore.as_retriever`.
         mode: "speech" (speech tower, no transcript), "cascade" (ASR, then the text tower)
             or "hybrid" (both rankings fused), as in `seal-rag ask --mode`.
         transcriber: The ASR for cascade and hybrid modes; share it with the chain.
 
     Raises:
         seal_rag.IndexMismatchError: a Chroma store was filled by another model.
+        pydantic.ValidationError: an unknown field, search_type or search_kwargs key.
 
     Example:
         >>> from langchain_chroma import Chroma
         >>> from langchain_seal import SealEmbeddings, SealSpeechRetriever
         >>> embeddings = SealEmbeddings()
         >>> store = Chroma(client=client, collection_name="seal_rag", embedding_function=embeddings)
-        >>> retriever = SealSpeechRetriever(vectorstore=store, k=3)
+        >>> retriever = SealSpeechRetriever(vectorstore=store, search_kwargs={"k": 3})
         >>> [d.metadata["source"] for d in retriever.invoke("question.wav", k=2)]
         ['kb/Apollo_program_0.txt', 'kb/Apollo_program_3.txt']
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not silently ignored
 
     vectorstore: VectorStore
     embeddings: SealEmbeddings | None = None
     k: int = Field(default=4, gt=0)
     filter: dict[str, Any] | None = None
+    score_threshold: float | None = None
+    search_type: str = "similarity"
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
     mode: Mode = "speech"
     sample_rate: int | None = Field(default=None, gt=0)
     transcriber: SealTranscriber | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_search_kwargs(cls, data: Any) -> Any:
+        # `search_kwargs` set the fields of the same names, so they are validated alike.
+        if not isinstance(data, dict) or not data.get("search_kwargs"):
+            return data
+        unknown = sorted(set(data["search_kwargs"]) - set(SEARCH_KWARGS))
+        if unknown:
+            raise ValueError(f"search_kwargs {unknown} are not supported: SealSpeechRetriever takes {list(SEARCH_KWARGS)}")
+        data = dict(data)
+        for key, value in data["search_kwargs"].items():
+            if key in data and data[key] != value:
+                raise ValueError(f"{key}={data[key]!r} and search_kwargs {key}={value!r} disagree: give it once")
+            data[key] = value
+        return data
+
+    @field_validator("search_type")
+    @classmethod
+    def _known_search_type(cls, value: str) -> str:
+        if value not in SEARCH_TYPES:
+            raise ValueError(
+                f"search_type {value!r} is not supported: use 'similarity' or 'similarity_score_threshold' "
+                "(seal-rag ranks by similarity, or rank fusion in hybrid mode; it offers no mmr)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _bind_model(self) -> SealSpeechRetriever:
+        if self.search_type == "similarity_score_threshold" and self.score_threshold is None:
+            raise ValueError("search_type 'similarity_score_threshold' needs search_kwargs={'score_threshold': ...}")
         if self.embeddings is None:
             if not isinstance(self.vectorstore.embeddings, SealEmbeddings):
                 raise ValueError("pass embeddings=SealEmbeddings(...): the store's embedding function is not one")
@@ -74,6 +121,17 @@ class SealSpeechRetriever(BaseRetriever):
             self.transcriber = SealTranscriber(sample_rate=self.sample_rate or self.embeddings.sample_rate)
         return self
 
+    # Callbacks receive the input as given: hand them the question's short description.
+    def invoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
+        return super().invoke(self.question(input), config, **kwargs)
+
+    async def ainvoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
+        return await super().ainvoke(self.question(input), config, **kwargs)
+
+    def question(self, input: Any) -> SpokenQuestion:
+        """The input as the retriever passes it on (see `SpokenQuestion`)."""
+        return spoken_question(input, self.sample_rate or self.embeddings.sample_rate)
+
     def _get_relevant_documents(
         self,
         query: Any,
@@ -81,14 +139,20 @@ class SealSpeechRetriever(BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         filter: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
     ) -> list[Document]:
+        question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter)
         pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber)
-        rate = sample_rate_of(query, self.sample_rate or self.embeddings.sample_rate)
-        result = pipeline.retrieve(audio_source(query), k or self.k, sample_rate=rate)
+        if question.audio is None:
+            result = pipeline.retrieve_text(str(question), k or self.k)
+        else:
+            result = pipeline.retrieve(question.audio, k or self.k, sample_rate=question.sample_rate)
+        threshold = score_threshold if score_threshold is not None else self.score_threshold
         return [
             Document(page_content=hit.text, metadata={**hit.metadata, "score": hit.score, "rank": hit.rank}, id=hit.id)
             for hit in result.hits
+            if threshold is None or hit.score >= threshold
         ]
 
     async def _aget_relevant_documents(

@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, Field, PrivateAttr
 from seal_rag.audio import SAMPLE_RATE, load_audio
 
-from ._audio import AudioInput, audio_source, sample_rate_of
+from ._audio import AudioInput, SpokenQuestion, spoken_question
 
 MEMO_SIZE = 8  # recent clips remembered: one chain call asks for the same clip twice
 
@@ -35,7 +35,7 @@ class SealTranscriber(RunnableSerializable[AudioInput, str]):
         'How old is the Brooklyn Bridge?'
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     beam_size: int = Field(default=5, gt=0)
     sample_rate: int = Field(default=SAMPLE_RATE, gt=0)
@@ -46,11 +46,13 @@ class SealTranscriber(RunnableSerializable[AudioInput, str]):
     _memo: OrderedDict = PrivateAttr(default_factory=OrderedDict)
 
     def invoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> str:
-        return self._call_with_config(self._transcribe_input, input, config)
+        # Callbacks see `<audio q.wav 3.2 s>`, not the audio itself.
+        return self._call_with_config(self._transcribe_input, spoken_question(input, self.sample_rate), config)
 
-    def _transcribe_input(self, input: AudioInput) -> str:
-        clip = load_audio(audio_source(input), sample_rate_of(input, self.sample_rate), self.max_seconds)
-        return self.transcribe(clip)
+    def _transcribe_input(self, question: SpokenQuestion) -> str:
+        if question.audio is None:
+            return str(question)  # a typed question is its own transcript
+        return self.transcribe(load_audio(question.audio, question.sample_rate, self.max_seconds))
 
     def transcribe(self, clip: np.ndarray) -> str:
         """16 kHz mono samples to English text (the `seal_rag.cascade.Transcriber` interface)."""

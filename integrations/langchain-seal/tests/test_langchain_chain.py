@@ -26,7 +26,9 @@ class PromptRecorder(BaseCallbackHandler):
 def test_extractive_chain_with_no_model(kb_store, kb_db, speech_embedding, question_wav):
     retriever = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K)
     result = build_audio_chain(retriever).invoke(str(question_wav))
-    assert set(result) == {"context", "question", "audio", "answer"}
+    assert set(result) == {"context", "question", "transcript", "audio", "model", "answer"}
+    assert result["audio"] == str(question_wav) and result["model"] == speech_embedding.name
+    assert result["transcript"] is None  # speech mode with no chat model: nothing needed words
     vector = speech_embedding.embed_audio([question_wav])[0]
     hits = SealIndex.open(speech_embedding, db=kb_db).query(vector, TOP_K)
     assert [d.id for d in result["context"]] == [h.id for h in hits]

@@ -7,6 +7,7 @@ def test_public_names_are_pinned():
     import langchain_seal
 
     assert langchain_seal.__all__ == [
+        "SealDocumentLoader",
         "SealEmbeddings",
         "SealExtractiveAnswer",
         "SealSpeechRetriever",

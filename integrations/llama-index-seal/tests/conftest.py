@@ -42,3 +42,19 @@ def make_index(tmp_path, speech_embedding, passages):
         return index
 
     return build
+
+
+@pytest.fixture(scope="session")
+def retriever(kb_vector_store, seal_embedding):
+    """A speech-mode `SealSpeechRetriever` over the demo index, top 5."""
+    from llama_index.retrievers.seal import SealSpeechRetriever
+
+    return SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, similarity_top_k=5)
+
+
+@pytest.fixture(scope="session")
+def kb_index(kb_db, speech_embedding):
+    """The demo index as seal-rag opens it."""
+    from seal_rag.store import SealIndex
+
+    return SealIndex.open(speech_embedding, db=kb_db)

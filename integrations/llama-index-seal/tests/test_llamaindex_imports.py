@@ -9,11 +9,13 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 def test_public_names_are_pinned():
     import llama_index.embeddings.seal as embeddings
+    import llama_index.readers.seal as readers
     import llama_index.retrievers.seal as retrievers
 
     assert embeddings.__all__ == ["SealEmbedding"]
-    assert retrievers.__all__ == ["SealExtractiveSynthesizer", "SealSpeechRetriever"]
-    for module in (embeddings, retrievers):
+    assert readers.__all__ == ["SealReader"]
+    assert retrievers.__all__ == ["SealExtractiveSynthesizer", "SealQueryEngine", "SealSpeechRetriever"]
+    for module in (embeddings, readers, retrievers):
         assert all(hasattr(module, name) for name in module.__all__)
 
 
@@ -30,9 +32,9 @@ def test_classes_are_ecosystem_types():
 
 
 def test_shared_levels_are_namespace_packages():
-    # An __init__.py in llama_index/, llama_index/embeddings/ or llama_index/retrievers/
+    # An __init__.py in llama_index/, llama_index/embeddings/, readers/ or retrievers/
     # would shadow llama-index-core and every other integration.
-    for shared in ("llama_index", "llama_index/embeddings", "llama_index/retrievers"):
+    for shared in ("llama_index", "llama_index/embeddings", "llama_index/readers", "llama_index/retrievers"):
         assert not (PACKAGE / shared / "__init__.py").exists(), shared
     import llama_index
     import llama_index.core  # still importable beside this package

@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from seal_rag import SpeechEmbedding
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from seal_rag import ModelLoadError, SpeechEmbedding
 from seal_rag.audio import SAMPLE_RATE, AudioSource
+from seal_rag.query_input import embed_audio_forms, embed_one_clip, is_audio_path, reject_encoded_audio
+from seal_rag.text_tower import warn_if_truncated
 
 from seal_rag import load_model
 
@@ -22,11 +24,20 @@ class SealEmbedding(BaseEmbedding):
 
     Documents and typed queries go through the text tower (all-MiniLM-L6-v2 plus the
     shared scaling layer), so `VectorStoreIndex.from_documents(docs, embed_model=...)`
-    and `ChromaVectorStore` work unchanged. Spoken queries go through the speech tower.
+    and `ChromaVectorStore` work unchanged. Spoken queries go through the speech tower,
+    including a query string that names an audio file: `get_query_embedding("q.wav")`
+    (and so `index.as_retriever().retrieve("q.wav")`) embeds the recording, never its path.
+
+    The text tower reads 256 word pieces of each passage (its semantic half drops the rest):
+    chunk at about 200 tokens, as `SealReader` does, not LlamaIndex's default 1,024. Longer
+    passages raise a `seal_rag.text_tower.TruncatedTextWarning`.
 
     Args:
         model_path: A seal-rag model directory; None loads the model shipped with seal-rag.
         speech_embedding: An already loaded `seal_rag.SpeechEmbedding` to share instead.
+        model_name: Optional; must name the model loaded (the shipped model's name, or
+            `model_path`'s directory), else `seal_rag.ModelLoadError`. A directory here
+            loads that model.
         sample_rate: Rate of raw sample arrays given as audio (files carry their own).
 
     Example:
@@ -39,6 +50,8 @@ class SealEmbedding(BaseEmbedding):
         >>> len(embed_model.get_audio_embedding("question.wav"))
         384
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not silently ignored
 
     model_path: str | None = Field(
         default=None, description="seal-rag model directory; None for the model shipped with seal-rag."
@@ -55,9 +68,16 @@ class SealEmbedding(BaseEmbedding):
         speech_embedding: SpeechEmbedding | None = None,
         **kwargs: Any,
     ) -> None:
+        name = kwargs.pop("model_name", None)
+        if model_path is None and speech_embedding is None and name and Path(name).expanduser().is_dir():
+            model_path = name  # LlamaIndex users name models by model_name
         model = speech_embedding if speech_embedding is not None else load_model(model_path)
-        kwargs.setdefault("model_name", model.name)
-        super().__init__(model_path=str(model_path) if model_path is not None else None, **kwargs)
+        if name not in (None, model.name) and model_path != name:
+            raise ModelLoadError(
+                f"model_name {name!r} is not the seal-rag model loaded ({model.name!r}): pass a seal-rag model "
+                "directory as model_path (or model_name), or leave model_name out for the shipped model"
+            )
+        super().__init__(model_path=str(model_path) if model_path is not None else None, model_name=model.name, **kwargs)
         self._model = model
 
     @classmethod
@@ -72,6 +92,10 @@ class SealEmbedding(BaseEmbedding):
     # ---- text side: what LlamaIndex calls while indexing and for typed queries -----
 
     def _get_query_embedding(self, query: str) -> Embedding:
+        # A query string that names a recording (`retrieve("q.wav")`) is a spoken question.
+        if is_audio_path(query) or not isinstance(query, str):
+            return self.audio_vector(query).tolist()
+        reject_encoded_audio(query)
         return self._embed_texts([query])[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
@@ -92,26 +116,36 @@ class SealEmbedding(BaseEmbedding):
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
     def _embed_texts(self, texts: list[str]) -> list[Embedding]:
+        warn_if_truncated(self._model.text, texts)
         return self._model.embed_texts(texts, batch_size=self.embed_batch_size).tolist()
 
     # ---- speech side ----------------------------------------------------------------
 
-    def get_audio_embedding(self, audio: AudioSource, sample_rate: int | None = None) -> Embedding:
-        """Embed one spoken query with the speech tower.
+    def get_audio_embedding(
+        self, audio: AudioSource | list[AudioSource], sample_rate: int | None = None
+    ) -> Embedding | list[Embedding]:
+        """Embed spoken queries with the speech tower: one clip, or a list of clips.
+
+        The forms of `seal_rag.SpeechEmbedding.embed_audio` and LangChain's
+        `SealEmbeddings.embed_audio`: one clip gives one vector, a list gives one per clip.
 
         Args:
-            audio: A path to a wav/flac/ogg/mp3 file, its encoded bytes, or a sample array.
-            sample_rate: Rate of a sample array; defaults to `self.sample_rate`.
+            audio: A path to a wav/flac/ogg/mp3 file, its encoded bytes, or a sample array;
+                or a list of them.
+            sample_rate: Rate of sample arrays; defaults to `self.sample_rate`.
 
         Raises:
-            seal_rag.AudioError: the input is missing, not audio, empty, silent or too long.
+            seal_rag.AudioError: a clip is missing, not audio, empty, silent or too long, or
+                the input is neither a clip nor a list of clips.
         """
-        return self.audio_vector(audio, sample_rate).tolist()
+        return embed_audio_forms(self._model, audio, sample_rate or self.sample_rate)
 
-    async def aget_audio_embedding(self, audio: AudioSource, sample_rate: int | None = None) -> Embedding:
+    async def aget_audio_embedding(
+        self, audio: AudioSource | list[AudioSource], sample_rate: int | None = None
+    ) -> Embedding | list[Embedding]:
         """`get_audio_embedding` in a worker thread."""
         return await asyncio.to_thread(self.get_audio_embedding, audio, sample_rate)
 
     def audio_vector(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
-        """`get_audio_embedding` as a float32 numpy vector."""
-        return self._model.embed_audio([audio], sample_rate=sample_rate or self.sample_rate)[0]
+        """One clip's `get_audio_embedding` as a float32 numpy vector."""
+        return embed_one_clip(self._model, audio, sample_rate or self.sample_rate)

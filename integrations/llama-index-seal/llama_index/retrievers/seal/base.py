@@ -1,9 +1,10 @@
-"""`SealSpeechRetriever`: spoken questions over any LlamaIndex vector index."""
+"""`SealSpeechRetriever`: spoken (or typed) questions over any LlamaIndex vector index."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,17 +13,17 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.llms import LLM
-from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType
 from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 from llama_index.embeddings.seal import SealEmbedding
 from seal_rag.ask import MODES, Retriever
 from seal_rag.audio import AudioSource
+from seal_rag.store import DEFAULT_COLLECTION, Hit
 
 from ._chroma import chroma_collection, verify_collection
-from ._query import as_query_bundle, audio_of
+from ._query import SpokenQueryBundle, as_query_bundle
 from ._search import IndexSearch
-from .synthesizer import SealExtractiveSynthesizer
+from .synthesizer import default_embed_model
 
 
 class SealSpeechRetriever(BaseRetriever):
@@ -30,9 +31,14 @@ class SealSpeechRetriever(BaseRetriever):
 
     Queries may be an audio file path (also as `QueryBundle.query_str`, which is what
     `RetrieverQueryEngine.query("question.wav")` passes), encoded audio bytes, a sample
-    array, or a `QueryBundle` whose `embedding` came from `SealEmbedding.get_audio_embedding`.
-    Scores are cosine similarities (for `mode="hybrid"`, reciprocal-rank-fusion scores),
-    as in `seal-rag ask`.
+    array, a typed question (searched with the text tower, whatever the mode), or a
+    `QueryBundle` whose `embedding` came from `SealEmbedding.get_audio_embedding`. The
+    caller's `QueryBundle` is never changed.
+
+    Scores are cosine similarities with the query vector, in every mode: the speech tower's
+    vector for "speech" and "hybrid" (which ranks by reciprocal-rank fusion but reports each
+    node's speech cosine, so one `similarity_cutoff` serves both), the transcript's text-tower
+    vector for "cascade" and typed questions (text against text: these run higher).
 
     Args:
         index: A `VectorStoreIndex` whose documents were embedded by `SealEmbedding`.
@@ -42,9 +48,9 @@ class SealSpeechRetriever(BaseRetriever):
         filters: LlamaIndex metadata filters, applied inside the vector store.
         mode: "speech" (speech tower, no transcript), "cascade" (ASR, then the text tower)
             or "hybrid" (both rankings fused), as in `seal-rag ask --mode`.
-        transcribe: Replace the bundle's `query_str` with the transcript, so an LLM
-            synthesizer reads the question rather than a file name (one ASR pass; free
-            in cascade and hybrid modes, which transcribe anyway).
+        transcribe: Transcribe in speech mode too, so a `SealQueryEngine`'s
+            `Response.metadata["transcript"]` is filled for the extractive answer (an engine
+            with an LLM transcribes anyway; cascade and hybrid modes always do).
         sample_rate: Rate of sample arrays; defaults to the embedding model's.
         transcriber: The ASR (`seal_rag.cascade.Transcriber`) for cascade and hybrid modes and
             `transcribe`; loaded on first need when None.
@@ -58,8 +64,9 @@ class SealSpeechRetriever(BaseRetriever):
         >>> retriever = SealSpeechRetriever(index=index, embed_model=embed_model, similarity_top_k=3)
         >>> [n.node.metadata["source"] for n in retriever.retrieve("question.wav")]
         ['kb/brooklyn_bridge.txt', ...]
-        >>> engine = RetrieverQueryEngine(retriever, response_synthesizer=SealExtractiveSynthesizer(embed_model))
-        >>> print(engine.query("question.wav"))
+        >>> engine = retriever.as_query_engine()  # extractive; as_query_engine(llm=...) for any LLM
+        >>> response = engine.query("question.wav")
+        >>> response.response, response.metadata["transcript"], response.metadata["model"]
     """
 
     def __init__(
@@ -81,7 +88,10 @@ class SealSpeechRetriever(BaseRetriever):
             raise ValueError("SealSpeechRetriever needs exactly one of index= or vector_store=")
         embed_model = embed_model or getattr(index, "_embed_model", None)
         if not isinstance(embed_model, SealEmbedding):
-            raise TypeError("SealSpeechRetriever needs embed_model=SealEmbedding(...), the model that embedded the documents")
+            raise TypeError(
+                "SealSpeechRetriever needs embed_model=SealEmbedding(...), the model that embedded the documents "
+                "(SealSpeechRetriever.from_defaults picks one)"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if similarity_top_k < 1:
@@ -99,6 +109,7 @@ class SealSpeechRetriever(BaseRetriever):
         self._transcribe = transcribe
         self._sample_rate = sample_rate or embed_model.sample_rate
         self._transcriber = transcriber  # faster-whisper, loaded on first need and kept
+        self._transcriber_lock = threading.Lock()
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -117,57 +128,104 @@ class SealSpeechRetriever(BaseRetriever):
     def embed_model(self) -> SealEmbedding:
         return self._embed_model
 
-    # ---- entry points: accept audio as well as the str / QueryBundle LlamaIndex passes ----
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @classmethod
+    def from_defaults(
+        cls,
+        index: VectorStoreIndex | None = None,
+        embed_model: SealEmbedding | None = None,
+        *,
+        vector_store: BasePydanticVectorStore | None = None,
+        db: str | Path | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        **kwargs: Any,
+    ) -> SealSpeechRetriever:
+        """A retriever over an index, a vector store, or the directory `seal-rag ingest --db` filled.
+
+        Args:
+            index, vector_store: As in the constructor.
+            embed_model: Defaults to the index's `SealEmbedding`, else `Settings.embed_model`
+                when it is one, else the model shipped with seal-rag.
+            db: A seal-rag Chroma directory, instead of `index` or `vector_store`.
+            collection: The collection in `db`.
+            **kwargs: The constructor's other arguments (`similarity_top_k`, `mode`, ...).
+
+        Example:
+            >>> retriever = SealSpeechRetriever.from_defaults(db=".seal_rag", similarity_top_k=3)
+        """
+        if db is not None:
+            if index is not None or vector_store is not None:
+                raise ValueError("pass one of index=, vector_store= or db=")
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+            from seal_rag.store import SealIndex
+
+            embed_model = embed_model or default_embed_model()
+            chroma = SealIndex.open(embed_model.speech_embedding, db=db, collection=collection).collection
+            vector_store = ChromaVectorStore(chroma_collection=chroma)
+        if embed_model is None and not isinstance(getattr(index, "_embed_model", None), SealEmbedding):
+            embed_model = default_embed_model()
+        return cls(index, embed_model, vector_store=vector_store, **kwargs)
+
+    # ---- entry points: accept audio and typed questions as well as a QueryBundle ---------
 
     def retrieve(self, str_or_query_bundle: QueryType | AudioSource) -> list[NodeWithScore]:
-        """Nodes for a spoken question (path, bytes, array or `QueryBundle`), best first."""
-        return super().retrieve(as_query_bundle(str_or_query_bundle))
+        """Nodes for a spoken or typed question (path, bytes, array, text or `QueryBundle`), best first."""
+        return super().retrieve(as_query_bundle(str_or_query_bundle, self._sample_rate))
 
     async def aretrieve(self, str_or_query_bundle: QueryType | AudioSource) -> list[NodeWithScore]:
-        return await super().aretrieve(as_query_bundle(str_or_query_bundle))
+        return await super().aretrieve(as_query_bundle(str_or_query_bundle, self._sample_rate))
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        search = IndexSearch(self._index, self._filters, label=query_bundle.query_str)
-        if query_bundle.embedding is not None:
-            hits = search.query(np.asarray(query_bundle.embedding, dtype=np.float32), self._similarity_top_k)
+        bundle = as_query_bundle(query_bundle, self._sample_rate)
+        search = IndexSearch(self._index, self._filters, label=bundle.query_str)
+        if bundle.embedding is not None:
+            hits = search.query(np.asarray(bundle.embedding, dtype=np.float32), self._similarity_top_k)
         else:
-            pipeline = Retriever(self._embed_model.speech_embedding, search, self._mode, self._shared_transcriber())
-            result = pipeline.retrieve(
-                audio_of(query_bundle), self._similarity_top_k, sample_rate=self._sample_rate, want_transcript=self._transcribe
-            )
-            # Cache the query vector on the bundle, as VectorIndexRetriever does, so the
-            # synthesizer (e.g. the extractive one) reuses it instead of embedding again.
-            query_bundle.embedding = result.query_vector.tolist()
-            if self._transcribe and result.transcript is not None:
-                query_bundle.query_str = result.transcript
-            hits = result.hits
+            hits = self._search(bundle, search)
         return [NodeWithScore(node=search.nodes[hit.id], score=hit.score) for hit in hits]
+
+    def _search(self, bundle: SpokenQueryBundle, search: IndexSearch) -> list[Hit]:
+        """Hits for a bundle we own, recording on it what a synthesizer and the response need."""
+        if bundle.kind == "text":
+            pipeline = Retriever(self._embed_model.speech_embedding, search, self._mode)
+            result = pipeline.retrieve_text(bundle.query_str, self._similarity_top_k)
+        else:
+            want = self._transcribe or bundle.needs_transcript
+            pipeline = Retriever(self._embed_model.speech_embedding, search, self._mode, self._shared_transcriber(want))
+            result = pipeline.retrieve(bundle.audio, self._similarity_top_k, sample_rate=bundle.sample_rate, want_transcript=want)
+            bundle.transcript = result.transcript
+            if bundle.needs_transcript and result.transcript is not None:
+                bundle.query_str = result.transcript  # the LLM reads the question, not a file name
+        # Keep the searched vector, as VectorIndexRetriever does, so the extractive
+        # synthesizer reuses it instead of embedding the question again.
+        bundle.embedding = result.query_vector.tolist()
+        return result.hits
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
 
-    def _shared_transcriber(self, needed: bool = False):
-        if self._transcriber is None and (needed or self._mode != "speech" or self._transcribe):
-            from seal_rag.cascade import Transcriber
+    def _shared_transcriber(self, wanted: bool):
+        with self._transcriber_lock:
+            if self._transcriber is None and (wanted or self._mode != "speech"):
+                from seal_rag.cascade import Transcriber
 
-            self._transcriber = Transcriber()
-        return self._transcriber
+                self._transcriber = Transcriber()
+            return self._transcriber
 
     # ---- convenience -------------------------------------------------------------------
 
-    def as_query_engine(self, llm: LLM | None = None, **kwargs: Any) -> RetrieverQueryEngine:
-        """A `RetrieverQueryEngine` answering spoken questions.
+    def as_query_engine(self, llm: LLM | None = None, **kwargs: Any):
+        """A `SealQueryEngine` answering spoken or typed questions.
 
         Args:
-            llm: Any LlamaIndex LLM; it reads the transcript of the question. None answers
-                extractively (the best sentence of the top passage, no LLM at all).
-            **kwargs: Passed to `RetrieverQueryEngine.from_args` when `llm` is given.
+            llm: Any LlamaIndex LLM; it reads the transcript of the question (made
+                automatically). None answers extractively (the best sentence of the top
+                passage, no LLM at all).
+            **kwargs: `SealQueryEngine.from_args`'s, e.g. `streaming=True`, `node_postprocessors`.
         """
-        if llm is None:
-            return RetrieverQueryEngine(self, response_synthesizer=SealExtractiveSynthesizer(self._embed_model))
-        reader = self
-        if not self._transcribe:
-            self._shared_transcriber(needed=True)  # load it here, so the copy shares it
-            reader = copy.copy(self)  # same models, index and ASR; only this engine's copy transcribes
-            reader._transcribe = True
-        return RetrieverQueryEngine.from_args(reader, llm=llm, **kwargs)
+        from .query_engine import SealQueryEngine
+
+        return SealQueryEngine.from_args(self, llm=llm, **kwargs)

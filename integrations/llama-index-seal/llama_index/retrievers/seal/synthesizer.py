@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, AsyncGenerator, Generator, Sequence
 
 import numpy as np
 from llama_index.core.base.response.schema import RESPONSE_TYPE
@@ -17,7 +16,14 @@ from llama_index.embeddings.seal import SealEmbedding
 from seal_rag.answer import extractive_answer
 from seal_rag.store import Hit
 
-from ._query import audio_of
+from ._query import as_query_bundle
+
+
+def default_embed_model() -> SealEmbedding:
+    """`Settings.embed_model` when it is a `SealEmbedding`, else the model shipped with seal-rag."""
+    # Read the private slot: the public property would build an OpenAI embedding when unset.
+    configured = getattr(Settings, "_embed_model", None)
+    return configured if isinstance(configured, SealEmbedding) else SealEmbedding()
 
 
 class SealExtractiveSynthesizer(BaseSynthesizer):
@@ -25,36 +31,43 @@ class SealExtractiveSynthesizer(BaseSynthesizer):
 
     The query vector is the one the retriever searched with (it caches it on the
     `QueryBundle`); failing that, the bundle's audio is embedded, or its text when it is
-    not an audio file. No language model is loaded or called.
+    a typed question. No language model is loaded or called.
 
     Args:
-        embed_model: The `SealEmbedding` that embedded the documents.
+        embed_model: The `SealEmbedding` that embedded the documents; defaults to
+            `Settings.embed_model` when it is one, else the model shipped with seal-rag.
         callback_manager: LlamaIndex callbacks; defaults to `Settings.callback_manager`.
         empty_response: The answer when nothing was retrieved.
+        streaming: Return a `StreamingResponse` (the answer arrives in one piece).
 
     Example:
         >>> from llama_index.core.query_engine import RetrieverQueryEngine
-        >>> engine = RetrieverQueryEngine(retriever, response_synthesizer=SealExtractiveSynthesizer(embed_model))
+        >>> engine = RetrieverQueryEngine(retriever, response_synthesizer=SealExtractiveSynthesizer())
         >>> response = engine.query("question.wav")
         >>> response.response, [n.node.node_id for n in response.source_nodes]
     """
 
     def __init__(
         self,
-        embed_model: SealEmbedding,
+        embed_model: SealEmbedding | None = None,
         callback_manager: CallbackManager | None = None,
         empty_response: str | None = None,
+        streaming: bool = False,
     ) -> None:
         # BaseSynthesizer.__init__ resolves `Settings.llm`, which builds an OpenAI client
         # (or fails without a key). This synthesizer uses no LLM, so it sets the state
         # the base class reads and skips that.
-        self._embed_model = embed_model
+        self._embed_model = embed_model or default_embed_model()
         self._llm = None
         self._callback_manager = callback_manager or Settings.callback_manager
-        self._streaming = False
+        self._streaming = streaming
         self._output_cls = None
         self._empty_response = empty_response or "Empty Response"
         self._multimodal = False
+
+    @property
+    def embed_model(self) -> SealEmbedding:
+        return self._embed_model
 
     @property
     def callback_manager(self) -> CallbackManager:
@@ -80,7 +93,6 @@ class SealExtractiveSynthesizer(BaseSynthesizer):
         **response_kwargs: Any,
     ) -> RESPONSE_TYPE:
         response_kwargs.setdefault("scored_nodes", nodes)
-        response_kwargs.setdefault("query_vector", _bundle_embedding(query))
         response_kwargs.setdefault("query_bundle", query)
         return super().synthesize(query, nodes, additional_source_nodes, **response_kwargs)
 
@@ -92,7 +104,6 @@ class SealExtractiveSynthesizer(BaseSynthesizer):
         **response_kwargs: Any,
     ) -> RESPONSE_TYPE:
         response_kwargs.setdefault("scored_nodes", nodes)
-        response_kwargs.setdefault("query_vector", _bundle_embedding(query))
         response_kwargs.setdefault("query_bundle", query)
         return await super().asynthesize(query, nodes, additional_source_nodes, **response_kwargs)
 
@@ -100,29 +111,51 @@ class SealExtractiveSynthesizer(BaseSynthesizer):
         self,
         query_str: str,
         text_chunks: Sequence[str],
-        query_vector: Sequence[float] | None = None,
         scored_nodes: Sequence[NodeWithScore] | None = None,
         query_bundle: QueryTextType | None = None,
         **response_kwargs: Any,
+    ) -> str | Generator[str, None, None]:
+        answer = self._answer(query_str, text_chunks, scored_nodes, query_bundle)
+        return _one_piece(answer) if self._streaming else answer
+
+    async def aget_response(
+        self,
+        query_str: str,
+        text_chunks: Sequence[str],
+        scored_nodes: Sequence[NodeWithScore] | None = None,
+        query_bundle: QueryTextType | None = None,
+        **response_kwargs: Any,
+    ) -> str | AsyncGenerator[str, None]:
+        answer = await asyncio.to_thread(self._answer, query_str, text_chunks, scored_nodes, query_bundle)
+        return _one_piece_async(answer) if self._streaming else answer
+
+    def _answer(
+        self,
+        query_str: str,
+        text_chunks: Sequence[str],
+        scored_nodes: Sequence[NodeWithScore] | None,
+        query_bundle: QueryTextType | None,
     ) -> str:
         if scored_nodes:
             hits = [Hit(rank, n.node.node_id, n.score or 0.0, n.node.get_content(), dict(n.node.metadata))
                     for rank, n in enumerate(scored_nodes, 1)]
         else:
             hits = [Hit(rank, str(rank), 0.0, text, {}) for rank, text in enumerate(text_chunks, 1)]
-        if query_vector is None:
-            query_vector = self._query_vector(query_bundle if isinstance(query_bundle, QueryBundle) else QueryBundle(query_str))
-        return extractive_answer(self._embed_model.speech_embedding, np.asarray(query_vector, dtype=np.float32), hits)
+        query = query_bundle if isinstance(query_bundle, QueryBundle) else query_str
+        return extractive_answer(self._embed_model.speech_embedding, self._query_vector(query), hits)
 
-    async def aget_response(self, query_str: str, text_chunks: Sequence[str], **response_kwargs: Any) -> str:
-        return await asyncio.to_thread(self.get_response, query_str, text_chunks, **response_kwargs)
-
-    def _query_vector(self, bundle: QueryBundle) -> np.ndarray:
-        audio = audio_of(bundle)
-        if not isinstance(audio, str) or Path(audio).is_file():
-            return self._embed_model.audio_vector(audio)
-        return np.asarray(self._embed_model.get_query_embedding(audio), dtype=np.float32)  # a typed question
+    def _query_vector(self, query: QueryBundle | str) -> np.ndarray:
+        bundle = as_query_bundle(query, self._embed_model.sample_rate)
+        if bundle.embedding is not None:
+            return np.asarray(bundle.embedding, dtype=np.float32)
+        if bundle.kind == "audio":
+            return self._embed_model.audio_vector(bundle.audio, bundle.sample_rate)
+        return np.asarray(self._embed_model.get_query_embedding(bundle.query_str), dtype=np.float32)
 
 
-def _bundle_embedding(query: QueryTextType) -> list[float] | None:
-    return query.embedding if isinstance(query, QueryBundle) else None
+def _one_piece(answer: str) -> Generator[str, None, None]:
+    yield answer
+
+
+async def _one_piece_async(answer: str) -> AsyncGenerator[str, None]:
+    yield answer

@@ -1,0 +1,165 @@
+"""The framework entry points behave as a LangChain user expects (issue 34): audio is never
+embedded as text, settings are honoured or refused, callbacks see no audio bytes, scores compare."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import FakeListChatModel
+from langchain_seal import SealDocumentLoader, SealSpeechRetriever, build_audio_chain
+from pydantic import ValidationError
+from seal_rag import NotAudioError
+from seal_rag.store import SealIndex
+from seal_rag.text_tower import TruncatedTextWarning
+
+TOP_K = 5
+DEMOS = Path(__file__).resolve().parents[3] / "demos"
+
+
+@pytest.fixture(scope="module")
+def kb_index(kb_db, speech_embedding):
+    return SealIndex.open(speech_embedding, db=kb_db)
+
+
+def ids(documents) -> list[str]:
+    return [d.id for d in documents]
+
+
+# ---- audio is never embedded as text ------------------------------------------------------
+
+
+def test_plain_store_retriever_hears_an_audio_path(kb_store, seal_embeddings, speech_embedding, question_wav, cli_top_ids):
+    assert ids(kb_store.as_retriever(search_kwargs={"k": TOP_K}).invoke(str(question_wav))) == cli_top_ids
+    assert np.allclose(seal_embeddings.embed_query(str(question_wav)), speech_embedding.embed_audio([question_wav])[0], atol=1e-5)
+    with pytest.raises(NotAudioError, match="encoded audio"):
+        seal_embeddings.embed_query(question_wav.read_bytes().decode("latin-1"))
+
+
+def test_speech_retriever_takes_a_typed_question(kb_store, kb_index, speech_embedding):
+    question = "What is the Rankine cycle of a steam engine?"
+    documents = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K).invoke(question)
+    hits = kb_index.query(speech_embedding.embed_texts([question])[0], TOP_K)
+    assert ids(documents) == [h.id for h in hits] and "Steam" in documents[0].metadata["title"]
+    result = build_audio_chain(SealSpeechRetriever(vectorstore=kb_store)).invoke(question)
+    assert result["answer"] in hits[0].text and result["question"] == question and result["audio"] is None
+
+
+def test_embed_audio_takes_one_clip_or_a_list(seal_embeddings, speech_embedding, question_wav, recorded_flac):
+    expected = speech_embedding.embed_audio([question_wav, recorded_flac])
+    assert np.allclose(seal_embeddings.embed_audio([str(question_wav)]), expected[:1], atol=1e-5)
+    assert np.allclose(seal_embeddings.embed_audio([question_wav, recorded_flac.read_bytes()]), expected, atol=1e-4)
+    assert np.allclose(seal_embeddings.embed_audio(question_wav), expected[0], atol=1e-5)
+    for wrong in (42, [[str(question_wav)]], None):
+        with pytest.raises(NotAudioError, match="cannot embed a"):
+            seal_embeddings.embed_audio(wrong)
+
+
+# ---- settings: honoured or refused ----------------------------------------------------------
+
+
+def test_search_kwargs_are_honoured(kb_store, question_wav):
+    assert len(SealSpeechRetriever(vectorstore=kb_store, search_kwargs={"k": 1}).invoke(str(question_wav))) == 1
+    titles = ["Oxygen_0", "Oxygen_1"]
+    filtered = SealSpeechRetriever(vectorstore=kb_store, search_kwargs={"k": 3, "filter": {"title": {"$in": titles}}})
+    assert {d.metadata["title"] for d in filtered.invoke(str(question_wav))} <= set(titles)
+    everything = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K).invoke(str(question_wav))
+    threshold = everything[1].metadata["score"] - 1e-6
+    above = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K, search_type="similarity_score_threshold",
+                                search_kwargs={"score_threshold": threshold}).invoke(str(question_wav))
+    assert ids(above) == ids(everything)[:2]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"search_type": "mmr"}, "search_type 'mmr' is not supported"),
+        ({"search_kwargs": {"fetch_k": 20}}, "fetch_k"),
+        ({"search_type": "similarity_score_threshold"}, "needs search_kwargs"),
+        ({"k": 2, "search_kwargs": {"k": 1}}, "disagree"),
+        ({"top_k": 1}, "top_k"),
+    ],
+)
+def test_unsupported_settings_are_refused(kb_store, settings, message):
+    with pytest.raises(ValidationError, match=message):
+        SealSpeechRetriever(vectorstore=kb_store, **settings)
+
+
+# ---- the chain: transcript and model in its output, no audio in callbacks -------------------
+
+
+class Inputs(BaseCallbackHandler):
+    """Keeps what every run started with."""
+
+    def __init__(self):
+        self.seen: list = []
+
+    def on_chain_start(self, serialized, inputs, **kwargs):
+        self.seen.append(inputs)
+
+    def on_retriever_start(self, serialized, query, **kwargs):
+        self.seen.append(query)
+
+    def on_chat_model_start(self, serialized, messages, **kwargs):
+        self.seen.extend(m.content for batch in messages for m in batch)
+
+
+def test_chat_model_reads_the_transcript_and_callbacks_see_no_audio(kb_store, question_wav, transcriber, speech_embedding):
+    retriever = SealSpeechRetriever(vectorstore=kb_store, k=3, transcriber=transcriber)  # speech mode
+    recorder = Inputs()
+    chain = build_audio_chain(retriever, FakeListChatModel(responses=["The Rankine cycle [1]."]))
+    result = chain.invoke(question_wav.read_bytes(), config={"callbacks": [recorder]})
+    assert "steam" in result["transcript"].lower() and result["question"] == result["transcript"]
+    assert result["audio"].startswith("<audio ") and result["model"] == speech_embedding.name
+    logged = "\n".join(map(repr, recorder.seen))
+    assert recorder.seen and "RIFF" not in logged and "bytes" not in {type(v).__name__ for v in recorder.seen}
+    assert f"Question: {result['transcript']}" in logged and "<audio " in logged
+    assert all(len(repr(v)) < 20_000 for v in recorder.seen)
+    assert chain.pick("answer").invoke(question_wav.read_bytes(), config={"callbacks": [recorder]}) == "The Rankine cycle [1]."
+
+
+# ---- loader and chunk size ------------------------------------------------------------------
+
+
+def test_loader_gives_ingests_chunks(kb_index, seal_embeddings, tmp_path, question_wav, cli_top_ids):
+    from langchain_chroma import Chroma
+
+    documents = SealDocumentLoader(DEMOS / "kb").load()
+    stored = kb_index.collection.get(include=["documents", "metadatas"])
+    by_id = dict(zip(stored["ids"], zip(stored["documents"], stored["metadatas"])))
+    assert sorted(ids(documents)) == sorted(by_id)
+    assert all((d.page_content, d.metadata) == by_id[d.id] for d in documents)
+    store = Chroma.from_documents(documents, seal_embeddings, ids=ids(documents), persist_directory=str(tmp_path / "db"),
+                                  collection_metadata={"hnsw:space": "cosine"})
+    assert ids(SealSpeechRetriever(vectorstore=store, k=TOP_K).invoke(str(question_wav))) == cli_top_ids
+
+
+def test_default_chunks_fit_the_text_tower_and_longer_text_warns(seal_embeddings, speech_embedding):
+    texts = [d.page_content for d in SealDocumentLoader(DEMOS / "kb").load()]
+    assert speech_embedding.text.overlong(texts) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedTextWarning)
+        seal_embeddings.embed_documents(texts[:8])
+    with pytest.warns(TruncatedTextWarning, match="256 tokens"):
+        seal_embeddings.embed_documents([" ".join(texts[:4])])
+
+
+# ---- scores ---------------------------------------------------------------------------------
+
+
+def test_one_score_threshold_serves_speech_and_hybrid(kb_store, question_wav, transcriber):
+    def documents(mode, **settings):
+        return SealSpeechRetriever(vectorstore=kb_store, k=TOP_K, mode=mode, transcriber=transcriber, **settings).invoke(
+            str(question_wav))
+
+    speech, hybrid = documents("speech"), documents("hybrid")
+    speech_scores = {d.id: d.metadata["score"] for d in speech}
+    shared = [d for d in hybrid if d.id in speech_scores]
+    assert shared and all(d.metadata["score"] == pytest.approx(speech_scores[d.id], abs=1e-5) for d in shared)
+    assert all(0 < d.metadata["rrf_score"] < 0.05 for d in hybrid)  # the fusion value, kept apart
+    threshold = min(speech_scores.values()) - 1e-6
+    kept = documents("hybrid", score_threshold=threshold)
+    assert {d.id for d in shared} <= {d.id for d in kept}
