@@ -85,8 +85,7 @@ def main() -> None:
         chain = build_audio_chain(retriever, make_chat_model(args.llm))
         result = chain.invoke({"audio": str(args.audio)})
 
-    transcribed = isinstance(result["question"], str) and result["question"] != str(args.audio)
-    heard = f", heard: {result['question']!r}" if transcribed else ""
+    heard = f", heard: {result['transcript']!r}" if result["transcript"] else ""
     print(f"Question: {args.audio.name} (mode {mode}){heard}")
     print(f"Answer: {result['answer']}")
     print("Sources:")

@@ -3,7 +3,7 @@
     python demos/llamaindex_query_engine.py [QUESTION.wav] [--mode auto|speech|cascade|hybrid]
                                             [-k 5] [--llm openai:MODEL]
 
-LlamaIndex reads demos/kb/ (SimpleDirectoryReader) and indexes it with `SealEmbedding` into a
+LlamaIndex reads demos/kb/ (SealReader: seal-rag's chunks) and indexes it with `SealEmbedding` into a
 Chroma collection stamped by seal-rag. `SealSpeechRetriever` then answers the spoken question
 inside a `RetrieverQueryEngine`: extractively with no --llm (no language model at all), or
 with any OpenAI-compatible chat server (OPENAI_BASE_URL, OPENAI_API_KEY), which reads the
@@ -19,9 +19,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
-from llama_index.core.schema import QueryBundle
+from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.embeddings.seal import SealEmbedding
+from llama_index.readers.seal import SealReader
 from llama_index.retrievers.seal import SealSpeechRetriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
@@ -87,27 +87,24 @@ def main() -> None:
         # A collection stamped by seal-rag: the retriever then checks the model exactly.
         collection = SealIndex.open(model, db=db, create=True).collection
         storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
-        documents = SimpleDirectoryReader(str(KB)).load_data()
-        index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model)
-        print(f"Indexed {len(documents)} documents from {KB.relative_to(HERE.parent)}/ with LlamaIndex.")
+        # seal-rag's chunks (~200 tokens, what the text tower reads), indexed as nodes: kept whole.
+        documents = SealReader().load_data(KB)
+        index = VectorStoreIndex(documents, storage_context=storage, embed_model=embed_model)
+        print(f"Indexed {len(documents)} chunks from {KB.relative_to(HERE.parent)}/ with LlamaIndex.")
 
-        # Cascade and hybrid modes transcribe anyway: let the bundle carry the words too.
-        retriever = SealSpeechRetriever(
-            index=index, embed_model=embed_model, similarity_top_k=args.k, mode=mode, transcribe=mode != "speech"
-        )
+        retriever = SealSpeechRetriever(index=index, embed_model=embed_model, similarity_top_k=args.k, mode=mode)
         engine = retriever.as_query_engine(llm=make_llm(args.llm))
-        question = QueryBundle(str(args.audio))
-        response = engine.query(question)  # the retriever caches vector and transcript on `question`
+        response = engine.query(str(args.audio))
 
-    transcribed = question.query_str != str(args.audio)
-    print(f"Question: {args.audio.name} (mode {mode})" + (f", heard: {question.query_str!r}" if transcribed else ""))
+    transcript = response.metadata["transcript"]  # made for an LLM, and in cascade and hybrid modes
+    print(f"Question: {args.audio.name} (mode {mode})" + (f", heard: {transcript!r}" if transcript else ""))
     print(f"Answer: {response.response}")
     print("Sources:")
     for rank, scored in enumerate(response.source_nodes, 1):
-        print(f"  {rank}. score {scored.score:.3f}  {scored.node.metadata.get('file_name')}")
+        print(f"  {rank}. score {scored.score:.3f}  {Path(scored.node.metadata['source']).name}")
     gold = gold_source(args.audio)
     if gold:
-        names = [scored.node.metadata.get("file_name") for scored in response.source_nodes]
+        names = [Path(scored.node.metadata["source"]).name for scored in response.source_nodes]
         found = f"retrieved at rank {names.index(gold) + 1}" if gold in names else "not retrieved"
         print(f"Gold passage (questions.jsonl): {gold}, {found}")
 
