@@ -131,18 +131,11 @@ class AskService:
 
     def ask_text(self, text: str, k: int) -> tuple[dict, object]:
         """Retrieve for a typed question with the text tower."""
-        start = time.perf_counter()
-        vector = self.model.embed_texts([text])[0]
-        timings = {"text_embed": time.perf_counter() - start}
-        start = time.perf_counter()
-        hits = self.index.query(vector, k)
-        timings["search"] = time.perf_counter() - start
-        body = self._body({"kind": "text", "text": text}, "text", hits, None, timings)
-        if self.answerer is None:
-            return self._extractive(body, vector, hits), None
-        if not self.answerer.needs_transcript:  # a speech LLM hears audio; a typed question has none
-            return self._extractive(body, vector, hits), None
-        return body, self.answerer.stream(hits, text, None)
+        found = Retriever(self.model, self.index).retrieve_text(text, k)
+        body = self._body({"kind": "text", "text": text}, "text", found.hits, None, found.timings)
+        if self.answerer is None or not self.answerer.needs_transcript:  # a speech LLM hears audio; a typed question has none
+            return self._extractive(body, found.query_vector, found.hits), None
+        return body, self.answerer.stream(found.hits, text, None)
 
     def _body(self, question: dict, mode: str, hits, transcript: str | None, timings: dict) -> dict:
         return {"question": question, "mode": mode, "transcript": transcript, "answer": None, "answer_kind": None,
