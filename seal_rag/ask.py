@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arguments import MODES  # re-exported: callers import it from here
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT, Hit, SealIndex
 
-MODES = ("speech", "cascade", "hybrid")
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 HYBRID_DEPTH = 20  # how deep each ranking is read before fusing
 

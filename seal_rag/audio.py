@@ -17,9 +17,12 @@ import soundfile as sf
 import soxr
 import torch
 
+from .audio_quality import warn_about_quality
 from .errors import (
+    AudioError,
     AudioFileNotFoundError,
     AudioTooLongError,
+    AudioTooShortError,
     EmptyAudioError,
     InvalidSamplesError,
     NotAudioError,
@@ -35,6 +38,9 @@ WINDOW_FRAMES = WINDOW_SAMPLES // HOP_LENGTH  # 3000 mel frames in one window
 DEFAULT_MAX_SECONDS = 600.0  # 10 min: longer is almost certainly not a question
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this the clip is digital silence
 MAX_CHANNELS = 32  # a wider array is more likely (channels, samples) by mistake
+# Shorter holds no word, and Whisper's 25 ms STFT window (and the heads' convolutions) need more.
+MIN_SECONDS = 0.1
+MIN_RATE, MAX_RATE = 1000, 768_000  # Hz: below, no speech survives; above, no real recorder
 
 AudioSource = str | Path | bytes | bytearray | np.ndarray
 
@@ -60,10 +66,11 @@ def load_audio(
     """
     name = _describe(source)
     if isinstance(source, np.ndarray):
-        samples, rate = source, sample_rate
+        samples, rate = _as_float(source, name), sample_rate
     else:
         samples, rate = _decode(source, name, max_seconds)
-    samples = _to_mono(np.asarray(samples), name)
+    rate = _check_rate(rate, name)
+    samples = _to_mono(samples, name)
     if samples.size == 0:
         raise EmptyAudioError(f"{name} has no samples: record or pass a non-empty clip")
     if not np.isfinite(samples).all():
@@ -71,11 +78,44 @@ def load_audio(
     seconds = samples.size / rate
     if seconds > max_seconds:
         raise AudioTooLongError(_too_long(name, seconds, max_seconds))
-    if np.abs(samples).max() < SILENCE_PEAK:
+    if seconds < MIN_SECONDS:
+        raise AudioTooShortError(
+            f"{name} lasts {seconds * 1000:.1f} ms, under the {MIN_SECONDS * 1000:.0f} ms minimum: record the whole question "
+            "(a file whose header understates its data reads short too: re-save it)"
+        )
+    peak = float(np.abs(samples).max())
+    if peak < SILENCE_PEAK:
         raise SilentAudioError(f"{name} is silent (peak below -80 dBFS): check the microphone or file")
+    if peak > 1.0:
+        samples = samples / peak  # Whisper's features assume full scale is 1; the warning below says so
     if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+        # Resampling rings past a full-scale edge (1.13 for a step): clip back to full scale.
+        samples = np.clip(soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ"), -1.0, 1.0)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    warn_about_quality(samples, name, SAMPLE_RATE, scaled_from=peak)
+    return samples
+
+
+def _as_float(samples: np.ndarray, name: str) -> np.ndarray:
+    """Samples of any numeric dtype as float32 in [-1, 1]: integers are scaled from their full range."""
+    kind = samples.dtype.kind
+    if kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if kind in "iu":
+        info = np.iinfo(samples.dtype)
+        middle = (int(info.max) + int(info.min) + 1) / 2  # 0 for signed, 128 for uint8 (PCM's unsigned form)
+        return ((samples.astype(np.float64) - middle) / (int(info.max) - middle + 1)).astype(np.float32)
+    raise InvalidSamplesError(f"{name} has samples of dtype {samples.dtype}: pass float or integer PCM samples")
+
+
+def _check_rate(rate: object, name: str) -> int:
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise InvalidSamplesError(f"{name} has sample rate {rate!r}: pass an integer rate in Hz")
+    if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE <= rate <= MAX_RATE):
+        raise InvalidSamplesError(
+            f"{name} has sample rate {rate} Hz: pass its true rate, an integer from {MIN_RATE:,} to {MAX_RATE:,} Hz"
+        )
+    return int(rate)
 
 
 def _describe(source: AudioSource) -> str:
@@ -102,17 +142,34 @@ def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: floa
         handle = io.BytesIO(bytes(source))
     try:
         with sf.SoundFile(handle) as f:
+            rate = _check_rate(f.samplerate, name)
+            if not 1 <= f.channels <= MAX_CHANNELS:
+                raise InvalidSamplesError(f"{name} has {f.channels} channels: pass audio with 1 to {MAX_CHANNELS}")
             # Check the length from the header before decoding an hour of audio.
-            if f.frames > 0 and f.frames / f.samplerate > max_seconds:
-                raise AudioTooLongError(_too_long(name, f.frames / f.samplerate, max_seconds))
-            samples = f.read(dtype="float32", always_2d=True)
-            return samples, f.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise NotAudioError(f"{name} is not readable audio ({error}): use wav, flac, ogg or mp3") from None
+            if f.frames > 0 and f.frames / rate > max_seconds:
+                raise AudioTooLongError(_too_long(name, f.frames / rate, max_seconds))
+            return _read_blocks(f, rate, name, max_seconds), rate
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as error:
+        detail = " ".join(str(error).split())[:160]
+        raise NotAudioError(f"{name} is not readable audio ({detail}): use wav, flac, ogg or mp3") from None
+
+
+def _read_blocks(f: sf.SoundFile, rate: int, name: str, max_seconds: float) -> np.ndarray:
+    """The samples actually there, a second at a time: a header may claim far more than the data
+    holds (memory would follow the claim), or nothing at all (a stream), so neither is trusted."""
+    blocks, frames = [], 0
+    for block in f.blocks(blocksize=rate, dtype="float32", always_2d=True):
+        frames += len(block)
+        if frames / rate > max_seconds:
+            raise AudioTooLongError(_too_long(name, frames / rate, max_seconds))
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32)
 
 
 def _to_mono(samples: np.ndarray, name: str) -> np.ndarray:
-    if samples.ndim == 2 and samples.shape[1] <= MAX_CHANNELS:
+    if samples.ndim == 2 and 1 <= samples.shape[1] <= MAX_CHANNELS:
         return samples.astype(np.float32).mean(axis=1)
     if samples.ndim == 1:
         return samples.astype(np.float32)

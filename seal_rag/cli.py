@@ -19,8 +19,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from .arguments import check_ask_options, check_index_options, check_ingest_options
 from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .errors import SealError
+from .safe_text import for_terminal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask a knowledge base a question by voice.")
 
@@ -30,10 +32,18 @@ PortOption = Annotated[int, typer.Option("--chroma-port", help="Port of the Chro
 ModelOption = Annotated[Optional[Path], typer.Option("--model", help="A seal-rag model directory [default: shipped]")]
 CollectionOption = Annotated[str, typer.Option("--collection", help="Chroma collection name")]
 MIC_COMMAND = ["sox", "-q", "-d", "-r", "16000", "-c", "1", "-b", "16", "-t", "wav", "-"]
+# More than any question up to the length limit (10 min of 48 kHz stereo float is 230 MB);
+# stdin is read to this bound rather than to its end, which may be never.
+MAX_STDIN_BYTES = 256 * 2**20
+
+
+def say(kind: str, message: object) -> None:
+    """One `error:` or `warning:` line on stderr; file names and reasons in it may hold escapes."""
+    typer.echo(f"{kind}: {for_terminal(message)}", err=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    say("error", message)
     raise typer.Exit(code)
 
 
@@ -55,7 +65,7 @@ def _echo_warnings(load, *args):
         result = load(*args)
     for warning in caught:
         if issubclass(warning.category, ours):
-            typer.echo(f"warning: {warning.message}", err=True)
+            say("warning", warning.message)
     return result
 
 
@@ -82,28 +92,34 @@ def ingest(
     overlap_chars: Annotated[int, typer.Option(help="Overlap between chunks, in characters")] = 150,
     prune: Annotated[bool, typer.Option("--prune", help="Delete chunks of files that no longer exist")] = False,
     max_file_mb: Annotated[float, typer.Option(help="Refuse larger files")] = 64,
+    follow_links: Annotated[bool, typer.Option("--follow-links", help="Also follow symbolic links that lead out of the folder")] = False,
 ) -> None:
     """Index a folder: new and changed files are embedded; unchanged ones cost nothing."""
     from .ingest import documents_in, ingest_folder
     from .store import SealIndex, check_reachable
 
-    documents_in(folder)  # a wrong or empty folder is named before seconds of model loading
+    check_index_options(collection, chroma_port)
+    check_ingest_options(chunk_chars, overlap_chars, max_file_mb)
+    documents_in(folder, follow_links)  # a wrong or empty folder is named before seconds of model loading
     if chroma_host:
         check_reachable(host=chroma_host, port=chroma_port)
+    os.umask(0o077)  # everything the index writes, now or later, is its owner's alone
     model = load_model(model_dir)
     with index_lock(db, chroma_host, exclusive=True):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
         try:
-            summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb)
+            summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb,
+                                    follow_links=follow_links)
         except KeyboardInterrupt:
             fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish", 130)
-    for skipped in summary.skipped:
-        typer.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    for skipped in summary.skipped + summary.records_skipped:
+        say("warning", f"skipped {skipped.path}: {skipped.reason}")
+    records = f", {len(summary.records_skipped)} records skipped" if summary.records_skipped else ""
     typer.echo(
         f"{summary.files} files: {summary.added} chunks added, {summary.deleted} replaced, {summary.pruned} pruned, "
-        f"{len(summary.skipped)} files skipped; the index holds {summary.total} chunks"
+        f"{len(summary.skipped)} files skipped{records}; the index holds {summary.total} chunks"
     )
-    if summary.skipped:
+    if summary.skipped or summary.records_skipped:
         raise typer.Exit(2)  # like grep: the rest was done, but not everything could be read
 
 
@@ -118,21 +134,34 @@ def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object
         return [("microphone", recorded.stdout)]
     if not audio:
         fail("no audio given: pass a .wav/.flac/.ogg/.mp3 file, `-` for stdin, or --mic SECONDS")
-    return [("stdin", sys.stdin.buffer.read()) if a == "-" else (a, a) for a in audio]
+    return [("stdin", _read_stdin()) if a == "-" else (a, a) for a in audio]
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        fail(f"stdin holds more than {MAX_STDIN_BYTES // 2**20} MB, more than any question up to the length limit: "
+             "pass a file, or trim the audio")
+    return data
 
 
 def _decode_sources(sources: list[tuple[str, object]], max_seconds: float) -> tuple[list[tuple[str, object, float]], bool]:
     """Decode every source to 16 kHz samples: `(name, clip, seconds taken)` for the good ones,
     and whether any failed (each failure is one `error:` line; the others are still answered)."""
     from .audio import load_audio
+    from .audio_quality import AudioQualityWarning
 
     clips, failed = [], False
     for name, source in sources:
         start = time.perf_counter()
         try:
-            clips.append((name, load_audio(source, max_seconds=max_seconds), time.perf_counter() - start))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AudioQualityWarning)
+                clips.append((name, load_audio(source, max_seconds=max_seconds), time.perf_counter() - start))
+            for warning in caught:
+                say("warning", warning.message)
         except SealError as error:
-            typer.echo(f"error: {error}", err=True)
+            say("error", error)
             failed = True
     return clips, failed
 
@@ -156,7 +185,7 @@ def _make_answerer(llm: str, audio_format: str, timeout: float):
     if llm == "none":
         return None
     if not llm.startswith("openai:") or len(llm) <= len("openai:"):
-        fail(f"--llm must be 'none' or 'openai:MODEL', not {llm!r}")
+        fail(f"--llm must be 'none' or 'openai:MODEL', not {llm!r}")  # serve's check; ask's is check_ask_options
     from .llm import ChatAnswerer
 
     return ChatAnswerer(llm.split(":", 1)[1], audio_format, timeout)
@@ -181,16 +210,18 @@ def ask(
     no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
-    from .ask import MODES, Retriever
+    from .ask import Retriever
+    from .audio_quality import AudioQualityWarning
     from .render import render_json, render_text
     from .store import SealIndex, check_reachable
 
-    if mode not in MODES:
-        fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    # What is cheap to check is checked before the models load (seconds): a bad option,
+    # a mistyped path, a missing index or a silent clip should not make a user wait for its error.
+    llm = llm or os.environ.get("SEAL_RAG_LLM", "none")
+    check_index_options(collection, chroma_port)
+    check_ask_options(k, mode, llm, llm_audio_format, llm_timeout, mic)
     sources = _read_sources(audio or [], mic)
-    answerer = _make_answerer(llm or os.environ.get("SEAL_RAG_LLM", "none"), llm_audio_format, llm_timeout)
-    # What is cheap to check is checked before the models load (seconds): a mistyped path,
-    # a missing index or a silent clip should not make a user wait for its error.
+    answerer = _make_answerer(llm, llm_audio_format, llm_timeout)
     check_reachable(db, chroma_host, chroma_port)
     clips, failed = _decode_sources(sources, _max_seconds(model_dir))
     if not clips:
@@ -208,9 +239,16 @@ def ask(
         for name, clip, decode_seconds in clips:
             result = {"audio": name, "model": choice}
             try:
-                found = retriever.retrieve(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
+                with warnings.catch_warnings():  # the clip's quality was reported when it was decoded
+                    warnings.simplefilter("ignore", AudioQualityWarning)
+                    found = retriever.retrieve(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
             except SealError as error:
-                typer.echo(f"error: {error}", err=True)
+                say("error", f"{name}: {error}")
+                failed = True
+                continue
+            except Exception as error:  # noqa: BLE001 - one file's failure must not lose the answers to the rest
+                say("error", f"{name}: could not be answered ({type(error).__name__}: {' '.join(str(error).split())[:160]}); "
+                             "the other files still are (please report this)")
                 failed = True
                 continue
             timings = {"load": load_seconds, **found.timings, "decode": decode_seconds}
@@ -243,7 +281,11 @@ def adapt(
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
     from .index_adapter import adapter_dir, save_adapter
-    from .store import DEFAULT_DB, SealIndex
+    from .store import DEFAULT_DB, SealIndex, check_reachable
+
+    check_index_options(collection, chroma_port)
+    check_reachable(db, chroma_host, chroma_port)
+    os.umask(0o077)  # the adapter is written inside the index, as privately
 
     # The lock covers reading the chunks only: training takes minutes, and ingest and ask
     # stay usable meanwhile. The adapter is a separate directory, swapped in by a rename.
@@ -327,7 +369,7 @@ def main() -> None:
     try:
         app()
     except SealError as error:
-        typer.echo(f"error: {error}", err=True)
+        say("error", error)
         sys.exit(1)
 
 

@@ -18,6 +18,14 @@ ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken
 ADAPT_TAKES = 2
 
 
+def _fits(value: object, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+    return isinstance(value, kind)
+
+
 @dataclass
 class SealConfig:
     """Sizes and choices of both towers. Saved as `config.json` next to the weights.
@@ -89,8 +97,14 @@ class SealConfig:
             values = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ModelLoadError(f"cannot read model config {path} ({error}): is this a seal-rag model directory?") from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        if not isinstance(values, dict):
+            raise ModelLoadError(f"model config {path} is not a JSON object: re-save the model or restore config.json")
+        fields = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ModelLoadError(f"{path} has unknown settings {unknown}: upgrade seal-rag or fix the file")
+        # A half-written or hand-edited file must fail here, in one line, not deep inside torch.
+        wrong = [name for name, value in values.items() if not _fits(value, fields[name])]
+        if wrong:
+            raise ModelLoadError(f"{path} has settings of the wrong type or range {wrong[:3]}: re-save the model or fix config.json")
         return cls(**values)

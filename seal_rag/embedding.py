@@ -59,6 +59,17 @@ def directory_fingerprint(path: str | Path) -> str:
     return _model_digest(SealConfig.load(path / CONFIG_FILE), load_file(path / WEIGHTS_FILE))
 
 
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A model's safetensors file; a truncated or corrupt one is a one-line `ModelLoadError`."""
+    try:
+        return load_file(path)
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own and OS errors for a bad file
+        raise ModelLoadError(
+            f"cannot read the weights {path} ({type(error).__name__}: {' '.join(str(error).split())[:120]}): "
+            "the file is damaged; re-save the model or restore it"
+        ) from None
+
+
 @lru_cache(maxsize=4)
 def _load_cached(path: str | None) -> "SpeechEmbedding":
     return SpeechEmbedding.from_pretrained(path)
@@ -134,7 +145,7 @@ class SpeechEmbedding(nn.Module):
         # An experimental checkpoint is trained, but not yet good enough to stand in for
         # the cascade: callers that choose a mode by `trained` treat it as untrained.
         model = cls(config, trained=config.status == "released", name=name or path.resolve().name)
-        model._load_trainable(load_file(path / WEIGHTS_FILE), path)
+        model._load_trainable(_read_weights(path / WEIGHTS_FILE), path)
         if config.status == "experimental":
             warnings.warn(
                 f"seal-rag: the speech tower {model.name!r} is an EXPERIMENTAL checkpoint, far below the cascade on "

@@ -30,6 +30,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arguments import check_collection
 from .embedding import DEFAULT_MODEL, MODELS_DIR, WEIGHTS_FILE, SpeechEmbedding, directory_fingerprint
 from .errors import ModelLoadError
 from .model_sources import cache_dir
@@ -48,6 +49,7 @@ def adapter_dir(
     db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT, collection: str = DEFAULT_COLLECTION
 ) -> Path:
     """Where the adapter of one collection lives (see the module docstring)."""
+    check_collection(collection)  # it becomes a folder name: `../x` must not leave the index
     if host:
         server = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{port}")
         return cache_dir() / ADAPTERS / server / collection
@@ -67,6 +69,15 @@ def save_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, coll
     old adapter or the new one, never half of one.
     """
     path = Path(path)
+    try:
+        _write_adapter(adaptation, base, path, index, collection)
+    except OSError as error:
+        raise ModelLoadError(
+            f"cannot write the adapter to {path} ({error.strerror or error}): make {path.parent} writable, then run `seal-rag adapt` again"
+        ) from None
+
+
+def _write_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -165,6 +176,8 @@ def choose_model(
                 return ModelChoice(SpeechEmbedding.from_pretrained(path, name=name), "adapter", path)
         except ModelLoadError as error:
             reason = str(error)
+        except Exception as error:  # noqa: BLE001 - documented: a damaged adapter is skipped, never an error
+            reason = f"it is damaged ({type(error).__name__}: {' '.join(str(error).split())[:120]})"
         warnings.warn(
             f"seal-rag: ignoring the adapter at {path}: {reason}. Answering with the shipped model; "
             "run `seal-rag adapt` again to refresh it, or pass --no-adapter",

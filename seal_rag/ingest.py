@@ -8,12 +8,14 @@ leaves exactly the chunks a clean run would.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arguments import check_chunking
 from .chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Chunk, chunk_section
 from .errors import DocumentError
-from .loaders import DEFAULT_MAX_FILE_MB, Skipped, find_files, read_file
+from .loaders import DEFAULT_MAX_FILE_MB, FolderScan, Skipped, read_document, scan_folder
 from .progress import progress_bar
 from .store import SealIndex
 
@@ -28,21 +30,33 @@ class IngestSummary:
     deleted: int = 0
     pruned: int = 0
     total: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # files, folders and links not read
+    records_skipped: list[Skipped] = field(default_factory=list)  # bad records of files otherwise read
 
 
-def _file_key(source: str) -> str:
-    return source.split("#", 1)[0]  # JSONL records share their file
+def stored_file(metadata: dict) -> str:
+    """The file a stored chunk came from (its `path`); the one identity re-ingest and `--prune` use."""
+    if "path" in metadata:
+        return metadata["path"]
+    # A chunk stored before chunks carried `path`: only a JSONL record's source named more
+    # than its file, as `<file>.jsonl#<id>`.
+    source = str(metadata.get("source", ""))
+    cut = source.lower().find(".jsonl#")
+    return source[: cut + len(".jsonl")] if cut >= 0 else source
 
 
-def documents_in(folder: Path) -> list[Path]:
-    """The files `ingest_folder` reads; raises `DocumentError` for a missing or empty folder."""
+def documents_in(folder: Path, follow_links: bool = False) -> FolderScan:
+    """What `ingest_folder` reads; raises `DocumentError` for a missing or empty folder."""
     if not folder.is_dir():
         raise DocumentError(f"{folder} is not a folder: pass the directory holding your documents")
-    files = find_files(folder)
-    if not files:
-        raise DocumentError(f"{folder} holds no .txt, .md, .html, .pdf or .jsonl files: add documents or point at another folder")
-    return files
+    scan = scan_folder(folder, follow_links)
+    if not scan.files:
+        raise DocumentError(
+            f"{folder} holds no .txt, .md, .html, .pdf or .jsonl files"
+            + (f" it can read ({scan.skipped[0].reason})" if scan.skipped else "")
+            + ": add documents or point at another folder"
+        )
+    return scan
 
 
 def ingest_folder(
@@ -54,6 +68,7 @@ def ingest_folder(
     prune: bool = False,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     show_progress: bool = True,
+    follow_links: bool = False,
 ) -> IngestSummary:
     """Bring `index` in line with the documents under `folder`.
 
@@ -61,31 +76,37 @@ def ingest_folder(
         model: A `SpeechEmbedding`; its text tower embeds the chunks.
         folder: Read recursively for .txt, .md, .html, .pdf and .jsonl.
         index: The target (see `SealIndex.open(..., create=True)`).
-        prune: Also delete chunks of files under `folder` that no longer exist.
+        prune: Also delete chunks of files under `folder` that no longer exist. Chunks under a
+            folder that could not be read are kept: their files may well still be there.
+        follow_links: Also follow symbolic links that lead out of `folder`.
 
     Raises:
         DocumentError: the folder is missing or holds no readable document.
     """
+    check_chunking(chunk_chars, overlap_chars)
     folder = Path(folder)
-    files = documents_in(folder)
-    summary = IngestSummary(files=len(files))
+    scan = documents_in(folder, follow_links)
+    summary = IngestSummary(files=len(scan.files), skipped=list(scan.skipped))
 
     wanted: dict[str, list[Chunk]] = {}
-    for path in files:
+    for path in scan.files:
         try:
-            sections = read_file(path, max_file_mb)
+            sections, problems = read_document(path, max_file_mb)
         except (ValueError, OSError) as error:
             summary.skipped.append(Skipped(str(path), str(error)))
             continue
+        summary.records_skipped += [Skipped(str(path), problem) for problem in problems]
         chunks = [c for s in sections for c in chunk_section(s, chunk_chars, overlap_chars)]
         wanted[str(path.resolve())] = chunks
     if not wanted:
         reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in summary.skipped[:3])
-        raise DocumentError(f"no readable document in {folder} ({reasons}): add text, markdown, HTML, PDF or JSONL files")
+        raise DocumentError(f"no readable document in {folder} ({reasons}): "
+                            "add text, markdown, HTML, PDF or JSONL files")
 
     existing = index.all_metadata()
     present_ids = set(existing)
-    pending = [c for chunks in wanted.values() for c in chunks if c.id not in present_ids]
+    # One chunk per id, even if two files ever made the same one: Chroma refuses a batch with a repeated id.
+    pending = list({c.id: c for chunks in wanted.values() for c in chunks if c.id not in present_ids}.values())
     summary.unchanged_files = sum(all(c.id in present_ids for c in chunks) for chunks in wanted.values())
 
     with progress_bar("Embedding chunks", len(pending), show_progress) as advance:
@@ -98,16 +119,23 @@ def ingest_folder(
 
     # Only now, with every new chunk stored, drop what the new versions replace.
     keep = {c.id for chunks in wanted.values() for c in chunks}
-    stale = [i for i, meta in existing.items() if _file_key(meta.get("source", "")) in wanted and i not in keep]
+    stale = [i for i, meta in existing.items() if stored_file(meta) in wanted and i not in keep]
     index.delete(stale)
     summary.deleted = len(stale)
     if prune:
-        root = str(folder.resolve()) + "/"
-        gone = [
-            i for i, meta in existing.items()
-            if meta.get("source", "").startswith(root) and not Path(_file_key(meta["source"])).exists()
-        ]
-        index.delete(gone)
-        summary.pruned = len(gone)
+        summary.pruned = _prune(index, existing, folder, scan)
     summary.total = index.count()
     return summary
+
+
+def _prune(index: SealIndex, existing: dict[str, dict], folder: Path, scan: FolderScan) -> int:
+    """Delete the chunks of files under `folder` that the scan no longer found; returns how many."""
+    root = str(folder.resolve()).rstrip(os.sep) + os.sep
+    found = {str(path.resolve()) for path in scan.files}
+    unknown = tuple(directory.rstrip(os.sep) + os.sep for directory in scan.unreadable)
+    gone = [
+        i for i, meta in existing.items()
+        if (file := stored_file(meta)).startswith(root) and file not in found and not (unknown and file.startswith(unknown))
+    ]
+    index.delete(gone)
+    return len(gone)

@@ -12,16 +12,17 @@ import base64
 import io
 import os
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import soundfile as sf
 
-from .answer import SYSTEM_PROMPT, context_block
+from .answer import SYSTEM_PROMPT, context_block, quoted
+from .arguments import AUDIO_FORMATS
 from .audio import SAMPLE_RATE
 from .errors import LLMError
 from .store import Hit
 
-AUDIO_FORMATS = ("none", "input_audio", "audio_url")
 DEFAULT_TIMEOUT = 60.0  # seconds
 
 
@@ -35,7 +36,7 @@ def build_messages(hits: list[Hit], transcript: str | None, clip: np.ndarray | N
     """Chat messages holding the context and either the audio or its transcript."""
     context = f"Context:\n{context_block(hits)}"
     if audio_format == "none":
-        question = transcript or "(the question could not be transcribed)"
+        question = quoted(transcript or "(the question could not be transcribed)")
         return [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"{context}\n\nQuestion: {question}"},
@@ -63,10 +64,14 @@ class ChatAnswerer:
         from openai import OpenAI
 
         self.model, self.audio_format = model, audio_format
-        self.base_url = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        base_url = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        self.base_url = redacted(base_url)  # what errors name: never a key someone put in the URL
         # Local servers ignore the key, but the client insists on one.
         api_key = os.environ.get("OPENAI_API_KEY") or "not-set"
-        self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        try:
+            self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        except Exception as error:  # noqa: BLE001 - httpx refuses a malformed URL with several types
+            raise LLMError(f"OPENAI_BASE_URL {self.base_url!r} is not a usable URL ({type(error).__name__}): fix it") from None
         self.timeout = timeout
 
     @property
@@ -75,6 +80,7 @@ class ChatAnswerer:
 
     def stream(self, hits: list[Hit], transcript: str | None, clip: np.ndarray | None) -> Iterator[str]:
         """Yield the answer's text as it arrives. Raises `LLMError`."""
+        import httpx
         import openai
 
         messages = build_messages(hits, transcript, clip, self.audio_format)
@@ -97,3 +103,22 @@ class ChatAnswerer:
             raise LLMError(f"the chat model at {self.base_url} answered HTTP {error.status_code}: check the model name and server") from None
         except (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, TypeError) as error:
             raise LLMError(f"the chat model at {self.base_url} sent a malformed reply ({type(error).__name__}): is it OpenAI-compatible?") from None
+        except openai.APIError as error:  # e.g. an SSE `error` event in the middle of the stream
+            detail = " ".join(str(getattr(error, "message", "") or error).split())[:160]
+            raise LLMError(f"the chat model at {self.base_url} stopped with an error ({detail}): check the server's logs") from None
+        except httpx.TimeoutException:  # the stream itself stalled: openai does not wrap errors raised mid-stream
+            raise LLMError(f"the chat model at {self.base_url} stopped sending for {self.timeout:.0f} s mid-answer: raise --llm-timeout or check the server") from None
+        except httpx.HTTPError as error:
+            raise LLMError(f"the connection to the chat model at {self.base_url} broke mid-answer ({type(error).__name__}): check the server") from None
+
+
+def redacted(url: str) -> str:
+    """`url` without what may hold a secret: user:password@ and the query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a malformed OPENAI_BASE_URL)"
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))

@@ -29,6 +29,7 @@ PHONEMES = " abdefhijklmnoprstuvwxzæðŋɐɑɔəɚɛɜɡɪɹɾʃʊʌʒʔː̩θ�
 STRESS = "ˈˌ"
 ESPEAK_IPA = 0x02  # espeak_TextToPhonemes: phonemes as IPA (UTF-8)
 ESPEAK_UTF8 = 1
+WINDOW_STATES = 1500  # Whisper encoder states in 30 s, its window: the longest clip the recognizer heard in training
 
 
 class _Espeak:
@@ -99,6 +100,23 @@ class PhonemeRecognizer(nn.Module):
 
     def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(batch, positions, d_model)` zero-padded states -> `(batch, steps, classes)` logits and step counts."""
+        if states.shape[1] > WINDOW_STATES:
+            return self._windowed(states, lengths)
+        return self._forward(states, lengths)
+
+    def _windowed(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """States past 30 s, heard in equal windows of at most 30 s (what the recognizer was trained
+        on; attention over a 10-minute clip would also take gigabytes), the logits joined end to end."""
+        pieces, owners = [], []
+        for row, length in enumerate(lengths.tolist()):
+            for piece in torch.tensor_split(states[row, :length], max(1, math.ceil(length / WINDOW_STATES))):
+                pieces.append(piece)
+                owners.append(row)
+        logits, steps = self._forward(nn.utils.rnn.pad_sequence(pieces, batch_first=True), torch.tensor([len(p) for p in pieces]))
+        joined = [torch.cat([logits[i, : steps[i]] for i in range(len(pieces)) if owners[i] == row]) for row in range(len(lengths))]
+        return nn.utils.rnn.pad_sequence(joined, batch_first=True), torch.tensor([len(j) for j in joined])
+
+    def _forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.adapter(states.transpose(1, 2)).transpose(1, 2)
         steps = torch.clamp((lengths + 1) // 2, max=x.shape[1])
         padding = torch.arange(x.shape[1], device=x.device)[None] >= steps[:, None]

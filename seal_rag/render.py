@@ -1,13 +1,17 @@
-"""Print an answer and its sources, for people (text) or programs (JSON)."""
+"""Print an answer and its sources, for people (text) or programs (JSON).
+
+Everything here but the labels is untrusted (document text, titles, file names, the chat
+model's words), so every line goes out through `safe_text`.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 
 import typer
 
 from .errors import LLMError
+from .safe_text import for_terminal, json_line
 
 SNIPPET_CHARS = 160
 
@@ -32,30 +36,31 @@ def _generate(result: dict, on_token) -> str | None:
 def render_text(result: dict, show_timings: bool, header: bool) -> bool:
     """Answer (streamed if generated), then sources. Returns True if the answer failed."""
     if header:
-        typer.echo(f"== {result['audio']} ==")
+        typer.echo(f"== {for_terminal(result['audio'])} ==")
     if result.get("transcript") is not None:
-        typer.echo(f"Transcript: {result['transcript']}")
+        typer.echo(f"Transcript: {for_terminal(result['transcript'])}")
     if result["answer_kind"] == "extractive":
         typer.echo("Answer (extractive: the best-matching sentence of the top passage; no language model):")
-        typer.echo(f"  {result['answer']}")
+        typer.echo(f"  {for_terminal(result['answer'])}")
         error = None
     else:
         typer.echo("Answer:")
-        error = _generate(result, lambda token: typer.echo(token, nl=False))
+        # Each character is judged alone, so an escape split across two tokens is caught too.
+        error = _generate(result, lambda token: typer.echo(for_terminal(token, multiline=True), nl=False))
         typer.echo("")
         if error:
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {for_terminal(error)}", err=True)
     typer.echo("Sources:")
     for hit in result["hits"]:
         row = hit.as_row()
-        where = f"{row['source']}" + (f" p.{row['page']}" if row["page"] else "")
-        snippet = " ".join(hit.text.split())[:SNIPPET_CHARS]
+        where = for_terminal(f"{row['source']}" + (f" p.{row['page']}" if row["page"] else ""))
+        snippet = for_terminal(" ".join(hit.text.split())[:SNIPPET_CHARS])
         typer.echo(f"  {row['rank']}. score {row['score']:.3f}  {where} [chars {row['start_char']}-{row['end_char']}]")
         typer.echo(f"     {snippet}{'...' if len(hit.text) > SNIPPET_CHARS else ''}")
     if show_timings:
         stages = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in result["timings"].items())
         typer.echo(f"Timings: {stages}")
-        typer.echo(f"Model: {result['model'].describe()}")
+        typer.echo(f"Model: {for_terminal(result['model'].describe())}")
     return error is not None
 
 
@@ -72,7 +77,7 @@ def render_json(result: dict, show_timings: bool, header: bool) -> bool:
         "timings": {k: round(v, 4) for k, v in result["timings"].items()},
         "model": result["model"].as_dict(),  # which model answered: the index's adapter, shipped, or --model
     }
-    typer.echo(json.dumps(payload, ensure_ascii=False))
+    typer.echo(json_line(payload))
     if error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {for_terminal(error)}", err=True)
     return error is not None

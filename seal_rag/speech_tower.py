@@ -89,14 +89,45 @@ class TokenReader(nn.Module):
         cls = transformer.embeddings.word_embeddings.weight[sentence_model.tokenizer.cls_token_id]
         self.register_buffer("cls", cls.detach().clone(), persistent=False)
 
+    @property
+    def max_steps(self) -> int:
+        """Most head positions one read takes: the text model's position table, less the [CLS] slot."""
+        return self.transformer.config.max_position_embeddings - 1
+
     def layer_means(self, positions: torch.Tensor, mask: torch.Tensor, every_layer: bool = False) -> list[torch.Tensor]:
         """The mean pool of the transformer's last layer, `[(batch, dim)]`, or with
         `every_layer` of its embedding layer and each layer in turn (training reads those)."""
+        if positions.shape[1] > self.max_steps:
+            return self._windowed_means(positions, mask, every_layer)
+        return self._read(positions, mask, every_layer)
+
+    def _read(self, positions: torch.Tensor, mask: torch.Tensor, every_layer: bool) -> list[torch.Tensor]:
         batch = positions.shape[0]
         tokens = torch.cat([self.cls.expand(batch, 1, -1), positions], dim=1)
         mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=mask.device), mask], dim=1)
         out = self.transformer(inputs_embeds=tokens, attention_mask=mask.long(), output_hidden_states=every_layer)
         return [mean_pool(h, mask) for h in (out.hidden_states if every_layer else [out.last_hidden_state])]
+
+    def _windowed_means(self, positions: torch.Tensor, mask: torch.Tensor, every_layer: bool) -> list[torch.Tensor]:
+        """A question longer than the text model's 512 positions (about 80 s of speech), read in
+        equal windows that each fit, as the encoder reads audio past 30 s; each clip's vector is
+        the mean of its windows' pools weighted by their tokens, the pool a single read would take."""
+        pieces, owners = [], []
+        for row, length in enumerate(mask.sum(dim=1).tolist()):
+            count = max(1, math.ceil(length / self.max_steps))
+            for piece in torch.tensor_split(positions[row, :length], count):
+                pieces.append(piece)
+                owners.append(row)
+        padded, lengths = pad_batch(pieces)
+        means = self._read(padded, lengths_to_mask(lengths, padded.shape[1]), every_layer)
+        weights = (lengths + 1).to(positions.dtype)  # each window's tokens, its [CLS] included
+        owner = torch.tensor(owners)
+        out = []
+        for layer in means:
+            total = torch.zeros(positions.shape[0], layer.shape[1], dtype=layer.dtype).index_add_(0, owner, layer * weights[:, None])
+            norm = torch.zeros(positions.shape[0], dtype=layer.dtype).index_add_(0, owner, weights)
+            out.append(total / norm[:, None])
+        return out
 
     def forward(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.layer_means(positions, mask)[-1]

@@ -1,8 +1,10 @@
 """A small real HTTP server speaking the OpenAI chat-completions API, for tests.
 
-It records every request and answers by the requested model name:
-`ok` streams a reply, `slow` stalls past the client's timeout, `malformed` sends a body
-that is not a valid stream, and any request with the key `bad-key` gets a 401.
+It records every request and answers by the requested model name: `ok` streams a reply,
+`escapes` streams one holding terminal escape sequences, `slow` stalls past the client's
+timeout, `malformed` sends a body that is not a valid stream, `stall` sends one token and then
+stalls mid-stream, `sse_error` sends one token and then an SSE error event, and any request
+with the key `bad-key` gets a 401.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPLY_TOKENS = ["The first Americans ", "went to space ", "with Project Mercury [1]."]
+# A hostile reply: OSC 52 (write the clipboard) with its ESC in one token and the rest in the
+# next, a title change, and a one-character CSI (U+009B) clearing the screen.
+ESCAPE_TOKENS = ["Rivers \x1b", "]52;c;ZXZpbA==\x07 flow \x1b]0;pwned\x07", " to the sea \x9b2J."]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,11 +42,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        for token in REPLY_TOKENS:
+        tokens = ESCAPE_TOKENS if model == "escapes" else REPLY_TOKENS
+        for token in tokens[:1] if model in ("stall", "sse_error") else tokens:
             chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
                      "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+        if model == "stall":
+            time.sleep(3)
+            return
+        if model == "sse_error":
+            self.wfile.write(b'data: {"error": {"message": "the model crashed", "type": "server_error"}}\n\n')
+            return
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _json(self, status: int, payload: dict):

@@ -32,8 +32,8 @@ def test_adapters_live_in_the_db_or_under_the_cache_for_a_server(tmp_path, monke
     from seal_rag.index_adapter import adapter_dir
 
     monkeypatch.setenv("SEAL_RAG_CACHE", str(tmp_path / "cache"))
-    assert adapter_dir(tmp_path / "db", collection="kb") == tmp_path / "db" / "adapters" / "kb"
-    assert adapter_dir(host="10.0.0.7", port=8001, collection="kb") == tmp_path / "cache" / "adapters" / "10.0.0.7-8001" / "kb"
+    assert adapter_dir(tmp_path / "db", collection="kb1") == tmp_path / "db" / "adapters" / "kb1"
+    assert adapter_dir(host="10.0.0.7", port=8001, collection="kb1") == tmp_path / "cache" / "adapters" / "10.0.0.7-8001" / "kb1"
 
 
 def test_adapt_trains_five_passes_over_what_it_heard_unless_told_the_steps():

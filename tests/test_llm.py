@@ -37,7 +37,7 @@ def test_text_model_gets_context_and_transcript_and_streams(stub):
     body = request["body"]
     assert body["stream"] is True and body["model"] == "ok"
     user = body["messages"][-1]["content"]
-    assert "[1] (Apollo program) Project Mercury" in user and "[2] (Oxygen)" in user
+    assert '<passage n="1" file="" title="Apollo program">\nProject Mercury' in user and 'n="2" file="" title="Oxygen"' in user
     assert "Question: who went to space first" in user
 
 

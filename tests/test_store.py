@@ -61,7 +61,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def chroma_server(tmp_path):
+def chroma_server(chroma_server_process):
+    return chroma_server_process[1]
+
+
+@pytest.fixture
+def chroma_server_process(tmp_path):
+    """A real `chroma run` on a free port: `(process, port)`."""
     port = _free_port()
     server = subprocess.Popen(
         ["chroma", "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
@@ -74,7 +80,7 @@ def chroma_server(tmp_path):
             break
         except OSError:
             time.sleep(0.2)
-    yield port
+    yield server, port
     server.terminate()
     server.wait(timeout=30)
 
