@@ -274,7 +274,9 @@ def db_lock(db: str | Path | None, exclusive: bool):
     elif not (path / LOCK_FILE).is_file():
         check_reachable(path)  # a reader never writes a lock (or anything) into a folder that is no index
     try:
-        descriptor = os.open(path / LOCK_FILE, os.O_RDWR | (os.O_CREAT if exclusive else 0), PRIVATE_FILE)
+        # A reader creates the lock too once the folder is known to be an index: a reader that held
+        # no lock would let a writer in beside it (an index made in-process has no lock file yet).
+        descriptor = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     except OSError as error:
         if exclusive:
             raise StoreError(_store_problem(str(path), "lock", error)) from None
