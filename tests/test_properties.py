@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seal_rag.audio import MIN_SECONDS, SAMPLE_RATE, load_audio, log_mel, split_windows
@@ -153,13 +153,17 @@ def check_document(path: Path) -> None:
             assert "\n" not in str(error) and str(error)
             return
     assert sections and all("\n" not in p for p in problems)
+    ids = [chunk.id for section in sections for chunk in chunk_section(section)]
+    assert len(ids) == len(set(ids))  # Chroma refuses a batch that repeats an id
     for section in sections:
         assert section.text.strip() and "\n" not in section.title
         for chunk in chunk_section(section):
             chunk.text.encode("utf-8")  # no lone surrogates: Chroma and the hashes need UTF-8
             chroma_types.validate_metadata(chunk.metadata)
             assert all(key and isinstance(key, str) for key in chunk.metadata)
-            assert all(not isinstance(v, str) or v.encode("utf-8") for v in chunk.metadata.values())
+            for value in chunk.metadata.values():
+                if isinstance(value, str):
+                    value.encode("utf-8")  # raises on a lone surrogate
             assert chunk.metadata["path"] == str(path.resolve()) and chunk.metadata["source"].startswith(str(path.resolve()))
             assert 0 <= chunk.metadata["start_char"] <= chunk.metadata["end_char"] <= len(section.text)
             assert ("page" in chunk.metadata) == bool(section.page)
@@ -186,29 +190,39 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-records = st.dictionaries(
-    st.sampled_from(["id", "text", "title", "source", "path", "page", "start_char", "chunk_index", "", "author", "$x", "chroma:document"])
-    | st.text(max_size=10),
-    json_values | st.text(max_size=200),
-    max_size=8,
+field_names = st.sampled_from(["id", "title", "source", "path", "page", "start_char", "chunk_index", "", "author", "$x",
+                               "chroma:document"]) | st.text(max_size=10)
+# Mostly objects with a `text` of any JSON type (a string most of all), the odd line anything else.
+records = st.builds(
+    lambda text, rest: {**rest, "text": text} if text is not None else rest,
+    st.none() | json_values | st.text(max_size=200),
+    st.dictionaries(field_names, json_values | st.text(max_size=200), max_size=6),
 ) | json_values
 
 
 @EXAMPLES
 @given(lines=st.lists(records, max_size=12))
+@example(lines=[{"id": "n", "text": 5}])  # each of these once stopped an ingest
+@example(lines=[{"id": "a", "text": "Same."}, {"id": "a", "text": "Same."}])
+@example(lines=[{"": "empty key", "text": "Volcanoes."}, {"text": "\ud800"}])
 def test_jsonl_records_of_any_values_are_sections_or_one_reason(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("doc") / "records.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8", errors="surrogatepass")
     check_document(path)
 
 
+SEED_TEXT = "Deserts receive little rain each year"
+CONTENT = f"BT /F1 12 Tf 72 720 Td ({SEED_TEXT}) Tj ET".encode()  # the page's text operators, as _pdf writes them
+
+
 @pytest.fixture(scope="module")
 def real_pdf(tmp_path_factory) -> bytes:
-    """A real two-line PDF made by pypdf, the seed every mutated PDF starts from."""
-    return _pdf(tmp_path_factory.mktemp("pdf") / "seed.pdf", "Deserts receive little rain each year").read_bytes()
+    """A real one-page PDF made by pypdf, the seed every mutated PDF starts from."""
+    return _pdf(tmp_path_factory.mktemp("pdf") / "seed.pdf", SEED_TEXT).read_bytes()
 
 
-mutation = st.tuples(st.sampled_from(["set", "delete", "insert", "truncate"]), st.floats(0, 1), st.integers(1, 40),
+# Anywhere in the file, or inside the page's content stream, where text extraction reads.
+mutation = st.tuples(st.sampled_from(["set", "delete", "insert", "truncate", "in_content"]), st.floats(0, 1), st.integers(1, 40),
                      st.sampled_from([b"[", b"<<", b">>", b"0 R", b"/Kids", b"-1", b"99999999", b"(", b"/Length 999999",
                                       b"obj", b"endstream", b"\x00", b"/Encrypt 1 0 R", b"/Filter /FlateDecode"])
                      | st.binary(min_size=1, max_size=8))
@@ -216,11 +230,16 @@ mutation = st.tuples(st.sampled_from(["set", "delete", "insert", "truncate"]), s
 
 @EXAMPLES
 @given(mutations=st.lists(mutation, min_size=1, max_size=5))
+@example(mutations=[("in_content", CONTENT.index(b"720") / len(CONTENT), 1, b"0 R")])  # once an AssertionError in pypdf
 def test_pdfs_mutated_from_a_real_one_are_sections_or_one_reason(tmp_path_factory, real_pdf, mutations):
     data = bytearray(real_pdf)
     for op, where, size, chunk in mutations:
         at = int(where * len(data))
-        if op == "set":
+        if op == "in_content":
+            if CONTENT in data:
+                at = data.index(CONTENT) + round(where * len(CONTENT))
+                data[at:at] = chunk
+        elif op == "set":
             data[at : at + len(chunk)] = chunk
         elif op == "delete":
             del data[at : at + size]
