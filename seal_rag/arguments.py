@@ -85,3 +85,18 @@ def check_ask_options(k: int, mode: str, llm: str, llm_audio_format: str, llm_ti
     check_positive(llm_timeout, "--llm-timeout")
     if mic is not None:
         check_positive(mic, "--mic", MAX_MIC_SECONDS)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_serve_options(host: str, port: int, api_key: str | None, max_concurrent: int, max_upload_mb: float,
+                        llm: str, llm_audio_format: str, llm_timeout: float) -> None:
+    if host not in LOOPBACK and not api_key:
+        raise ArgumentError(f"--host {host} is reachable from other machines: set --api-key or SEAL_RAG_API_KEY, "
+                            "or serve on 127.0.0.1")
+    check_port(port, "--port")
+    if max_concurrent < 1:
+        raise ArgumentError(f"--max-concurrent must be at least 1, not {max_concurrent}")
+    check_positive(max_upload_mb, "--max-upload-mb")
+    check_ask_options(1, "speech", llm, llm_audio_format, llm_timeout, None)

@@ -305,9 +305,6 @@ def adapt(
     )
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @app.command()
 def serve(
     db: DbOption = None,
@@ -332,12 +329,12 @@ def serve(
     from .serve import ServeSettings, run
     from .store import check_reachable
 
+    from .arguments import check_index_options, check_serve_options
+
     api_key = api_key or os.environ.get("SEAL_RAG_API_KEY") or None
-    if host not in LOOPBACK and not api_key:
-        fail(f"--host {host} is reachable from other machines: set --api-key or SEAL_RAG_API_KEY, or serve on 127.0.0.1")
-    if max_concurrent < 1 or max_upload_mb <= 0:
-        fail("--max-concurrent must be at least 1 and --max-upload-mb above 0")
     llm = llm or os.environ.get("SEAL_RAG_LLM", "none")
+    check_index_options(collection, chroma_port)
+    check_serve_options(host, port, api_key, max_concurrent, max_upload_mb, llm, llm_audio_format, llm_timeout)
     answerer = _make_answerer(llm, llm_audio_format, llm_timeout)
     check_reachable(db, chroma_host, chroma_port)
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:

@@ -221,6 +221,9 @@ def test_serve_refuses_bad_settings_before_loading_anything(demo_db):
         taken.listen()
         busy = seal_rag("serve", "--db", str(demo_db), "--port", str(taken.getsockname()[1]))
         assert busy.wait(timeout=60) == 1 and "choose another --port" in busy.stderr.read()
+    for bad in (["--collection", "../evil"], ["--max-concurrent", "0"], ["--port", "70000"], ["--llm", "gpt"]):
+        refused = seal_rag("serve", "--db", str(demo_db), *bad)
+        assert refused.wait(timeout=60) == 1 and refused.stderr.read().startswith("error: "), bad
     missing = seal_rag("serve", "--db", "/nonexistent/index")
     assert missing.wait(timeout=60) == 1 and "no index at" in missing.stderr.read()
 
