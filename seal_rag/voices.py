@@ -12,6 +12,21 @@ both its accent and its variant are training ones; "val" uses val accents with a
 variant and training accents with val variants; "bench" uses bench accents with bench
 variants. Flite voices are whole speakers (kal and kal16 are the same speaker, so they stay
 together).
+
+Generalisation roles of whole synthesizer families (issue 32). The splits above are variants of
+two families, so a "val" or "bench" espeak or flite voice still comes from a family training
+heard. Only a family training never heard measures generalisation to new voices:
+- espeak-ng and flite: training families (the shipped model trained on them). Their val
+  variants validate as before; their bench variants are not unseen voices.
+- piper (a neural VITS voice, `joe`, en_US): the *validation family*. The shipped model never
+  heard it. Choices that are meant to generalise (decoding settings, checkpoints) are made on
+  piper speaking the validation questions (`training.text_sources.VAL_ARTICLES`) against the
+  whole validation knowledge base (`training/evaluate.py`'s corpus), and nothing may train on
+  it. Held-out sets spoken by piper are held-out *questions* spoken by a validation family: they
+  are not the unseen-family test, because piper chose settings.
+- The unseen-family test is the reserved independent check (a fourth family that nothing here
+  may use); with only these three families installed there is no fourth to hold out.
+`FAMILY_ROLES` says this in code; `tests/test_voices.py` checks that the roles stay disjoint.
 """
 
 from __future__ import annotations
@@ -45,13 +60,21 @@ FLITE_VOICES = {
     "val": ["rms"],
     "bench": ["slt"],
 }
+# piper voices (engine "piper"): one packaged speaker, validation only (see the docstring).
+PIPER_VOICES = {
+    "train": [],
+    "val": ["joe"],
+    "bench": [],
+}
+# Each family's role across whole families: what training may hear, what validates generalisation.
+FAMILY_ROLES = {"espeak": "train", "flite": "train", "piper": "val"}
 # Share of clips spoken by flite. Flite is the more natural voice; espeak has the variety.
 FLITE_SHARE = 0.3
 
 
 @dataclass(frozen=True)
 class Voice:
-    """One TTS voice: engine "espeak" or "flite", a name, and an espeak variant ("" if none)."""
+    """One TTS voice: engine "espeak", "flite" or "piper", a name, and an espeak variant ("" if none)."""
 
     engine: str
     name: str
@@ -77,6 +100,18 @@ def espeak_voices(split: str) -> list[Voice]:
 
 def flite_voices(split: str) -> list[Voice]:
     return [Voice("flite", name) for name in FLITE_VOICES[split]]
+
+
+def piper_voices(split: str) -> list[Voice]:
+    return [Voice("piper", name) for name in PIPER_VOICES[split]]
+
+
+def family_voices(family: str) -> list[Voice]:
+    """Every voice of a whole family that `FAMILY_ROLES` does not give to training: piper's validation voices."""
+    if FAMILY_ROLES.get(family) != "val":
+        raise ValueError(f"{family!r} is not a validation family: choose from "
+                         f"{[f for f, role in FAMILY_ROLES.items() if role == 'val']}")
+    return {"piper": piper_voices}[family]("val")
 
 
 def pick_voice(split: str, rng: random.Random) -> Voice:
