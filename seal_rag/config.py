@@ -51,6 +51,13 @@ class SealConfig:
             heard by a CTC head on the speech side, spelled out by espeak-ng on the text side);
             0 = none. Vectors are `dim + phonetic_dim` long.
         phonetic_weight: The phonetic half's share of the cosine between a query and a passage.
+        phonetic_decoding: How a spoken query's phonemes are read from the recognizer: "greedy"
+            (its 1-best string) or "soft" (expected n-gram counts over its top alternatives,
+            `seal_rag.phonetic.soft_ngram_counts`). Query side only: passages and the index's
+            space are the same either way. Old model directories, without it, stay greedy.
+        phonetic_temperature, phonetic_top_k, phonetic_min_prob, phonetic_min_insert: the soft
+            decoding's settings (`seal_rag.phonetic.SoftDecoding`), chosen on the piper
+            validation family (`training/unseen_voices.py`).
         max_seconds: Longest query accepted.
         status: "released" once the speech tower beats the cascade on validation;
             "experimental" for an early checkpoint, which warns on every load.
@@ -71,6 +78,11 @@ class SealConfig:
     trainable_encoder_layers: int = 0
     phonetic_dim: int = 0
     phonetic_weight: float = 0.0
+    phonetic_decoding: str = "greedy"
+    phonetic_temperature: float = 1.0
+    phonetic_top_k: int = 3
+    phonetic_min_prob: float = 0.02
+    phonetic_min_insert: float = 1.0
     max_seconds: float = 600.0
     status: str = "released"
 
@@ -85,6 +97,12 @@ class SealConfig:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
         if not 0.0 <= self.phonetic_weight <= 1.0 or (self.phonetic_weight > 0) != (self.phonetic_dim > 0):
             raise ModelLoadError("phonetic_weight must be in (0, 1] with phonetic_dim > 0, or 0 with phonetic_dim = 0")
+        if self.phonetic_decoding not in ("greedy", "soft"):
+            raise ModelLoadError(f"phonetic_decoding must be 'greedy' or 'soft', not {self.phonetic_decoding!r}")
+        if (self.phonetic_temperature <= 0 or self.phonetic_top_k < 1 or not 0 <= self.phonetic_min_prob < 1
+                or not 0 < self.phonetic_min_insert <= 1):
+            raise ModelLoadError("phonetic_temperature must be > 0, phonetic_top_k >= 1, phonetic_min_prob in [0, 1) "
+                                 "and phonetic_min_insert in (0, 1]")
         if self.tuned_reader_layers and not self.token_level:
             raise ModelLoadError("tuned_reader_layers needs token_level = true: only a token-level head has a reader")
 

@@ -27,7 +27,7 @@ from torch import nn
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
-from .phonetic import PhoneticHalf
+from .phonetic import PhoneticHalf, SoftDecoding
 from .query_input import audio_batch
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
@@ -46,7 +46,18 @@ def _digest(prefix: str, state: dict[str, torch.Tensor]) -> str:
 
 
 def _model_digest(config: SealConfig, state: dict[str, torch.Tensor]) -> str:
-    return _digest(f"{config.whisper_model}|{config.text_model}", state)
+    # Soft phonetic decoding changes what a query embeds to, so it is part of the model's identity;
+    # greedy (every older directory) adds nothing, so their fingerprints stay as they were.
+    decoding = f"|soft:{_soft(config)}" if config.phonetic_decoding == "soft" else ""
+    return _digest(f"{config.whisper_model}|{config.text_model}{decoding}", state)
+
+
+def _soft(config: SealConfig) -> SoftDecoding | None:
+    """The phonetic half's soft decoding settings, or None for the greedy 1-best."""
+    if config.phonetic_decoding != "soft":
+        return None
+    return SoftDecoding(config.phonetic_temperature, config.phonetic_top_k, config.phonetic_min_prob,
+                        config.phonetic_min_insert)
 
 
 def directory_fingerprint(path: str | Path) -> str:
@@ -118,7 +129,8 @@ class SpeechEmbedding(nn.Module):
                 self.scaling.bias.zero_()
         self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling, sentence_model)
         self.text = TextTower(sentence_model, self.scaling)
-        self.phonetic = PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model) if config.phonetic_dim else None
+        self.phonetic = (PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model, _soft(config))
+                         if config.phonetic_dim else None)
         self.eval()
 
     @property

@@ -16,6 +16,7 @@ import math
 import threading
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -118,7 +119,9 @@ class PhonemeRecognizer(nn.Module):
 
     def _forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.adapter(states.transpose(1, 2)).transpose(1, 2)
-        steps = torch.clamp((lengths + 1) // 2, max=x.shape[1])
+        # The adapter gives L // 2 steps for L positions; a longer clip's padding must not add one
+        # to an odd-length clip in the same batch (a batch then equals one clip at a time).
+        steps = torch.clamp(lengths // 2, min=1, max=x.shape[1])
         padding = torch.arange(x.shape[1], device=x.device)[None] >= steps[:, None]
         return self.classes(self.context(self.mlp(x), src_key_padding_mask=padding)), steps
 
@@ -146,6 +149,94 @@ def phoneme_ngrams(phonemes: str, low: int = 2, high: int = 4) -> list[str]:
     return grams
 
 
+@dataclass(frozen=True)
+class SoftDecoding:
+    """How `soft_ngram_counts` reads the recognizer's posteriors (`SealConfig.phonetic_decoding = "soft"`).
+
+    temperature: divides the logits before the softmax; towards 0 it is the greedy 1-best.
+    top_k: alternatives kept per slot. min_prob: alternatives below this are dropped.
+    min_insert: a blank stretch of the 1-best becomes an optional slot for each symbol whose
+        posterior peaks at this or more there (a phoneme or word gap the 1-best dropped); 1 = never.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 3
+    min_prob: float = 0.02
+    min_insert: float = 1.0
+
+
+PRUNE = 1e-3  # n-gram paths less likely than this are not followed
+
+
+def soft_ngram_counts(logits: np.ndarray, blank: int, symbols: str, soft: SoftDecoding, bucket,
+                      low: int = 2, high: int = 4) -> dict[int, float]:
+    """Expected counts of each n-gram bucket under the recognizer's posteriors, not its 1-best.
+
+    The greedy path cuts the steps into slots: each run of one non-blank class (as CTC collapses
+    it) is a slot that surely holds a symbol, distributed over its `top_k` likeliest ones (mean
+    posterior of its steps, renormalised over those kept; a word gap is one of the symbols). With
+    `min_insert` < 1, a blank run between two slots also becomes an optional slot: each symbol
+    whose posterior peaks at `min_insert` or more there (other than its neighbours') may be
+    present with that probability, else the slot is empty. The utterance is then a confusion
+    network between two word gaps, and an n-gram's expected count is the sum, over every start
+    and every choice of the slots it covers, of their probabilities' product, counting only
+    n-grams with no word gap inside (`phoneme_ngrams`' within-word n-grams). With one-hot
+    posteriors (or a temperature towards 0) it gives exactly the greedy string's counts.
+
+    Args:
+        logits: `(steps, classes)` of one clip, `blank` CTC's blank class.
+        bucket: n-gram -> bucket (`PhoneticVectorizer.bucket`).
+    """
+    x = logits.astype(np.float64) / max(soft.temperature, 1e-6)
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    best = logits.argmax(axis=1)
+    runs, start = [], 0  # (class, first step, end step) of each run of one best class
+    for t in range(1, len(best) + 1):
+        if t == len(best) or best[t] != best[start]:
+            runs.append((int(best[start]), start, t))
+            start = t
+    slots: list[tuple[list[tuple[str, float]], float]] = [([(" ", 1.0)], 1.0)]  # (alternatives, presence)
+    for r, (k, a, b) in enumerate(runs):
+        if k != blank:
+            mean = np.delete(p[a:b].mean(axis=0), blank)  # classes before the blank keep their index
+            order = np.argsort(-mean)[: soft.top_k]
+            kept = [(j, mean[j]) for j in order if mean[j] >= soft.min_prob or j == k]
+            total = sum(q for _, q in kept)
+            slots.append(([(symbols[j], float(q / total)) for j, q in kept], 1.0))
+        elif soft.min_insert < 1:
+            peak = np.delete(p[a:b].max(axis=0), blank)
+            neighbours = {runs[i][0] for i in (r - 1, r + 1) if 0 <= i < len(runs)}
+            order = np.argsort(-peak)[: soft.top_k]
+            kept = [(symbols[j], float(peak[j])) for j in order if peak[j] >= soft.min_insert and j not in neighbours]
+            total = sum(q for _, q in kept)
+            if kept:
+                slots.append(([(c, q / total) for c, q in kept], min(total, 1.0)))  # which symbol, if any is there
+    slots.append(([(" ", 1.0)], 1.0))
+
+    counts: dict[int, float] = {}
+
+    def extend(j: int, gram: str, q: float) -> None:
+        # `gram` ends in a symbol; a word gap can only end it. Slot j is the next to read.
+        if len(gram) >= low and gram.strip():
+            key = bucket(gram)
+            counts[key] = counts.get(key, 0.0) + q
+        if len(gram) == high or (len(gram) > 1 and gram[-1] == " ") or j == len(slots):
+            return
+        alternatives, presence = slots[j]
+        for c, r in alternatives:
+            if q * r * presence >= PRUNE:
+                extend(j + 1, gram + c, q * r * presence)
+        if presence < 1 and q * (1 - presence) >= PRUNE:
+            extend(j + 1, gram, q * (1 - presence))
+
+    for i, (alternatives, presence) in enumerate(slots):
+        for c, r in alternatives:
+            if r * presence >= PRUNE:
+                extend(i + 1, c, r * presence)
+    return counts
+
+
 class PhoneticVectorizer:
     """Phoneme strings -> unit vectors: hashed n-gram counts, log-scaled, times a fixed IDF.
 
@@ -167,10 +258,15 @@ class PhoneticVectorizer:
         return Counter(self.bucket(g) for g in phoneme_ngrams(phonemes, self.low, self.high))
 
     def vectors(self, phonemes: list[str]) -> np.ndarray:
-        out = np.zeros((len(phonemes), self.dim), np.float32)
-        for row, text in enumerate(phonemes):
-            for k, n in self.counts(text).items():
-                out[row, k] = (1 + math.log(n)) * self.idf[k]
+        return self.count_vectors([self.counts(text) for text in phonemes])
+
+    def count_vectors(self, counts: list[dict[int, float]]) -> np.ndarray:
+        """Bucket counts per document -> unit vectors. Counts may be expected (fractional) counts:
+        a count n >= 1 weighs 1 + log n, as for whole counts; below 1 it weighs n (continuous at 1)."""
+        out = np.zeros((len(counts), self.dim), np.float32)
+        for row, bucket_counts in enumerate(counts):
+            for k, n in bucket_counts.items():
+                out[row, k] = (1 + math.log(n) if n >= 1 else n) * self.idf[k]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     @classmethod
@@ -192,10 +288,11 @@ class PhoneticHalf(nn.Module):
     weights are frozen here and the IDF is a buffer: both still ship in the model's weights.
     """
 
-    def __init__(self, dim: int, d_model: int = 512):
+    def __init__(self, dim: int, d_model: int = 512, soft: SoftDecoding | None = None):
         super().__init__()
         self.recognizer = PhonemeRecognizer(d_model).requires_grad_(False)
         self.register_buffer("idf", torch.ones(dim))
+        self.soft = soft  # None: the recognizer's greedy 1-best; else expected n-gram counts (`soft_ngram_counts`)
 
     @property
     def vectorizer(self) -> PhoneticVectorizer:
@@ -208,8 +305,27 @@ class PhoneticHalf(nn.Module):
         padded = nn.utils.rnn.pad_sequence(states, batch_first=True)
         return self.recognizer.decode(*self.recognizer(padded, lengths))
 
+    @torch.no_grad()
+    def logits(self, states: list[torch.Tensor]) -> list[np.ndarray]:
+        """Full-rate encoder states per clip -> the recognizer's `(steps, classes)` logits for each."""
+        lengths = torch.tensor([s.shape[0] for s in states])
+        logits, steps = self.recognizer(nn.utils.rnn.pad_sequence(states, batch_first=True), lengths)
+        return [row[:count].float().numpy() for row, count in zip(logits, steps.tolist())]
+
+    def vectors_from_logits(self, logits: list[np.ndarray], soft: SoftDecoding | None = None) -> np.ndarray:
+        """Each clip's phonetic vector from its recognizer logits: soft counts with `soft`, else greedy."""
+        vectorizer = self.vectorizer
+        if soft is None:
+            return vectorizer.vectors([self.recognizer.decode(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0]
+                                       for x in logits])
+        return vectorizer.count_vectors([soft_ngram_counts(x, self.recognizer.blank, self.recognizer.symbols, soft,
+                                                           vectorizer.bucket, vectorizer.low, vectorizer.high)
+                                         for x in logits])
+
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
-        return self.vectorizer.vectors(self.heard(states))
+        if self.soft is None:
+            return self.vectorizer.vectors(self.heard(states))
+        return self.vectors_from_logits(self.logits(states), self.soft)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.vectorizer.vectors([phonemize(t) for t in texts])

@@ -52,6 +52,8 @@ def test_recognizer_halves_the_rate_and_ignores_padding():
     padded, _ = recognizer(torch.cat([states, torch.zeros(1, 30, 512)], dim=1), torch.tensor([50]))
     assert steps.tolist() == [25] and alone.shape == (1, 25, len(PHONEMES) + 1)
     assert torch.allclose(alone[0], padded[0, :25], atol=1e-4)
+    # An odd length gets the steps it gets alone, however long the batch's padding.
+    assert recognizer(states[:, :49], torch.tensor([49]))[1].tolist() == recognizer(torch.cat([states, states], 1), torch.tensor([49]))[1].tolist() == [24]
 
 
 def test_a_phonetic_weight_needs_phonetic_buckets():
@@ -83,3 +85,96 @@ def test_the_shipped_tower_hears_a_name_it_never_heard_and_finds_the_passage_tha
     ]
     scores = embedding.embed_clips([clip]) @ embedding.embed_texts(passages).T
     assert scores.argmax() == 0, scores
+
+
+def test_soft_counts_are_expected_ngram_counts_of_a_confusion_network():
+    from seal_rag.phonetic import SoftDecoding, soft_ngram_counts
+
+    # Steps: "k" (two steps), blank, one step torn between "æ" (0.6) and "ɛ" (0.4), "t"; blank is the last class.
+    symbols, blank = " kæɛt", 5
+    probs = np.full((5, 6), 1e-9)
+    probs[0, 1] = probs[1, 1] = probs[2, 5] = probs[4, 4] = 1.0
+    probs[3, 2], probs[3, 3] = 0.6, 0.4
+    counts = soft_ngram_counts(np.log(probs), blank, symbols, SoftDecoding(1.0, 3, 0.02), lambda g: g, 2, 3)
+    assert counts["kæ"] == pytest.approx(0.6) and counts["kɛ"] == pytest.approx(0.4)
+    assert counts[" kæ"] == pytest.approx(0.6) and counts["ɛt "] == pytest.approx(0.4) and counts[" k"] == pytest.approx(1.0)
+    assert sum(v for g, v in counts.items() if len(g) == 2) == pytest.approx(4.0)  # as many bigrams as the 1-best has
+    # Towards temperature 0, or with one alternative per slot, it is the greedy string's counts.
+    for soft in (SoftDecoding(1e-4, 3, 0.02), SoftDecoding(1.0, 1, 0.02)):
+        assert soft_ngram_counts(np.log(probs), blank, symbols, soft, lambda g: g, 2, 3) == pytest.approx(
+            dict(__import__("collections").Counter(phoneme_ngrams("kæt", 2, 3))))
+
+
+def test_a_blank_stretch_where_a_symbol_peaks_becomes_an_optional_slot():
+    from seal_rag.phonetic import SoftDecoding, soft_ngram_counts
+
+    symbols, blank = " ktæ", 4
+    probs = np.full((3, 5), 1e-9)
+    probs[0, 1] = probs[2, 3] = 1.0  # "k", then "æ"
+    probs[1, 4], probs[1, 2] = 0.6, 0.4  # a blank step where "t" reached 0.4: the 1-best dropped it
+    logits = np.log(probs)
+    counts = soft_ngram_counts(logits, blank, symbols, SoftDecoding(1.0, 2, 0.02, 0.3), lambda g: g, 2, 3)
+    assert counts["kt"] == pytest.approx(0.4) and counts["kæ"] == pytest.approx(0.6) and counts["tæ"] == pytest.approx(0.4)
+    assert counts[" kt"] == pytest.approx(0.4) and counts["ktæ"] == pytest.approx(0.4) and counts[" kæ"] == pytest.approx(0.6)
+    # Below the threshold, or with a word gap that the 1-best heard: no slot, and no n-gram crosses a gap.
+    assert "kt" not in soft_ngram_counts(logits, blank, symbols, SoftDecoding(1.0, 2, 0.02, 0.5), lambda g: g, 2, 3)
+    probs[1, 2], probs[1, 0] = 1e-9, 0.4
+    gapped = soft_ngram_counts(np.log(probs), blank, symbols, SoftDecoding(1.0, 2, 0.02, 0.3), lambda g: g, 2, 3)
+    assert gapped["k "] == pytest.approx(0.4) and gapped[" æ"] == pytest.approx(0.4) and gapped["kæ"] == pytest.approx(0.6)
+    assert not [g for g in gapped if " " in g.strip()]
+
+
+@pytest.mark.slow
+def test_soft_decoding_on_real_speech_is_greedy_in_the_limit_and_keeps_its_ranking(embedding, fixtures_dir):
+    import json
+
+    from seal_rag.audio import load_audio
+    from seal_rag.phonetic import SoftDecoding
+
+    rows = [json.loads(line) for line in (fixtures_dir / "transcripts.jsonl").open()]
+    chosen = [r for r in rows if r["audio"].startswith(("jfk", "cmu_arctic", "sense_and"))][:6]
+    half = embedding.phonetic
+    states = embedding.speech.encode_clips([load_audio(fixtures_dir / r["audio"]) for r in chosen])
+    logits = half.logits(states)
+    greedy = half.vectors_from_logits(logits)
+    np.testing.assert_array_equal(greedy, half.vectorizer.vectors(half.heard(states)))  # the greedy path, unchanged
+    # In the limit (temperature towards 0, or one alternative a slot) the soft vector is the greedy one.
+    np.testing.assert_allclose(half.vectors_from_logits(logits, SoftDecoding(1e-4, 3, 0.02)), greedy, atol=1e-6)
+    np.testing.assert_allclose(half.vectors_from_logits(logits, SoftDecoding(2.0, 1, 0.02)), greedy, atol=1e-6)
+    # At the settings used, alternatives add mass (the vector moves) but each clean clip still ranks
+    # its own transcript first among the others, as greedy does.
+    soft = half.vectors_from_logits(logits, half.soft or SoftDecoding())
+    assert (np.abs(soft - greedy).max(axis=1) > 1e-3).all()
+    passages = half.embed_texts([r["transcript"] for r in chosen])
+    assert list((greedy @ passages.T).argmax(axis=1)) == list(range(len(chosen)))
+    assert list((soft @ passages.T).argmax(axis=1)) == list(range(len(chosen)))
+    assert list((soft @ greedy.T).argmax(axis=1)) == list(range(len(chosen)))  # nearest its own greedy reading
+
+
+@pytest.mark.slow
+def test_old_model_directories_stay_greedy_and_soft_decoding_keeps_the_index_space(embedding, tmp_path):
+    import json
+    import warnings
+
+    from seal_rag import SpeechEmbedding
+    from seal_rag.config import DEFAULT_MODEL, MODELS_DIR
+    from seal_rag.embedding import directory_fingerprint
+
+    shipped = MODELS_DIR / DEFAULT_MODEL
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["phonetic_decoding"] == "soft" and embedding.phonetic.soft is not None
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                 if not k.startswith(("phonetic_decoding", "phonetic_t", "phonetic_min"))}))
+    (old / "model.safetensors").symlink_to(shipped / "model.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        greedy = SpeechEmbedding.from_pretrained(old)
+    assert greedy.phonetic.soft is None  # a directory without the field decodes as before
+    # The query side changed, so the model's identity did; the text side did not, so an index made
+    # by either serves both.
+    assert directory_fingerprint(old) == greedy.fingerprint != embedding.fingerprint == directory_fingerprint(shipped)
+    assert greedy.space_fingerprint == embedding.space_fingerprint
+    np.testing.assert_array_equal(greedy.embed_texts(["Oxygen is a chemical element."]),
+                                  embedding.embed_texts(["Oxygen is a chemical element."]))

@@ -10,7 +10,7 @@ phonemes of every text training may use. Validation: phoneme error rate on the v
 clips, and retrieval by the phonetic half alone (validation questions against the 1,551
 paragraphs), which picks the best step. `--release` adds the best recognizer and the IDF to a
 model directory and sets `phonetic_weight`, the phonetic half's share of the cosine, to
-`[phonetic] weight`.
+`[phonetic] weight`, and how queries read the recognizer to `[phonetic] decoding` and its settings.
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ def release(config: dict, model_dir: Path) -> None:
     weights["phonetic.idf"] = torch.from_numpy(np.load(out_dir / f"idf_{section['hash_dim']}.npy"))
     model_config = SealConfig.load(model_dir / "config.json")
     model_config.phonetic_dim, model_config.phonetic_weight = section["hash_dim"], section["weight"]
+    # How queries read the recognizer (chosen on the piper validation family, training/unseen_voices.py).
+    model_config.phonetic_decoding = section.get("decoding", "greedy")
+    for key in ("temperature", "top_k", "min_prob", "min_insert"):
+        if key in section:
+            setattr(model_config, f"phonetic_{key}", section[key])
     model_config.save(model_dir / "config.json")
     save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
     print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")

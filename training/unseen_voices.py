@@ -1,0 +1,399 @@
+"""A synthesizer family the shipped model never heard (piper), against the cascade, clean and noisy.
+
+    # choices (validation: VAL_ARTICLES questions, the whole validation knowledge base, as training/evaluate.py)
+    python -m training.unseen_voices --split val --families piper          # with the cascade (the slow part)
+    python -m training.unseen_voices --split val --families piper espeak-flite --grid --no-cascade --out benchmarks/unseen-voices
+    # reporting only (held-out questions spoken by piper, the validation family; human sets as recorded)
+    python -m training.unseen_voices --sets squad-holdout pubmedqa covidqa ljspeech-385 commonvoice-100 --out benchmarks/unseen-voices
+    # a 5 s question's latency: soft and greedy decoding and the beam-5 cascade, interleaved in one run
+    python -m training.unseen_voices --latency 20 --threads 2 --out benchmarks/unseen-voices
+
+Roles (`seal_rag.voices`): piper is the *validation* family. Figures on held-out sets spoken by
+piper are held-out questions in a validation family's voice, not a test on an unseen family.
+"espeak-flite" is the project's own validation voices (`training.cache`'s validation plan), to
+check that a choice made on piper does not lose on the training families.
+
+Each question is spoken once (0.1 s of silence each side, as `training.cache` makes validation
+clips). "noisy" adds coloured noise at 10-25 dB SNR to the same clip (`seal_rag.augment`). Every
+clip goes through Whisper's encoder once: the tower's semantic vector and the phoneme recognizer's
+logits are kept, so greedy and soft decodings score the same states. The cascade is faster-whisper
+base int8, beam 5, then the SAME text tower (both halves), and also then MiniLM alone.
+Everything is cached in chunks under `--cache` (default /tmp/unseen): a killed run resumes, and
+`--prepare` fills the cache without scoring (so held-out figures need not be seen while choosing).
+"--no-cascade" transcribes nothing new but still scores cascade transcripts already cached. Piper
+draws its noise inside onnxruntime, so its clips are only repeatable through that cache.
+Prints one table per set and writes `<out>/unseen_voices[-val].json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seal_rag.audio import SAMPLE_RATE, load_audio
+from seal_rag.augment import add_noise, coloured_noise
+from seal_rag.bench.data import add_data_argument, data_root
+from seal_rag.bench.heldout import SPEECH_SETS, TEXT_SETS, load_set
+from seal_rag.bench.metrics import gold_ranks, summarise
+from seal_rag.phonetic import SoftDecoding
+from seal_rag.tts import synthesize
+from seal_rag.voices import Voice, family_voices
+
+from . import text_sources as ts
+
+CHUNK = 25
+SNR_DB = (10.0, 25.0)
+PAD_SECONDS = 0.1
+VAL_CONFIG = "training/configs/base.toml"  # its [data] plans the 400 validation questions and their voices
+
+
+@dataclass
+class Query:
+    qid: str
+    text: str
+    gold: frozenset
+    voice: Voice | None = None  # None: a human recording at `audio`
+    seed: int | str = 0
+    audio: Path | None = None
+
+
+@dataclass
+class EvalSet:
+    name: str
+    family: str  # "piper", "espeak-flite" or "human"
+    passage_ids: list[str]
+    passages: list[str]
+    queries: list[Query] = field(default_factory=list)
+
+
+def val_sets(root: Path, families: list[str], max_queries: int) -> list[EvalSet]:
+    """The validation questions and knowledge base of `training/evaluate.py`, spoken by each family."""
+    from .cache import build_plan
+    from .config import load_config
+
+    ts.use_data(root)
+    plan = build_plan(load_config(VAL_CONFIG)["data"], "val")[:max_queries]
+    passages = ts.squad_passages(ts.squad_articles("train") + ts.squad_articles("val"))
+    out = []
+    for family in families:
+        chosen = EvalSet("val", family, [p.passage_id for p in passages], [p.text for p in passages])
+        for item in plan:
+            voice = Voice(**item["voice"]) if family == "espeak-flite" else family_voices(family)[0]
+            chosen.queries.append(Query(str(item["index"]), item["text"], frozenset([item["passage_id"]]), voice, item["seed"]))
+        out.append(chosen)
+    return out
+
+
+def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str) -> EvalSet:
+    dataset = load_set(name, root)
+    queries = dataset.queries
+    if len(queries) > max_queries:
+        queries = random.Random(seed).sample(queries, max_queries)
+    out = EvalSet(name, "human" if name in SPEECH_SETS else family, dataset.passage_ids, dataset.passages)
+    for q in queries:
+        voice = None if name in SPEECH_SETS else family_voices(family)[0]
+        out.queries.append(Query(q.qid, q.text, q.gold, voice, f"{seed}:{q.qid}", q.audio))
+    return out
+
+
+def make_clip(query: Query) -> np.ndarray:
+    if query.voice is None:
+        return load_audio(query.audio)
+    clip = synthesize(query.text, query.voice, random.Random(query.seed))
+    pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
+    return np.concatenate([pad, clip, pad])
+
+
+def noisy(clip: np.ndarray, query: Query) -> np.ndarray:
+    rng = random.Random(f"{query.seed}:{query.qid}:noise")
+    x = add_noise(clip, coloured_noise(rng, clip.size), rng.uniform(*SNR_DB))
+    return (x / (np.abs(x).max() + 1e-9) * 0.9).astype(np.float32)
+
+
+def _save(path: Path, **arrays) -> None:
+    partial = path.with_name(path.stem + ".tmp.npz")
+    np.savez(partial, **arrays)
+    partial.replace(path)  # atomic: a chunk on disk is always complete
+
+
+class Runner:
+    """Clips, encodings and cascade transcripts of one set and family, chunk by chunk, on disk."""
+
+    def __init__(self, model, cache: Path, chosen: EvalSet, conditions: list[str]):
+        self.model, self.set = model, chosen
+        self.dir = cache / chosen.name / chosen.family
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conditions = conditions if chosen.family != "human" else ["clean"]
+        self.chunks = [chosen.queries[i : i + CHUNK] for i in range(0, len(chosen.queries), CHUNK)]
+        self._transcriber = None
+
+    def audio(self, k: int) -> list[np.ndarray]:
+        path = self.dir / f"audio_{k:03d}.npz"
+        qids = [q.qid for q in self.chunks[k]]
+        if self._stale(path, qids):
+            clips = [make_clip(q) for q in self.chunks[k]]
+            _save(path, audio=np.concatenate([(c * 32767).astype(np.int16) for c in clips]), lengths=[c.size for c in clips],
+                  qids=qids)
+        with np.load(path) as f:
+            return [a.astype(np.float32) / 32767 for a in np.split(f["audio"], np.cumsum(f["lengths"])[:-1])]
+
+    def _stale(self, path: Path, qids: list[str]) -> bool:
+        """Whether the chunk file at `path` is missing or holds other questions (a run with another --max-queries)."""
+        if not path.is_file():
+            return True
+        with np.load(path) as f:
+            if list(f["qids"]) == qids:
+                return False
+        for other in self.dir.glob(f"*_{path.stem.rsplit('_', 1)[1]}.*"):  # this chunk's later stages are stale too
+            other.unlink()
+        return True
+
+    def clips(self, k: int, condition: str) -> list[np.ndarray]:
+        clips = self.audio(k)
+        return clips if condition == "clean" else [noisy(c, q) for c, q in zip(clips, self.chunks[k])]
+
+    @torch.no_grad()
+    def encode(self, k: int, condition: str) -> None:
+        path = self.dir / f"enc_{condition}_{k:03d}.npz"
+        if path.is_file():
+            return
+        semantic, logits = [], []
+        for clip in self.clips(k, condition):  # one clip at a time, as a query is embedded
+            states = self.model.speech.encode_clips([clip])
+            semantic.append(self.model.speech.embed_states(states).numpy()[0])
+            logits.append(self.model.phonetic.logits(states)[0])
+        _save(path, semantic=np.stack(semantic), logits=np.concatenate(logits), steps=[len(x) for x in logits])
+
+    def transcribe(self, k: int, condition: str) -> None:
+        path = self.dir / f"asr_{condition}_{k:03d}.json"
+        if path.is_file():
+            return
+        if self._transcriber is None:
+            from seal_rag.cascade import Transcriber
+
+            self._transcriber = Transcriber(beam_size=5)
+        transcripts = [self._transcriber.transcribe(c) for c in self.clips(k, condition)]
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(transcripts))
+        partial.replace(path)
+
+    def run(self, cascade: bool) -> None:
+        for stage in ([self.encode, self.transcribe] if cascade else [self.encode]):
+            for condition in self.conditions:
+                for k in range(len(self.chunks)):
+                    start = time.time()
+                    stage(k, condition)
+                    if time.time() - start > 1:
+                        print(f"  {self.set.name}/{self.set.family} {stage.__name__} {condition} chunk {k + 1}/{len(self.chunks)}"
+                              f" [{time.time() - start:.0f} s]", flush=True)
+
+    def loaded(self, condition: str) -> tuple[np.ndarray, list[np.ndarray], list[str] | None]:
+        """Semantic vectors, recognizer logits, and transcripts (None until every chunk has them)."""
+        semantic, logits, transcripts = [], [], []
+        for k in range(len(self.chunks)):
+            with np.load(self.dir / f"enc_{condition}_{k:03d}.npz") as f:
+                semantic.append(f["semantic"])
+                logits += np.split(f["logits"], np.cumsum(f["steps"])[:-1])
+            path = self.dir / f"asr_{condition}_{k:03d}.json"
+            transcripts = transcripts + json.loads(path.read_text()) if transcripts is not None and path.is_file() else None
+        return np.concatenate(semantic), logits, transcripts
+
+
+@torch.no_grad()
+def passage_halves(model, cache: Path, chosen: EvalSet) -> dict[str, np.ndarray]:
+    """The knowledge base as the text tower stores it (semantic, phonetic) and as MiniLM alone sees it."""
+    path = cache / chosen.name / f"passages_{model.space_fingerprint}.npz"
+    if not path.is_file():
+        base = model.text.encode_base(chosen.passages, 32, show_progress=True)
+        _save(path, minilm=torch.nn.functional.normalize(base, dim=-1).numpy(), semantic=model.text.project(base).numpy(),
+              phonetic=model.phonetic.embed_texts(chosen.passages).astype(np.float16))
+    with np.load(path) as f:
+        return {k: f[k].astype(np.float32) for k in f.files}
+
+
+@torch.no_grad()
+def query_halves(model, texts: list[str]) -> dict[str, np.ndarray]:
+    base = model.text.encode_base([t or " " for t in texts], 64)
+    return {"minilm": torch.nn.functional.normalize(base, dim=-1).numpy(), "semantic": model.text.project(base).numpy(),
+            "phonetic": model.phonetic.embed_texts([t or " " for t in texts])}
+
+
+def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarray], transcripts: list[str] | None,
+                  truth: list[str], soft: SoftDecoding) -> dict[str, np.ndarray]:
+    w = model.config.phonetic_weight
+    sem = semantic @ passages["semantic"].T
+    greedy = model.phonetic.vectors_from_logits(logits) @ passages["phonetic"].T
+    softer = model.phonetic.vectors_from_logits(logits, soft) @ passages["phonetic"].T
+    scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
+              "seal (soft posteriors)": (1 - w) * sem + w * softer,
+              "seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer}
+    if transcripts is not None:
+        q = query_halves(model, transcripts)
+        scores["cascade beam 5, same text tower"] = (1 - w) * q["semantic"] @ passages["semantic"].T + w * q["phonetic"] @ passages["phonetic"].T
+        scores["cascade beam 5, MiniLM alone"] = q["minilm"] @ passages["minilm"].T
+    q = query_halves(model, truth)
+    scores["text oracle, same text tower"] = (1 - w) * q["semantic"] @ passages["semantic"].T + w * q["phonetic"] @ passages["phonetic"].T
+    return scores
+
+
+def soft_grid(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarray], chosen: EvalSet) -> list[dict]:
+    """Top-1 / MRR@10 of the joined and phonetic-only scores for each soft setting (validation only)."""
+    w = model.config.phonetic_weight
+    sem = semantic @ passages["semantic"].T
+    golds = [q.gold for q in chosen.queries]
+    rows = []
+    settings = [None] + [SoftDecoding(t, k, 0.02, i) for t in (1.0, 1.5, 2.0, 3.0) for k in (2, 3) for i in (1.0, 0.2, 0.1, 0.05)]
+    for soft in settings:
+        phon = model.phonetic.vectors_from_logits(logits, soft) @ passages["phonetic"].T
+        row = {"setting": "greedy" if soft is None else f"T={soft.temperature} k={soft.top_k} insert={soft.min_insert}"}
+        for name, scores in (("joined", (1 - w) * sem + w * phon), ("phonetic", phon)):
+            m = summarise(gold_ranks(scores, chosen.passage_ids, golds))
+            row[name] = {k: m[k]["mean"] for k in ("top1", "mrr@10")}
+        rows.append(row)
+    return rows
+
+
+def latency(model, root: Path, count: int) -> dict:
+    """Median ms of one 5 s question (FLAC bytes of real fixture speech -> its vector): the speech
+    path with the model's soft decoding and with greedy, and the beam-5 cascade (ASR, then the same
+    text tower), interleaved clip by clip in one run. Search is left out: it is the same for all."""
+    import io
+    import soundfile as sf
+
+    from seal_rag.bench.clips import fixture_clips
+    from seal_rag.cascade import Transcriber
+
+    clips = []
+    for clip in fixture_clips(root, count + 2, 5.0, 5.0):
+        buffer = io.BytesIO()
+        sf.write(buffer, clip, SAMPLE_RATE, format="FLAC")
+        clips.append(buffer.getvalue())
+    transcriber, soft = Transcriber(beam_size=5), model.phonetic.soft
+    systems = {"speech tower, soft posteriors": lambda a: model.embed_audio(a),
+               "speech tower, greedy 1-best": lambda a: model.embed_audio(a),
+               "cascade beam 5, same text tower": lambda a: model.embed_texts([transcriber.transcribe(load_audio(a)) or " "])}
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for i, audio in enumerate(clips):
+        for name, run in systems.items():
+            model.phonetic.soft = None if "greedy" in name else soft
+            start = time.perf_counter()
+            run(audio)
+            if i >= 2:  # the first two warm up
+                times[name].append(1000 * (time.perf_counter() - start))
+    model.phonetic.soft = soft
+    # The decoding step alone, on the same logits: the part soft posteriors add to, timed in CPU
+    # time (other processes on the machine do not inflate it).
+    with torch.no_grad():
+        logits = [model.phonetic.logits(model.speech.encode_clips([load_audio(a)]))[0] for a in clips[2:]]
+    for name, setting in (("phonetic decoding alone, soft", soft), ("phonetic decoding alone, greedy", None)):
+        times[name] = []
+        for x in logits:
+            start = time.process_time()
+            for _ in range(5):
+                model.phonetic.vectors_from_logits([x], setting)
+            times[name].append(1000 * (time.process_time() - start) / 5)
+    return {name: {"median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)), "queries": len(t)}
+            for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=["val"], help="the validation questions instead of held-out sets")
+    parser.add_argument("--sets", nargs="+", default=[], choices=TEXT_SETS + SPEECH_SETS)
+    parser.add_argument("--families", nargs="+", default=["piper"], choices=["piper", "espeak-flite"],
+                        help="voices for TTS questions (espeak-flite: the validation plan's own voices; --split val only)")
+    parser.add_argument("--conditions", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
+    parser.add_argument("--max-queries", type=int, default=None, help="[default: 400 for val; 500 for squad-holdout, 200 for others]")
+    parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
+    parser.add_argument("--temperature", type=float, default=None, help="soft decoding [default: the model's config, else 1.0]")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--min-prob", type=float, default=None)
+    parser.add_argument("--min-insert", type=float, default=None)
+    parser.add_argument("--grid", action="store_true", help="with --split val: print the soft settings' grid")
+    parser.add_argument("--no-cascade", action="store_true", help="skip faster-whisper (the slow part)")
+    parser.add_argument("--prepare", action="store_true", help="only speak, encode and transcribe into the cache; score nothing")
+    parser.add_argument("--latency", type=int, default=0, metavar="N", help="time N 5 s questions instead (soft, greedy, cascade)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/unseen"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/unseen"))
+    add_data_argument(parser)
+    args = parser.parse_args(argv)
+    root = data_root(args.data)
+    if not args.split and not args.sets and not args.latency:
+        parser.error("give --split val, --sets or --latency")
+    if args.split and args.sets:
+        parser.error("--split val and --sets are separate runs: held-out sets are for reporting only")
+    torch.set_num_threads(args.threads)
+    from seal_rag import SpeechEmbedding
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained(args.model)
+    configured = model.phonetic.soft or SoftDecoding()
+    soft = SoftDecoding(args.temperature if args.temperature is not None else configured.temperature,
+                        args.top_k if args.top_k is not None else configured.top_k,
+                        args.min_prob if args.min_prob is not None else configured.min_prob,
+                        args.min_insert if args.min_insert is not None else configured.min_insert)
+    if args.latency:
+        figures = latency(model, root, args.latency)
+        print("| 5 s question | median ms | p95 ms |\n|---|---|---|")
+        for name, f in figures.items():
+            print(f"| {name} | {f['median_ms']:.1f} | {f['p95_ms']:.1f} |")
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "unseen_voices-latency.json").write_text(json.dumps(
+            {"model_fingerprint": model.fingerprint, "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "soft": model.phonetic.soft.__dict__ if model.phonetic.soft else None, "figures": figures}, indent=1))
+        return
+    if args.split:
+        chosen_sets = val_sets(root, args.families, args.max_queries or 400)
+    else:
+        if args.families != ["piper"]:
+            parser.error("held-out questions are spoken by piper only (the benchmark's own voices are `seal-rag bench accuracy`'s)")
+        chosen_sets = [heldout_set(name, root, args.max_queries or (500 if name == "squad-holdout" else 200), args.seed, "piper")
+                       for name in args.sets]
+    results = []
+    out_path = args.out / ("unseen_voices-val.json" if args.split else "unseen_voices.json")
+    for chosen in chosen_sets:
+        runner = Runner(model, args.cache, chosen, args.conditions)
+        passages = passage_halves(model, args.cache, chosen)
+        runner.run(cascade=not args.no_cascade)
+        if args.prepare:
+            continue
+        golds = [q.gold for q in chosen.queries]
+        for condition in runner.conditions:
+            semantic, logits, transcripts = runner.loaded(condition)
+            scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft)
+            systems = {s: summarise(gold_ranks(m, chosen.passage_ids, golds)) for s, m in scores.items()}
+            entry = {"set": chosen.name, "voices": chosen.family, "condition": condition, "queries": len(chosen.queries),
+                     "passages": len(chosen.passages), "soft": soft.__dict__, "systems": systems}
+            if args.grid and args.split:
+                entry["grid"] = soft_grid(model, passages, semantic, logits, chosen)
+            results.append(entry)
+            print(f"\n{chosen.name}, {chosen.family} voices, {condition}: {len(chosen.queries)} questions, {len(chosen.passages)} passages;"
+                  f" soft = {soft}")
+            print("| system | Top-1 | Top-10 | MRR@10 |\n|---|---|---|---|")
+            for system, m in systems.items():
+                print(f"| {system} | " + " | ".join(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"
+                                                    for k in ("top1", "top10", "mrr@10")) + " |")
+            for row in entry.get("grid", []):
+                print(f"  grid {row['setting']:24s} joined Top-1 {row['joined']['top1']:.3f} MRR {row['joined']['mrr@10']:.3f}"
+                      f" | phonetic Top-1 {row['phonetic']['top1']:.3f} MRR {row['phonetic']['mrr@10']:.3f}")
+            args.out.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps({"model": str(args.model), "model_fingerprint": model.fingerprint,
+                                            "command": "python -m training.unseen_voices " + " ".join(argv or __import__("sys").argv[1:]),
+                                            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results}, indent=1))
+    if not args.prepare:
+        print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
