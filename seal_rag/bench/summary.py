@@ -80,8 +80,8 @@ def section(stem: str, heading: str, folder: Path, result: dict, stale: bool = F
     machine = result["machine"]
     lines = [f"## {heading}", "", f"Command: `{result['command']}`  ", f"Run {result['date']} on {machine['cpu_count']} CPU cores, "
              f"torch {machine['torch']} ({machine['torch_threads']} threads), Python {machine['python']}, {machine['platform']}.",
-             *([f"Speech tower: {result['model']} ({'released' if result.get('trained') else 'experimental or untrained'})."]
-               if "model" in result else []), *([result["summary"]] if "summary" in result else []),
+             *([f"Speech tower: {result['model']}" + (f" ({'released' if result['trained'] else 'experimental or untrained'})."
+                                                        if "trained" in result else ".")] if "model" in result else []), *([result["summary"]] if "summary" in result else []),
              *(["", f"**Measured with another model than the one shipped now** (fingerprint "
                 f"{result.get('model_fingerprint') or 'not recorded'}): rerun the command above for the current one."]
                if stale else []), "", table, ""]
