@@ -210,7 +210,7 @@ def ask(
     no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
-    from .ask import Retriever
+    from .retrieve import Retriever
     from .audio_quality import AudioQualityWarning
     from .render import render_json, render_text
     from .store import SealIndex, check_reachable

@@ -34,7 +34,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .answer import extractive_answer
-from .ask import Retriever
+from .retrieve import Retriever
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
 

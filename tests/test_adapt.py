@@ -181,7 +181,7 @@ def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_
 @pytest.mark.slow
 def test_ask_answers_with_the_adapter_unless_told_not_to(adapted_db, demo_question):
     from seal_rag import UntrainedModelWarning
-    from seal_rag.ask import Retriever
+    from seal_rag.retrieve import Retriever
     from seal_rag.index_adapter import adapter_dir
 
     db, _ = adapted_db

@@ -122,7 +122,7 @@ def test_a_batch_goes_on_past_bad_files_reports_each_and_exits_nonzero(shared_mo
 
 def test_an_unexpected_failure_on_one_file_is_reported_and_the_others_are_answered(shared_model, demo_db, monkeypatch):
     # Finding 2, the guard itself: even a bug met on one file costs that file only.
-    from seal_rag.ask import Retriever
+    from seal_rag.retrieve import Retriever
 
     real = Retriever.retrieve
     calls = []

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..adapt import adapt
-from ..ask import RRF_K
+from ..retrieve import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
 from ..config import ADAPT_MAX_SENTENCES, ADAPT_TAKES

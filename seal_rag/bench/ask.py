@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ask import Retriever
+from ..retrieve import Retriever
 from ..chunking import chunk_section
 from ..embedding import SpeechEmbedding
 from ..ingest import ingest_folder

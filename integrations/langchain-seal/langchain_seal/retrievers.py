@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from seal_rag.ask import Retriever
+from seal_rag.retrieve import Retriever
 
 from ._audio import AudioInput, SpokenQuestion, spoken_question
 from ._chroma import chroma_collection, verify_collection

@@ -10,7 +10,7 @@ import soundfile as sf
 from langchain_core.documents import Document
 from langchain_seal import SealSpeechRetriever
 from seal_rag import AudioFileNotFoundError, IndexMismatchError, NotAudioError, StoreError
-from seal_rag.ask import Retriever
+from seal_rag.retrieve import Retriever
 from seal_rag.store import SealIndex
 
 TOP_K = 5

@@ -15,7 +15,7 @@ from llama_index.retrievers.seal import SealExtractiveSynthesizer, SealSpeechRet
 from llama_index.vector_stores.chroma import ChromaVectorStore
 from seal_rag import IndexMismatchError, NotAudioError, StoreError
 from seal_rag.answer import extractive_answer
-from seal_rag.ask import Retriever
+from seal_rag.retrieve import Retriever
 
 TOP_K = 5
 

@@ -16,7 +16,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType
 from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 from llama_index.embeddings.seal import SealEmbedding
-from seal_rag.ask import MODES, Retriever
+from seal_rag.retrieve import MODES, Retriever
 from seal_rag.audio import AudioSource
 from seal_rag.store import DEFAULT_COLLECTION, Hit
 
