@@ -35,35 +35,28 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q
 
-# The full recipe: resumable, hours on 2 cores; rerun after any interruption.
-TRAIN_CONFIG ?= training/configs/more.toml
-# The shipped model continues TRAIN_CONFIG's stage-1 head as a token-level head (TOKEN_CONFIG),
-# tunes MiniLM's bottom 2 layers with it (READER_CONFIG; its stage 1 is reader_tuned2's), then
-# hears WordNet's glosses too (GLOSS_CONFIG), then more of them (SHIP_CONFIG). Each of the last
-# two caches only its glosses' shards, after the config before it has trained: caching a larger
-# plan refills the smaller plan's last, partial shard.
-TOKEN_CONFIG ?= training/configs/ablations/more_token.toml
-READER_CONFIG ?= training/configs/ablations/reader_tuned2_less_mse.toml
-GLOSS_CONFIG ?= training/configs/ablations/wordnet.toml
-SHIP_CONFIG ?= training/configs/ablations/wordnet_more.toml
-# The phonetic half (training/phonetic.py) trains on 30,000 of SHIP_CONFIG's clips cached one
-# layer below Whisper's top (ablations/top1.toml's cache) and is added to the released model.
-PHONETIC_CONFIG ?= training/configs/phonetic.toml
+# The recipe of the shipped model, from scratch: resumable, about 8 h on 2 cores; rerun after
+# any interruption. One flat config per step, in order (training/configs/, each says what it
+# does and why): steps 1-5 train the semantic half, each continuing the head of the one before;
+# step 5's is released; step 6 trains the phonetic half and adds it to the released model.
+# Steps 4 and 5 each cache only their glosses' shards, after the step before has trained:
+# caching a larger plan refills the smaller plan's last, partial shard.
+RECIPE = training/configs/seal-base-minilm
 # Stage 1, then stage 2, of config $(1); each resumes if rerun.
 stages = $(PYTHON) -m training.stage1 --config $(1) && $(PYTHON) -m training.stage2 --config $(1)
 train: setup
-	sh training/run_cache.sh $(TRAIN_CONFIG)
-	$(call stages,$(TRAIN_CONFIG))
-	$(call stages,$(TOKEN_CONFIG))
-	$(call stages,$(READER_CONFIG))
-	sh training/run_cache.sh $(GLOSS_CONFIG)
-	$(call stages,$(GLOSS_CONFIG))
-	sh training/run_cache.sh $(SHIP_CONFIG)
-	$(call stages,$(SHIP_CONFIG))
-	$(PYTHON) -m training.release --config $(SHIP_CONFIG)
-	sh training/run_cache.sh training/configs/ablations/top1.toml
-	$(PYTHON) -m training.phonetic --config $(PHONETIC_CONFIG)
-	$(PYTHON) -m training.phonetic --config $(PHONETIC_CONFIG) --release seal_rag/models/seal-base-minilm
+	sh training/run_cache.sh $(RECIPE)-1-pooled.toml
+	$(call stages,$(RECIPE)-1-pooled.toml)
+	$(call stages,$(RECIPE)-2-token.toml)
+	$(call stages,$(RECIPE)-3-reader.toml)
+	sh training/run_cache.sh $(RECIPE)-4-glosses.toml
+	$(call stages,$(RECIPE)-4-glosses.toml)
+	sh training/run_cache.sh $(RECIPE)-5-more-glosses.toml
+	$(call stages,$(RECIPE)-5-more-glosses.toml)
+	$(PYTHON) -m training.release --config $(RECIPE)-5-more-glosses.toml
+	sh training/run_cache.sh $(RECIPE)-6-phonetic.toml
+	$(PYTHON) -m training.phonetic --config $(RECIPE)-6-phonetic.toml
+	$(PYTHON) -m training.phonetic --config $(RECIPE)-6-phonetic.toml --release seal_rag/models/seal-base-minilm
 
 bench-encode: setup
 	$(PYTHON) -m seal_rag.bench.encode

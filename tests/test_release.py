@@ -10,7 +10,9 @@ from training.config import load_config
 from training.release import RUNS_HEADER, better_earlier_row, candidate_runs, earlier_rows, recipe
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "training" / "configs").rglob("*.toml"))
+# Every committed config that trains stages (the phonetic step trains none).
+CONFIGS = [path for folder in ("training/configs", "training/experiments/configs")
+           for path in sorted((REPO / folder).rglob("*.toml")) if "stage2" in load_config(path)]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -22,13 +24,22 @@ def test_every_committed_config_has_a_recipe_that_makes_its_inits_first(path):
 
 
 def test_a_continued_stage_2_is_preceded_by_the_runs_it_continues():
-    config = load_config(REPO / "training" / "configs" / "ablations" / "more_token_long.toml")
+    # An experiment continues the recipe's runs, which the recipe's flat configs make.
+    config = load_config(REPO / "training" / "experiments" / "configs" / "more_token_long.toml")
     assert recipe(config, Path(config["stage2"]["out_dir"]).expanduser()) == [
-        "python -m training.stage1 --config training/configs/more.toml",
-        "python -m training.stage1 --config training/configs/ablations/more_token.toml",
-        "python -m training.stage2 --config training/configs/ablations/more_token.toml",
-        "python -m training.stage2 --config training/configs/ablations/more_token_long.toml",
+        "python -m training.stage1 --config training/configs/seal-base-minilm-1-pooled.toml",
+        "python -m training.stage1 --config training/configs/seal-base-minilm-2-token.toml",
+        "python -m training.stage2 --config training/configs/seal-base-minilm-2-token.toml",
+        "python -m training.stage2 --config training/experiments/configs/more_token_long.toml",
     ]
+
+
+def test_the_released_run_s_recipe_is_the_flat_configs_in_order():
+    config = load_config(REPO / "training" / "configs" / "seal-base-minilm-5-more-glosses.toml")
+    steps = ["1-pooled", "2-token", "3-reader", "4-glosses", "5-more-glosses"]
+    assert recipe(config, Path(config["stage2"]["out_dir"]).expanduser()) == [
+        f"python -m training.stage{stage} --config training/configs/seal-base-minilm-{step}.toml"
+        for step in steps for stage in ((1,) if step == "1-pooled" else (1, 2))]
 
 
 def test_rows_of_runs_no_longer_on_disk_are_kept(tmp_path):

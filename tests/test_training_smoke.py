@@ -421,7 +421,8 @@ def test_a_missing_init_or_layer_targets_on_a_pooled_head_is_a_one_line_error(tr
 
 
 def test_the_gap_sets_swap_voices_or_texts_and_cache_clean_clips(trained, monkeypatch):
-    from training import gap, text_sources as ts
+    from training import text_sources as ts
+    from training.experiments import gap
     from training.data import load_clips
     from seal_rag.voices import Voice, espeak_voices, flite_voices
 
@@ -441,7 +442,7 @@ def test_the_gap_sets_swap_voices_or_texts_and_cache_clean_clips(trained, monkey
 
 
 def test_lexicon_counts_validation_words_the_plan_never_spoke_and_splits_the_figures(trained, monkeypatch):
-    from training import lexicon
+    from training.experiments import lexicon
 
     data = trained["data"]
     plan = {split: [json.loads(line)["text"] for line in (Path(data["cache_dir"]) / f"plan_{split}.jsonl").open()]

@@ -1,4 +1,4 @@
-"""Training recipes for seal-rag's speech tower (SEAL stage 1 and stage 2; `adapt_gain` measures `seal-rag adapt`).
+"""The training recipe of seal-rag's speech tower (SEAL stage 1 and stage 2, the phonetic half); `experiments/` holds what was tried.
 
 Data flow, one module per step:
     text_sources -> tts (voices) -> augment -> cache (frozen encoder states on disk)

@@ -1,7 +1,7 @@
 """The phonetic half: a CTC phoneme recognizer on Whisper's states, and the IDF of phoneme n-grams.
 
-    python -m training.phonetic --config training/configs/phonetic.toml            # train (resumable)
-    python -m training.phonetic --config training/configs/phonetic.toml --release seal_rag/models/seal-base-minilm
+    python -m training.phonetic --config training/configs/seal-base-minilm-6-phonetic.toml            # train (resumable)
+    python -m training.phonetic --config training/configs/seal-base-minilm-6-phonetic.toml --release seal_rag/models/seal-base-minilm
 
 It trains on a cache made with `[data] below_top = 1` (full-rate states one layer short of
 the top: `sh training/run_cache.sh <config>`); Whisper's frozen top layer runs over it once,
@@ -131,7 +131,7 @@ def train(config: dict) -> Path:
     rng = seed_everything(section["seed"])
     vectorizer = fit_idf(out_dir, section["hash_dim"], section.get("idf_texts"))
     final_dir = out_dir / "final_states"
-    write_final_states(data, EncoderTop(config["model"].get("whisper_model", "whisper-base"), 1, 0, 1).eval(), final_dir)
+    write_final_states(data, EncoderTop(config.get("model", {}).get("whisper_model", "whisper-base"), 1, 0, 1).eval(), final_dir)
     model = PhonemeRecognizer()
     optimizer = torch.optim.AdamW(model.parameters(), lr=section["lr"], weight_decay=section["weight_decay"])
     checkpoint = load_checkpoint(out_dir / "ckpt.pt")

@@ -127,9 +127,11 @@ def better_earlier_row(rows: list[str], mrr: float) -> str | None:
 
 def recipe(run_config: dict, out_dir: Path) -> list[str]:
     """The stage commands that make the run in `out_dir`, in order. A stage's `init` is made
-    first, by the config that sets the out_dir holding it (in that file, not by inheritance)."""
+    first, by the config that sets the out_dir holding it (in that file, not by inheritance);
+    where the recipe's flat configs and an experiment's both set it, by the recipe's."""
     producers = {}
-    for path in sorted((REPO / "training" / "configs").rglob("*.toml")):
+    experiments = sorted((REPO / "training" / "experiments" / "configs").rglob("*.toml"))
+    for path in experiments + sorted((REPO / "training" / "configs").rglob("*.toml")):
         own = tomllib.loads(path.read_text())
         for stage in ("stage1", "stage2"):
             if "out_dir" in own.get(stage, {}):

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Stage 1, then stage 2, then release, for one config. Each step resumes if rerun.
-# Ablations are separate configs under configs/ablations/ (see README.md).
+# Experiments are configs under training/experiments/configs/ (see README.md there).
 set -e
 CONFIG=${1:-training/configs/base.toml}
 python -m training.stage1 --config "$CONFIG"

@@ -1,0 +1,66 @@
+"""The recipe's flat configs are the experiment chains that made the shipped model, resolved."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from training.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "training" / "configs"
+EXPERIMENTS = REPO / "training" / "experiments" / "configs"
+
+# Each step of `make train`, in order: its flat config, and the experiment config it was run as.
+RECIPE = [
+    ("seal-base-minilm-1-pooled.toml", "more.toml"),
+    ("seal-base-minilm-2-token.toml", "more_token.toml"),
+    ("seal-base-minilm-3-reader.toml", "reader_tuned2_less_mse.toml"),
+    ("seal-base-minilm-4-glosses.toml", "wordnet.toml"),
+    ("seal-base-minilm-5-more-glosses.toml", "wordnet_more.toml"),
+    ("seal-base-minilm-6-phonetic.toml", "phonetic.toml"),
+]
+# Sections of an experiment's chain that its flat config leaves out. The phonetic step reads
+# [data] and [augment] (its cache), [phonetic], and of [model] only `whisper_model`; its chain
+# (phonetic.toml -> top1.toml) also holds top1's [model], [stage1] and [stage2], an experiment
+# that tuned Whisper's top layer, which nothing runs with the flat file.
+LEFT_OUT = {"seal-base-minilm-6-phonetic.toml": {"model", "stage1", "stage2"}}
+# No path is renamed: the recipe's runs keep their out_dirs, cache_dirs and inits, which the
+# experiments under training/experiments/configs continue from.
+
+
+@pytest.mark.parametrize("flat, chain", RECIPE, ids=[flat for flat, _ in RECIPE])
+def test_each_recipe_step_is_its_experiment_config_resolved(flat, chain):
+    assert "inherit" not in tomllib.loads((CONFIGS / flat).read_text())
+    new, old = load_config(CONFIGS / flat), load_config(EXPERIMENTS / chain)
+    del new["_path"], old["_path"]
+    left_out = LEFT_OUT.get(flat, set())
+    assert set(old) - set(new) == left_out and set(new) <= set(old)
+    assert new == {section: values for section, values in old.items() if section not in left_out}
+    if "model" in left_out:
+        assert "whisper_model" not in old["model"]  # what training.phonetic reads of [model]
+
+
+def test_each_semantic_step_continues_the_head_of_the_step_before():
+    steps = [load_config(CONFIGS / flat) for flat, _ in RECIPE if "stage1" in load_config(CONFIGS / flat)]
+    assert "init" not in steps[0]["stage1"]
+    for before, step in zip(steps, steps[1:]):
+        # an init is a run's best_head.pt, ckpt.pt or exported best/
+        assert Path(step["stage1"]["init"]).parent in {Path(before["stage1"]["out_dir"]), Path(before["stage2"]["out_dir"])}
+        assert Path(step["stage2"]["init"]).parent == Path(step["stage1"]["out_dir"])
+
+
+def test_make_train_runs_the_flat_configs_in_recipe_order_and_they_are_all_of_training_configs():
+    target = (REPO / "Makefile").read_text().split("\ntrain:", 1)[1].split("\n\n", 1)[0]
+    named = list(dict.fromkeys(re.findall(r"\$\(RECIPE\)(-[\w-]+\.toml)", target)))
+    assert ["seal-base-minilm" + suffix for suffix in named] == [flat for flat, _ in RECIPE]
+    assert {p.name for p in CONFIGS.glob("*.toml")} == {flat for flat, _ in RECIPE} | {"base.toml", "smoke.toml"}
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_experiment_config_loads(path):
+    config = load_config(path)
+    assert config["data"]["cache_dir"] and ("stage2" in config or "phonetic" in config)
