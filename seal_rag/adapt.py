@@ -4,7 +4,7 @@
     >>> from seal_rag.adapt import adapt
     >>> model = SpeechEmbedding.from_pretrained()
     >>> result = adapt(model, ["Paragraph one. More of it here.", "Paragraph two. And so on, at length."], steps=50)
-    >>> result.model.save_pretrained("kb-adapter")
+    >>> result.model.save_pretrained("kb-tuned")
 
 The prototypes found that hearing a knowledge base's own words, even as unlabelled sentences,
 multiplied Top-10 about 5x. So: speak the knowledge base's sentences with the training TTS
@@ -32,7 +32,7 @@ from torch import nn
 
 from .augment import augment
 from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
-from .ct2_encoder import Ct2WhisperEncoder, can_encode_with_ct2
+from .whisper_int8 import Ct2WhisperEncoder, can_encode_with_ct2
 from .errors import DocumentError
 from .progress import progress_bar
 from .sentences import MAX_WORDS, MIN_WORDS, context_without, speakable, split_sentences

@@ -15,7 +15,7 @@ from .errors import ArgumentError
 MAX_TOP_K = 1000  # more passages than anyone reads; Chroma allocates for every one asked
 MIN_CHUNK_CHARS = 20  # a shorter chunk holds no sentence worth retrieving (and 0 would never end)
 # Chroma's own rule for collection names; it also keeps the name safe as a folder name
-# (an adapter lives at <db>/adapters/<collection>/): no `/`, no `..`, no leading dot.
+# (a tuned model lives at <db>/tuned/<collection>/): no `/`, no `..`, no leading dot.
 _COLLECTION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){1,510}[A-Za-z0-9]$")
 
 

@@ -1,7 +1,7 @@
 """The `seal-rag` command: ingest a folder, ask it questions out loud.
 
     seal-rag ingest docs/ [--db PATH | --chroma-host HOST --chroma-port PORT]
-    seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings] [--no-adapter]
+    seal-rag ask question.wav [more.wav ...] [--llm openai:MODEL] [--json] [--timings] [--no-tuned]
     seal-rag adapt [--db PATH | --chroma-host HOST --chroma-port PORT] [--steps N] [--max-sentences N]
     seal-rag serve [--db PATH | --chroma-host HOST --chroma-port PORT] [--host 127.0.0.1] [--port 8000]
 """
@@ -54,11 +54,11 @@ def load_model(path: Path | None):
 
 
 def _echo_warnings(load, *args):
-    """Call `load`, printing seal-rag's own warnings (experimental model, stale adapter) on stderr."""
+    """Call `load`, printing seal-rag's own warnings (experimental model, stale tuned model) on stderr."""
     from .embedding import UntrainedModelWarning
-    from .index_adapter import StaleAdapterWarning
+    from .kb_tuning import StaleTuningWarning
 
-    ours = (UntrainedModelWarning, StaleAdapterWarning)
+    ours = (UntrainedModelWarning, StaleTuningWarning)
     with warnings.catch_warnings(record=True) as caught:
         for category in ours:
             warnings.simplefilter("always", category)
@@ -169,7 +169,7 @@ def _decode_sources(sources: list[tuple[str, object]], max_seconds: float) -> tu
 def _max_seconds(model_dir: Path | None) -> float:
     """The longest query the model accepts, read from its config without loading it.
 
-    An adapter chosen later has its base's config; if a config cannot be read here, the
+    A tuned model chosen later has its base's config; if a config cannot be read here, the
     model applies its own limit when it embeds the clip.
     """
     from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
@@ -207,7 +207,7 @@ def ask(
     mic: Annotated[Optional[float], typer.Option(help="Record this many seconds from the microphone")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
     show_timings: Annotated[bool, typer.Option("--timings", help="Print time per stage and the model used")] = False,
-    no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
+    no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore the index's tuned model (seal-rag adapt)")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
     from .retrieve import Retriever
@@ -226,10 +226,10 @@ def ask(
     clips, failed = _decode_sources(sources, _max_seconds(model_dir))
     if not clips:
         raise typer.Exit(1)
-    from .index_adapter import choose_model  # imports the models' code: seconds
+    from .kb_tuning import choose_model  # imports the models' code: seconds
 
     start = time.perf_counter()
-    choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_adapter)
+    choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_tuned)
     model = choice.model
     load_seconds = time.perf_counter() - start
     results = []
@@ -280,28 +280,28 @@ def adapt(
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
-    from .index_adapter import adapter_dir, save_adapter
+    from .kb_tuning import tuned_dir, save_tuned
     from .store import DEFAULT_DB, SealIndex, check_reachable
 
     check_index_options(collection, chroma_port)
     check_reachable(db, chroma_host, chroma_port)
-    os.umask(0o077)  # the adapter is written inside the index, as privately
+    os.umask(0o077)  # the tuned model is written inside the index, as privately
 
     # The lock covers reading the chunks only: training takes minutes, and ingest and ask
-    # stay usable meanwhile. The adapter is a separate directory, swapped in by a rename.
+    # stay usable meanwhile. The tuned model is a separate directory, swapped in by a rename.
     with index_lock(db, chroma_host, exclusive=False):
-        model = load_model(None)  # the shipped model: an adapter is always made from it
+        model = load_model(None)  # the shipped model: a tuned model is always made from it
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         index.ensure_not_empty()
         texts = index.all_texts()
     result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes)
-    target = adapter_dir(db, chroma_host, chroma_port, collection)
+    target = tuned_dir(db, chroma_host, chroma_port, collection)
     where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
-    save_adapter(result, model, target, where, collection)
+    save_tuned(result, model, target, where, collection)
     typer.echo(
         f"adapted to {result.sentences} spoken clips ({takes} per sentence) of {result.passages} chunks in {result.seconds:.0f} s "
         f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.steps} steps {result.train_seconds:.0f} s); "
-        f"`seal-rag ask` now answers with {target} (--no-adapter to compare)"
+        f"`seal-rag ask` now answers with {target} (--no-tuned to compare)"
     )
 
 
@@ -321,7 +321,7 @@ def serve(
     llm: Annotated[str, typer.Option(help="none, or openai:MODEL via OPENAI_BASE_URL [env SEAL_RAG_LLM]")] = "",
     llm_audio_format: Annotated[str, typer.Option(help="none (send transcript), input_audio or audio_url")] = "none",
     llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
-    no_adapter: Annotated[bool, typer.Option("--no-adapter", help="Ignore the index's adapter (seal-rag adapt)")] = False,
+    no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore the index's tuned model (seal-rag adapt)")] = False,
 ) -> None:
     """Serve the index over HTTP: POST /v1/ask, a browser page at /, OpenAPI docs at /docs."""
     import socket
@@ -342,7 +342,7 @@ def serve(
             probe.bind((host, port))
         except OSError as error:
             fail(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port")
-    settings = ServeSettings(db, chroma_host, chroma_port, collection, model_dir, not no_adapter, llm, api_key,
+    settings = ServeSettings(db, chroma_host, chroma_port, collection, model_dir, not no_tuned, llm, api_key,
                              cors_origin or [], max_concurrent, int(max_upload_mb * 1024 * 1024))
     with index_lock(db, chroma_host, exclusive=False):  # held while serving: an ingest is refused, not raced
         run(settings, host, port, answerer, on_ready=lambda url: typer.echo(f"serving {url} (Ctrl-C stops)", err=True))

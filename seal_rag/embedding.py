@@ -31,7 +31,7 @@ from .phonetic import PhoneticHalf, SoftDecoding
 from .query_input import audio_batch
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
-from .whisper_encoder import load_whisper_encoder
+from .whisper_torch import load_whisper_encoder
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 UNTRAINED_SEED = 0

@@ -75,7 +75,7 @@ def render_json(result: dict, show_timings: bool, header: bool) -> bool:
         "error": error,
         "sources": [h.as_row() for h in result["hits"]],
         "timings": {k: round(v, 4) for k, v in result["timings"].items()},
-        "model": result["model"].as_dict(),  # which model answered: the index's adapter, shipped, or --model
+        "model": result["model"].as_dict(),  # which model answered: the index's tuned model, shipped, or --model
     }
     typer.echo(json_line(payload))
     if error:

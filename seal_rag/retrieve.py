@@ -40,13 +40,13 @@ class Retriever:
         transcriber: A `cascade.Transcriber`; made on first need when None.
 
     Example:
-        >>> retriever = Retriever.open(db=".seal_rag")  # the index's adapter, if it has one
+        >>> retriever = Retriever.open(db=".seal_rag")  # the index's tuned model (seal-rag adapt), if it has one
         >>> retriever.model_choice.describe()
-        'adapter .seal_rag/adapters/seal_rag'
+        'tuned .seal_rag/tuned/seal_rag'
         >>> [hit.metadata["source"] for hit in retriever.retrieve("question.wav").hits]
     """
 
-    model_choice = None  # set by `open`: which model answers (`index_adapter.ModelChoice`)
+    model_choice = None  # set by `open`: which model answers (`kb_tuning.ModelChoice`)
 
     def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None):
         if mode not in MODES:
@@ -63,16 +63,16 @@ class Retriever:
         collection: str = DEFAULT_COLLECTION,
         mode: str = "speech",
         model_dir: str | None = None,
-        use_adapter: bool = True,
+        use_tuned: bool = True,
     ) -> "Retriever":
         """A retriever over a seal-rag index, with the model `seal-rag ask` would choose.
 
-        That is `model_dir` when given, else the index's adapter (`seal-rag adapt`) unless
-        `use_adapter` is False or it is stale, else the shipped model.
+        That is `model_dir` when given, else the index's tuned model (`seal-rag adapt`) unless
+        `use_tuned` is False or it is stale, else the shipped model.
         """
-        from .index_adapter import choose_model
+        from .kb_tuning import choose_model
 
-        choice = choose_model(model_dir, db, host, port, collection, use_adapter)
+        choice = choose_model(model_dir, db, host, port, collection, use_tuned)
         retriever = cls(choice.model, SealIndex.open(choice.model, db, host, port, collection), mode)
         retriever.model_choice = choice
         return retriever

@@ -53,7 +53,7 @@ class ServeSettings:
     chroma_port: int = DEFAULT_PORT
     collection: str = DEFAULT_COLLECTION
     model_dir: Path | None = None
-    use_adapter: bool = True
+    use_tuned: bool = True
     llm: str = "none"  # shown by /healthz; the answerer itself is handed to `AskService`
     api_key: str | None = None
     cors_origins: list[str] = field(default_factory=list)
@@ -86,12 +86,12 @@ class AskService:
     """The models and the index, loaded once, and one question answered at a time per call."""
 
     def __init__(self, settings: ServeSettings, answerer=None):
-        from .index_adapter import choose_model
+        from .kb_tuning import choose_model
         from .store import SealIndex
 
         self.settings = settings
         self.choice = choose_model(settings.model_dir, settings.db, settings.chroma_host, settings.chroma_port,
-                                   settings.collection, settings.use_adapter)
+                                   settings.collection, settings.use_tuned)
         self.model = self.choice.model
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer

@@ -15,7 +15,7 @@ from torch import nn
 
 from .audio import log_mel, split_windows
 from .config import CONTEXT_HEAD_DIM, SealConfig
-from .whisper_encoder import RealLengthWhisperEncoder, lengths_to_mask
+from .whisper_torch import RealLengthWhisperEncoder, lengths_to_mask
 
 
 def pad_batch(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

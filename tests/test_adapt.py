@@ -1,4 +1,4 @@
-"""`seal-rag adapt` and the per-index adapter `ask` then uses: real models, real TTS, a tiny run."""
+"""`seal-rag adapt` and the per-index tuned model `ask` then uses: real models, real TTS, a tiny run."""
 
 import json
 import shutil
@@ -28,12 +28,12 @@ def ask_json(db, question, *extra) -> tuple[dict, str]:
     return json.loads(result.stdout), result.stderr.decode()
 
 
-def test_adapters_live_in_the_db_or_under_the_cache_for_a_server(tmp_path, monkeypatch):
-    from seal_rag.index_adapter import adapter_dir
+def test_tuned_models_live_in_the_db_or_under_the_cache_for_a_server(tmp_path, monkeypatch):
+    from seal_rag.kb_tuning import tuned_dir
 
     monkeypatch.setenv("SEAL_RAG_CACHE", str(tmp_path / "cache"))
-    assert adapter_dir(tmp_path / "db", collection="kb1") == tmp_path / "db" / "adapters" / "kb1"
-    assert adapter_dir(host="10.0.0.7", port=8001, collection="kb1") == tmp_path / "cache" / "adapters" / "10.0.0.7-8001" / "kb1"
+    assert tuned_dir(tmp_path / "db", collection="kb1") == tmp_path / "db" / "tuned" / "kb1"
+    assert tuned_dir(host="10.0.0.7", port=8001, collection="kb1") == tmp_path / "cache" / "tuned" / "10.0.0.7-8001" / "kb1"
 
 
 def test_adapt_trains_five_passes_over_what_it_heard_unless_told_the_steps():
@@ -151,20 +151,20 @@ def test_adapt_moves_the_tuned_reader_layers_at_their_own_rate(embedding):
         before, after = tuned(embedding), tuned(result.model)
         moved[scale] = max((after[k] - before[k]).abs().max().item() for k in before)
         assert not torch.equal(result.model.speech.head.adapter.weight, embedding.speech.head.adapter.weight)
-        assert all(p.requires_grad for p in result.model.speech.head.parameters())  # a saved adapter trains like any model
+        assert all(p.requires_grad for p in result.model.speech.head.parameters())  # a saved tuned model trains like any model
     assert moved[0.0] == 0 and moved[1.0] > 1e-5
 
 
 @pytest.mark.slow
-def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_question):
+def test_adapt_writes_a_tuned_model_in_the_index_space(adapted_db, embedding, demo_question):
     from seal_rag import SpeechEmbedding, UntrainedModelWarning
-    from seal_rag.index_adapter import ADAPTER_FILE, adapter_dir, shipped_fingerprint
+    from seal_rag.kb_tuning import TUNING_FILE, tuned_dir, shipped_fingerprint
     from seal_rag.store import SealIndex
 
     db, stdout = adapted_db
-    path = adapter_dir(db)
-    assert path == db / "adapters" / "seal_rag" and f"now answers with {path}" in stdout
-    record = json.loads((path / ADAPTER_FILE).read_text())
+    path = tuned_dir(db)
+    assert path == db / "tuned" / "seal_rag" and f"now answers with {path}" in stdout
+    record = json.loads((path / TUNING_FILE).read_text())
     assert record["base_fingerprint"] == embedding.fingerprint == shipped_fingerprint()
     assert record["sentences"] >= 2 and record["passages"] > 10
     with warnings.catch_warnings():
@@ -179,44 +179,44 @@ def test_adapt_writes_an_adapter_in_the_index_space(adapted_db, embedding, demo_
 
 
 @pytest.mark.slow
-def test_ask_answers_with_the_adapter_unless_told_not_to(adapted_db, demo_question):
+def test_ask_answers_with_the_tuned_model_unless_told_not_to(adapted_db, demo_question):
     from seal_rag import UntrainedModelWarning
     from seal_rag.retrieve import Retriever
-    from seal_rag.index_adapter import adapter_dir
+    from seal_rag.kb_tuning import tuned_dir
 
     db, _ = adapted_db
     row, _ = ask_json(db, demo_question)
-    assert row["model"] == {"source": "adapter", "name": "seal-base-minilm+adapter", "path": str(adapter_dir(db))}
-    shipped = seal("ask", demo_question, "--db", db, "-k", "3", "--timings", "--no-adapter")
+    assert row["model"] == {"source": "tuned", "name": "seal-base-minilm+tuned", "path": str(tuned_dir(db))}
+    shipped = seal("ask", demo_question, "--db", db, "-k", "3", "--timings", "--no-tuned")
     assert shipped.returncode == 0, shipped.stderr.decode()
     assert "Model: shipped seal-base-minilm" in shipped.stdout.decode()
     # The Python retriever makes the same choice and ranking as the command.
     with warnings.catch_warnings():
         warnings.simplefilter("error", UntrainedModelWarning)  # the shipped model is released: no warning
         retriever = Retriever.open(db=str(db))
-    assert retriever.model_choice.source == "adapter"
+    assert retriever.model_choice.source == "tuned"
     assert [h.id for h in retriever.retrieve(demo_question, k=3).hits] == [s["id"] for s in row["sources"]]
 
 
 @pytest.mark.slow
-def test_a_stale_or_broken_adapter_is_warned_about_and_ignored(adapted_db, demo_question, tmp_path):
-    from seal_rag.index_adapter import ADAPTER_FILE
+def test_a_stale_or_broken_tuned_model_is_warned_about_and_ignored(adapted_db, demo_question, tmp_path):
+    from seal_rag.kb_tuning import TUNING_FILE
 
     stale = tmp_path / "stale"
     shutil.copytree(adapted_db[0], stale)
-    record_path = stale / "adapters" / "seal_rag" / ADAPTER_FILE
+    record_path = stale / "tuned" / "seal_rag" / TUNING_FILE
     record = json.loads(record_path.read_text())
     record["base_fingerprint"] = "0123456789abcdef"  # as if seal-rag had shipped a new model since
     record_path.write_text(json.dumps(record))
     row, stderr = ask_json(stale, demo_question)
     assert row["model"]["source"] == "shipped" and len(row["sources"]) == 3
-    assert "ignoring the adapter" in stderr and "0123456789abcdef" in stderr and "seal-rag adapt" in stderr
+    assert "ignoring the tuned model" in stderr and "0123456789abcdef" in stderr and "seal-rag adapt" in stderr
 
-    (stale / "adapters" / "seal_rag" / "model.safetensors").unlink()
-    record["base_fingerprint"] = json.loads((adapted_db[0] / "adapters" / "seal_rag" / ADAPTER_FILE).read_text())["base_fingerprint"]
+    (stale / "tuned" / "seal_rag" / "model.safetensors").unlink()
+    record["base_fingerprint"] = json.loads((adapted_db[0] / "tuned" / "seal_rag" / TUNING_FILE).read_text())["base_fingerprint"]
     record_path.write_text(json.dumps(record))
     row, stderr = ask_json(stale, demo_question)
-    assert row["model"]["source"] == "shipped" and "ignoring the adapter" in stderr and "Traceback" not in stderr
+    assert row["model"]["source"] == "shipped" and "ignoring the tuned model" in stderr and "Traceback" not in stderr
 
 
 @pytest.mark.slow
@@ -226,7 +226,7 @@ def test_adapt_without_chunks_fails_with_one_line_naming_the_fix(embedding, tmp_
     SealIndex.open(embedding, tmp_path / "empty", create=True)
     error = one_line_error(seal("adapt", "--db", tmp_path / "empty", *TINY))
     assert "is empty" in error and "seal-rag ingest" in error
-    assert not (tmp_path / "empty" / "adapters").exists()
+    assert not (tmp_path / "empty" / "tuned").exists()
     error = one_line_error(seal("adapt", "--db", tmp_path / "missing", *TINY))
     assert "no index at" in error and "--db" in error
     assert not (tmp_path / "missing").exists()

@@ -441,16 +441,16 @@ def test_a_read_only_or_corrupt_index_is_one_error_naming_the_path_and_the_fix(e
 
 
 @pytest.mark.parametrize("damage", ["weights truncated", "weights garbage", "config not an object", "config wrong type", "record a list"])
-def test_a_damaged_adapter_is_skipped_with_a_warning_and_the_shipped_model_answers(shared_model, tmp_path, damage):
-    # Finding 10: a corrupt adapter's weights or config.json was a traceback; the docs promise a fallback.
-    from seal_rag.index_adapter import ADAPTER_FILE, StaleAdapterWarning, adapter_dir, choose_model, shipped_fingerprint
+def test_a_damaged_tuned_model_is_skipped_with_a_warning_and_the_shipped_model_answers(shared_model, tmp_path, damage):
+    # Finding 10: a corrupt tuned model's weights or config.json was a traceback; the docs promise a fallback.
+    from seal_rag.kb_tuning import TUNING_FILE, StaleTuningWarning, tuned_dir, choose_model, shipped_fingerprint
 
     db = tmp_path / "db"
-    adapter = adapter_dir(db)
-    shared_model.save_pretrained(adapter)
+    tuned = tuned_dir(db)
+    shared_model.save_pretrained(tuned)
     record = {"format": 1, "base_model": shared_model.name, "base_fingerprint": shipped_fingerprint()}
-    (adapter / ADAPTER_FILE).write_text(json.dumps(record))
-    weights, config = adapter / "model.safetensors", adapter / "config.json"
+    (tuned / TUNING_FILE).write_text(json.dumps(record))
+    weights, config = tuned / "model.safetensors", tuned / "config.json"
     if damage == "weights truncated":
         os.truncate(weights, weights.stat().st_size // 2)
     elif damage == "weights garbage":
@@ -460,8 +460,8 @@ def test_a_damaged_adapter_is_skipped_with_a_warning_and_the_shipped_model_answe
     elif damage == "config wrong type":
         config.write_text(json.dumps({**json.loads(config.read_text()), "dim": "wide"}))
     else:
-        (adapter / ADAPTER_FILE).write_text("[1]")
-    with pytest.warns(StaleAdapterWarning, match="ignoring the adapter"):
+        (tuned / TUNING_FILE).write_text("[1]")
+    with pytest.warns(StaleTuningWarning, match="ignoring the tuned model"):
         choice = choose_model(db=db)
     assert choice.source == "shipped" and choice.model is shared_model
 
@@ -499,12 +499,12 @@ def test_bad_arguments_are_one_line_errors_before_any_model_loads(monkeypatch, t
     assert not (tmp_path / "db").exists()
 
 
-def test_a_collection_name_cannot_lead_an_adapter_out_of_its_index(tmp_path):
+def test_a_collection_name_cannot_lead_a_tuned_model_out_of_its_index(tmp_path):
     from seal_rag import ArgumentError
-    from seal_rag.index_adapter import adapter_dir
+    from seal_rag.kb_tuning import tuned_dir
 
     with pytest.raises(ArgumentError, match="not a valid name"):
-        adapter_dir(tmp_path, collection="../../evil")
+        tuned_dir(tmp_path, collection="../../evil")
 
 
 # ---- 12. the smaller ones ----------------------------------------------------------------------

@@ -38,7 +38,7 @@ import torch
 
 from seal_rag.audio import SAMPLE_RATE
 from seal_rag.augment import AugmentConfig, augment
-from seal_rag.ct2_encoder import Ct2WhisperEncoder
+from seal_rag.whisper_int8 import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
 from seal_rag.voices import Voice, pick_voice
 from seal_rag.bench.data import add_data_argument
@@ -194,7 +194,7 @@ class BelowTopEncoder:
     """Whisper's fp32 torch encoder on one clip, stopped `below_top` layers short of the top."""
 
     def __init__(self, below_top: int):
-        from seal_rag.whisper_encoder import load_whisper_encoder
+        from seal_rag.whisper_torch import load_whisper_encoder
 
         self.encoder, self.below_top = load_whisper_encoder("whisper-base"), below_top
 

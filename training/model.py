@@ -21,7 +21,7 @@ from torch import nn
 
 from seal_rag import SealConfig
 from seal_rag.speech_tower import SpeechHead
-from seal_rag.whisper_encoder import lengths_to_mask
+from seal_rag.whisper_torch import lengths_to_mask
 
 D_MODEL = 512  # Whisper-base encoder width
 
@@ -45,7 +45,7 @@ class EncoderTop(nn.Module):
 
     def __init__(self, whisper_model: str, count: int, trainable: int, pool: int):
         super().__init__()
-        from seal_rag.whisper_encoder import load_whisper_encoder
+        from seal_rag.whisper_torch import load_whisper_encoder
 
         encoder = load_whisper_encoder(whisper_model).encoder
         self.first = len(encoder.layers) - count  # the first one's index in the whole encoder

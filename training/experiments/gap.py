@@ -51,7 +51,7 @@ def make_set(data: dict, name: str) -> Path:
     from tqdm import tqdm
 
     from seal_rag.augment import AugmentConfig
-    from seal_rag.ct2_encoder import Ct2WhisperEncoder
+    from seal_rag.whisper_int8 import Ct2WhisperEncoder
     from seal_rag.text_tower import load_sentence_model
 
     base = Path(data["cache_dir"]).expanduser()

@@ -1,7 +1,7 @@
 """A LangChain vector store seen through the interface seal-rag's retrieval pipeline searches.
 
 `seal_rag.retrieve.Retriever` (speech, cascade and hybrid modes, reciprocal-rank fusion) asks
-its index for `query(vector, k, where) -> list[Hit]`. This adapter answers through the
+its index for `query(vector, k, where) -> list[Hit]`. This shim answers through the
 store's own `similarity_search_by_vector*` methods, so any `VectorStore` works and the
 ranking logic exists once, in seal-rag.
 """

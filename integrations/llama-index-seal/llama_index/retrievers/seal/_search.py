@@ -1,7 +1,7 @@
 """A LlamaIndex index seen through the interface seal-rag's retrieval pipeline searches.
 
 `seal_rag.retrieve.Retriever` (speech, cascade and hybrid modes, reciprocal-rank fusion) asks
-its index for `query(vector, k, where) -> list[Hit]`. This adapter answers that through
+its index for `query(vector, k, where) -> list[Hit]`. This shim answers that through
 LlamaIndex's own `VectorIndexRetriever`, so filters, docstores and every vector store
 work as in any LlamaIndex app, and the ranking logic exists once, in seal-rag.
 """

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from .ct2_whisper import ct2_encoder_to_hf, read_ct2_model
+from .whisper_checkpoint import ct2_encoder_to_hf, read_ct2_model
 from .errors import ModelLoadError
 from .model_sources import cache_dir, is_packaged_whisper, packaged_whisper_ct2_dir
 

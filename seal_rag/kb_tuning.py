@@ -1,20 +1,20 @@
-"""Per-index adapters: where `seal-rag adapt` keeps its tuned model, and how `ask` picks it up.
+"""Knowledge-base tuning: where `seal-rag adapt` keeps its tuned model, and how `ask` picks it up.
 
-Where an adapter lives:
-- a persistent index (`--db PATH`): inside it, at `PATH/adapters/<collection>/`, so it is
+Where a tuned model lives:
+- a persistent index (`--db PATH`): inside it, at `PATH/tuned/<collection>/`, so it is
   copied, moved and deleted with the index it was made for;
 - a Chroma server (`--chroma-host H --chroma-port P`): on the machine that ran `adapt`, at
-  `<cache>/adapters/<H>-<P>/<collection>/` (`<cache>` is `$SEAL_RAG_CACHE`, else
+  `<cache>/tuned/<H>-<P>/<collection>/` (`<cache>` is `$SEAL_RAG_CACHE`, else
   `~/.cache/seal_rag`). A server stores vectors, not model files, so every machine that asks
   keeps its own copy; the host is keyed as typed (`localhost` and `127.0.0.1` are two keys).
 
-An adapter is an ordinary model directory (`config.json`, `model.safetensors`; it loads with
-`SpeechEmbedding.from_pretrained`) plus `adapter.json`, which records the base model it was
+A tuned model is an ordinary model directory (`config.json`, `model.safetensors`; it loads with
+`SpeechEmbedding.from_pretrained`) plus `tuning.json`, which records the base model it was
 adapted from (name and fingerprint), the index and the run, and a short `README.md`. Only the
 speech head differs from the base, so it has the base's `space_fingerprint` and queries the
 index as it stands.
 
-`ask` answers with the adapter when no `--model` is given, unless `--no-adapter`. An adapter
+`ask` answers with the tuned model when no `--model` is given, unless `--no-tuned`. A tuned model
 whose base is no longer the shipped model (seal-rag was upgraded) is stale: `ask` warns and
 answers with the shipped model, until `seal-rag adapt` is run again.
 """
@@ -36,24 +36,24 @@ from .errors import ModelLoadError
 from .model_sources import cache_dir
 from .store import DEFAULT_COLLECTION, DEFAULT_DB, DEFAULT_PORT
 
-ADAPTERS = "adapters"
-ADAPTER_FILE = "adapter.json"
-FORMAT = 1  # of adapter.json
+TUNED = "tuned"
+TUNING_FILE = "tuning.json"
+FORMAT = 1  # of tuning.json
 
 
-class StaleAdapterWarning(UserWarning):
-    """An index's adapter cannot be used (its base model changed, or it is unreadable)."""
+class StaleTuningWarning(UserWarning):
+    """An index's tuned model cannot be used (its base model changed, or it is unreadable)."""
 
 
-def adapter_dir(
+def tuned_dir(
     db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT, collection: str = DEFAULT_COLLECTION
 ) -> Path:
-    """Where the adapter of one collection lives (see the module docstring)."""
+    """Where the tuned model of one collection lives (see the module docstring)."""
     check_collection(collection)  # it becomes a folder name: `../x` must not leave the index
     if host:
         server = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{port}")
-        return cache_dir() / ADAPTERS / server / collection
-    return Path(db or DEFAULT_DB) / ADAPTERS / collection
+        return cache_dir() / TUNED / server / collection
+    return Path(db or DEFAULT_DB) / TUNED / collection
 
 
 def shipped_fingerprint() -> str | None:
@@ -62,22 +62,22 @@ def shipped_fingerprint() -> str | None:
     return directory_fingerprint(shipped) if (shipped / WEIGHTS_FILE).is_file() else None
 
 
-def save_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
-    """Write the adapted model, `adapter.json` and a card to `path`, replacing any older adapter.
+def save_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
+    """Write the adapted model, `tuning.json` and a card to `path`, replacing any older tuned model.
 
     The directory is written beside `path` and renamed into place, so `ask` sees either the
-    old adapter or the new one, never half of one.
+    old tuned model or the new one, never half of one.
     """
     path = Path(path)
     try:
-        _write_adapter(adaptation, base, path, index, collection)
+        _write_tuned(adaptation, base, path, index, collection)
     except OSError as error:
         raise ModelLoadError(
-            f"cannot write the adapter to {path} ({error.strerror or error}): make {path.parent} writable, then run `seal-rag adapt` again"
+            f"cannot write the tuned model to {path} ({error.strerror or error}): make {path.parent} writable, then run `seal-rag adapt` again"
         ) from None
 
 
-def _write_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
+def _write_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -94,7 +94,7 @@ def _write_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, co
         "seconds": round(adaptation.seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (staging / ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (staging / TUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
     (staging / "README.md").write_text(_card(record))
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
@@ -105,7 +105,7 @@ def _write_adapter(adaptation, base: SpeechEmbedding, path: Path, index: str, co
 
 def _card(record: dict) -> str:
     return (
-        f"# Adapter of collection {record['collection']!r} at {record['index']}\n\n"
+        f"# Tuned model of collection {record['collection']!r} at {record['index']}\n\n"
         f"`seal-rag adapt` tuned the speech head of {record['base_model']} (fingerprint {record['base_fingerprint']}) "
         f"on {record['sentences']} sentences of the index's {record['passages']} chunks, spoken by training TTS voices, "
         f"in {record['seconds']:.0f} s ({record['created']}). No labels were used. It keeps the base's text space "
@@ -115,15 +115,15 @@ def _card(record: dict) -> str:
 
 
 def read_record(path: Path) -> dict:
-    """The `adapter.json` of the adapter at `path`."""
+    """The `tuning.json` of the tuned model at `path`."""
     try:
-        return json.loads((Path(path) / ADAPTER_FILE).read_text())
+        return json.loads((Path(path) / TUNING_FILE).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"its {ADAPTER_FILE} is unreadable ({error})") from None
+        raise ModelLoadError(f"its {TUNING_FILE} is unreadable ({error})") from None
 
 
 def stale_reason(record: dict) -> str | None:
-    """Why an adapter (its `adapter.json` record) cannot serve the shipped model, or None if it can."""
+    """Why a tuned model (its `tuning.json` record) cannot serve the shipped model, or None if it can."""
     shipped = shipped_fingerprint()
     if record.get("base_fingerprint") != shipped:
         return (
@@ -135,7 +135,7 @@ def stale_reason(record: dict) -> str | None:
 
 @dataclass
 class ModelChoice:
-    """The model that answers, and where it came from: "adapter", "shipped" or "model" (--model)."""
+    """The model that answers, and where it came from: "tuned", "shipped" or "model" (--model)."""
 
     model: SpeechEmbedding
     source: str
@@ -156,32 +156,32 @@ def choose_model(
     host: str | None = None,
     port: int = DEFAULT_PORT,
     collection: str = DEFAULT_COLLECTION,
-    use_adapter: bool = True,
+    use_tuned: bool = True,
 ) -> ModelChoice:
     """Load the model that should answer queries on one index.
 
-    An explicit `model_dir` wins. Otherwise the index's adapter, when it has a usable one and
-    `use_adapter` is set; else the shipped model. An unusable adapter is reported with a
-    `StaleAdapterWarning` and skipped, never an error: the shipped model still answers.
+    An explicit `model_dir` wins. Otherwise the index's tuned model, when it has a usable one and
+    `use_tuned` is set; else the shipped model. An unusable tuned model is reported with a
+    `StaleTuningWarning` and skipped, never an error: the shipped model still answers.
     """
     if model_dir is not None:
         return ModelChoice(SpeechEmbedding.from_pretrained(model_dir), "model", Path(model_dir))
-    path = adapter_dir(db, host, port, collection)
-    if use_adapter and (path / ADAPTER_FILE).is_file():
+    path = tuned_dir(db, host, port, collection)
+    if use_tuned and (path / TUNING_FILE).is_file():
         try:
             record = read_record(path)
             reason = stale_reason(record)
             if reason is None:
-                name = f"{record.get('base_model')}+adapter"
-                return ModelChoice(SpeechEmbedding.from_pretrained(path, name=name), "adapter", path)
+                name = f"{record.get('base_model')}+tuned"
+                return ModelChoice(SpeechEmbedding.from_pretrained(path, name=name), "tuned", path)
         except ModelLoadError as error:
             reason = str(error)
-        except Exception as error:  # noqa: BLE001 - documented: a damaged adapter is skipped, never an error
+        except Exception as error:  # noqa: BLE001 - documented: a damaged tuned model is skipped, never an error
             reason = f"it is damaged ({type(error).__name__}: {' '.join(str(error).split())[:120]})"
         warnings.warn(
-            f"seal-rag: ignoring the adapter at {path}: {reason}. Answering with the shipped model; "
-            "run `seal-rag adapt` again to refresh it, or pass --no-adapter",
-            StaleAdapterWarning,
+            f"seal-rag: ignoring the tuned model at {path}: {reason}. Answering with the shipped model; "
+            "run `seal-rag adapt` again to refresh it, or pass --no-tuned",
+            StaleTuningWarning,
             stacklevel=2,
         )
     return ModelChoice(SpeechEmbedding.from_pretrained(), "shipped")

@@ -5,9 +5,9 @@ import numpy as np
 import torch
 
 from seal_rag.audio import load_audio, log_mel
-from seal_rag.ct2_whisper import read_ct2_model
+from seal_rag.whisper_checkpoint import read_ct2_model
 from seal_rag.model_sources import packaged_whisper_ct2_dir
-from seal_rag.whisper_encoder import load_whisper_encoder
+from seal_rag.whisper_torch import load_whisper_encoder
 
 
 def test_joined_model_bin_parses_as_whisper_base():
@@ -38,7 +38,7 @@ def test_converted_encoder_matches_ctranslate2(jfk):
 
 def test_int8_encoder_gives_the_torch_encoders_states_at_real_length(jfk):
     from seal_rag.config import SealConfig
-    from seal_rag.ct2_encoder import Ct2WhisperEncoder, can_encode_with_ct2
+    from seal_rag.whisper_int8 import Ct2WhisperEncoder, can_encode_with_ct2
 
     clip = load_audio(jfk)[: 16000 * 6 + 123]  # an odd number of mel frames
     int8 = Ct2WhisperEncoder(threads=1)(clip)
