@@ -211,7 +211,6 @@ def ask(
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
     from .retrieve import Retriever
-    from .audio_quality import AudioQualityWarning
     from .render import render_json, render_text
     from .store import SealIndex, check_reachable
 
@@ -239,9 +238,7 @@ def ask(
         for name, clip, decode_seconds in clips:
             result = {"audio": name, "model": choice}
             try:
-                with warnings.catch_warnings():  # the clip's quality was reported when it was decoded
-                    warnings.simplefilter("ignore", AudioQualityWarning)
-                    found = retriever.retrieve(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
+                found = retriever.retrieve_clip(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
             except SealError as error:
                 say("error", f"{name}: {error}")
                 failed = True
@@ -251,7 +248,7 @@ def ask(
                              "the other files still are (please report this)")
                 failed = True
                 continue
-            timings = {"load": load_seconds, **found.timings, "decode": decode_seconds}
+            timings = {"load": load_seconds, "decode": decode_seconds, **found.timings}
             result.update(hits=found.hits, transcript=found.transcript, timings=timings)
             load_seconds = 0.0  # models load once for all files
             if answerer is None:

@@ -31,6 +31,7 @@ from .phonetic import PhoneticHalf, SoftDecoding
 from .query_input import audio_batch
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
+from .timing import timed
 from .whisper_torch import load_whisper_encoder
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -249,9 +250,15 @@ class SpeechEmbedding(nn.Module):
         return self.embed_clips(clips, pad_to_window)
 
     @torch.no_grad()
-    def embed_clips(self, clips: list[np.ndarray], pad_to_window: bool = False) -> np.ndarray:
-        """Embed already-loaded 16 kHz mono clips (see `audio.load_audio`)."""
-        return self.embed_states(self.speech.encode_clips(clips, pad_to_window))
+    def embed_clips(self, clips: list[np.ndarray], pad_to_window: bool = False, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Embed already-loaded 16 kHz mono clips (see `audio.load_audio`): `(n, dim)` float32, unit norm.
+
+        The one staged encode of the speech path: log-mel features, then Whisper's encoder and
+        the heads. Pass a dict as `timings` to get each stage's seconds ("features", "encode").
+        """
+        states = self.speech.encode_clips(clips, pad_to_window, timings)
+        with timed(timings, "encode"):  # the heads count as encoding: they run on the encoder's states
+            return self.embed_states(states)
 
     @torch.no_grad()
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
@@ -266,6 +273,17 @@ class SpeechEmbedding(nn.Module):
         # another is (1 - w) * semantic cosine + w * phonetic cosine.
         w = self.config.phonetic_weight
         return np.concatenate([semantic * np.sqrt(1 - w), phonetic * np.sqrt(w)], axis=1).astype(np.float32)
+
+    def split(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joined vectors `(n, dim)` -> their semantic and phonetic halves, each unit norm again.
+
+        The inverse of how `embed_*` joins them, so a half can be scored alone. Raises
+        ValueError for a model without a phonetic half (its vectors are all semantic).
+        """
+        if self.phonetic is None:
+            raise ValueError(f"{self.name} has no phonetic half: its vectors are the semantic half alone")
+        w, d = self.config.phonetic_weight, self.config.dim
+        return vectors[:, :d] / np.sqrt(1 - w), vectors[:, d:] / np.sqrt(w)
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str] | str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:

@@ -8,7 +8,6 @@ the speech tower, so it adds no latency to speech retrieval.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import numpy as np
 from .arguments import MODES  # re-exported: callers import it from here
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT, Hit, SealIndex
+from .timing import timed
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 HYBRID_DEPTH = 20  # how deep each ranking is read before fusing
@@ -93,26 +93,31 @@ class Retriever:
         sample_rate: int = SAMPLE_RATE,
         want_transcript: bool = False,
     ) -> Retrieval:
-        """Rank the index's chunks for one spoken query."""
+        """Rank the index's chunks for one spoken query: a path, encoded bytes or samples, decoded and checked here."""
         timings: dict[str, float] = {}
-        start = time.perf_counter()
-        clip = load_audio(audio, sample_rate, self.model.config.max_seconds)
-        timings["decode"] = time.perf_counter() - start
+        with timed(timings, "decode"):
+            clip = load_audio(audio, sample_rate, self.model.config.max_seconds)
+        found = self.retrieve_clip(clip, k, where, want_transcript)
+        found.timings = {"decode": timings["decode"], **found.timings}
+        return found
+
+    def retrieve_clip(self, clip: np.ndarray, k: int = 5, where: dict | None = None, want_transcript: bool = False) -> Retrieval:
+        """Rank the index's chunks for a clip already decoded by `audio.load_audio` (16 kHz mono float32)."""
+        timings: dict[str, float] = {}
         need_transcript = want_transcript or self.mode != "speech"
         with ThreadPoolExecutor(max_workers=1) as pool:
             transcript_job = pool.submit(self._transcribe, clip) if need_transcript else None
             speech_hits, vector = [], None
             if self.mode != "cascade":
-                vector = self._embed_speech(clip, timings)
+                vector = self.model.embed_clips([clip], timings=timings)[0]
                 speech_hits = self._search(vector, k if self.mode == "speech" else max(k, HYBRID_DEPTH), where, timings)
             transcript = None
             if transcript_job is not None:
                 transcript, timings["transcribe"] = transcript_job.result()
         if self.mode == "speech":
             return Retrieval(speech_hits, vector, transcript, timings)
-        start = time.perf_counter()
-        text_vector = self.model.embed_texts([transcript or " "])[0]
-        timings["text_embed"] = time.perf_counter() - start
+        with timed(timings, "text_embed"):
+            text_vector = self.model.embed_texts([transcript or " "])[0]
         text_hits = self._search(text_vector, k if self.mode == "cascade" else max(k, HYBRID_DEPTH), where, timings)
         if self.mode == "cascade":
             return Retrieval(text_hits, text_vector, transcript, timings)
@@ -126,9 +131,8 @@ class Retriever:
         cascade's text search, and its scores are cascade's.
         """
         timings: dict[str, float] = {}
-        start = time.perf_counter()
-        vector = self.model.embed_texts([text or " "])[0]
-        timings["text_embed"] = time.perf_counter() - start
+        with timed(timings, "text_embed"):
+            vector = self.model.embed_texts([text or " "])[0]
         return Retrieval(self._search(vector, k, where, timings), vector, text, timings)
 
     def _speech_scored(self, fused: list[Hit], speech_hits: list[Hit], vector: np.ndarray) -> list[Hit]:
@@ -146,28 +150,14 @@ class Retriever:
         return [Hit(h.rank, h.id, cosine[h.id], h.text, {**h.metadata, "rrf_score": h.score}) for h in fused]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
-        start = time.perf_counter()
-        text = self.transcriber.transcribe(clip)
-        return text, time.perf_counter() - start
-
-    def _embed_speech(self, clip: np.ndarray, timings: dict[str, float]) -> np.ndarray:
-        import torch
-
-        start = time.perf_counter()
-        windows, owners = self.model.speech.clip_features([clip])
-        timings["features"] = time.perf_counter() - start
-        start = time.perf_counter()
-        with torch.no_grad():
-            states = self.model.speech.encode_features(windows, owners)
-            vector = self.model.embed_states(states)[0]
-        timings["encode"] = time.perf_counter() - start
-        return vector
+        timing: dict[str, float] = {}  # its own dict: it runs in a thread beside the speech tower
+        with timed(timing, "transcribe"):
+            text = self.transcriber.transcribe(clip)
+        return text, timing["transcribe"]
 
     def _search(self, vector: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> list[Hit]:
-        start = time.perf_counter()
-        hits = self.index.query(vector, k, where)
-        timings["search"] = timings.get("search", 0.0) + time.perf_counter() - start
-        return hits
+        with timed(timings, "search"):
+            return self.index.query(vector, k, where)
 
 
 def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:

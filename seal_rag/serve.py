@@ -122,9 +122,9 @@ class AskService:
         decode = time.perf_counter() - start
         needs_transcript = bool(self.answerer and self.answerer.needs_transcript)
         retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None)
-        found = retriever.retrieve(clip, k, want_transcript=needs_transcript)
+        found = retriever.retrieve_clip(clip, k, want_transcript=needs_transcript)
         question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
-        body = self._body(question, mode, found.hits, found.transcript, {**found.timings, "decode": decode})
+        body = self._body(question, mode, found.hits, found.transcript, {"decode": decode, **found.timings})
         if self.answerer is None:
             return self._extractive(body, found.query_vector, found.hits), None
         return body, self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip)
@@ -165,14 +165,6 @@ def _status(error: SealError) -> int:
 def create_app(settings: ServeSettings, service: AskService | None = None, on_ready=None):
     """The FastAPI application. `service` defaults to loading the models and index now;
     `on_ready()` is called once the server listens."""
-    import contextlib
-
-    from fastapi import FastAPI, Query, Request
-    from fastapi.middleware.cors import CORSMiddleware
-    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
-
     service = service or AskService(settings)
     slots = Slots(settings.max_concurrent)
     web = resources.files("seal_rag") / "web"

@@ -15,6 +15,7 @@ from torch import nn
 
 from .audio import log_mel, split_windows
 from .config import CONTEXT_HEAD_DIM, SealConfig
+from .timing import timed
 from .whisper_torch import RealLengthWhisperEncoder, lengths_to_mask
 
 
@@ -222,9 +223,12 @@ class SpeechTower(nn.Module):
         clips = sorted(set(owners))
         return [torch.cat([s for s, o in zip(states, owners) if o == index]) for index in clips]
 
-    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False) -> list[torch.Tensor]:
-        """Features then encoder: one `(positions, d_model)` tensor per clip."""
-        return self.encode_features(*self.clip_features(clips, pad_to_window))
+    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False, timings: dict[str, float] | None = None) -> list[torch.Tensor]:
+        """Features then encoder: one `(positions, d_model)` tensor per clip; each stage's seconds into `timings`."""
+        with timed(timings, "features"):
+            windows, owners = self.clip_features(clips, pad_to_window)
+        with timed(timings, "encode"):
+            return self.encode_features(windows, owners)
 
     def embed_states(self, states: list[torch.Tensor]) -> torch.Tensor:
         """Encoder states per clip -> `(batch, dim)` unit vectors."""

@@ -124,16 +124,16 @@ def test_an_unexpected_failure_on_one_file_is_reported_and_the_others_are_answer
     # Finding 2, the guard itself: even a bug met on one file costs that file only.
     from seal_rag.retrieve import Retriever
 
-    real = Retriever.retrieve
+    real = Retriever.retrieve_clip
     calls = []
 
-    def retrieve(self, clip, *args, **kwargs):
+    def retrieve_clip(self, clip, *args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("expanded size 526 must match 512")
         return real(self, clip, *args, **kwargs)
 
-    monkeypatch.setattr(Retriever, "retrieve", retrieve)
+    monkeypatch.setattr(Retriever, "retrieve_clip", retrieve_clip)
     questions = [DEMOS / "questions" / name for name in ("q5.wav", "q1.wav")]
     code, out, err = cli("ask", *questions, "--db", demo_db, "--json", "-k", "1")
     assert code == 1 and [json.loads(line)["audio"] for line in out.splitlines()] == [str(questions[1])]

@@ -91,9 +91,9 @@ class Validation:
         """Each half of joined vectors scored alone (`name/semantic`, `name/phonetic`); none without a phonetic half."""
         if embedding.phonetic is None:
             return {}
-        d = embedding.config.dim
-        return {f"{name}/semantic": rank_metrics(queries[:, :d] @ passages[:, :d].T, self.gold),
-                f"{name}/phonetic": rank_metrics(queries[:, d:] @ passages[:, d:].T, self.gold)}
+        (query_semantic, query_phonetic), (semantic, phonetic) = embedding.split(queries), embedding.split(passages)
+        return {f"{name}/semantic": rank_metrics(query_semantic @ semantic.T, self.gold),
+                f"{name}/phonetic": rank_metrics(query_phonetic @ phonetic.T, self.gold)}
 
     @torch.no_grad()
     def evaluate_embedding(self, embedding, hybrid: bool = False) -> dict[str, dict[str, float]]:

@@ -84,11 +84,12 @@ def head_vectors(model, states: list[torch.Tensor]) -> np.ndarray:
 def halves(model, queries: dict[str, np.ndarray], passages: np.ndarray) -> dict[str, np.ndarray]:
     """Scores by one half of the vectors alone: each system by the semantic half (for a cascade,
     the usual two-stage pipeline: ASR, then MiniLM) and the speech tower by the phonetic half."""
-    d, out = model.config.dim, {}
+    out, (semantic, phonetic) = {}, model.split(passages)
     for system, vectors in queries.items():
-        out[f"{system}/semantic"] = vectors[:, :d] @ passages[:, :d].T
+        query_semantic, query_phonetic = model.split(vectors)
+        out[f"{system}/semantic"] = query_semantic @ semantic.T
         if system.startswith("seal"):
-            out[f"{system}/phonetic"] = vectors[:, d:] @ passages[:, d:].T
+            out[f"{system}/phonetic"] = query_phonetic @ phonetic.T
     return out
 
 

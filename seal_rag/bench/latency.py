@@ -14,18 +14,17 @@ import argparse
 import io
 import json
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from ..audio import SAMPLE_RATE, load_audio
 from ..cascade import Transcriber
 from ..embedding import SpeechEmbedding
 from ..store import SealIndex
+from ..timing import timed
 from .clips import fixture_clips
 from .data import add_data_argument, data_path, data_root
 from .report import model_fields, pyplot, write_report
@@ -48,29 +47,26 @@ def build_index(model, root: Path, db: Path, limit: int | None) -> SealIndex:
     return index
 
 
-def timed(stages: dict, name: str, fn, *args):
-    start = time.perf_counter()
-    result = fn(*args)
-    stages[name] = time.perf_counter() - start
-    return result
-
-
 def run_seal(model, index, audio: bytes, pad: bool) -> dict:
     stages: dict[str, float] = {}
-    clip = timed(stages, "decode", load_audio, audio)
-    windows, owners = timed(stages, "features", model.speech.clip_features, [clip], pad)
-    with torch.no_grad():
-        vector = timed(stages, "encode", lambda: model.embed_states(model.speech.encode_features(windows, owners))[0])
-    timed(stages, "search", index.query, vector, 10)
+    with timed(stages, "decode"):
+        clip = load_audio(audio)
+    vector = model.embed_clips([clip], pad, stages)[0]  # the speech path's own staged encode
+    with timed(stages, "search"):
+        index.query(vector, 10)
     return stages
 
 
 def run_cascade(model, index, transcriber, audio: bytes) -> dict:
     stages: dict[str, float] = {}
-    clip = timed(stages, "decode", load_audio, audio)
-    text = timed(stages, "asr", transcriber.transcribe, clip)
-    vector = timed(stages, "text_embed", model.embed_texts, [text or " "])[0]
-    timed(stages, "search", index.query, vector, 10)
+    with timed(stages, "decode"):
+        clip = load_audio(audio)
+    with timed(stages, "asr"):
+        text = transcriber.transcribe(clip)
+    with timed(stages, "text_embed"):
+        vector = model.embed_texts([text or " "])[0]
+    with timed(stages, "search"):
+        index.query(vector, 10)
     return stages
 
 

@@ -14,7 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from seal_rag.phonetic import PhonemeRecognizer, PhoneticVectorizer, phonemize
