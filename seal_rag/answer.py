@@ -1,4 +1,4 @@
-"""hits -> answer: the extractive answer used when no chat model is configured, and the prompt.
+"""hits -> answer: `Answer`, either extractive or a chat model's, and the chat model's prompt.
 
 The extractive answer is the sentence of the top passage closest to the query vector in
 the shared space, so it needs no transcript and no language model.
@@ -7,10 +7,14 @@ the shared space, so it needs no transcript and no language model.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from .errors import LLMError
 from .sentences import split_sentences
 from .store import Hit
 
@@ -36,6 +40,54 @@ def extractive_answer(model, query_vector: np.ndarray, hits: list[Hit]) -> str:
     candidates = [s for s in sentences if len(s.split()) >= MIN_ANSWER_WORDS] or sentences or [hits[0].text]
     scores = model.embed_texts(candidates) @ np.asarray(query_vector, dtype=np.float32)
     return candidates[int(np.argmax(scores))]
+
+
+@dataclass
+class Answer:
+    """The answer to one question. `kind` is "extractive" (no language model) or "llm".
+
+    A chat model's answer arrives as tokens: iterate `tokens()` once to print them as they come;
+    afterwards `text` holds the whole answer, `error` what stopped it (or None) and `seconds`
+    how long it took. An extractive answer is complete from the start.
+    """
+
+    kind: str
+    text: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+    _pending: Iterator[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def extractive(cls, model, query_vector: np.ndarray, hits: list[Hit]) -> "Answer":
+        start = time.perf_counter()
+        text = extractive_answer(model, query_vector, hits)
+        return cls("extractive", text, seconds=time.perf_counter() - start)
+
+    @classmethod
+    def generated(cls, stream: Iterator[str]) -> "Answer":
+        """A chat model's answer from its token stream (`llm.ChatAnswerer.stream`), read lazily."""
+        return cls("llm", _pending=stream)
+
+    def tokens(self) -> Iterator[str]:
+        """Yield the tokens not yet read; a chat model's `LLMError` ends the answer and lands in `error`."""
+        stream, self._pending = self._pending, None
+        if stream is None:
+            return
+        start, parts = time.perf_counter(), [self.text]
+        try:
+            for token in stream:
+                parts.append(token)
+                yield token
+        except LLMError as error:
+            self.error = str(error)
+        finally:
+            self.text, self.seconds = "".join(parts), self.seconds + time.perf_counter() - start
+
+    def complete(self) -> "Answer":
+        """Read every remaining token; returns self."""
+        for _ in self.tokens():
+            pass
+        return self
 
 
 def context_block(hits: list[Hit]) -> str:

@@ -211,7 +211,8 @@ def ask(
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
     from .retrieve import Retriever
-    from .render import render_json, render_text
+    from .answer import Answer
+    from .render import Answered, render_json, render_text
     from .store import SealIndex, check_reachable
 
     # What is cheap to check is checked before the models load (seconds): a bad option,
@@ -231,12 +232,10 @@ def ask(
     choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_tuned)
     model = choice.model
     load_seconds = time.perf_counter() - start
-    results = []
     with index_lock(db, chroma_host, exclusive=False):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         retriever = Retriever(model, index, mode)
         for name, clip, decode_seconds in clips:
-            result = {"audio": name, "model": choice}
             try:
                 found = retriever.retrieve_clip(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
             except SealError as error:
@@ -248,19 +247,15 @@ def ask(
                              "the other files still are (please report this)")
                 failed = True
                 continue
-            timings = {"load": load_seconds, "decode": decode_seconds, **found.timings}
-            result.update(hits=found.hits, transcript=found.transcript, timings=timings)
-            load_seconds = 0.0  # models load once for all files
             if answerer is None:
-                from .answer import extractive_answer
-
-                result.update(answer=extractive_answer(model, found.query_vector, found.hits), answer_kind="extractive")
+                answer = Answer.extractive(model, found.query_vector, found.hits)
             else:
                 audio_in = None if answerer.needs_transcript else clip
-                result.update(stream=answerer.stream(found.hits, found.transcript, audio_in), answer_kind="llm")
-            error = (render_json if as_json else render_text)(result, show_timings, len(sources) > 1)
-            failed = failed or error
-            results.append(result)
+                answer = Answer.generated(answerer.stream(found.hits, found.transcript, audio_in))
+            timings = {"load": load_seconds, "decode": decode_seconds, **found.timings}
+            load_seconds = 0.0  # models load once for all files
+            result = Answered(name, found.hits, answer, choice, found.transcript, timings)
+            failed = (render_json if as_json else render_text)(result, show_timings, len(sources) > 1) or failed
     if failed:
         raise typer.Exit(1)
 

@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from .answer import extractive_answer
+from .answer import Answer
 from .retrieve import Retriever
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
@@ -113,7 +113,7 @@ class AskService:
                 "collection": self.settings.collection}, "llm": self.settings.llm,
                 "max_seconds": self.model.config.max_seconds}
 
-    def ask_audio(self, audio: bytes, name: str, k: int, mode: str) -> tuple[dict, object]:
+    def ask_audio(self, audio: bytes, name: str, k: int, mode: str) -> tuple[dict, Answer]:
         """Retrieve for a spoken question: the response body, and the answer's token stream (or None)."""
         from .audio import load_audio
 
@@ -126,27 +126,27 @@ class AskService:
         question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
         body = self._body(question, mode, found.hits, found.transcript, {"decode": decode, **found.timings})
         if self.answerer is None:
-            return self._extractive(body, found.query_vector, found.hits), None
-        return body, self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip)
+            return body, self._extractive(body, found.query_vector, found.hits)
+        return body, Answer.generated(self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip))
 
-    def ask_text(self, text: str, k: int) -> tuple[dict, object]:
+    def ask_text(self, text: str, k: int) -> tuple[dict, Answer]:
         """Retrieve for a typed question with the text tower."""
         found = Retriever(self.model, self.index).retrieve_text(text, k)
         body = self._body({"kind": "text", "text": text}, "text", found.hits, None, found.timings)
         if self.answerer is None or not self.answerer.needs_transcript:  # a speech LLM hears audio; a typed question has none
-            return self._extractive(body, found.query_vector, found.hits), None
-        return body, self.answerer.stream(found.hits, text, None)
+            return body, self._extractive(body, found.query_vector, found.hits)
+        return body, Answer.generated(self.answerer.stream(found.hits, text, None))
 
     def _body(self, question: dict, mode: str, hits, transcript: str | None, timings: dict) -> dict:
         return {"question": question, "mode": mode, "transcript": transcript, "answer": None, "answer_kind": None,
                 "error": None, "hits": [hit.as_row() for hit in hits], "model": self.choice.as_dict(),
                 "timings": {stage: round(seconds, 4) for stage, seconds in timings.items()}}
 
-    def _extractive(self, body: dict, vector, hits) -> dict:
-        start = time.perf_counter()
-        body.update(answer=extractive_answer(self.model, vector, hits), answer_kind="extractive")
-        body["timings"]["answer"] = round(time.perf_counter() - start, 4)
-        return body
+    def _extractive(self, body: dict, vector, hits) -> Answer:
+        answer = Answer.extractive(self.model, vector, hits)
+        body.update(answer=answer.text, answer_kind=answer.kind)
+        body["timings"]["answer"] = round(answer.seconds, 4)
+        return answer
 
 
 def _status(error: SealError) -> int:
@@ -215,18 +215,18 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
                            {"Retry-After": str(RETRY_AFTER_SECONDS)})
         try:
             if question[0] == "text":
-                body, stream = await run_in_threadpool(service.ask_text, question[1], k)
+                body, answer = await run_in_threadpool(service.ask_text, question[1], k)
             else:
-                body, stream = await run_in_threadpool(service.ask_audio, question[1], question[2], k, mode)
+                body, answer = await run_in_threadpool(service.ask_audio, question[1], question[2], k, mode)
         except SealError as error:
             return problem(_status(error), str(error))
         finally:
             slots.give_back()
         if "text/event-stream" in request.headers.get("accept", ""):
-            events = _events(body, stream, iterate_in_threadpool)
+            events = _events(body, answer, iterate_in_threadpool)
             return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        if stream is not None:
-            await _drain(body, stream, iterate_in_threadpool)
+        if answer.kind == "llm":
+            await _drain(body, answer, iterate_in_threadpool)
         return body
 
     return app
@@ -273,37 +273,30 @@ async def _read_question(request, limit: int):
     return "audio", bytes(body), "body"
 
 
-async def _drain(body: dict, stream, iterate) -> None:
+async def _drain(body: dict, answer: Answer, iterate) -> None:
     """Collect an LLM answer into `body`; a failure keeps the sources and says why in `error`."""
-    start, parts = time.perf_counter(), []
-    try:
-        async for token in iterate(stream):
-            parts.append(token)
-    except SealError as error:
-        body["error"] = str(error)
-    body.update(answer="".join(parts), answer_kind="llm")
-    body["timings"]["generate"] = round(time.perf_counter() - start, 4)
+    async for _ in iterate(answer.tokens()):
+        pass
+    body.update(answer=answer.text, answer_kind=answer.kind, error=answer.error)
+    body["timings"]["generate"] = round(answer.seconds, 4)
 
 
-async def _events(body: dict, stream, iterate):
+async def _events(body: dict, answer: Answer, iterate):
     """Server-sent events: `sources` (the body without its answer), `token`s, then `done` or `error`."""
 
     def event(name: str, data) -> bytes:
         return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     yield event("sources", {key: value for key, value in body.items() if key not in ("answer", "error")})
-    if stream is None:
-        yield event("token", body["answer"])
+    if answer.kind == "extractive":
+        yield event("token", answer.text)
     else:
-        start, parts = time.perf_counter(), []
-        try:
-            async for token in iterate(stream):
-                parts.append(token)
-                yield event("token", token)
-        except SealError as error:
-            yield event("error", {"error": str(error)})
-        body.update(answer="".join(parts), answer_kind="llm")
-        body["timings"]["generate"] = round(time.perf_counter() - start, 4)
+        async for token in iterate(answer.tokens()):
+            yield event("token", token)
+        if answer.error:
+            yield event("error", {"error": answer.error})
+        body.update(answer=answer.text, answer_kind=answer.kind)
+        body["timings"]["generate"] = round(answer.seconds, 4)
     yield event("done", {"answer": body["answer"], "answer_kind": body["answer_kind"], "timings": body["timings"]})
 
 
