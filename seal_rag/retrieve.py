@@ -38,6 +38,9 @@ class Retriever:
         index: The `SealIndex` to search.
         mode: "speech", "cascade" or "hybrid".
         transcriber: A `cascade.Transcriber`; made on first need when None.
+        keywords: A `keyword_rerank.KeywordReranker` built from this index's texts: the speech
+            ranking (speech and hybrid modes) is then re-ranked by which of its passages' words
+            the query says. None: the cosine alone.
 
     Example:
         >>> retriever = Retriever.open(db=".seal_rag")  # the index's tuned model (seal-rag adapt), if it has one
@@ -48,11 +51,14 @@ class Retriever:
 
     model_choice = None  # set by `open`: which model answers (`kb_tuning.ModelChoice`)
 
-    def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None):
+    def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None, keywords=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.model, self.index, self.mode = model, index, mode
         self._transcriber = transcriber
+        if keywords is not None and model.phonetic is None:
+            raise ValueError(f"keyword re-ranking reads the phonetic half's recognizer, and {model.name} has none")
+        self.keywords = keywords
 
     @classmethod
     def open(
@@ -109,8 +115,7 @@ class Retriever:
             transcript_job = pool.submit(self._transcribe, clip) if need_transcript else None
             speech_hits, vector = [], None
             if self.mode != "cascade":
-                vector = self.model.embed_clips([clip], timings=timings)[0]
-                speech_hits = self._search(vector, k if self.mode == "speech" else max(k, HYBRID_DEPTH), where, timings)
+                vector, speech_hits = self._speech_ranked(clip, k if self.mode == "speech" else max(k, HYBRID_DEPTH), where, timings)
             transcript = None
             if transcript_job is not None:
                 transcript, timings["transcribe"] = transcript_job.result()
@@ -148,6 +153,22 @@ class Retriever:
             scores = self.model.embed_texts([hit.text for hit in missing]) @ vector
             cosine.update({hit.id: float(score) for hit, score in zip(missing, scores)})
         return [Hit(h.rank, h.id, cosine[h.id], h.text, {**h.metadata, "rrf_score": h.score}) for h in fused]
+
+    def _speech_ranked(self, clip: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> tuple[np.ndarray, list[Hit]]:
+        """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set."""
+        if self.keywords is None:
+            vector = self.model.embed_clips([clip], timings=timings)[0]
+            return vector, self._search(vector, k, where, timings)
+        import torch
+
+        with torch.no_grad():  # as embed_clips, keeping the states for the recognizer's logits
+            states = self.model.speech.encode_clips([clip], timings=timings)
+            with timed(timings, "encode"):
+                vector = self.model.embed_states(states)[0]
+                logits = self.model.phonetic.logits(states)[0]
+        hits = self._search(vector, max(k, self.keywords.settings.depth), where, timings)
+        with timed(timings, "keywords"):
+            return vector, self.keywords.rerank(logits, hits)[:k]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
         timing: dict[str, float] = {}  # its own dict: it runs in a thread beside the speech tower

@@ -106,3 +106,34 @@ def test_the_shipped_recognizer_finds_a_spoken_word_in_real_speech(embedding, na
     assert evidence[1] > evidence[0]
     hits = [Hit(1, "without", 0.40, passages[0], {}), Hit(2, "with", 0.39, passages[1], {})]
     assert reranker.rerank(logits, hits)[0].id == "with"
+
+
+@pytest.fixture(scope="module")
+def keyword_retriever(embedding, demo_db):
+    from seal_rag.retrieve import Retriever
+    from seal_rag.store import SealIndex
+
+    index = SealIndex.open(embedding, demo_db)
+    return Retriever(embedding, index, keywords=KeywordReranker.from_texts(index.all_texts()))
+
+
+@pytest.mark.parametrize("name", [f"q{i}.wav" for i in range(1, 7)])
+def test_a_retriever_with_keywords_finds_each_demo_questions_passage_first(keyword_retriever, name):
+    import json
+
+    gold = next(r["gold_source"] for r in map(json.loads, (QUESTIONS / "questions.jsonl").read_text().splitlines()) if r["audio"] == name)
+    found = keyword_retriever.retrieve(QUESTIONS / name, k=3)
+    assert Path(found.hits[0].metadata["source"]).name == gold
+    assert [h.rank for h in found.hits] == [1, 2, 3] and all("keyword_score" in h.metadata for h in found.hits)
+    assert {"features", "encode", "search", "keywords"} <= set(found.timings)
+
+
+def test_keywords_only_reorder_the_speech_towers_own_candidates(keyword_retriever, embedding, demo_db):
+    from seal_rag.retrieve import Retriever
+
+    plain = Retriever(embedding, keyword_retriever.index).retrieve(QUESTIONS / "q4.wav", k=KeywordSettings().depth)
+    ranked = keyword_retriever.retrieve(QUESTIONS / "q4.wav", k=5)
+    np.testing.assert_allclose(ranked.query_vector, plain.query_vector, atol=1e-5)  # the same vector searched
+    cosine = {h.id: h.score for h in plain.hits}
+    assert all(h.id in cosine and h.score == pytest.approx(cosine[h.id], abs=1e-5) for h in ranked.hits)
+    assert "keywords" not in plain.timings and "keyword_score" not in plain.hits[0].metadata
