@@ -13,8 +13,6 @@ server), which reads the transcript.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 import warnings
@@ -24,31 +22,10 @@ import chromadb
 from langchain_chroma import Chroma
 from langchain_seal import SealEmbeddings, SealSpeechRetriever, build_audio_chain
 
+from demo_common import HERE, KB, gold_source, parse_args
 from seal_rag import UntrainedModelWarning
 from seal_rag.ingest import ingest_folder
 from seal_rag.store import DEFAULT_COLLECTION, SealIndex
-
-HERE = Path(__file__).resolve().parent
-KB, QUESTIONS = HERE / "kb", HERE / "questions"
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("audio", nargs="?", type=Path, default=QUESTIONS / "q1.wav", help="spoken question [q1.wav]")
-    parser.add_argument("--mode", default="auto", choices=["auto", "speech", "cascade", "hybrid"],
-                        help="auto: speech with a trained speech tower, else cascade")
-    parser.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="documents to retrieve")
-    parser.add_argument("--llm", default=os.environ.get("SEAL_RAG_LLM", "none"), help="none, or openai:MODEL")
-    return parser.parse_args()
-
-
-def gold_source(audio: Path) -> str | None:
-    """The passage a demo question is about, from questions.jsonl (None for other audio)."""
-    for line in (QUESTIONS / "questions.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if (QUESTIONS / row["audio"]).resolve() == audio.resolve():
-            return row["gold_source"]
-    return None
 
 
 def make_chat_model(spec: str):
@@ -63,7 +40,7 @@ def make_chat_model(spec: str):
 
 
 def main() -> None:
-    args = parse_args()
+    args = parse_args(__doc__, "documents")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedModelWarning)  # said below, in one line
         embeddings = SealEmbeddings()

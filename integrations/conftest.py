@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,13 +22,9 @@ TOP_K = 5
 
 
 @pytest.fixture(scope="session")
-def speech_embedding():
-    """The default seal-rag model, loaded once for every in-process test (it may be untrained)."""
-    from seal_rag import SpeechEmbedding
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return SpeechEmbedding.from_pretrained()
+def speech_embedding(embedding):
+    """The default seal-rag model: the session's one (tests/session_fixtures.py)."""
+    return embedding
 
 
 @pytest.fixture(scope="session")
@@ -53,15 +48,9 @@ def recorded_flac() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kb_db(tmp_path_factory, speech_embedding) -> Path:
-    """demos/kb/ ingested by seal-rag into a persistent Chroma directory. Read-only for tests."""
-    from seal_rag.ingest import ingest_folder
-    from seal_rag.store import SealIndex
-
-    db = tmp_path_factory.mktemp("kb_db")
-    index = SealIndex.open(speech_embedding, db=db, create=True)
-    ingest_folder(speech_embedding, DEMOS / "kb", index, show_progress=False)
-    return db
+def kb_db(demo_db) -> Path:
+    """demos/kb/ ingested by seal-rag into a persistent Chroma directory: the session's one. Read-only for tests."""
+    return demo_db
 
 
 @pytest.fixture(scope="session")

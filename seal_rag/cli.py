@@ -47,12 +47,6 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def load_model(path: Path | None):
-    from .embedding import SpeechEmbedding
-
-    return _echo_warnings(SpeechEmbedding.from_pretrained, path)
-
-
 def _echo_warnings(load, *args):
     """Call `load`, printing seal-rag's own warnings (experimental model, stale tuned model) on stderr."""
     from .embedding import UntrainedModelWarning
@@ -104,7 +98,9 @@ def ingest(
     if chroma_host:
         check_reachable(host=chroma_host, port=chroma_port)
     os.umask(0o077)  # everything the index writes, now or later, is its owner's alone
-    model = load_model(model_dir)
+    from .embedding import SpeechEmbedding
+
+    model = _echo_warnings(SpeechEmbedding.from_pretrained, model_dir)
     with index_lock(db, chroma_host, exclusive=True):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
         try:
@@ -282,7 +278,9 @@ def adapt(
     # The lock covers reading the chunks only: training takes minutes, and ingest and ask
     # stay usable meanwhile. The tuned model is a separate directory, swapped in by a rename.
     with index_lock(db, chroma_host, exclusive=False):
-        model = load_model(None)  # the shipped model: a tuned model is always made from it
+        from .embedding import SpeechEmbedding
+
+        model = _echo_warnings(SpeechEmbedding.from_pretrained, None)  # the shipped model: a tuned model is always made from it
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         index.ensure_not_empty()
         texts = index.all_texts()

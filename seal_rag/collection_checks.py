@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexMismatchError, StoreError
-from .store import SPACE_KEY, SealIndex
+from .store import SPACE_KEY, SealIndex, ensure_not_empty  # noqa: F401 - the integrations' checks live here
 
 # The same model gives ~1 (~0.7 when LlamaIndex embedded metadata with the text);
 # another model's space is unrelated, ~0 +- 0.05 at D=384.
@@ -43,11 +43,6 @@ def verify_collection(collection: Any, model: Any) -> None:
             )
 
 
-def ensure_not_empty(collection: Any) -> None:
-    if collection.count() == 0:
-        raise StoreError(f"index {collection.name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
-
-
 def distance_space(collection: Any) -> str:
     """"cosine", "l2" or "ip": how Chroma measures distance in this collection."""
     config = getattr(collection, "configuration", None) or {}
@@ -62,3 +57,12 @@ def cosine_from_distance(distance: float, space: str) -> float:
     """Cosine similarity of unit vectors from Chroma's distance, whatever the space."""
     # Chroma's l2 is the squared Euclidean distance: 2 - 2 cos for unit vectors.
     return 1.0 - distance / 2.0 if space == "l2" else 1.0 - distance
+
+
+def as_store_error(error: Exception) -> StoreError:
+    """A vector store's own failure (Chroma's, or a framework's), as seal-rag's one-line `StoreError`."""
+    if isinstance(error, StoreError):
+        return error
+    return StoreError(
+        f"the vector store failed to answer ({type(error).__name__}: {error}): check it is reachable and built by this model"
+    )

@@ -71,6 +71,12 @@ def directory_fingerprint(path: str | Path) -> str:
     return _model_digest(SealConfig.load(path / CONFIG_FILE), load_file(path / WEIGHTS_FILE))
 
 
+def shipped_fingerprint() -> str | None:
+    """The fingerprint of the model shipped in the package, from its files (None if it has no weights)."""
+    shipped = MODELS_DIR / DEFAULT_MODEL
+    return directory_fingerprint(shipped) if (shipped / WEIGHTS_FILE).is_file() else None
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A model's safetensors file; a truncated or corrupt one is a one-line `ModelLoadError`."""
     try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .arguments import check_collection
-from .embedding import DEFAULT_MODEL, MODELS_DIR, WEIGHTS_FILE, SpeechEmbedding, directory_fingerprint
+from .embedding import SpeechEmbedding, shipped_fingerprint
 from .errors import ModelLoadError
 from .model_sources import cache_dir
 from .store import DEFAULT_COLLECTION, DEFAULT_DB, DEFAULT_PORT
@@ -54,12 +54,6 @@ def tuned_dir(
         server = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{port}")
         return cache_dir() / TUNED / server / collection
     return Path(db or DEFAULT_DB) / TUNED / collection
-
-
-def shipped_fingerprint() -> str | None:
-    """The fingerprint of the model shipped in the package (None if it has no weights)."""
-    shipped = MODELS_DIR / DEFAULT_MODEL
-    return directory_fingerprint(shipped) if (shipped / WEIGHTS_FILE).is_file() else None
 
 
 def save_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:

@@ -15,11 +15,9 @@ import numpy as np
 
 from .arguments import MODES  # re-exported: callers import it from here
 from .audio import SAMPLE_RATE, AudioSource, load_audio
+from .fusion import HYBRID_DEPTH, reciprocal_rank_fusion
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT, Hit, SealIndex
 from .timing import timed
-
-RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
-HYBRID_DEPTH = 20  # how deep each ranking is read before fusing
 
 
 @dataclass
@@ -179,18 +177,6 @@ class Retriever:
     def _search(self, vector: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> list[Hit]:
         with timed(timings, "search"):
             return self.index.query(vector, k, where)
-
-
-def reciprocal_rank_fusion(rankings: list[list[Hit]], k: int) -> list[Hit]:
-    """Fuse rankings: each hit scores the sum of 1 / (60 + rank) over the lists it is in."""
-    scores: dict[str, float] = {}
-    first_seen: dict[str, Hit] = {}
-    for ranking in rankings:
-        for hit in ranking:
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + hit.rank)
-            first_seen.setdefault(hit.id, hit)
-    best = sorted(scores, key=lambda i: -scores[i])[:k]
-    return [Hit(rank, i, scores[i], first_seen[i].text, first_seen[i].metadata) for rank, i in enumerate(best, 1)]
 
 
 def retrieve(model, index: SealIndex, audio: AudioSource, k: int = 5, mode: str = "speech", where: dict | None = None) -> list[Hit]:

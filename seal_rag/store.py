@@ -145,6 +145,12 @@ def _http_client(host: str, port: int):
     return client
 
 
+def ensure_not_empty(collection: Any) -> None:
+    """A chromadb collection that holds no chunk is a `StoreError` naming the fix."""
+    if collection.count() == 0:
+        raise StoreError(f"index {collection.name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
+
+
 class SealIndex:
     """A Chroma collection of text-tower vectors, bound to the model space that made them.
 
@@ -239,8 +245,8 @@ class SealIndex:
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""
-        if self.count() == 0:
-            raise StoreError(f"index {self.collection.name!r} is empty: run `seal-rag ingest DOCS` first")
+        with self._guard("read"):
+            ensure_not_empty(self.collection)
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):

@@ -8,7 +8,6 @@ held-out set. Those take `heldout_data`, which skips them unless $SEAL_RAG_DATA 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pytest
@@ -45,30 +44,7 @@ def jfk(fixtures_dir) -> Path:
     return fixtures_dir / "jfk.flac"
 
 
-@pytest.fixture(scope="session")
-def embedding():
-    """The default model, loaded once per session (it may warn that it is untrained)."""
-    from seal_rag import SpeechEmbedding
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return SpeechEmbedding.from_pretrained()
-
-
-DEMOS = REPO / "demos"
-
-
-@pytest.fixture(scope="session")
-def demo_db(tmp_path_factory, embedding) -> Path:
-    """demos/kb ingested once into a persistent Chroma directory (do not write to it)."""
-    from seal_rag.ingest import ingest_folder
-    from seal_rag.store import SealIndex
-
-    db = tmp_path_factory.mktemp("demo") / "db"
-    index = SealIndex.open(embedding, db, create=True)
-    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
-    del index
-    return db
+DEMOS = REPO / "demos"  # `embedding` and `demo_db` are in session_fixtures.py, shared with the integrations
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,8 @@ def test_adapt_moves_the_tuned_reader_layers_at_their_own_rate(embedding):
 @pytest.mark.slow
 def test_adapt_writes_a_tuned_model_in_the_index_space(adapted_db, embedding, demo_question):
     from seal_rag import SpeechEmbedding, UntrainedModelWarning
-    from seal_rag.kb_tuning import TUNING_FILE, tuned_dir, shipped_fingerprint
+    from seal_rag.embedding import shipped_fingerprint
+    from seal_rag.kb_tuning import TUNING_FILE, tuned_dir
     from seal_rag.store import SealIndex
 
     db, stdout = adapted_db

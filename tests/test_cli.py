@@ -1,24 +1,38 @@
-"""The `seal-rag` command, run as a user runs it (a real process, real models, real audio)."""
+"""The `seal-rag` command on real models and real audio: in this process through Typer's runner,
+and as a real process where exit codes and the process itself are the point."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from .conftest import DEMOS
+from .hostile import cli, shared_model  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.usefixtures("shared_model")  # in-process commands answer with the session's model
 
 
-def seal(*args, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
+@dataclass
+class Ran:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
 
-    return subprocess.run(
-        [sys.executable, "-m", "seal_rag.cli", *map(str, args)],
-        input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=600,
-    )
+
+def seal(*args, stdin: bytes | None = None, env: dict | None = None, real_process: bool = False) -> Ran:
+    """`seal-rag ARGS`: in this process (seconds saved on every call), or as a user's shell runs it."""
+    if real_process:
+        done = subprocess.run([sys.executable, "-m", "seal_rag.cli", *map(str, args)],
+                              input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=600)
+        return Ran(done.returncode, done.stdout, done.stderr)
+    code, out, err = cli(*args, input=stdin, env=env)
+    return Ran(code, out.encode(), err.encode())
 
 
 def one_line_error(result) -> str:
@@ -30,7 +44,7 @@ def one_line_error(result) -> str:
 
 @pytest.mark.slow
 def test_ask_prints_answer_then_sources_and_json_for_several_files(demo_db, demo_question):
-    text = seal("ask", demo_question, "--db", demo_db, "-k", "3", "--timings")
+    text = seal("ask", demo_question, "--db", demo_db, "-k", "3", "--timings", real_process=True)
     assert text.returncode == 0, text.stderr.decode()
     out = text.stdout.decode()
     assert out.index("Answer (extractive") < out.index("Sources:") < out.index("Timings:")
@@ -82,14 +96,14 @@ def _bad_audio(tmp_path):
 @pytest.mark.slow
 def test_bad_input_gives_one_line_errors_and_nonzero_exit(demo_db, demo_question, tmp_path):
     bad = _bad_audio(tmp_path)
-    assert "is not readable audio" in one_line_error(seal("ask", bad["not audio"], "--db", demo_db))
+    assert "is not readable audio" in one_line_error(seal("ask", bad["not audio"], "--db", demo_db, real_process=True))
     assert "is silent" in one_line_error(seal("ask", bad["silence"], "--db", demo_db))
     assert "does not exist" in one_line_error(seal("ask", bad["missing"], "--db", demo_db))
     assert "no index at" in one_line_error(seal("ask", demo_question, "--db", tmp_path / "missing-db"))
     assert "cannot reach the Chroma server" in one_line_error(seal("ask", demo_question, "--chroma-host", "127.0.0.1", "--chroma-port", "1"))
     (tmp_path / "empty").mkdir()
     assert "holds no .txt" in one_line_error(seal("ingest", tmp_path / "empty", "--db", tmp_path / "db2"))
-    assert "--mode must be one of" in one_line_error(seal("ask", demo_question, "--db", demo_db, "--mode", "x"))
+    assert "--mode must be one of" in one_line_error(seal("ask", demo_question, "--db", demo_db, "--mode", "x", real_process=True))
     assert "could not record from the microphone" in one_line_error(seal("ask", "--mic", "1", "--db", demo_db))
     assert "is empty" in one_line_error(seal("ask", "-", "--db", demo_db, stdin=b""))
     sf.write(tmp_path / "hour.wav", np.zeros(16000 * 3600, dtype=np.int16), 16000, subtype="PCM_16")

@@ -443,7 +443,8 @@ def test_a_read_only_or_corrupt_index_is_one_error_naming_the_path_and_the_fix(e
 @pytest.mark.parametrize("damage", ["weights truncated", "weights garbage", "config not an object", "config wrong type", "record a list"])
 def test_a_damaged_tuned_model_is_skipped_with_a_warning_and_the_shipped_model_answers(shared_model, tmp_path, damage):
     # Finding 10: a corrupt tuned model's weights or config.json was a traceback; the docs promise a fallback.
-    from seal_rag.kb_tuning import TUNING_FILE, StaleTuningWarning, tuned_dir, choose_model, shipped_fingerprint
+    from seal_rag.embedding import shipped_fingerprint
+    from seal_rag.kb_tuning import TUNING_FILE, StaleTuningWarning, choose_model, tuned_dir
 
     db = tmp_path / "db"
     tuned = tuned_dir(db)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from seal_rag.audio import load_audio
-from seal_rag.retrieve import Retriever, reciprocal_rank_fusion
+from seal_rag.fusion import fused_scores, reciprocal_rank_fusion
+from seal_rag.retrieve import Retriever
 from seal_rag.store import Hit, SealIndex
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "demos" / "questions"
@@ -86,3 +87,15 @@ def test_fusion_rewards_agreement_and_keeps_the_first_seen_text():
     fused = reciprocal_rank_fusion([a, b], k=3)
     assert [h.id for h in fused] == ["y", "x", "z"] and [h.rank for h in fused] == [1, 2, 3]
     assert fused[0].text == "y text" and fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_matrix_fusion_scores_each_passage_as_the_retrievers_fusion_of_the_same_rankings():
+    rng = np.random.default_rng(0)
+    speech, text = rng.normal(size=(3, 50)), rng.normal(size=(3, 50))
+    fused = fused_scores(speech, text)
+    for row in range(3):
+        lists = [[Hit(r, str(p), 0.0, "", {}) for r, p in enumerate(np.argsort(-m[row])[:20], 1)] for m in (speech, text)]
+        expected = np.zeros(50)
+        for hit in reciprocal_rank_fusion(lists, k=50):
+            expected[int(hit.id)] = hit.score
+        np.testing.assert_allclose(fused[row], expected)

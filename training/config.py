@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 
@@ -22,3 +23,22 @@ def _merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def command_line(description: str) -> argparse.ArgumentParser:
+    """The arguments every training command shares: `--config` (required) and the data setting."""
+    from seal_rag.bench.data import add_data_argument
+
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    add_data_argument(parser)
+    return parser
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse, then point the text sources at the data folder those arguments name."""
+    from .text_sources import use_data
+
+    args = parser.parse_args(argv)
+    use_data(args.data)
+    return args

@@ -112,10 +112,10 @@ class Validation:
                 heard = [t or " " for t in json.loads(transcripts.read_text())]
                 figures["cascade, same text tower"] = rank_metrics(embedding.embed_texts(heard) @ passages.T, self.gold)
         if hybrid:
-            from seal_rag.bench.accuracy import rrf_scores
+            from seal_rag.fusion import fused_scores
 
             cascade_scores = self.cascade_base() @ self.passage_base.numpy().T
-            figures["hybrid"] = rank_metrics(rrf_scores(speech_scores, cascade_scores), self.gold)
+            figures["hybrid"] = rank_metrics(fused_scores(speech_scores, cascade_scores), self.gold)
         return figures
 
     def evaluate_untrained(self) -> dict[str, float]:

@@ -15,7 +15,6 @@ model directory and sets `phonetic_weight`, the phonetic half's share of the cos
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,11 +27,10 @@ from tqdm import tqdm
 
 from seal_rag.config import SealConfig
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
-from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
 from .cache import _training_pools
-from .config import load_config
+from .config import command_line, load_config, parse_command_line
 from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import rank_metrics
 from .model import EncoderTop
@@ -206,12 +204,9 @@ def release(config: dict, model_dir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--release", type=Path, help="a model directory to add the phonetic half to")
-    args = parser.parse_args()
-    ts.use_data(args.data)
+    args = parse_command_line(parser)
     config = load_config(args.config)
     if args.release:
         release(config, args.release)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from ..adapt import adapt
-from ..retrieve import RRF_K
 from ..audio import load_audio
 from ..cascade import Transcriber
 from ..config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from ..embedding import SpeechEmbedding
+from ..fusion import fused_scores
 from ..progress import map_with_progress
 from ..tts import synthesize
 from ..voices import bench_voices
@@ -44,15 +44,6 @@ CASCADES = {  # name -> Transcriber settings
     "cascade-beam5": dict(beam_size=5),
     "cascade-fitted": dict(beam_size=1, fit_window=True),
 }
-
-
-def rrf_scores(*score_matrices: np.ndarray) -> np.ndarray:
-    """Reciprocal-rank fusion of several `(queries, passages)` score matrices."""
-    fused = np.zeros_like(score_matrices[0])
-    for scores in score_matrices:
-        ranks = np.argsort(np.argsort(-scores, axis=1), axis=1) + 1
-        fused += 1.0 / (RRF_K + ranks)
-    return fused
 
 
 def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
@@ -138,9 +129,9 @@ def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: 
     if model.phonetic is not None:
         scores |= halves(model, queries, passages)
     if "cascade-beam5" in scores:
-        scores["hybrid"] = rrf_scores(scores["seal"], scores["cascade-beam5"])
+        scores["hybrid"] = fused_scores(scores["seal"], scores["cascade-beam5"])
         if "seal-adapted" in scores:
-            scores["hybrid-adapted"] = rrf_scores(scores["seal-adapted"], scores["cascade-beam5"])
+            scores["hybrid-adapted"] = fused_scores(scores["seal-adapted"], scores["cascade-beam5"])
     systems = {s: summarise(gold_ranks(m, dataset.passage_ids, golds)) for s, m in scores.items()}
     return {"set": name, "queries": len(dataset.queries), "passages": len(dataset.passages),
             "voices": voices, "systems": systems, "seconds_per_query": seconds,

@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..embedding import shipped_fingerprint
+
 SECTIONS = {  # file stem -> heading, in page order
     "accuracy": "Accuracy on the held-out sets",
     "accuracy-adapt": "Accuracy on the held-out sets after `seal-rag adapt` to each set's knowledge base",
@@ -26,14 +28,6 @@ SECTIONS = {  # file stem -> heading, in page order
     "serve": "`seal-rag serve` under load: concurrent clients on loopback",
 }
 PAPER = {"seal_top1": 0.8636, "cascade_top1": 0.7945, "latency_cut": 0.50}
-
-
-def shipped_fingerprint() -> str | None:
-    """The weights fingerprint of the model shipped in the package (a file read, no model load)."""
-    from ..config import DEFAULT_MODEL, MODELS_DIR
-    from ..embedding import directory_fingerprint
-
-    return directory_fingerprint(MODELS_DIR / DEFAULT_MODEL) if (MODELS_DIR / DEFAULT_MODEL).is_dir() else None
 
 
 def is_stale(result: dict, shipped: str | None) -> bool:

@@ -13,7 +13,6 @@ Nothing here reads a held-out set. The sets are cached under `<cache_dir>/gap/`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import torch
 
 from seal_rag import SealConfig
-from seal_rag.bench.data import add_data_argument
 
 from .. import text_sources as ts
 from ..cache import plan_entries, write_shard
-from ..config import load_config
+from ..config import command_line, load_config, parse_command_line
 from ..evaluate import Validation, metrics
 from ..model import HeadModel
 from ..train_common import warm_start
@@ -72,12 +70,9 @@ def make_set(data: dict, name: str) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--model", required=True, help="a SpeechEmbedding directory (its head runs on the cached states)")
-    args = parser.parse_args()
-    ts.use_data(args.data)
+    args = parse_command_line(parser)
     torch.set_num_threads(2)
     data = load_config(args.config)["data"]
     head = HeadModel(SealConfig.load(Path(args.model) / "config.json"), data["pool"])

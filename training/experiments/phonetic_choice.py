@@ -10,18 +10,15 @@ cascade through the same text tower. Validation only: the 400 questions, 1,551 p
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
 from seal_rag.phonetic import PhonemeRecognizer, PhoneticVectorizer, phonemize
-from seal_rag.bench.data import add_data_argument
 
-from .. import text_sources
 from ..cache import _training_pools
-from ..config import load_config
+from ..config import command_line, load_config, parse_command_line
 from ..evaluate import Validation, rank_metrics
 from ..phonetic import PhoneticValidation
 from ..train_common import load_checkpoint
@@ -30,12 +27,9 @@ GRID = {"hash_dim": [4096, 8192], "ngrams": [(2, 4), (1, 4), (2, 5), (3, 5)], "w
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--model", required=True, help="a model directory: its semantic half is joined to each variant")
-    args = parser.parse_args()
-    text_sources.use_data(args.data)
+    args = parse_command_line(parser)
     torch.set_num_threads(2)
     from seal_rag import SpeechEmbedding
 

@@ -16,8 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from seal_rag.errors import StoreError
 from seal_rag.store import Hit
-
-from ._chroma import chroma_collection, cosine_from_distance, distance_space, ensure_not_empty
+from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty
 
 
 class VectorStoreSearch:
@@ -44,7 +43,7 @@ class VectorStoreSearch:
         try:
             scored = self._search(embedding, k)
         except Exception as error:
-            raise _store_error(error) from None
+            raise as_store_error(error) from None
         if not scored and self.collection is None and self.filter is None:
             raise StoreError("the vector store returned nothing for an unfiltered query: is it empty? add documents first")
         return [
@@ -69,9 +68,10 @@ def _content_id(doc: Document) -> str:
     return f"content:{hash(doc.page_content)}"
 
 
-def _store_error(error: Exception) -> Exception:
-    if isinstance(error, StoreError):
-        return error
-    return StoreError(
-        f"the vector store failed to answer ({type(error).__name__}: {error}): check it is reachable and built by this model"
-    )
+def chroma_collection(vectorstore: Any) -> Any | None:
+    """The chromadb collection behind a `langchain_chroma.Chroma` store, or None for other stores."""
+    try:
+        from langchain_chroma import Chroma
+    except ImportError:  # other stores do not need it
+        return None
+    return vectorstore._collection if isinstance(vectorstore, Chroma) else None

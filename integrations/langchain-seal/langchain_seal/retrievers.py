@@ -11,11 +11,11 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from seal_rag.collection_checks import verify_collection
 from seal_rag.retrieve import Retriever
 
 from ._audio import AudioInput, SpokenQuestion, spoken_question
-from ._chroma import chroma_collection, verify_collection
-from ._search import VectorStoreSearch
+from ._search import VectorStoreSearch, chroma_collection
 from .embeddings import SealEmbeddings
 from .transcription import SealTranscriber
 

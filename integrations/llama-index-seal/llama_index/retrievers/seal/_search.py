@@ -9,6 +9,8 @@ work as in any LlamaIndex app, and the ranking logic exists once, in seal-rag.
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import numpy as np
 from llama_index.core import VectorStoreIndex
 from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
@@ -16,8 +18,7 @@ from llama_index.core.schema import BaseNode, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 from seal_rag.errors import StoreError
 from seal_rag.store import Hit
-
-from ._chroma import chroma_collection, cosine_from_distance, distance_space, ensure_not_empty
+from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty
 
 
 class IndexSearch:
@@ -44,7 +45,7 @@ class IndexSearch:
         try:
             found = retriever.retrieve(bundle)
         except Exception as error:
-            raise _store_error(error) from None
+            raise as_store_error(error) from None
         if not found and self.collection is None and self.filters is None:
             raise StoreError("the vector store returned nothing for an unfiltered query: is the index empty? add documents first")
         hits = []
@@ -63,10 +64,10 @@ class IndexSearch:
         return cosine_from_distance(-math.log(max(score, 1e-300)), self.space)
 
 
-def _store_error(error: Exception) -> Exception:
-    """Chroma's and LlamaIndex's own failures, as a one-line StoreError."""
-    if isinstance(error, StoreError):
-        return error
-    return StoreError(
-        f"the vector store failed to answer ({type(error).__name__}: {error}): check it is reachable and built by this model"
-    )
+def chroma_collection(vector_store: Any) -> Any | None:
+    """The chromadb collection behind a LlamaIndex vector store, or None for other stores."""
+    try:
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+    except ImportError:  # the Chroma integration is optional for other stores
+        return None
+    return vector_store.client if isinstance(vector_store, ChromaVectorStore) else None

@@ -18,11 +18,11 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore, Metada
 from llama_index.embeddings.seal import SealEmbedding
 from seal_rag.retrieve import MODES, Retriever
 from seal_rag.audio import AudioSource
+from seal_rag.collection_checks import verify_collection
 from seal_rag.store import DEFAULT_COLLECTION, Hit
 
-from ._chroma import chroma_collection, verify_collection
 from ._query import SpokenQueryBundle, as_query_bundle
-from ._search import IndexSearch
+from ._search import IndexSearch, chroma_collection
 from .synthesizer import default_embed_model
 
 

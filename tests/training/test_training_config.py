@@ -10,7 +10,7 @@ import pytest
 
 from training.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "training" / "configs"
 EXPERIMENTS = REPO / "training" / "experiments" / "configs"
 

@@ -9,9 +9,9 @@ import pytest
 from seal_rag.bench import latency
 from seal_rag.bench.accuracy import kept_from_earlier_run, shrink_knowledge_base
 from seal_rag.bench.heldout import HeldOutSet, Query
-from seal_rag.bench.summary import shipped_fingerprint
+from seal_rag.embedding import shipped_fingerprint
 
-from .conftest import MINI_DATA
+from ..conftest import MINI_DATA
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from training.config import load_config
 from training.release import RUNS_HEADER, better_earlier_row, candidate_runs, earlier_rows, recipe
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Every committed config that trains stages (the phonetic step trains none).
 CONFIGS = [path for folder in ("training/configs", "training/experiments/configs")
            for path in sorted((REPO / folder).rglob("*.toml")) if "stage2" in load_config(path)]
@@ -85,7 +85,7 @@ def test_a_card_names_its_shards_as_ranges_and_caches_before_each_config_whose_d
     assert shard_ranges(names) == "0:80,207:255"
     assert shard_numbers(shard_ranges(names)) == {*range(80), *range(207, 255)}
 
-    smoke = Path(__file__).resolve().parents[1] / "training" / "configs" / "smoke.toml"
+    smoke = Path(__file__).resolve().parents[2] / "training" / "configs" / "smoke.toml"
     (tmp_path / "a.toml").write_text(f'inherit = "{smoke}"\n')
     (tmp_path / "b.toml").write_text('inherit = "a.toml"\n[stage1]\nsteps = 5\n')  # same data as a
     (tmp_path / "c.toml").write_text('inherit = "a.toml"\n[data]\nshards = "0:1"\n')  # other data
