@@ -166,9 +166,10 @@ class KeywordReranker:
         s = self.settings
         passage_words = [self.words_of(t) for t in texts]
         ids = np.unique(np.concatenate(passage_words + [np.zeros(0, np.int64)]))
-        found = np.zeros(len(self.idf), np.float32)
+        idf = self.idf  # one table for this query (another thread's new passage may grow it meanwhile)
+        found = np.zeros(len(idf), np.float32)
         found[ids] = np.maximum(0.0, 1.0 - self.word_costs(logits, ids) / s.tolerance)
-        weighted = found * self.idf
+        weighted = found * idf
         return np.array([weighted[w].sum() / max(len(w), 1) ** s.length_power for w in passage_words], np.float32)
 
     def rerank(self, logits: np.ndarray, hits: Sequence[Hit]) -> list[Hit]:

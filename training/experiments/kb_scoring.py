@@ -5,6 +5,8 @@ the recognizer's posteriors say about each passage's own words (no training), on
     python -m training.experiments.kb_scoring prepare      # cache -> /tmp/exp32/*.npz (loads the model once)
     python -m training.experiments.kb_scoring baseline     # today's joined cosine (soft decoding), to match val_final.log
     python -m training.experiments.kb_scoring grid         # keyword-spotting re-ranking: its settings' grid, 2-fold check
+    python -m training.experiments.kb_scoring reduced      # idea 3: n-grams over a reduced phoneme alphabet
+    python -m training.experiments.kb_scoring lm           # idea 2: the KB's phoneme n-gram model in CTC prefix beam search
     python -m training.experiments.kb_scoring library      # the chosen setting through seal_rag.keyword_rerank, timed
     python -m training.experiments.kb_scoring latency --count 20 --threads 2   # a 5 s question, with and without it
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -233,6 +236,137 @@ def reduced() -> None:
         print(f"{beta} | " + " | ".join(cells))
 
 
+# ---- idea 2: a phoneme n-gram model of the knowledge base in CTC prefix beam search ---------------
+
+class PhonemeLM:
+    """Witten-Bell interpolated n-gram model over phoneme symbols (word gap included) of the knowledge base."""
+
+    def __init__(self, texts: list[str], order: int = 5):
+        from collections import Counter, defaultdict
+
+        self.order = order
+        self.counts = [defaultdict(Counter) for _ in range(order)]  # [n][context] -> next symbol counts
+        self.vocab = sorted({c for t in texts for c in t})
+        for text in texts:
+            padded = " " * (order - 1) + " ".join(text.split()) + " "
+            for i in range(order - 1, len(padded)):
+                for n in range(order):
+                    self.counts[n][padded[i - n:i]][padded[i]] += 1
+        self.cache: dict[tuple[str, str], float] = {}
+
+    def logp(self, context: str, symbol: str) -> float:
+        context = (" " * (self.order - 1) + context)[-(self.order - 1):]
+        key = (context, symbol)
+        if key not in self.cache:
+            p = 1.0 / (len(self.vocab) + 1)
+            for n in range(self.order):
+                seen = self.counts[n].get(context[len(context) - n:] if n else "")
+                if seen:
+                    total, types = sum(seen.values()), len(seen)
+                    p = (seen[symbol] + types * p) / (total + types)
+            self.cache[key] = math.log(p)
+        return self.cache[key]
+
+
+def prefix_beam(logits: np.ndarray, symbols: str, lm: PhonemeLM | None, alpha: float, bonus: float, beam: int = 10,
+                prune: float = 1e-3) -> list[tuple[str, float]]:
+    """CTC prefix beam search with shallow fusion: the `beam` best prefixes and their log scores."""
+    blank = len(symbols)
+    logp = log_posteriors_np(logits)
+    beams: dict[str, tuple[float, float]] = {"": (0.0, -math.inf)}  # prefix -> (log p ending in blank, in a symbol)
+    for t in range(len(logp)):
+        step = logp[t]
+        kept = [c for c in np.flatnonzero(step >= math.log(prune))]
+        new: dict[str, list[float]] = {}
+
+        def add(prefix: str, which: int, value: float, new: dict = new) -> None:
+            entry = new.setdefault(prefix, [-math.inf, -math.inf])
+            entry[which] = np.logaddexp(entry[which], value)
+
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            for c in kept:
+                if c == blank:
+                    add(prefix, 0, total + step[c])
+                    continue
+                symbol = symbols[c]
+                extend = step[c] + (alpha * lm.logp(prefix, symbol) + bonus if lm is not None else bonus)
+                if prefix and prefix[-1] == symbol:
+                    add(prefix, 1, pnb + step[c])  # the same symbol held
+                    add(prefix + symbol, 1, pb + extend)  # said again after a blank
+                else:
+                    add(prefix + symbol, 1, total + extend)
+        beams = dict(sorted(((k, (v[0], v[1])) for k, v in new.items()), key=lambda kv: -np.logaddexp(*kv[1]))[:beam])
+    return [(prefix, float(np.logaddexp(*scores))) for prefix, scores in beams.items()]
+
+
+def log_posteriors_np(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def nbest_counts(nbest: list[tuple[str, float]], bucket, temperature: float = 1.0) -> dict[int, float]:
+    """Expected n-gram bucket counts under the n-best list's posterior (its scores' softmax)."""
+    from seal_rag.phonetic import phoneme_ngrams
+
+    scores = np.array([score for _, score in nbest]) / temperature
+    weights = np.exp(scores - scores.max())
+    weights /= weights.sum()
+    counts: dict[int, float] = {}
+    for (text, _), w in zip(nbest, weights):
+        for gram in phoneme_ngrams(" ".join(text.split())):
+            key = bucket(gram)
+            counts[key] = counts.get(key, 0.0) + float(w)
+    return counts
+
+
+def lm_decoding(families=FAMILIES) -> None:
+    """Soft counts replaced by the n-best's expected counts, with and without the knowledge base's
+    phoneme model; joined cosine, then keyword re-ranking on top."""
+    import torch
+
+    from seal_rag import SpeechEmbedding
+    from seal_rag.keyword_rerank import KeywordReranker
+    from seal_rag.phonetic import PHONEMES, soft_ngram_counts
+    from seal_rag.store import Hit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained(Path("seal_rag/models/seal-base-minilm"))
+    torch.set_num_threads(1)
+    kb = passages()
+    lm = PhonemeLM(kb["phonemes"])
+    reranker = KeywordReranker.from_texts(kb["texts"])
+    vectorizer = model.phonetic.vectorizer
+    with np.load(OUT / "passage_phonetic.npz") as f:
+        semantic_kb, phonetic_kb = f["semantic"], f["phonetic"]
+    w = model.config.phonetic_weight
+    print("setting | " + " | ".join(f"{f} {c} (then keywords)" for f in families for c in CONDITIONS), flush=True)
+    settings = [(alpha, bonus, False) for alpha, bonus in ((0.0, 0.0), (0.3, 0.0), (0.3, 1.0), (0.6, 1.0), (1.0, 2.0))]
+    for alpha, bonus, mix in settings + [(0.3, 1.0, True), (0.6, 1.0, True)]:
+        cells, start = [], time.process_time()
+        for family in families:
+            for condition in CONDITIONS:
+                data = load(family, condition)
+                counts = [nbest_counts(prefix_beam(x, PHONEMES, lm if alpha else None, alpha, bonus), vectorizer.bucket)
+                          for x in data["logits"]]
+                if mix:  # half the n-best's expected counts, half the shipped soft counts
+                    soft = [soft_ngram_counts(x, len(PHONEMES), PHONEMES, model.phonetic.soft, vectorizer.bucket) for x in data["logits"]]
+                    counts = [{k: (a.get(k, 0.0) + b.get(k, 0.0)) / 2 for k in a.keys() | b.keys()} for a, b in zip(counts, soft)]
+                joined = (1 - w) * data["semantic"] @ semantic_kb.T + w * vectorizer.count_vectors(counts) @ phonetic_kb.T
+                m = metrics(joined, kb["ids"], data["golds"])
+                ranked = joined - 100
+                for q, logits in enumerate(data["logits"]):
+                    top = np.argsort(-joined[q])[:30]
+                    hits = [Hit(r, str(p), float(joined[q, p]), kb["texts"][p], {}) for r, p in enumerate(top, 1)]
+                    for r, h in enumerate(reranker.rerank(logits, hits)):
+                        ranked[q, int(h.id)] = 10 - 0.001 * r
+                k = metrics(ranked, kb["ids"], data["golds"])
+                cells.append(f"{m['top1']:.3f} / {m['mrr@10']:.3f} ({k['top1']:.3f} / {k['mrr@10']:.3f})")
+        print(f"alpha={alpha} bonus={bonus}{' mixed with soft counts' if mix else ''} | " + " | ".join(cells) + f" [{time.process_time() - start:.0f} s]", flush=True)
+
+
 def baseline() -> None:
     ids = passages()["ids"]
     for family in FAMILIES:
@@ -332,7 +466,7 @@ def latency(model_dir: Path, count: int, threads: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "library", "latency"])
+    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "lm", "library", "latency"])
     parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
     parser.add_argument("--count", type=int, default=20, help="latency: 5 s questions timed")
     parser.add_argument("--threads", type=int, default=2, help="latency: torch threads")
@@ -346,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
         grid()
     elif args.step == "reduced":
         reduced()
+    elif args.step == "lm":
+        lm_decoding()
     elif args.step == "library":
         library()
     elif args.step == "latency":
