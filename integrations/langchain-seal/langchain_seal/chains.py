@@ -11,7 +11,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel, RunnableSerializable
 from pydantic import ConfigDict, Field
-from seal_rag.answer import SYSTEM_PROMPT, context_block, extractive_answer
+from seal_rag.answer import SYSTEM_PROMPT, context_block, extractive_answer, quoted
 from seal_rag.store import Hit
 
 from ._audio import AudioInput, SpokenQuestion, spoken_question
@@ -176,4 +176,5 @@ def _same(question: SpokenQuestion) -> SpokenQuestion:
 
 
 def _prompt_inputs(inputs: dict) -> dict:
-    return {"context": format_context(inputs["context"]), "question": inputs["question"]}
+    # A transcript is untrusted too: what was said can spell out the prompt's own tags.
+    return {"context": format_context(inputs["context"]), "question": quoted(str(inputs["question"]))}
