@@ -204,9 +204,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
     show_timings: Annotated[bool, typer.Option("--timings", help="Print time per stage and the model used")] = False,
     no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore the index's tuned model (seal-rag adapt)")] = False,
+    no_keywords: Annotated[bool, typer.Option("--no-keywords", help="Rank by the vector alone: no keyword re-ranking")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
-    from .retrieve import Retriever
+    from .retrieve import Retriever, keyword_reranker
     from .answer import Answer
     from .render import Answered, render_json, render_text
     from .store import SealIndex, check_reachable
@@ -227,10 +228,11 @@ def ask(
     start = time.perf_counter()
     choice = _echo_warnings(choose_model, model_dir, db, chroma_host, chroma_port, collection, not no_tuned)
     model = choice.model
-    load_seconds = time.perf_counter() - start
     with index_lock(db, chroma_host, exclusive=False):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
-        retriever = Retriever(model, index, mode)
+        keywords = None if no_keywords or mode == "cascade" else keyword_reranker(model, index)
+        load_seconds = time.perf_counter() - start  # the models, and the index's words for re-ranking
+        retriever = Retriever(model, index, mode, keywords=keywords)
         for name, clip, decode_seconds in clips:
             try:
                 found = retriever.retrieve_clip(clip, k, want_transcript=bool(answerer and answerer.needs_transcript))
@@ -312,6 +314,7 @@ def serve(
     llm_audio_format: Annotated[str, typer.Option(help="none (send transcript), input_audio or audio_url")] = "none",
     llm_timeout: Annotated[float, typer.Option(help="Seconds to wait for the chat model")] = 60.0,
     no_tuned: Annotated[bool, typer.Option("--no-tuned", help="Ignore the index's tuned model (seal-rag adapt)")] = False,
+    no_keywords: Annotated[bool, typer.Option("--no-keywords", help="Rank by the vector alone: no keyword re-ranking")] = False,
 ) -> None:
     """Serve the index over HTTP: POST /v1/ask, a browser page at /, OpenAPI docs at /docs."""
     import socket
@@ -333,7 +336,7 @@ def serve(
         except OSError as error:
             fail(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port")
     settings = ServeSettings(db, chroma_host, chroma_port, collection, model_dir, not no_tuned, llm, api_key,
-                             cors_origin or [], max_concurrent, int(max_upload_mb * 1024 * 1024))
+                             cors_origin or [], max_concurrent, int(max_upload_mb * 1024 * 1024), not no_keywords)
     with index_lock(db, chroma_host, exclusive=False):  # held while serving: an ingest is refused, not raced
         run(settings, host, port, answerer, on_ready=lambda url: typer.echo(f"serving {url} (Ctrl-C stops)", err=True))
 

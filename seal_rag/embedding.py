@@ -262,17 +262,28 @@ class SpeechEmbedding(nn.Module):
         The one staged encode of the speech path: log-mel features, then Whisper's encoder and
         the heads. Pass a dict as `timings` to get each stage's seconds ("features", "encode").
         """
+        return self.encode_clips(clips, pad_to_window, timings)[0]
+
+    @torch.no_grad()
+    def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False,
+                     timings: dict[str, float] | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """`embed_clips`, and the phoneme recognizer's `(steps, classes)` logits per clip (None without
+        a phonetic half), which keyword re-ranking reads (`keyword_rerank`)."""
         states = self.speech.encode_clips(clips, pad_to_window, timings)
         with timed(timings, "encode"):  # the heads count as encoding: they run on the encoder's states
-            return self.embed_states(states)
+            return self._embed_states(states)
 
     @torch.no_grad()
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
         """Whisper encoder states per clip (`speech.encode_clips`) -> `(n, dim)` query vectors."""
+        return self._embed_states(states)[0]
+
+    def _embed_states(self, states: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray] | None]:
         semantic = self.speech.embed_states(states).numpy()
         if self.phonetic is None:
-            return semantic.astype(np.float32)
-        return self._join(semantic, self.phonetic.embed_states(states))
+            return semantic.astype(np.float32), None
+        logits = self.phonetic.logits(states)
+        return self._join(semantic, self.phonetic.vectors_from_logits(logits, self.phonetic.soft)), logits
 
     def _join(self, semantic: np.ndarray, phonetic: np.ndarray) -> np.ndarray:
         # Both halves are unit vectors, so the joined vector is one too, and its cosine with

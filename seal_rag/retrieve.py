@@ -68,16 +68,19 @@ class Retriever:
         mode: str = "speech",
         model_dir: str | None = None,
         use_tuned: bool = True,
+        keywords: bool = True,
     ) -> "Retriever":
-        """A retriever over a seal-rag index, with the model `seal-rag ask` would choose.
+        """A retriever over a seal-rag index, with the model and re-ranking `seal-rag ask` would use.
 
-        That is `model_dir` when given, else the index's tuned model (`seal-rag adapt`) unless
-        `use_tuned` is False or it is stale, else the shipped model.
+        The model is `model_dir` when given, else the index's tuned model (`seal-rag adapt`)
+        unless `use_tuned` is False or it is stale, else the shipped model. With `keywords`
+        (and a model with a phonetic half) the speech ranking is re-ranked by keyword spotting.
         """
         from .kb_tuning import choose_model
 
         choice = choose_model(model_dir, db, host, port, collection, use_tuned)
-        retriever = cls(choice.model, SealIndex.open(choice.model, db, host, port, collection), mode)
+        index = SealIndex.open(choice.model, db, host, port, collection)
+        retriever = cls(choice.model, index, mode, keywords=keyword_reranker(choice.model, index) if keywords else None)
         retriever.model_choice = choice
         return retriever
 
@@ -154,19 +157,12 @@ class Retriever:
 
     def _speech_ranked(self, clip: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> tuple[np.ndarray, list[Hit]]:
         """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set."""
+        vectors, logits = self.model.encode_clips([clip], timings=timings)
         if self.keywords is None:
-            vector = self.model.embed_clips([clip], timings=timings)[0]
-            return vector, self._search(vector, k, where, timings)
-        import torch
-
-        with torch.no_grad():  # as embed_clips, keeping the states for the recognizer's logits
-            states = self.model.speech.encode_clips([clip], timings=timings)
-            with timed(timings, "encode"):
-                vector = self.model.embed_states(states)[0]
-                logits = self.model.phonetic.logits(states)[0]
-        hits = self._search(vector, max(k, self.keywords.settings.depth), where, timings)
+            return vectors[0], self._search(vectors[0], k, where, timings)
+        hits = self._search(vectors[0], max(k, self.keywords.settings.depth), where, timings)
         with timed(timings, "keywords"):
-            return vector, self.keywords.rerank(logits, hits)[:k]
+            return vectors[0], self.keywords.rerank(logits[0], hits)[:k]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
         timing: dict[str, float] = {}  # its own dict: it runs in a thread beside the speech tower
@@ -177,6 +173,16 @@ class Retriever:
     def _search(self, vector: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> list[Hit]:
         with timed(timings, "search"):
             return self.index.query(vector, k, where)
+
+
+def keyword_reranker(model, index: SealIndex):
+    """The keyword re-ranker of an index's words (`keyword_rerank`), or None for a model without a
+    phonetic half. Reads and phonemizes every chunk: about 1,500 a second, once per process."""
+    if model.phonetic is None:
+        return None
+    from .keyword_rerank import KeywordReranker
+
+    return KeywordReranker.from_texts(index.all_texts())
 
 
 def retrieve(model, index: SealIndex, audio: AudioSource, k: int = 5, mode: str = "speech", where: dict | None = None) -> list[Hit]:

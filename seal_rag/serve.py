@@ -34,7 +34,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .answer import Answer
-from .retrieve import Retriever
+from .retrieve import Retriever, keyword_reranker
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
 
@@ -59,6 +59,7 @@ class ServeSettings:
     cors_origins: list[str] = field(default_factory=list)
     max_concurrent: int = 4
     max_upload_bytes: int = 25 * 1024 * 1024
+    keywords: bool = True  # re-rank the speech ranking by keyword spotting (`keyword_rerank`)
 
 
 class Busy(Exception):
@@ -94,6 +95,7 @@ class AskService:
                                    settings.collection, settings.use_tuned)
         self.model = self.choice.model
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
+        self.keywords = keyword_reranker(self.model, self.index) if settings.keywords else None
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
@@ -121,7 +123,8 @@ class AskService:
         clip = load_audio(audio, max_seconds=self.model.config.max_seconds)
         decode = time.perf_counter() - start
         needs_transcript = bool(self.answerer and self.answerer.needs_transcript)
-        retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None)
+        retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None,
+                              self.keywords)
         found = retriever.retrieve_clip(clip, k, want_transcript=needs_transcript)
         question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
         body = self._body(question, mode, found.hits, found.transcript, {"decode": decode, **found.timings})

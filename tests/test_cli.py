@@ -49,7 +49,7 @@ def test_ask_prints_answer_then_sources_and_json_for_several_files(demo_db, demo
     out = text.stdout.decode()
     assert out.index("Answer (extractive") < out.index("Sources:") < out.index("Timings:")
     assert out.count("score ") == 3 and "[chars " in out
-    for stage in ("load", "features", "encode", "search"):
+    for stage in ("load", "features", "encode", "search", "keywords"):  # keyword re-ranking is on by default
         assert f"{stage} " in out.split("Timings:")[1]
 
     other = DEMOS / "questions" / "q1.wav"
@@ -140,3 +140,17 @@ def test_a_db_made_by_another_model_is_refused_and_left_intact(embedding, demo_q
     assert "was built by model" in again
     still = seal("ask", demo_question, "--db", db, "--model", other, "--json")
     assert still.returncode == 0 and len(json.loads(still.stdout)["sources"]) == 5
+
+
+@pytest.mark.slow
+def test_no_keywords_ranks_by_the_vector_alone(demo_db, demo_question):
+    from seal_rag.retrieve import Retriever
+    from seal_rag.store import SealIndex
+
+    result = seal("ask", demo_question, "--db", demo_db, "--json", "-k", "5", "--no-keywords")
+    row = json.loads(result.stdout.decode())
+    assert result.returncode == 0 and "keywords" not in row["timings"]
+    assert [s["score"] for s in row["sources"]] == sorted((s["score"] for s in row["sources"]), reverse=True)
+    model = Retriever.open(db=str(demo_db), keywords=False).model
+    plain = Retriever(model, SealIndex.open(model, demo_db)).retrieve(demo_question, k=5).hits
+    assert [s["id"] for s in row["sources"]] == [h.id for h in plain]

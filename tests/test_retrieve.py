@@ -99,3 +99,13 @@ def test_matrix_fusion_scores_each_passage_as_the_retrievers_fusion_of_the_same_
         for hit in reciprocal_rank_fusion(lists, k=50):
             expected[int(hit.id)] = hit.score
         np.testing.assert_allclose(fused[row], expected)
+
+
+def test_open_re_ranks_by_keywords_unless_told_not_to(demo_db, demo_question):
+    with_keywords = Retriever.open(db=str(demo_db))
+    found = with_keywords.retrieve(demo_question, k=3)
+    assert with_keywords.keywords is not None and "keywords" in found.timings
+    assert all("keyword_score" in h.metadata for h in found.hits)
+    assert source_name(found.hits[0]) == gold_of(demo_question.name)
+    plain = Retriever.open(db=str(demo_db), keywords=False)
+    assert plain.keywords is None and "keywords" not in plain.retrieve(demo_question, k=3).timings

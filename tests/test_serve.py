@@ -57,7 +57,7 @@ def test_a_spoken_question_as_the_body_finds_its_passage_first(service, demo_que
     assert body["question"]["kind"] == "audio" and abs(body["question"]["seconds"] - 3.54) < 0.01
     assert body["answer_kind"] == "extractive" and "Project Mercury" in body["answer"]
     assert body["model"]["name"] == "seal-base-minilm" and body["transcript"] is None  # speech mode: no transcript
-    assert {"decode", "features", "encode", "search"} <= set(body["timings"])
+    assert {"decode", "features", "encode", "search", "keywords"} <= set(body["timings"])
 
 
 @pytest.mark.slow
