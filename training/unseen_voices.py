@@ -5,7 +5,7 @@
     python -m training.unseen_voices --split val --families piper espeak-flite --grid --no-cascade --out benchmarks/unseen-voices
     # reporting only (held-out questions spoken by piper, the validation family; human sets as recorded)
     python -m training.unseen_voices --sets squad-holdout pubmedqa covidqa ljspeech-385 commonvoice-100 --out benchmarks/unseen-voices
-    # a 5 s question's latency: soft and greedy decoding and the beam-5 cascade, interleaved in one run
+    # a 5 s question's latency: soft and greedy decoding, keyword re-ranking and the beam-5 cascade, interleaved in one run
     python -m training.unseen_voices --latency 20 --threads 2 --out benchmarks/unseen-voices
 
 Roles (`seal_rag.voices`): piper is the *validation* family. Figures on held-out sets spoken by
@@ -16,8 +16,11 @@ check that a choice made on piper does not lose on the training families.
 Each question is spoken once (0.1 s of silence each side, as `training.cache` makes validation
 clips). "noisy" adds coloured noise at 10-25 dB SNR to the same clip (`seal_rag.augment`). Every
 clip goes through Whisper's encoder once: the tower's semantic vector and the phoneme recognizer's
-logits are kept, so greedy and soft decodings score the same states. The cascade is faster-whisper
-base int8, beam 5, then the SAME text tower (both halves), and also then MiniLM alone.
+logits are kept, so greedy and soft decodings score the same states. "seal + keywords" is the soft
+ranking's top passages re-ranked by keyword spotting (`seal_rag.keyword_rerank`, its shipped
+`KeywordSettings` unless --keywords; the word table and IDF of the set's whole knowledge base), as
+`Retriever(..., keywords=...)` does. The cascade is faster-whisper base int8, beam 5, then the SAME
+text tower (both halves), and also then MiniLM alone.
 Everything is cached in chunks under `--cache` (default /tmp/unseen): a killed run resumes, and
 `--prepare` fills the cache without scoring (so held-out figures need not be seen while choosing).
 "--no-cascade" transcribes nothing new but still scores cascade transcripts already cached. Piper
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 import warnings
@@ -43,7 +47,9 @@ from seal_rag.augment import add_noise, coloured_noise
 from seal_rag.bench.data import add_data_argument, data_root
 from seal_rag.bench.heldout import SPEECH_SETS, TEXT_SETS, load_set
 from seal_rag.bench.metrics import gold_ranks, summarise
+from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
+from seal_rag.store import Hit
 from seal_rag.tts import synthesize
 from seal_rag.voices import Voice, family_voices
 
@@ -226,15 +232,32 @@ def query_halves(model, texts: list[str]) -> dict[str, np.ndarray]:
             "phonetic": model.phonetic.embed_texts([t or " " for t in texts])}
 
 
+def keyword_scores(reranker: KeywordReranker, joined: np.ndarray, logits: list[np.ndarray], texts: list[str],
+                   times: list[float] | None = None) -> np.ndarray:
+    """`joined` (queries, passages) with each query's top `reranker.settings.depth` passages above
+    all others, in the order `reranker.rerank` gives them; `times` gets each re-ranking's CPU seconds."""
+    out = joined.copy()
+    for q, x in enumerate(logits):
+        top = np.argsort(-joined[q])[: reranker.settings.depth]
+        hits = [Hit(r, str(p), float(joined[q, p]), texts[p], {}) for r, p in enumerate(top, 1)]
+        start = time.process_time()
+        ranked = reranker.rerank(x, hits)
+        if times is not None:
+            times.append(time.process_time() - start)
+        out[q, [int(h.id) for h in ranked]] = 10 - 0.001 * np.arange(len(ranked))
+    return out
+
+
 def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarray], transcripts: list[str] | None,
-                  truth: list[str], soft: SoftDecoding) -> dict[str, np.ndarray]:
+                  truth: list[str], soft: SoftDecoding, reranker: KeywordReranker, texts: list[str]) -> dict[str, np.ndarray]:
     w = model.config.phonetic_weight
     sem = semantic @ passages["semantic"].T
     greedy = model.phonetic.vectors_from_logits(logits) @ passages["phonetic"].T
     softer = model.phonetic.vectors_from_logits(logits, soft) @ passages["phonetic"].T
     scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
-              "seal (soft posteriors)": (1 - w) * sem + w * softer,
-              "seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer}
+              "seal (soft posteriors)": (1 - w) * sem + w * softer}
+    scores["seal + keywords"] = keyword_scores(reranker, scores["seal (soft posteriors)"], logits, texts)
+    scores.update({"seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer})
     if transcripts is not None:
         q = query_halves(model, transcripts)
         scores["cascade beam 5, same text tower"] = (1 - w) * q["semantic"] @ passages["semantic"].T + w * q["phonetic"] @ passages["phonetic"].T
@@ -261,11 +284,15 @@ def soft_grid(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarr
     return rows
 
 
-def latency(model, root: Path, count: int) -> dict:
+def latency(model, root: Path, cache: Path, count: int, settings: KeywordSettings) -> dict:
     """Median ms of one 5 s question (FLAC bytes of real fixture speech -> its vector): the speech
     path with the model's soft decoding and with greedy, and the beam-5 cascade (ASR, then the same
-    text tower), interleaved clip by clip in one run. Search is left out: it is the same for all."""
+    text tower), interleaved clip by clip in one run; search is left out of those, being the same
+    for all. Beside them, to hits in the validation knowledge base (1,551 paragraphs, numpy search of
+    the cached passage vectors): the soft path's top 5, and with keyword re-ranking as `Retriever`
+    does it (vector and recognizer logits from the same states, search of the top `depth`, re-rank)."""
     import io
+
     import soundfile as sf
 
     from seal_rag.bench.clips import fixture_clips
@@ -276,9 +303,27 @@ def latency(model, root: Path, count: int) -> dict:
         buffer = io.BytesIO()
         sf.write(buffer, clip, SAMPLE_RATE, format="FLAC")
         clips.append(buffer.getvalue())
+    kb = val_sets(root, ["piper"], 1)[0]
+    halves, w = passage_halves(model, cache, kb), model.config.phonetic_weight
+    matrix = np.concatenate([halves["semantic"] * np.sqrt(1 - w), halves["phonetic"] * np.sqrt(w)], axis=1)
+    reranker = KeywordReranker.from_texts(kb.passages, settings)
+
+    def search(vector: np.ndarray, k: int) -> list[Hit]:
+        scores = matrix @ vector
+        top = np.argpartition(-scores, k)[:k]
+        return [Hit(r, str(p), float(scores[p]), kb.passages[p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
+
+    @torch.no_grad()
+    def keywords(audio: bytes) -> list[Hit]:
+        states = model.speech.encode_clips([load_audio(audio)])
+        vector, logits = model.embed_states(states)[0], model.phonetic.logits(states)[0]
+        return reranker.rerank(logits, search(vector, max(5, settings.depth)))[:5]
+
     transcriber, soft = Transcriber(beam_size=5), model.phonetic.soft
     systems = {"speech tower, soft posteriors": lambda a: model.embed_audio(a),
                "speech tower, greedy 1-best": lambda a: model.embed_audio(a),
+               "speech tower, soft, to top 5": lambda a: search(model.embed_audio(a)[0], 5),
+               f"speech tower + keywords, to top 5 (search {settings.depth}, re-rank)": keywords,
                "cascade beam 5, same text tower": lambda a: model.embed_texts([transcriber.transcribe(load_audio(a)) or " "])}
     times: dict[str, list[float]] = {name: [] for name in systems}
     for i, audio in enumerate(clips):
@@ -300,6 +345,12 @@ def latency(model, root: Path, count: int) -> dict:
             for _ in range(5):
                 model.phonetic.vectors_from_logits([x], setting)
             times[name].append(1000 * (time.process_time() - start) / 5)
+    times["keyword re-ranking alone"] = []
+    for audio, x in zip(clips[2:], logits):
+        hits = search(model.embed_audio(audio)[0], settings.depth)
+        start = time.process_time()
+        reranker.rerank(x, hits)
+        times["keyword re-ranking alone"].append(1000 * (time.process_time() - start))
     return {name: {"median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)), "queries": len(t)}
             for name, t in times.items()}
 
@@ -317,10 +368,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--min-prob", type=float, default=None)
     parser.add_argument("--min-insert", type=float, default=None)
+    parser.add_argument("--keywords", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="KeywordSettings fields for 'seal + keywords' [default: the shipped ones]")
     parser.add_argument("--grid", action="store_true", help="with --split val: print the soft settings' grid")
     parser.add_argument("--no-cascade", action="store_true", help="skip faster-whisper (the slow part)")
     parser.add_argument("--prepare", action="store_true", help="only speak, encode and transcribe into the cache; score nothing")
-    parser.add_argument("--latency", type=int, default=0, metavar="N", help="time N 5 s questions instead (soft, greedy, cascade)")
+    parser.add_argument("--latency", type=int, default=0, metavar="N",
+                        help="time N 5 s questions instead (soft, greedy, keywords, cascade)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/unseen"))
@@ -343,15 +397,19 @@ def main(argv: list[str] | None = None) -> None:
                         args.top_k if args.top_k is not None else configured.top_k,
                         args.min_prob if args.min_prob is not None else configured.min_prob,
                         args.min_insert if args.min_insert is not None else configured.min_insert)
+    defaults = KeywordSettings()
+    keywords = KeywordSettings(**{name: type(getattr(defaults, name))(value)
+                                  for name, value in (item.split("=", 1) for item in args.keywords)})
     if args.latency:
-        figures = latency(model, root, args.latency)
+        figures = latency(model, root, args.cache, args.latency, keywords)
         print("| 5 s question | median ms | p95 ms |\n|---|---|---|")
         for name, f in figures.items():
             print(f"| {name} | {f['median_ms']:.1f} | {f['p95_ms']:.1f} |")
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "unseen_voices-latency.json").write_text(json.dumps(
             {"model_fingerprint": model.fingerprint, "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "soft": model.phonetic.soft.__dict__ if model.phonetic.soft else None, "figures": figures}, indent=1))
+             "soft": model.phonetic.soft.__dict__ if model.phonetic.soft else None, "keywords": keywords.__dict__,
+             "load_average": os.getloadavg(), "figures": figures}, indent=1))
         return
     if args.split:
         chosen_sets = val_sets(root, args.families, args.max_queries or 400)
@@ -368,18 +426,20 @@ def main(argv: list[str] | None = None) -> None:
         runner.run(cascade=not args.no_cascade)
         if args.prepare:
             continue
+        reranker = KeywordReranker.from_texts(chosen.passages, keywords)
         golds = [q.gold for q in chosen.queries]
         for condition in runner.conditions:
             semantic, logits, transcripts = runner.loaded(condition)
-            scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft)
+            scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft,
+                                   reranker, chosen.passages)
             systems = {s: summarise(gold_ranks(m, chosen.passage_ids, golds)) for s, m in scores.items()}
             entry = {"set": chosen.name, "voices": chosen.family, "condition": condition, "queries": len(chosen.queries),
-                     "passages": len(chosen.passages), "soft": soft.__dict__, "systems": systems}
+                     "passages": len(chosen.passages), "soft": soft.__dict__, "keywords": keywords.__dict__, "systems": systems}
             if args.grid and args.split:
                 entry["grid"] = soft_grid(model, passages, semantic, logits, chosen)
             results.append(entry)
             print(f"\n{chosen.name}, {chosen.family} voices, {condition}: {len(chosen.queries)} questions, {len(chosen.passages)} passages;"
-                  f" soft = {soft}")
+                  f" soft = {soft}; {keywords}")
             print("| system | Top-1 | Top-10 | MRR@10 |\n|---|---|---|---|")
             for system, m in systems.items():
                 print(f"| {system} | " + " | ".join(f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"

@@ -8,7 +8,7 @@ the recognizer's posteriors say about each passage's own words (no training), on
     python -m training.experiments.kb_scoring reduced      # idea 3: n-grams over a reduced phoneme alphabet
     python -m training.experiments.kb_scoring lm           # idea 2: the KB's phoneme n-gram model in CTC prefix beam search
     python -m training.experiments.kb_scoring library      # the chosen setting through seal_rag.keyword_rerank, timed
-    python -m training.experiments.kb_scoring latency --count 20 --threads 2   # a 5 s question, with and without it
+    python -m training.unseen_voices --latency 20 --threads 2                  # a 5 s question, with and without it
 
 Reads the validation cache of `training.unseen_voices` (`--split val`, piper and espeak-flite,
 clean and noisy) through its own `val_sets`, `Runner.loaded` and `passage_halves`; never the
@@ -329,7 +329,8 @@ def lm_decoding(families=FAMILIES) -> None:
     from seal_rag import SpeechEmbedding
     from seal_rag.keyword_rerank import KeywordReranker
     from seal_rag.phonetic import PHONEMES, soft_ngram_counts
-    from seal_rag.store import Hit
+
+    from ..unseen_voices import keyword_scores
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -356,13 +357,7 @@ def lm_decoding(families=FAMILIES) -> None:
                     counts = [{k: (a.get(k, 0.0) + b.get(k, 0.0)) / 2 for k in a.keys() | b.keys()} for a, b in zip(counts, soft)]
                 joined = (1 - w) * data["semantic"] @ semantic_kb.T + w * vectorizer.count_vectors(counts) @ phonetic_kb.T
                 m = metrics(joined, kb["ids"], data["golds"])
-                ranked = joined - 100
-                for q, logits in enumerate(data["logits"]):
-                    top = np.argsort(-joined[q])[:30]
-                    hits = [Hit(r, str(p), float(joined[q, p]), kb["texts"][p], {}) for r, p in enumerate(top, 1)]
-                    for r, h in enumerate(reranker.rerank(logits, hits)):
-                        ranked[q, int(h.id)] = 10 - 0.001 * r
-                k = metrics(ranked, kb["ids"], data["golds"])
+                k = metrics(keyword_scores(reranker, joined, data["logits"], kb["texts"]), kb["ids"], data["golds"])
                 cells.append(f"{m['top1']:.3f} / {m['mrr@10']:.3f} ({k['top1']:.3f} / {k['mrr@10']:.3f})")
         print(f"alpha={alpha} bonus={bonus}{' mixed with soft counts' if mix else ''} | " + " | ".join(cells) + f" [{time.process_time() - start:.0f} s]", flush=True)
 
@@ -379,7 +374,8 @@ def baseline() -> None:
 def library(settings=None) -> None:
     """The shipped module (`seal_rag.keyword_rerank`) on every family and condition, timed per query (CPU)."""
     from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
-    from seal_rag.store import Hit
+
+    from ..unseen_voices import keyword_scores
 
     settings = settings or KeywordSettings()
     kb = passages()
@@ -388,88 +384,18 @@ def library(settings=None) -> None:
     print(f"word table of {len(kb['texts'])} passages: {time.process_time() - start:.1f} s CPU; {settings}")
     for family in FAMILIES:
         for condition in CONDITIONS:
-            data = load(family, condition)
-            fused, times = data["joined"].copy(), []
-            for q, logits in enumerate(data["logits"]):
-                top = np.argsort(-fused[q])[: settings.depth]
-                hits = [Hit(r, str(p), float(fused[q, p]), kb["texts"][p], {}) for r, p in enumerate(top, 1)]
-                begin = time.process_time()
-                ranked = reranker.rerank(logits, hits)
-                times.append(time.process_time() - begin)
-                fused[q, [int(h.id) for h in ranked]] = 10 - 0.001 * np.arange(len(ranked))
+            data, times = load(family, condition), []
+            fused = keyword_scores(reranker, data["joined"], data["logits"], kb["texts"], times)
             base, m = metrics(data["joined"], kb["ids"], data["golds"]), metrics(fused, kb["ids"], data["golds"])
             print(f"{family:13s} {condition:6s} Top-1 {base['top1']:.3f} -> {m['top1']:.3f}  MRR@10 {base['mrr@10']:.3f} -> "
                   f"{m['mrr@10']:.3f}  Top-10 {base['top10']:.3f} -> {m['top10']:.3f}  re-rank {1000 * np.median(times):.1f} ms median,"
                   f" {1000 * np.percentile(times, 95):.1f} p95 (CPU, {np.mean(data['steps']) / 25:.1f} s clips)", flush=True)
 
 
-def latency(model_dir: Path, count: int, threads: int) -> None:
-    """Median and p95 ms of one 5 s question (real fixture speech) -> its top 5 of the validation
-    knowledge base: the speech path as shipped (vector, search), and with keyword re-ranking
-    (vector and recognizer logits from the same states, search 30, re-rank), interleaved clip by clip."""
-    import torch
-
-    from seal_rag import SpeechEmbedding
-    from seal_rag.bench.clips import fixture_clips
-    from seal_rag.bench.data import data_root
-    from seal_rag.keyword_rerank import KeywordReranker
-    from seal_rag.store import Hit
-
-    torch.set_num_threads(threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = SpeechEmbedding.from_pretrained(model_dir)
-    kb = passages()
-    with np.load(OUT / "passage_phonetic.npz") as f:
-        w = model.config.phonetic_weight
-        matrix = np.concatenate([f["semantic"] * np.sqrt(1 - w), f["phonetic"] * np.sqrt(w)], axis=1).astype(np.float32)
-    reranker = KeywordReranker.from_texts(kb["texts"])
-
-    def search(vector: np.ndarray, k: int) -> list[Hit]:
-        scores = matrix @ vector
-        top = np.argpartition(-scores, k)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [Hit(r, str(p), float(scores[p]), kb["texts"][p], {}) for r, p in enumerate(top, 1)]
-
-    def shipped(clip: np.ndarray) -> list[Hit]:
-        return search(model.embed_clips([clip])[0], 5)
-
-    def keywords(clip: np.ndarray) -> list[Hit]:
-        with torch.no_grad():
-            states = model.speech.encode_clips([clip])
-            vector = model.embed_states(states)[0]
-            logits = model.phonetic.logits(states)[0]
-        return reranker.rerank(logits, search(vector, reranker.settings.depth))[:5]
-
-    times: dict[str, list[float]] = {"speech path as shipped": [], "with keyword re-ranking": [],
-                                     "speech path as shipped (CPU, all threads)": [], "with keyword re-ranking (CPU, all threads)": [],
-                                     "re-ranking alone (CPU)": []}
-    for i, clip in enumerate(fixture_clips(data_root(None), count + 2, 5.0, 5.0)):
-        for name, run in (("speech path as shipped", shipped), ("with keyword re-ranking", keywords)):
-            start, cpu = time.perf_counter(), time.process_time()
-            run(clip)
-            if i >= 2:
-                times[name].append(1000 * (time.perf_counter() - start))
-                times[f"{name} (CPU, all threads)"].append(1000 * (time.process_time() - cpu))
-        if i >= 2:
-            with torch.no_grad():
-                states = model.speech.encode_clips([clip])
-                vector, logits = model.embed_states(states)[0], model.phonetic.logits(states)[0]
-            hits = search(vector, reranker.settings.depth)
-            start = time.process_time()
-            reranker.rerank(logits, hits)
-            times["re-ranking alone (CPU)"].append(1000 * (time.process_time() - start))
-    print(f"| 5 s question, {threads} threads, {count} clips | median ms | p95 ms |\n|---|---|---|")
-    for name, t in times.items():
-        print(f"| {name} | {np.median(t):.1f} | {np.percentile(t, 95):.1f} |")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "lm", "library", "latency"])
+    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "lm", "library"])
     parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
-    parser.add_argument("--count", type=int, default=20, help="latency: 5 s questions timed")
-    parser.add_argument("--threads", type=int, default=2, help="latency: torch threads")
     args = parser.parse_args(argv)
     start = time.time()
     if args.step == "prepare":
@@ -484,8 +410,6 @@ def main(argv: list[str] | None = None) -> None:
         lm_decoding()
     elif args.step == "library":
         library()
-    elif args.step == "latency":
-        latency(args.model, args.count, args.threads)
     print(f"[{time.time() - start:.0f} s]")
 
 
