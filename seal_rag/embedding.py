@@ -285,6 +285,14 @@ class SpeechEmbedding(nn.Module):
         logits = self.phonetic.logits(states)
         return self._join(semantic, self.phonetic.vectors_from_logits(logits, self.phonetic.soft)), logits
 
+    def join(self, semantic: np.ndarray, phonetic: np.ndarray) -> np.ndarray:
+        """Semantic `(n, config.dim)` and phonetic `(n, config.phonetic_dim)` halves, each unit norm ->
+        joined vectors `(n, dim)`, as `embed_*` joins them: the inverse of `split`. Raises ValueError
+        for a model without a phonetic half."""
+        if self.phonetic is None:
+            raise ValueError(f"{self.name} has no phonetic half: its vectors are the semantic half alone")
+        return self._join(semantic, phonetic)
+
     def _join(self, semantic: np.ndarray, phonetic: np.ndarray) -> np.ndarray:
         # Both halves are unit vectors, so the joined vector is one too, and its cosine with
         # another is (1 - w) * semantic cosine + w * phonetic cosine.

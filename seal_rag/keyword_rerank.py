@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .kb_decoding import DecodingSettings, KBDecoder
 from .phonetic import PHONEMES, phonemize
 from .store import Hit
 
@@ -114,8 +115,9 @@ class KeywordReranker:
     """
 
     def __init__(self, phonemes: Sequence[str], settings: KeywordSettings | None = None, texts: Sequence[str] | None = None,
-                 symbols: str = PHONEMES):
+                 symbols: str = PHONEMES, decoder: KBDecoder | None = None):
         self.settings = settings or KeywordSettings()
+        self.decoder = decoder  # the same knowledge base's phoneme model, to decode the query with before searching
         self.symbols, self.blank = symbols, len(symbols)
         self._index = {c: i for i, c in enumerate(symbols)}
         self._words: dict[str, int] = {}
@@ -128,9 +130,15 @@ class KeywordReranker:
         self._by_text = dict(zip(texts, passage_words)) if texts is not None else {}
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None) -> KeywordReranker:
-        """From every passage's text (`SealIndex.all_texts()`); espeak-ng phonemizes about 1,500 paragraphs a second."""
-        return cls([phonemize(t) for t in texts], settings, texts)
+    def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None,
+                   decoding: DecodingSettings | None = None) -> KeywordReranker:
+        """From every passage's text (`SealIndex.all_texts()`); espeak-ng phonemizes about 1,500 paragraphs a second.
+
+        With `decoding`, it also carries the knowledge base's phoneme model (`kb_decoding.KBDecoder`,
+        from the same phonemes) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
+        half with it before the vector search."""
+        phonemes = [phonemize(t) for t in texts]
+        return cls(phonemes, settings, texts, decoder=KBDecoder(phonemes, decoding) if decoding is not None else None)
 
     def _word_ids(self, phonemes: str) -> np.ndarray:
         s = self.settings

@@ -312,15 +312,18 @@ class PhoneticHalf(nn.Module):
         logits, steps = self.recognizer(nn.utils.rnn.pad_sequence(states, batch_first=True), lengths)
         return [row[:count].float().numpy() for row, count in zip(logits, steps.tolist())]
 
-    def vectors_from_logits(self, logits: list[np.ndarray], soft: SoftDecoding | None = None) -> np.ndarray:
-        """Each clip's phonetic vector from its recognizer logits: soft counts with `soft`, else greedy."""
+    def counts_from_logits(self, logits: list[np.ndarray], soft: SoftDecoding | None = None) -> list[dict[int, float]]:
+        """Each clip's n-gram bucket counts from its recognizer logits: expected counts with `soft`, else the greedy string's."""
         vectorizer = self.vectorizer
         if soft is None:
-            return vectorizer.vectors([self.recognizer.decode(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0]
-                                       for x in logits])
-        return vectorizer.count_vectors([soft_ngram_counts(x, self.recognizer.blank, self.recognizer.symbols, soft,
-                                                           vectorizer.bucket, vectorizer.low, vectorizer.high)
-                                         for x in logits])
+            return [vectorizer.counts(self.recognizer.decode(torch.from_numpy(x)[None], torch.tensor([len(x)]))[0])
+                    for x in logits]
+        return [soft_ngram_counts(x, self.recognizer.blank, self.recognizer.symbols, soft, vectorizer.bucket,
+                                  vectorizer.low, vectorizer.high) for x in logits]
+
+    def vectors_from_logits(self, logits: list[np.ndarray], soft: SoftDecoding | None = None) -> np.ndarray:
+        """Each clip's phonetic vector from its recognizer logits: soft counts with `soft`, else greedy."""
+        return self.vectorizer.count_vectors(self.counts_from_logits(logits, soft))
 
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
         if self.soft is None:

@@ -38,7 +38,9 @@ class Retriever:
         transcriber: A `cascade.Transcriber`; made on first need when None.
         keywords: A `keyword_rerank.KeywordReranker` built from this index's texts: the speech
             ranking (speech and hybrid modes) is then re-ranked by which of its passages' words
-            the query says. None: the cosine alone.
+            the query says; if it carries a `decoder` (`kb_decoding`, as `keyword_reranker` builds
+            it), the query's phonetic half is first decoded with the index's phoneme model, and
+            that vector is searched. None: the cosine alone.
 
     Example:
         >>> retriever = Retriever.open(db=".seal_rag")  # the index's tuned model (seal-rag adapt), if it has one
@@ -156,13 +158,18 @@ class Retriever:
         return [Hit(h.rank, h.id, cosine[h.id], h.text, {**h.metadata, "rrf_score": h.score}) for h in fused]
 
     def _speech_ranked(self, clip: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> tuple[np.ndarray, list[Hit]]:
-        """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set."""
+        """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set
+        (the vector decoded again by its `decoder` first, when it has one)."""
         vectors, logits = self.model.encode_clips([clip], timings=timings)
         if self.keywords is None:
             return vectors[0], self._search(vectors[0], k, where, timings)
-        hits = self._search(vectors[0], max(k, self.keywords.settings.depth), where, timings)
+        vector = vectors[0]
+        if self.keywords.decoder is not None:
+            with timed(timings, "kb_decoding"):
+                vector = self.keywords.decoder.query_vector(self.model, vector, logits[0])
+        hits = self._search(vector, max(k, self.keywords.settings.depth), where, timings)
         with timed(timings, "keywords"):
-            return vectors[0], self.keywords.rerank(logits[0], hits)[:k]
+            return vector, self.keywords.rerank(logits[0], hits)[:k]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
         timing: dict[str, float] = {}  # its own dict: it runs in a thread beside the speech tower
@@ -175,14 +182,16 @@ class Retriever:
             return self.index.query(vector, k, where)
 
 
-def keyword_reranker(model, index: SealIndex):
-    """The keyword re-ranker of an index's words (`keyword_rerank`), or None for a model without a
-    phonetic half. Reads and phonemizes every chunk: about 1,500 a second, once per process."""
+def keyword_reranker(model, index: SealIndex, decoding: bool = True):
+    """The keyword re-ranker of an index's words (`keyword_rerank`), with the index's phoneme model
+    to decode queries by (`kb_decoding`) unless `decoding` is False; None for a model without a
+    phonetic half. Reads and phonemizes every chunk once for both: about 1,500 a second, once per process."""
     if model.phonetic is None:
         return None
+    from .kb_decoding import DecodingSettings
     from .keyword_rerank import KeywordReranker
 
-    return KeywordReranker.from_texts(index.all_texts())
+    return KeywordReranker.from_texts(index.all_texts(), decoding=DecodingSettings() if decoding else None)
 
 
 def retrieve(model, index: SealIndex, audio: AudioSource, k: int = 5, mode: str = "speech", where: dict | None = None) -> list[Hit]:

@@ -8,6 +8,8 @@ the recognizer's posteriors say about each passage's own words (no training), on
     python -m training.experiments.kb_scoring reduced      # idea 3: n-grams over a reduced phoneme alphabet
     python -m training.experiments.kb_scoring lm           # idea 2: the KB's phoneme n-gram model in CTC prefix beam search
     python -m training.experiments.kb_scoring library      # the chosen setting through seal_rag.keyword_rerank, timed
+    python -m training.experiments.kb_scoring library-lm   # lm's chosen setting through seal_rag.kb_decoding, then keywords
+    python -m training.experiments.kb_scoring latency-lm --count 20 --threads 2   # a 5 s question through Retriever, with and without it
     python -m training.unseen_voices --latency 20 --threads 2                  # a 5 s question, with and without it
 
 Reads the validation cache of `training.unseen_voices` (`--split val`, piper and espeak-flite,
@@ -392,10 +394,110 @@ def library(settings=None) -> None:
                   f" {1000 * np.percentile(times, 95):.1f} p95 (CPU, {np.mean(data['steps']) / 25:.1f} s clips)", flush=True)
 
 
+def library_lm(model_dir: Path) -> None:
+    """The `lm` step's chosen setting through the library, as `Retriever` runs it: the query's vector
+    (`SpeechEmbedding.join` of its cached halves, what `encode_clips` gives) decoded again by the
+    re-ranker's `kb_decoding.KBDecoder`, searched, then re-ranked; decoding timed per query (CPU)."""
+    import torch
+
+    from seal_rag.kb_decoding import DecodingSettings
+    from seal_rag.keyword_rerank import KeywordReranker
+
+    from ..unseen_voices import keyword_scores
+
+    torch.set_num_threads(1)
+    model = _model(model_dir)
+    kb = passages()
+    start = time.process_time()
+    reranker = KeywordReranker.from_texts(kb["texts"], decoding=DecodingSettings())
+    print(f"word table and phoneme model of {len(kb['texts'])} passages: {time.process_time() - start:.1f} s CPU; "
+          f"{reranker.decoder.settings}")
+    with np.load(OUT / "passage_phonetic.npz") as f:
+        matrix = model.join(f["semantic"], f["phonetic"])
+    for family in FAMILIES:
+        for condition in CONDITIONS:
+            data, times, decoded = load(family, condition), [], []
+            vectors = model.join(data["semantic"], data["phonetic"])
+            for vector, logits in zip(vectors, data["logits"]):
+                begin = time.process_time()
+                decoded.append(reranker.decoder.query_vector(model, vector, logits))
+                times.append(time.process_time() - begin)
+            plain = keyword_scores(reranker, vectors @ matrix.T, data["logits"], kb["texts"])
+            fused = keyword_scores(reranker, np.array(decoded) @ matrix.T, data["logits"], kb["texts"])
+            base, m = metrics(plain, kb["ids"], data["golds"]), metrics(fused, kb["ids"], data["golds"])
+            print(f"{family:13s} {condition:6s} keywords Top-1 {base['top1']:.3f} -> with KB decoding {m['top1']:.3f}  MRR@10 "
+                  f"{base['mrr@10']:.3f} -> {m['mrr@10']:.3f}  Top-10 {base['top10']:.3f} -> {m['top10']:.3f}  decoding "
+                  f"{1000 * np.median(times):.1f} ms median, {1000 * np.percentile(times, 95):.1f} p95 (CPU, "
+                  f"{np.mean(data['steps']) / 25:.1f} s clips)", flush=True)
+
+
+def _model(model_dir: Path):
+    from seal_rag import SpeechEmbedding
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SpeechEmbedding.from_pretrained(model_dir)
+
+
+def latency_lm(model_dir: Path, count: int, threads: int) -> None:
+    """Median and p95 ms of one 5 s question (real fixture speech) -> its top 5 of the validation
+    knowledge base through `Retriever.retrieve_clip` (numpy search of the cached passage vectors):
+    keyword re-ranking alone, and with the knowledge base's decoding first, interleaved clip by clip;
+    then each stage's own seconds, and the decoding alone in CPU time."""
+    import torch
+
+    from seal_rag.bench.clips import fixture_clips
+    from seal_rag.bench.data import data_root
+    from seal_rag.kb_decoding import DecodingSettings
+    from seal_rag.keyword_rerank import KeywordReranker
+    from seal_rag.retrieve import Retriever
+    from seal_rag.store import Hit
+
+    torch.set_num_threads(threads)
+    model = _model(model_dir)
+    kb = passages()
+    with np.load(OUT / "passage_phonetic.npz") as f:
+        matrix = model.join(f["semantic"], f["phonetic"])
+
+    class Index:  # what `Retriever` reads of a `SealIndex`: numpy search of the cached passage vectors
+        def query(self, vector: np.ndarray, k: int, where=None) -> list[Hit]:
+            scores = matrix @ vector
+            top = np.argpartition(-scores, k)[:k]
+            return [Hit(r, str(p), float(scores[p]), kb["texts"][p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
+
+    with_lm = KeywordReranker.from_texts(kb["texts"], decoding=DecodingSettings())
+    keywords = KeywordReranker.from_texts(kb["texts"])
+    retrievers = {"keywords": Retriever(model, Index(), keywords=keywords),
+                  "KB decoding + keywords": Retriever(model, Index(), keywords=with_lm)}
+    times: dict[str, list[float]] = {name: [] for name in retrievers}
+    stages: dict[str, list[float]] = {}
+    encoded = []  # each timed clip's vector and recognizer logits
+    for i, clip in enumerate(fixture_clips(data_root(None), count + 2, 5.0, 5.0)):
+        for name, retriever in retrievers.items():
+            start = time.perf_counter()
+            found = retriever.retrieve_clip(clip, 5)
+            if i >= 2:  # the first two warm up
+                times[name].append(1000 * (time.perf_counter() - start))
+                for stage, seconds in found.timings.items():
+                    stages.setdefault(f"{name}: {stage}", []).append(1000 * seconds)
+        if i >= 2:
+            encoded.append(model.encode_clips([clip]))
+    times["KB decoding alone (CPU)"] = []
+    for vectors, x in encoded:
+        start = time.process_time()
+        with_lm.decoder.query_vector(model, vectors[0], x[0])
+        times["KB decoding alone (CPU)"].append(1000 * (time.process_time() - start))
+    print(f"| 5 s question, {threads} threads, {count} clips, {len(kb['texts'])} paragraphs | median ms | p95 ms |\n|---|---|---|")
+    for name, t in {**times, **stages}.items():
+        print(f"| {name} | {np.median(t):.1f} | {np.percentile(t, 95):.1f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "lm", "library"])
+    parser.add_argument("step", choices=["prepare", "baseline", "grid", "reduced", "lm", "library", "library-lm", "latency-lm"])
     parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
+    parser.add_argument("--count", type=int, default=20, help="latency-lm: 5 s questions timed")
+    parser.add_argument("--threads", type=int, default=2, help="latency-lm: torch threads")
     args = parser.parse_args(argv)
     start = time.time()
     if args.step == "prepare":
@@ -410,6 +512,10 @@ def main(argv: list[str] | None = None) -> None:
         lm_decoding()
     elif args.step == "library":
         library()
+    elif args.step == "library-lm":
+        library_lm(args.model)
+    elif args.step == "latency-lm":
+        latency_lm(args.model, args.count, args.threads)
     print(f"[{time.time() - start:.0f} s]")
 
 
