@@ -305,7 +305,7 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
         clips.append(buffer.getvalue())
     kb = val_sets(root, ["piper"], 1)[0]
     halves, w = passage_halves(model, cache, kb), model.config.phonetic_weight
-    matrix = np.concatenate([halves["semantic"] * np.sqrt(1 - w), halves["phonetic"] * np.sqrt(w)], axis=1)
+    matrix = np.concatenate([halves["semantic"] * np.sqrt(1 - w), halves["phonetic"] * np.sqrt(w)], axis=1).astype(np.float32)
     reranker = KeywordReranker.from_texts(kb.passages, settings)
 
     def search(vector: np.ndarray, k: int) -> list[Hit]:
