@@ -47,6 +47,7 @@ from seal_rag.augment import add_noise, coloured_noise
 from seal_rag.bench.data import add_data_argument, data_root
 from seal_rag.bench.heldout import SPEECH_SETS, TEXT_SETS, load_set
 from seal_rag.bench.metrics import gold_ranks, summarise
+from seal_rag.kb_decoding import DecodingSettings
 from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
 from seal_rag.store import Hit
@@ -257,6 +258,9 @@ def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.n
     scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
               "seal (soft posteriors)": (1 - w) * sem + w * softer}
     scores["seal + keywords"] = keyword_scores(reranker, scores["seal (soft posteriors)"], logits, texts)
+    if reranker.decoder is not None:  # what ask and serve do: the KB's phoneme model decodes, then keywords re-rank
+        decoded = np.stack([reranker.decoder.phonetic_vector(x, model.phonetic) for x in logits]) @ passages["phonetic"].T
+        scores["seal + KB decoding + keywords (as served)"] = keyword_scores(reranker, (1 - w) * sem + w * decoded, logits, texts)
     scores.update({"seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer})
     if transcripts is not None:
         q = query_halves(model, transcripts)
@@ -306,24 +310,24 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
     kb = val_sets(root, ["piper"], 1)[0]
     halves, w = passage_halves(model, cache, kb), model.config.phonetic_weight
     matrix = np.concatenate([halves["semantic"] * np.sqrt(1 - w), halves["phonetic"] * np.sqrt(w)], axis=1).astype(np.float32)
-    reranker = KeywordReranker.from_texts(kb.passages, settings)
+    reranker = KeywordReranker.from_texts(kb.passages, settings, DecodingSettings())
 
     def search(vector: np.ndarray, k: int) -> list[Hit]:
         scores = matrix @ vector
         top = np.argpartition(-scores, k)[:k]
         return [Hit(r, str(p), float(scores[p]), kb.passages[p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
 
-    @torch.no_grad()
-    def keywords(audio: bytes) -> list[Hit]:
-        states = model.speech.encode_clips([load_audio(audio)])
-        vector, logits = model.embed_states(states)[0], model.phonetic.logits(states)[0]
-        return reranker.rerank(logits, search(vector, max(5, settings.depth)))[:5]
+    def keywords(audio: bytes, decode: bool = False) -> list[Hit]:  # as `Retriever` does it
+        vectors, logits = model.encode_clips([load_audio(audio)])
+        vector = reranker.decoder.query_vector(model, vectors[0], logits[0]) if decode else vectors[0]
+        return reranker.rerank(logits[0], search(vector, max(5, settings.depth)))[:5]
 
     transcriber, soft = Transcriber(beam_size=5), model.phonetic.soft
     systems = {"speech tower, soft posteriors": lambda a: model.embed_audio(a),
                "speech tower, greedy 1-best": lambda a: model.embed_audio(a),
                "speech tower, soft, to top 5": lambda a: search(model.embed_audio(a)[0], 5),
                f"speech tower + keywords, to top 5 (search {settings.depth}, re-rank)": keywords,
+               "as served: KB decoding + keywords, to top 5": lambda a: keywords(a, decode=True),
                "cascade beam 5, same text tower": lambda a: model.embed_texts([transcriber.transcribe(load_audio(a)) or " "])}
     times: dict[str, list[float]] = {name: [] for name in systems}
     for i, audio in enumerate(clips):
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
         runner.run(cascade=not args.no_cascade)
         if args.prepare:
             continue
-        reranker = KeywordReranker.from_texts(chosen.passages, keywords)
+        reranker = KeywordReranker.from_texts(chosen.passages, keywords, DecodingSettings())
         golds = [q.gold for q in chosen.queries]
         for condition in runner.conditions:
             semantic, logits, transcripts = runner.loaded(condition)
