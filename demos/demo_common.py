@@ -29,3 +29,14 @@ def gold_source(audio: Path) -> str | None:
         if (QUESTIONS / row["audio"]).resolve() == audio.resolve():
             return row["gold_source"]
     return None
+
+
+def chosen_mode(requested: str, model) -> str:
+    """`--mode auto`: speech with a trained speech tower, else cascade (said in one line)."""
+    if requested != "auto":
+        return requested
+    if model.trained:
+        return "speech"
+    print("note: the shipped speech tower is experimental (far below the cascade on held-out questions), "
+          "so this demo retrieves in cascade mode (ASR, then the text tower); --mode speech tries SEAL itself.")
+    return "cascade"

@@ -22,7 +22,7 @@ import chromadb
 from langchain_chroma import Chroma
 from langchain_seal import SealEmbeddings, SealSpeechRetriever, build_audio_chain
 
-from demo_common import HERE, KB, gold_source, parse_args
+from demo_common import HERE, KB, chosen_mode, gold_source, parse_args
 from seal_rag import UntrainedModelWarning
 from seal_rag.ingest import ingest_folder
 from seal_rag.store import DEFAULT_COLLECTION, SealIndex
@@ -45,12 +45,7 @@ def main() -> None:
         warnings.simplefilter("ignore", UntrainedModelWarning)  # said below, in one line
         embeddings = SealEmbeddings()
     model = embeddings.speech_embedding
-    mode = args.mode
-    if mode == "auto":
-        mode = "speech" if model.trained else "cascade"
-        if not model.trained:
-            print("note: the shipped speech tower is experimental (far below the cascade on held-out questions), "
-                  "so this demo retrieves in cascade mode (ASR, then the text tower); --mode speech tries SEAL itself.")
+    mode = chosen_mode(args.mode, model)
 
     with tempfile.TemporaryDirectory() as db:
         summary = ingest_folder(model, KB, SealIndex.open(model, db=db, create=True), show_progress=False)

@@ -23,7 +23,7 @@ from llama_index.readers.seal import SealReader
 from llama_index.retrievers.seal import SealSpeechRetriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from demo_common import HERE, KB, gold_source, parse_args
+from demo_common import HERE, KB, chosen_mode, gold_source, parse_args
 from seal_rag import UntrainedModelWarning
 from seal_rag.store import SealIndex
 
@@ -53,12 +53,7 @@ def main() -> None:
         warnings.simplefilter("ignore", UntrainedModelWarning)  # said below, in one line
         embed_model = SealEmbedding()
     model = embed_model.speech_embedding
-    mode = args.mode
-    if mode == "auto":
-        mode = "speech" if model.trained else "cascade"
-        if not model.trained:
-            print("note: the shipped speech tower is experimental (far below the cascade on held-out questions), "
-                  "so this demo retrieves in cascade mode (ASR, then the text tower); --mode speech tries SEAL itself.")
+    mode = chosen_mode(args.mode, model)
 
     with tempfile.TemporaryDirectory() as db:
         # A collection stamped by seal-rag: the retriever then checks the model exactly.
