@@ -1,15 +1,22 @@
-"""The Chroma index: one collection, cosine space, stamped with the model that filled it.
+"""The index: one Chroma collection, cosine space, stamped with the model that filled it.
 
 A persistent directory (`./.seal_rag/` by default) serves one process at a time; several
 processes, or several machines, should share a Chroma server (`chroma run`) through
 `chromadb.HttpClient`. The same code serves both.
+
+Chroma is the store of record: ids, text, metadata and the 384-d semantic half. A model with
+a phonetic half keeps that half (8,192 sparse buckets) in a `PhoneticIndex` beside it
+(`<db>/phonetic/<collection>/`, or under the cache for a server), rebuilt from Chroma's text
+whenever it is missing or out of step; `fused_search` ranks by the exact joined cosine.
 """
+
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +26,19 @@ import numpy as np
 
 from .arguments import check_collection
 from .errors import IndexMismatchError, StoreError
+from .fused_search import Split, fused_search
+from .phonetic_index import PhoneticIndex, PhoneticIndexError
 
 DEFAULT_DB = Path(".seal_rag")
 DEFAULT_COLLECTION = "seal_rag"
 DEFAULT_PORT = 8000
 # Keys stamped on the collection, so a query from another model is refused.
 MODEL_KEY, SPACE_KEY, DIM_KEY = "seal_model", "seal_space", "seal_dim"
+# How the vectors are stored: 2 = the semantic half in Chroma and the phonetic half in a PhoneticIndex.
+# Collections without the key hold whole joined vectors in Chroma (layout 1, seal-rag before 0.9).
+LAYOUT_KEY, LAYOUT = "seal_layout", 2
+PHONETIC_DIR = "phonetic"
+REBUILD_PAGE = 256  # chunks re-phonemized and written together when the phonetic index is rebuilt
 UPSERT_BATCH = 512
 LOCK_FILE = "seal_rag.lock"
 INDEX_FILE = "chroma.sqlite3"  # what makes a directory an index, rather than any folder
@@ -151,16 +165,37 @@ def ensure_not_empty(collection: Any) -> None:
         raise StoreError(f"index {collection.name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
 
 
+def phonetic_dir(db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT,
+                 collection: str = DEFAULT_COLLECTION) -> Path:
+    """Where a collection's phonetic index lives: in the index folder, or for a server under the cache.
+
+    A server keeps the record (Chroma); each machine that asks keeps its own phonetic index,
+    keyed as `kb_tuning.tuned_dir` keys tuned models, and rebuilds it from the server's text.
+    """
+    check_collection(collection)  # it becomes a folder name
+    if host:
+        from .model_sources import cache_dir
+
+        server = re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}-{port}")
+        return cache_dir() / PHONETIC_DIR / server / collection
+    return Path(db or DEFAULT_DB) / PHONETIC_DIR / collection
+
+
 class SealIndex:
     """A Chroma collection of text-tower vectors, bound to the model space that made them.
 
     Args:
         collection: A `chromadb` collection (from `open` or your own client).
+        where: How errors name the index.
+        phonetic: The phonetic index beside it (layout 2 with a phonetic model), else None.
+        split: Where the model's joined vectors split into halves (with `phonetic`).
     """
 
-    def __init__(self, collection, where: str | None = None):
+    def __init__(self, collection, where: str | None = None, phonetic: PhoneticIndex | None = None,
+                 split: Split | None = None):
         self.collection = collection
         self.where = where or f"collection {collection.name!r}"  # named in errors
+        self.phonetic, self.split = phonetic, split
 
     @classmethod
     def open(
@@ -174,6 +209,8 @@ class SealIndex:
     ) -> "SealIndex":
         """Open (or with `create`, make) the collection and check it belongs to `model`'s space.
 
+        A missing or out-of-step phonetic index is rebuilt from the collection's text first.
+
         Args:
             model: A `SpeechEmbedding` (anything with `name`, `space_fingerprint` and `dim`).
         """
@@ -181,7 +218,7 @@ class SealIndex:
         client = connect(db, host, port, must_exist=not create)
         where = f"{host}:{port}" if host else str(db or DEFAULT_DB)
         if create:
-            stamp = {MODEL_KEY: model.name, SPACE_KEY: model.space_fingerprint, DIM_KEY: model.dim}
+            stamp = {MODEL_KEY: model.name, SPACE_KEY: model.space_fingerprint, DIM_KEY: model.dim, LAYOUT_KEY: LAYOUT}
             with store_errors(where, "create a collection in"):
                 handle = client.get_or_create_collection(
                     collection, metadata=stamp, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
@@ -193,15 +230,37 @@ class SealIndex:
                 raise StoreError(f"{where} has no collection {collection!r}: run `seal-rag ingest DOCS` first")
             with store_errors(where):
                 handle = client.get_collection(collection, embedding_function=None)
-        index = cls(handle, where)
+        return cls.for_collection(handle, model, phonetic_dir(db, host, port, collection), where)
+
+    @classmethod
+    def for_collection(cls, collection, model, folder: Path | None = None, where: str | None = None) -> "SealIndex":
+        """A seal-rag collection opened by someone else's client (LlamaIndex, LangChain), checked and in step.
+
+        Without `folder`, the phonetic index's place is found from the client's settings.
+        """
+        index = cls(collection, where)
         index.check_model(model)
+        if getattr(model, "phonetic", None) is None:
+            return index
+        if folder is None:
+            settings = collection._client.get_settings()
+            folder = phonetic_dir(settings.persist_directory if settings.is_persistent else None,
+                                  settings.chroma_server_host, int(settings.chroma_server_http_port or DEFAULT_PORT),
+                                  collection.name)
+        index.split = Split(model.config.dim, model.config.phonetic_weight)
+        try:
+            index.phonetic = PhoneticIndex(folder, model.config.phonetic_dim, model.space_fingerprint)
+        except PhoneticIndexError as error:
+            raise StoreError(f"the phonetic index of {index.where} is damaged ({error}): delete {folder} "
+                             "and it is rebuilt from Chroma's text on the next open") from None
+        index.sync(model)
         return index
 
     def _guard(self, action: str):
         return store_errors(self.where, action)
 
     def check_model(self, model) -> None:
-        """Raise `IndexMismatchError` unless this index was built in `model`'s space."""
+        """Raise `IndexMismatchError` unless this index was built in `model`'s space, in this layout."""
         stamp = self.collection.metadata or {}
         if stamp.get(SPACE_KEY) != model.space_fingerprint or stamp.get(DIM_KEY) != model.dim:
             raise IndexMismatchError(
@@ -209,21 +268,89 @@ class SealIndex:
                 f"(space {stamp.get(SPACE_KEY)}, D={stamp.get(DIM_KEY)}), not {model.name!r} "
                 f"(space {model.space_fingerprint}, D={model.dim}): query with that model or re-ingest into a new --db"
             )
+        if getattr(model, "phonetic", None) is not None and stamp.get(LAYOUT_KEY) != LAYOUT:
+            if self.count() == 0:  # nothing stored yet: adopt the new layout in place
+                with self._guard("write to"):
+                    self.collection.modify(metadata={**stamp, LAYOUT_KEY: LAYOUT})
+                return
+            raise IndexMismatchError(
+                f"index {self.collection.name!r} at {self.where} has the old layout (whole {model.dim:,}-wide vectors in "
+                "Chroma): re-ingest your documents into a new --db (`seal-rag ingest DOCS --db NEW`), then delete the old one"
+            )
+
+    def sync(self, model) -> int:
+        """Bring the phonetic index in step with Chroma; returns how many chunks it rebuilt.
+
+        The phonetic half of a passage is a function of its text (espeak-ng phonemes through
+        the model's fixed vectorizer), so a missing index, one of another model, or rows a crash
+        left out are made again from the stored text; rows Chroma no longer holds are dropped.
+        Cheap when in step: one count from each side.
+        """
+        if self.phonetic is None:
+            return 0
+        self.phonetic.refresh()
+        if self.phonetic.exists and self.phonetic.live_count == self.count():
+            return 0
+        return self.reconcile(model)
+
+    def reconcile(self, model, chroma_ids: set[str] | None = None) -> int:
+        """Make the phonetic index hold exactly Chroma's ids (`chroma_ids`, if the caller has them already)."""
+        if self.phonetic is None:
+            return 0
+        from .progress import progress_bar
+
+        if chroma_ids is None:
+            chroma_ids = set(self.all_ids())
+        try:
+            with self.phonetic.writing() as phonetic:
+                if not phonetic.exists:
+                    phonetic.clear()
+                held = phonetic.live_ids()
+                phonetic.delete(sorted(held - chroma_ids))
+                missing = sorted(chroma_ids - held)
+                with progress_bar("Rebuilding the phonetic index from Chroma's text", len(missing), bool(missing)) as advance:
+                    for start in range(0, len(missing), REBUILD_PAGE):
+                        with self._guard("read"):
+                            got = self.collection.get(ids=missing[start : start + REBUILD_PAGE], include=["documents"])
+                        phonetic.upsert(got["ids"], model.phonetic.embed_texts([t or "" for t in got["documents"]]))
+                        advance(len(got["ids"]))
+        except OSError as error:
+            raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
+        return len(missing)
 
     def count(self) -> int:
         with self._guard("read"):
             return self.collection.count()
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
+        """Store chunks with their joined vectors `(n, D)`: the phonetic half first, so it always holds every Chroma id."""
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
+            batch = np.asarray(vectors[start:end], dtype=np.float32)
+            if self.phonetic is not None:
+                batch, phonetic = self.split.halves(batch)
+                self._write_phonetic(lambda index: index.upsert(list(ids[start:end]), phonetic))
             with self._guard("write to"):
                 self.collection.upsert(
                     ids=list(ids[start:end]),
-                    embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                    embeddings=batch,
                     documents=list(texts[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
+
+    def _write_phonetic(self, change) -> None:
+        try:
+            with self.phonetic.writing() as index:
+                change(index)
+        except OSError as error:
+            raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
+
+    def all_ids(self, page: int = 10_000) -> list[str]:
+        ids: list[str] = []
+        for offset in range(0, self.count(), page):
+            with self._guard("read"):
+                ids += self.collection.get(limit=page, offset=offset, include=[])["ids"]
+        return ids
 
     def ids_where(self, where: dict) -> list[str]:
         with self._guard("read"):
@@ -249,13 +376,19 @@ class SealIndex:
             ensure_not_empty(self.collection)
 
     def delete(self, ids: Sequence[str]) -> None:
+        """Delete chunks: from Chroma first, so the phonetic index never lacks an id Chroma holds."""
         for start in range(0, len(ids), UPSERT_BATCH):
+            batch = list(ids[start : start + UPSERT_BATCH])
             with self._guard("delete from"):
-                self.collection.delete(ids=list(ids[start : start + UPSERT_BATCH]))
+                self.collection.delete(ids=batch)
+            if self.phonetic is not None:
+                self._write_phonetic(lambda index: index.delete(batch))
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
         """The `k` chunks nearest to one unit vector, best first."""
         self.ensure_not_empty()
+        if self.phonetic is not None:
+            return self._fused_query(vector, k, where)
         with self._guard("search"):
             result = self.collection.query(
                 query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
@@ -265,6 +398,16 @@ class SealIndex:
             )
         rows = zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0])
         return [Hit(rank, id_, 1.0 - distance, text, meta or {}) for rank, (id_, distance, text, meta) in enumerate(rows, 1)]
+
+    def _fused_query(self, vector: np.ndarray, k: int, where: dict | None) -> list[Hit]:
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._guard("search"):
+            self.phonetic.refresh()  # another process (on a server) may have written since
+            best = fused_search(self.collection, self.phonetic, self.split, vector, k, where)
+            got = self.collection.get(ids=[i for i, _ in best], include=["documents", "metadatas"])
+        stored = {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+        found = [(i, score) for i, score in best if i in stored]  # an id deleted meanwhile is left out
+        return [Hit(rank, i, score, stored[i][0], stored[i][1] or {}) for rank, (i, score) in enumerate(found, 1)]
 
 
 @contextmanager

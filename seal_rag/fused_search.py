@@ -1,0 +1,87 @@
+"""Exact joined-cosine search over two homes: the semantic half in Chroma, the phonetic half in `PhoneticIndex`.
+
+A joined vector is `[semantic * sqrt(1 - w), phonetic * sqrt(w)]` with both halves unit
+vectors, so its cosine with a passage is `(1 - w) * semantic cosine + w * phonetic cosine`.
+The phonetic cosine of every passage is cheap and exact (its inverted index); the semantic
+one comes from Chroma's HNSW for its top M, and from the stored vectors of the phonetic top
+P. No passage outside both lists can beat `(1 - w) * (M-th semantic) + w * (P-th phonetic)`,
+so once the k-th best candidate reaches that bound the top k is the joined ranking (Fagin's
+threshold algorithm); until then both lists grow. The result equals a dense search of the
+joined vectors, up to Chroma's HNSW being approximate for the semantic half (as it was for
+the joined vectors before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .phonetic_index import PhoneticIndex
+
+FIRST_DEPTH = 100  # candidates read from each half at first; one round suffices for nearly every query
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where a joined vector splits, and the phonetic half's share of the cosine."""
+
+    semantic_dim: int
+    weight: float
+
+    def halves(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(n, D)` joined vectors -> the `(n, semantic_dim)` and `(n, D - semantic_dim)` unit halves."""
+        vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+        semantic = vectors[:, : self.semantic_dim] / np.float32(np.sqrt(1 - self.weight))
+        phonetic = vectors[:, self.semantic_dim :] / np.float32(np.sqrt(self.weight))
+        return semantic, phonetic
+
+
+def fused_search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarray, k: int,
+                 where: dict | None = None) -> list[tuple[str, float]]:
+    """The `k` best (chunk id, joined cosine) for one joined query vector, best first.
+
+    Args:
+        collection: The Chroma collection holding the semantic halves (cosine space).
+        where: A Chroma metadata filter, applied to both halves.
+    """
+    semantic_query, phonetic_query = (half[0] for half in split.halves(vector[None]))
+    buckets = np.flatnonzero(phonetic_query)
+    phonetic_scores = phonetic.scores(buckets, phonetic_query[buckets])  # (rows,) exact, -inf where deleted
+    live_rows = int(np.isfinite(phonetic_scores).sum())
+    total = collection.count()
+    w = split.weight
+    semantic: dict[str, float] = {}  # id -> semantic cosine, for candidates that pass `where`
+    excluded: set[str] = set()  # candidates `where` rejects
+    depth = FIRST_DEPTH + 4 * k
+    while True:
+        # Semantic half: Chroma's top `depth`, filtered by `where`.
+        found = collection.query(query_embeddings=semantic_query[None], n_results=min(depth, max(total, 1)), where=where,
+                                 include=["distances"])
+        ids, distances = found["ids"][0], found["distances"][0]
+        semantic.update({i: 1.0 - d for i, d in zip(ids, distances)})
+        every_match_seen = len(ids) < min(depth, total) or depth >= total
+        semantic_floor = 1.0 - distances[-1] if ids else -1.0
+
+        # Phonetic half: the top `depth` of all live rows; their semantic cosines from the stored vectors.
+        take = min(depth, live_rows)
+        top_rows = np.argpartition(-phonetic_scores, take - 1)[:take] if take else np.zeros(0, np.int64)
+        phonetic_floor = float(phonetic_scores[top_rows].min()) if take < live_rows else -np.inf
+        unseen = [i for i in phonetic.ids_at(top_rows.tolist()) if i not in semantic and i not in excluded]
+        if unseen:
+            got = collection.get(ids=unseen, where=where, include=["embeddings"])
+            if got["ids"]:
+                cosines = np.asarray(got["embeddings"], np.float32) @ semantic_query
+                semantic.update(zip(got["ids"], cosines.tolist()))
+            excluded.update(set(unseen) - set(got["ids"]))
+
+        candidates = list(semantic)
+        rows = phonetic.rows_of(candidates)
+        phon = np.where(rows >= 0, phonetic_scores[np.maximum(rows, 0)], 0.0) if len(rows) else np.zeros(0)
+        joined = (1 - w) * np.array([semantic[i] for i in candidates]) + w * phon
+        order = sorted(range(len(candidates)), key=lambda j: (-joined[j], candidates[j]))[:k]
+        best = [(candidates[j], float(joined[j])) for j in order]
+        bound = (1 - w) * semantic_floor + w * phonetic_floor
+        if every_match_seen or phonetic_floor == -np.inf or (len(best) == k and best[-1][1] >= bound):
+            return best
+        depth *= 4
