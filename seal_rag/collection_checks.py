@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexMismatchError, StoreError
-from .store import SPACE_KEY, SealIndex, ensure_not_empty  # noqa: F401 - the integrations' checks live here
+from .store import LAYOUT, LAYOUT_KEY, SPACE_KEY, SealIndex, ensure_not_empty  # noqa: F401 - the integrations' checks live here
 
 # The same model gives ~1 (~0.7 when LlamaIndex embedded metadata with the text);
 # another model's space is unrelated, ~0 +- 0.05 at D=384.
@@ -41,6 +41,29 @@ def verify_collection(collection: Any, model: Any) -> None:
                 f"collection {collection.name!r} was embedded by another model (a stored passage re-embedded by "
                 f"{model.name!r} has cosine {cosine:.2f} with its vector): re-index it with this model"
             )
+
+
+def seal_index(collection: Any, model: Any) -> SealIndex | None:
+    """The `SealIndex` over a collection `seal-rag ingest` filled, when only it can search it; else None.
+
+    With a phonetic model, such a collection holds only the semantic half of each vector (the
+    phonetic half lives in seal-rag's phonetic index beside it), so a framework's own vector
+    search over it cannot rank by the joined vector: the integrations search it through this.
+    Collections a framework filled itself hold whole joined vectors and are searched as before.
+    """
+    stamp = collection.metadata or {}
+    if SPACE_KEY not in stamp or getattr(model, "phonetic", None) is None or stamp.get(LAYOUT_KEY) != LAYOUT:
+        return None
+    key = (collection.id, id(model))
+    index = _opened.get(key)
+    if index is None or index.collection is not collection:
+        index = _opened[key] = SealIndex.for_collection(collection, model)  # maps the phonetic index once
+    else:
+        index.sync(model)
+    return index
+
+
+_opened: dict[tuple, SealIndex] = {}  # retrievers make a search per question; the phonetic index is opened once
 
 
 def distance_space(collection: Any) -> str:

@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from seal_rag.errors import StoreError
 from seal_rag.store import Hit
-from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty
+from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
 
 class VectorStoreSearch:
@@ -30,13 +30,17 @@ class VectorStoreSearch:
         filter: The store's metadata filter (a Chroma `where` dict for Chroma).
     """
 
-    def __init__(self, vectorstore: VectorStore, filter: Any = None):
+    def __init__(self, vectorstore: VectorStore, filter: Any = None, model: Any = None):
         self.vectorstore, self.filter = vectorstore, filter
         self.collection = chroma_collection(vectorstore)
         self.space = distance_space(self.collection) if self.collection is not None else None
+        # A collection `seal-rag ingest` filled holds only the semantic half in Chroma: seal-rag searches it.
+        self.seal = seal_index(self.collection, model) if self.collection is not None and model is not None else None
 
     def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[Hit]:
         # `where` is seal-rag's own Chroma filter; here the filter is the retriever's.
+        if self.seal is not None:
+            return self.seal.query(vector, k, self.filter or None)
         if self.collection is not None:
             ensure_not_empty(self.collection)
         embedding = np.asarray(vector, dtype=np.float32).tolist()

@@ -142,7 +142,7 @@ class SealSpeechRetriever(BaseRetriever):
         score_threshold: float | None = None,
     ) -> list[Document]:
         question = self.question(query)
-        search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter)
+        search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
         pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber)
         if question.audio is None:
             result = pipeline.retrieve_text(str(question), k or self.k)

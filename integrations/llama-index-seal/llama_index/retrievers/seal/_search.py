@@ -18,7 +18,7 @@ from llama_index.core.schema import BaseNode, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 from seal_rag.errors import StoreError
 from seal_rag.store import Hit
-from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty
+from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
 
 class IndexSearch:
@@ -30,14 +30,18 @@ class IndexSearch:
         label: The `query_str` LlamaIndex's instrumentation sees for these vector queries.
     """
 
-    def __init__(self, index: VectorStoreIndex, filters: MetadataFilters | None = None, label: str = ""):
+    def __init__(self, index: VectorStoreIndex, filters: MetadataFilters | None = None, label: str = "", model: Any = None):
         self.index, self.filters, self.label = index, filters, label
         self.collection = chroma_collection(index.vector_store)
         self.space = distance_space(self.collection) if self.collection is not None else None
+        # A collection `seal-rag ingest` filled holds only the semantic half in Chroma: seal-rag searches it.
+        self.seal = seal_index(self.collection, model) if self.collection is not None and model is not None else None
         self.nodes: dict[str, BaseNode] = {}
 
     def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[Hit]:
         # `where` is seal-rag's Chroma filter; here filters are LlamaIndex's, set on the retriever.
+        if self.seal is not None:
+            return self._seal_query(vector, k)
         if self.collection is not None:
             ensure_not_empty(self.collection)
         retriever = VectorIndexRetriever(self.index, similarity_top_k=k, filters=self.filters)
@@ -53,6 +57,21 @@ class IndexSearch:
             node = scored.node
             self.nodes[node.node_id] = node
             hits.append(Hit(rank, node.node_id, self._cosine(scored.score), node.get_content(), dict(node.metadata)))
+        return hits
+
+    def _seal_query(self, vector: np.ndarray, k: int) -> list[Hit]:
+        from llama_index.core.schema import TextNode
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+        from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
+        where = (_to_chroma_filter(self.filters) or None) if self.filters is not None else None
+        hits = self.seal.query(vector, k, where)
+        for hit in hits:
+            try:  # a node LlamaIndex stored carries itself in its metadata, as ChromaVectorStore reads it
+                node = metadata_dict_to_node(hit.metadata, text=hit.text)
+            except Exception:  # noqa: BLE001 - seal-rag's own chunks carry plain metadata
+                node = TextNode(text=hit.text, id_=hit.id, metadata=dict(hit.metadata))
+            self.nodes[hit.id] = node
         return hits
 
     def _cosine(self, score: float | None) -> float:

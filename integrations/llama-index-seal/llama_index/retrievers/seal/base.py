@@ -180,7 +180,7 @@ class SealSpeechRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         bundle = as_query_bundle(query_bundle, self._sample_rate)
-        search = IndexSearch(self._index, self._filters, label=bundle.query_str)
+        search = IndexSearch(self._index, self._filters, label=bundle.query_str, model=self._embed_model.speech_embedding)
         if bundle.embedding is not None:
             hits = search.query(np.asarray(bundle.embedding, dtype=np.float32), self._similarity_top_k)
         else:
