@@ -404,6 +404,8 @@ class SealIndex:
         with self._guard("search"):
             self.phonetic.refresh()  # another process (on a server) may have written since
             best = fused_search(self.collection, self.phonetic, self.split, vector, k, where)
+            if not best:
+                return []
             got = self.collection.get(ids=[i for i, _ in best], include=["documents", "metadatas"])
         stored = {i: (text, meta) for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
         found = [(i, score) for i, score in best if i in stored]  # an id deleted meanwhile is left out

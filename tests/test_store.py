@@ -1,6 +1,7 @@
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,101 @@ def test_the_http_client_path_against_a_real_chroma_server(embedding, chroma_ser
 def test_an_unreachable_server_is_clear(embedding):
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at 127.0.0.1:{1}.*chroma run"):
         SealIndex.open(embedding, host="127.0.0.1", port=1)
+
+
+# ---- layout 2: the phonetic half in its own index, searched by the exact joined cosine ------------
+
+
+def _dense_joined(embedding, index: SealIndex, folder) -> tuple[object, np.ndarray]:
+    """The same chunks as the layout before it (whole joined vectors in one cosine Chroma collection)."""
+    import chromadb
+
+    stored = index.collection.get(include=["documents", "metadatas"])
+    joined = embedding.embed_texts(stored["documents"])  # (chunks, 8576)
+    dense = chromadb.PersistentClient(path=str(folder)).create_collection(
+        "dense_joined", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    dense.add(ids=stored["ids"], embeddings=joined, documents=stored["documents"], metadatas=stored["metadatas"])
+    return dense, joined
+
+
+def test_search_ranks_exactly_as_the_dense_joined_vectors_did(embedding, demo_db, tmp_path):
+    index = SealIndex.open(embedding, demo_db)
+    assert index.collection.metadata["seal_layout"] == 2 and index.phonetic.live_count == index.count()
+    dense, _ = _dense_joined(embedding, index, tmp_path / "dense")
+    spoken = sorted((DEMOS / "questions").glob("*.wav"))
+    queries = np.concatenate([embedding.embed_audio(spoken), embedding.embed_texts(
+        ["What is the Rankine cycle?", "Who was president when Apollo began?", "Priestley discovered oxygen"])])
+    oxygen = {"title": {"$in": [f"Oxygen_{i}" for i in range(12)]}}
+    for where in (None, oxygen, {"title": "no such file"}):
+        for vector in queries:
+            hits = index.query(vector, 10, where)
+            before = dense.query(query_embeddings=vector[None], n_results=10, where=where, include=["distances"])
+            assert [h.id for h in hits] == before["ids"][0]
+            assert np.allclose([h.score for h in hits], 1 - np.array(before["distances"][0]), atol=1e-5)
+            assert where is None or all(h.metadata["title"].startswith("Oxygen") for h in hits)
+
+
+def test_an_old_layout_index_is_refused_with_the_fix(embedding, tmp_path):
+    import chromadb
+
+    old = chromadb.PersistentClient(path=str(tmp_path)).create_collection(
+        "seal_rag", metadata={"seal_model": embedding.name, "seal_space": embedding.space_fingerprint, "seal_dim": embedding.dim},
+        configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    old.add(ids=["a"], embeddings=embedding.embed_texts(["An old chunk."]), documents=["An old chunk."])
+    for create in (False, True):  # ask, and ingest into the same --db
+        with pytest.raises(IndexMismatchError, match=r"old layout .*re-ingest your documents into a new --db"):
+            SealIndex.open(embedding, tmp_path, create=create)
+
+
+def test_phonetic_index_is_rebuilt_and_repaired_from_chroma(embedding, tmp_path):
+    import shutil
+
+    from seal_rag.phonetic_index import MANIFEST
+
+    db = tmp_path / "db"
+    index = SealIndex.open(embedding, db, create=True)
+    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    manifest = (index.phonetic.folder / MANIFEST).read_text()
+    query = embedding.embed_texts(["Who discovered oxygen?"])[0]
+    expected = [(h.id, round(h.score, 5)) for h in index.query(query, 10)]
+
+    again = ingest_folder(embedding, DEMOS / "kb", SealIndex.open(embedding, db, create=True), show_progress=False)
+    assert again.added == 0 and (index.phonetic.folder / MANIFEST).read_text() == manifest  # idempotent: nothing written
+
+    # A writer killed between the phonetic write and Chroma's: the phonetic index holds an id Chroma lacks.
+    with index.phonetic.writing() as phonetic:
+        phonetic.upsert(["killed-before-chroma"], embedding.phonetic.embed_texts(["A chunk Chroma never got."]))
+    reopened = SealIndex.open(embedding, db)
+    assert reopened.phonetic.live_ids() == set(reopened.all_ids())
+
+    shutil.rmtree(index.phonetic.folder)  # lost, or copied without it: made again from Chroma's text
+    reopened = SealIndex.open(embedding, db)
+    assert reopened.phonetic.live_count == reopened.count() == 39
+    assert [(h.id, round(h.score, 5)) for h in reopened.query(query, 10)] == expected
+
+
+@pytest.mark.slow
+def test_search_ranks_exactly_as_dense_joined_on_real_squad_passages(embedding, tmp_path):
+    """Every SQuAD dev paragraph of the data folder ($SEAL_RAG_DATA: 2,067; else the 10% in tests/data),
+    100 typed questions, top 10: the same ids and cosines (1e-5) as exact dense joined search."""
+    import os
+
+    from seal_rag.bench.data import ENV
+    from seal_rag.bench.heldout import load_set
+
+    from .conftest import MINI_DATA
+
+    squad = load_set("squad-holdout", Path(os.environ.get(ENV) or MINI_DATA))
+    index = SealIndex.open(embedding, tmp_path / "db", create=True)
+    vectors = embedding.embed_texts(squad.passages)  # (passages, 8576): the joined vectors, searched exactly below
+    metadatas = [{"title": pid.rsplit("_", 1)[0], "n": i % 7} for i, pid in enumerate(squad.passage_ids)]
+    index.upsert(squad.passage_ids, vectors, squad.passages, metadatas)
+    questions = [q.text for q in squad.queries[:100]]
+    for where in (None, {"n": {"$in": [0, 3]}}):
+        allowed = np.array([where is None or m["n"] in (0, 3) for m in metadatas])
+        for query in embedding.embed_texts(questions):
+            exact = np.where(allowed, vectors @ query, -np.inf)
+            order = np.argsort(-exact, kind="stable")[:10]
+            hits = index.query(query, 10, where)
+            assert [h.id for h in hits] == [squad.passage_ids[i] for i in order]
+            assert np.allclose([h.score for h in hits], exact[order], atol=1e-5)

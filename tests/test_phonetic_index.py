@@ -1,0 +1,76 @@
+"""The phonetic index scores exactly, survives deletes and merges, and a crashed writer's files are cleaned up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seal_rag.phonetic_index import MANIFEST, MERGE_FANOUT, PhoneticIndex
+
+WIDTH = 512
+
+
+def sparse_rows(n: int, seed: int, nonzero: int = 40) -> np.ndarray:
+    """`(n, WIDTH)` unit rows with `nonzero` random buckets each, like the phonetic half (but smaller)."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((n, WIDTH), np.float32)
+    for row in rows:
+        row[rng.choice(WIDTH, nonzero, replace=False)] = rng.random(nonzero)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def scored(index: PhoneticIndex, query: np.ndarray) -> dict[str, float]:
+    buckets = np.flatnonzero(query)
+    scores = index.scores(buckets, query[buckets])
+    live = np.flatnonzero(np.isfinite(scores))
+    return dict(zip(index.ids_at(live.tolist()), scores[live].tolist()))
+
+
+def test_scores_equal_dense_dot_products_through_upserts_deletes_and_merges(tmp_path):
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    rows, ids = sparse_rows(300, 0), [f"c{i}" for i in range(300)]
+    with index.writing():
+        for start in range(0, 300, 10):  # 30 small batches, as ingest writes them: merged as they come
+            index.upsert(ids[start : start + 10], rows[start : start + 10])
+        index.delete(ids[:50])
+        index.upsert(ids[60:70], rows[:10])  # replaced rows: the old ones must not score
+    assert len(index.segments) < 30 // MERGE_FANOUT + MERGE_FANOUT
+    expected = {i: rows[k] for k, i in enumerate(ids) if k >= 50}
+    expected.update({ids[60 + k]: rows[k] for k in range(10)})
+    query = sparse_rows(1, 1, nonzero=12)[0]
+    reopened = PhoneticIndex(tmp_path, WIDTH, "space")  # what another process reads from disk
+    for view in (index, reopened):
+        got = scored(view, query)
+        assert set(got) == set(expected) and view.live_count == 250
+        assert max(abs(got[i] - float(v @ query)) for i, v in expected.items()) < 1e-6
+
+
+def test_another_space_reads_as_missing_and_stray_files_are_removed(tmp_path):
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    with index.writing():
+        index.upsert(["a", "b"], sparse_rows(2, 2))
+    assert not PhoneticIndex(tmp_path, WIDTH, "another space").exists
+    (tmp_path / "s999999999.rows.npy").write_bytes(b"half written by a writer that died")
+    (tmp_path / f"{MANIFEST}.tmp").write_text("{")
+    with index.writing():  # the next writer finds them unnamed by the manifest and removes them
+        pass
+    assert not (tmp_path / "s999999999.rows.npy").exists() and not (tmp_path / f"{MANIFEST}.tmp").exists()
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["rows"] == 2 and PhoneticIndex(tmp_path, WIDTH, "space").live_ids() == {"a", "b"}
+
+
+def test_a_reader_sees_a_writers_commit_after_refresh(tmp_path):
+    writer, reader = PhoneticIndex(tmp_path, WIDTH, "space"), PhoneticIndex(tmp_path, WIDTH, "space")
+    assert not reader.exists
+    with writer.writing():
+        writer.upsert(["a"], sparse_rows(1, 3))
+    reader.refresh()
+    assert reader.live_ids() == {"a"}
+
+
+def test_wrong_width_is_refused(tmp_path):
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    with index.writing(), pytest.raises(ValueError, match="expected width 512"):
+        index.upsert(["a"], np.zeros((1, 8), np.float32))
