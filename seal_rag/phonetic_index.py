@@ -75,7 +75,7 @@ class PhoneticIndex:
         self.generation = 0
         self.exists = False  # a manifest of this width and space was read
         self._stamp: tuple | None = None
-        self._where: dict[str, tuple[int, int]] | None = None  # id -> (segment position, row), live rows only
+        self._where: dict[str, tuple[Segment, int]] | None = None  # id -> (segment, row), live rows only
         self._flat: tuple[list[str], np.ndarray] | None = None  # ids of all rows, and each segment's first row
         self.reload()
 
@@ -111,7 +111,7 @@ class PhoneticIndex:
         segments = []
         for entry in manifest["segments"]:
             name, dead_file = entry["name"], entry.get("dead")
-            if name in old and old[name].dead_file == dead_file:
+            if name in old and old[name].dead_file == dead_file:  # unchanged since we last read (or wrote) it
                 segments.append(old[name])
                 continue
             ids = json.loads((self.folder / f"{name}.ids.json").read_text())
@@ -137,25 +137,28 @@ class PhoneticIndex:
     def live_ids(self) -> set[str]:
         return set(self._locations())
 
-    def _locations(self) -> dict[str, tuple[int, int]]:
+    def _locations(self) -> dict[str, tuple[Segment, int]]:
         if self._where is None:
             self._where = {}
-            for position, segment in enumerate(self.segments):
+            for segment in self.segments:
                 for row in np.flatnonzero(~segment.dead).tolist():
-                    self._where[segment.ids[row]] = (position, row)
+                    self._where[segment.ids[row]] = (segment, row)
         return self._where
 
-    def _flat_ids(self) -> tuple[list[str], np.ndarray]:
+    def _flat_ids(self) -> tuple[list[str], dict[str, int]]:
+        """Every row's id in `scores`' numbering, and where each segment's rows start in it."""
         if self._flat is None:
-            ids = [i for s in self.segments for i in s.ids]
-            starts = np.cumsum([0] + [s.size for s in self.segments])
+            ids, starts = [], {}
+            for segment in self.segments:
+                starts[segment.name] = len(ids)
+                ids += segment.ids
             self._flat = (ids, starts)
         return self._flat
 
     def rows_of(self, ids: Sequence[str]) -> np.ndarray:
         """Each id's row in `scores`' numbering, or -1 when the index does not hold it."""
         where, (_, starts) = self._locations(), self._flat_ids()
-        return np.array([starts[where[i][0]] + where[i][1] if i in where else -1 for i in ids], np.int64)
+        return np.array([starts[where[i][0].name] + where[i][1] if i in where else -1 for i in ids], np.int64)
 
     def ids_at(self, rows: Iterable[int]) -> list[str]:
         return [self._flat_ids()[0][r] for r in rows]
@@ -192,7 +195,7 @@ class PhoneticIndex:
         with open(self.folder / LOCK, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                self.reload()
+                self.refresh()  # another writer may have committed since; our own commits need no re-read
                 self._remove_strays()
                 yield self
             finally:
@@ -224,9 +227,7 @@ class PhoneticIndex:
         where, killed = self._locations(), False
         for i in ids:
             if i in where:
-                position, row = where.pop(i)
-                segment = self.segments[position]
-                segment.dead = segment.dead.copy() if segment.dead_file else segment.dead
+                segment, row = where.pop(i)
                 segment.dead[row] = True
                 segment.dead_file = None  # a new mask file goes with the next manifest
                 killed = True
@@ -244,9 +245,10 @@ class PhoneticIndex:
         _write(self.folder / f"{name}.ids.json", lambda f: f.write(json.dumps(ids).encode()))
         parts = {part: np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r") for part in parts}
         self.segments.append(Segment(name, ids, parts["indptr"], parts["rows"], parts["values"], np.zeros(len(ids), bool)))
+        segment = self.segments[-1]
         where = self._locations()
         for row, i in enumerate(ids):
-            where[i] = (len(self.segments) - 1, row)
+            where[i] = (segment, row)
         self._flat = None
 
     def _commit(self) -> None:
@@ -266,8 +268,7 @@ class PhoneticIndex:
         _sync_folder(self.folder)
         stat = (self.folder / MANIFEST).stat()
         self._stamp, self.exists = (stat.st_ino, stat.st_mtime_ns, stat.st_size), True
-        self._where = None  # positions move when segments go
-        self._flat = None
+        self._flat = None  # row numbering moves when segments go
         self._remove_strays()
 
     def _remove_strays(self) -> None:
@@ -308,7 +309,6 @@ class PhoneticIndex:
             merged = sparse.vstack(blocks, format="csr")
             names = {s.name for s in group}
             self.segments = [s for s in self.segments if s.name not in names]
-            self._where = None
             for start in range(0, len(ids), SEGMENT_ROWS):
                 self._add_segment(ids[start : start + SEGMENT_ROWS], merged[start : start + SEGMENT_ROWS])
             self._commit()

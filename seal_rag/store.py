@@ -329,7 +329,7 @@ class SealIndex:
             batch = np.asarray(vectors[start:end], dtype=np.float32)
             if self.phonetic is not None:
                 batch, phonetic = self.split.halves(batch)
-                self._write_phonetic(lambda index: index.upsert(list(ids[start:end]), phonetic))
+                self._write_phonetic("upsert", list(ids[start:end]), phonetic)
             with self._guard("write to"):
                 self.collection.upsert(
                     ids=list(ids[start:end]),
@@ -338,10 +338,10 @@ class SealIndex:
                     metadatas=list(metadatas[start:end]),
                 )
 
-    def _write_phonetic(self, change) -> None:
+    def _write_phonetic(self, method: str, *args) -> None:
         try:
             with self.phonetic.writing() as index:
-                change(index)
+                getattr(index, method)(*args)
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
 
@@ -382,7 +382,7 @@ class SealIndex:
             with self._guard("delete from"):
                 self.collection.delete(ids=batch)
             if self.phonetic is not None:
-                self._write_phonetic(lambda index: index.delete(batch))
+                self._write_phonetic("delete", batch)
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
         """The `k` chunks nearest to one unit vector, best first."""

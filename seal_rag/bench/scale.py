@@ -1,30 +1,32 @@
-"""Chroma query time, memory and disk at 10k, 100k and 1M vectors of the shipped model's width, and ingest throughput.
+"""Index size, memory, search time and recall at 10k, 100k and 1M chunks, beside a plain 384-d Chroma collection; and ingest throughput.
 
     seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--queries 100] [--quick]
 
-One persistent collection, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it
-(cosine space, Chroma's default HNSW settings), grows to each size in turn and is measured
+One index, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it (layout 2: the
+384-d semantic half in Chroma with its default HNSW settings, the 8,192-bucket phonetic half
+in the memory-mapped `PhoneticIndex` beside it), grows to each size in turn and is measured
 there: the time of a k=10 `SealIndex.query` (median and p95 over `--queries` SQuAD questions
-embedded by the text tower, after one warm-up query that is reported on its own), how much
-this process's resident memory has grown since the collection was empty, and the size of the
-directory on disk.
+embedded by the text tower, after one warm-up query reported on its own), recall@10 of that
+search against the exact joined cosine over every chunk, how much this process's resident
+memory has grown since the index was empty, and the disk of the index (its Chroma part and
+its phonetic part) against a plain 384-d Chroma collection holding the same texts, metadata
+and semantic vectors (what a MiniLM-only index costs).
 
-The collection fills first with real text vectors: SQuAD dev, PubMedQA, CovidQA and then
-MedQuAD passages, chunked as ingest chunks them and embedded by the text tower, for up to
-`--real-minutes` of embedding and upserting (the issue asks for "real text vectors up to what
-ingest can produce in 20 minutes"); that phase gives ingest throughput in chunks/s. Past it,
-random unit vectors pad the collection; each row says how many of its vectors are real and how
-many random. Random rows carry a copy of a real chunk's text and metadata, so the disk and
-memory they cost are those of a real index.
+The index fills first with real chunks: SQuAD dev, PubMedQA, CovidQA and then MedQuAD
+passages, chunked as ingest chunks them and embedded by the text tower, for up to
+`--real-minutes` of embedding and upserting; that phase gives ingest throughput in chunks/s.
+Past it, labelled synthetic chunks (ids `synthetic-N`) pad the index: a random unit semantic
+half, and a real chunk's phonetic half with its buckets rotated by a random offset (so it keeps
+the ~900 non-zero buckets and their values, but matches nothing in particular); their text
+and metadata are a real chunk's, so disk and memory are those of a real index. Each row says
+how many chunks are real.
 
-Cost grows with the vectors' width D. Measured at D=384 (the semantic half alone): 5.7 KB of
-disk a vector (Chroma keeps each vector twice, in SQLite and in the HNSW file, plus text and
-links) and 2 KB of memory (the HNSW graph is held in RAM); adding 100k random vectors took 3.8
-minutes on this 2-core machine and 1M about 1.5 hours. The shipped model's vectors are 8,576
-wide (semantic and phonetic halves), so a vector costs about 71 KB of disk and 35 KB of memory:
-1M would need about 35 GB of RAM. Sizes that would not fit in this machine's free memory or
-disk are skipped with a note, and the report lists them. Full runs are for people, not tests:
-`--quick` (2k and 5k vectors, 20 s of real ingest, 20 queries) is the smoke run.
+Measured here (2 cores): a chunk costs about 9 kB of disk (Chroma's 384-d part about 5.7 kB
+with text, the phonetic index about 5.4 kB: ~900 postings of a uint16 row and a float32
+value), and adding 100k chunks takes minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
+that would not fit in this machine's free memory or disk are skipped with a note. Full runs
+are for people, not tests: `--quick` (2k and 5k chunks, 20 s of real ingest, 20 queries) is
+the smoke run.
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ from .data import add_data_argument, data_path, data_root
 from .heldout import TEXT_SETS, load_set, set_folder
 from .report import model_fields, pyplot, write_report
 
-RANDOM_BATCH = 4096  # random vectors made and upserted together (SealIndex.upsert splits further)
+RANDOM_BATCH = 4096  # synthetic chunks made and upserted together (SealIndex.upsert splits further)
 # Measured at D=384 (5.7 KB of disk, 2 KB of RSS a vector) and split into what scales with D and what does not:
 # disk holds each float32 vector twice (SQLite and the HNSW file), memory once (the HNSW graph).
 DISK_BYTES_PER_VECTOR = (2 * 4, 2700)  # (per dimension, fixed): text, metadata, links
 MEMORY_BYTES_PER_VECTOR = (4, 500)
+# The phonetic index: ~900 postings of 6 bytes a chunk on disk; in memory its ids (the pages of
+# its memory-mapped postings are the kernel's cache, given back under pressure).
+PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES = 5_500, 300
 QUICK_SIZES = [2000, 5000]
+PLAIN_COLLECTION = "plain_384"
 
 
 @dataclass
@@ -93,31 +99,60 @@ def real_chunks(root: Path) -> Iterator[Chunk]:
             yield from chunk_section(Section(f"medquad/{passage['passage_id']}", "medquad", passage["text"]))
 
 
+def synthetic_vectors(model, pool_vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`(count, dim)` unit vectors: random semantic halves; real phonetic halves with their buckets rotated.
+
+    A random dense phonetic half would have 8,192 non-zero buckets instead of ~900 and cost the
+    phonetic index nine times a real one; rotating a real one keeps its sparsity and values.
+    """
+    semantic_dim = model.config.dim if getattr(model, "phonetic", None) is not None else model.dim
+    semantic = rng.standard_normal((count, semantic_dim)).astype(np.float32)
+    semantic /= np.linalg.norm(semantic, axis=1, keepdims=True)
+    if semantic_dim == model.dim:
+        return semantic
+    w = model.config.phonetic_weight
+    sources = pool_vectors[rng.integers(len(pool_vectors), size=count), semantic_dim:]  # (count, buckets), scaled by sqrt(w)
+    shifts = rng.integers(sources.shape[1], size=count)
+    phonetic = np.stack([np.roll(row, shift) for row, shift in zip(sources, shifts)])
+    return np.concatenate([semantic * np.float32(np.sqrt(1 - w)), phonetic], axis=1)
+
+
 def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk], pool: list[Chunk],
-         budget_seconds: float, rng: np.random.Generator) -> None:
-    """Add vectors until the collection holds `size`: real chunks while the budget lasts, then random."""
-    with progress_bar(f"Adding vectors up to {size:,}", size - fill.total) as advance:
+         budget_seconds: float, rng: np.random.Generator, pool_vectors: np.ndarray | None = None,
+         plain=None, semantic_file=None, written: list[str] | None = None) -> None:
+    """Add chunks until the index holds `size`: real chunks while the budget lasts, then synthetic ones.
+
+    `plain` (a 384-d Chroma collection) gets the same chunks' semantic halves, and `semantic_file`
+    their unit semantic halves in order (for exact search); neither counts in the ingest time.
+    """
+    with progress_bar(f"Adding chunks up to {size:,}", size - fill.total) as advance:
         while fill.total < size:
             room = size - fill.total
             start = time.perf_counter()
             batch = list(islice(chunks, min(EMBED_BATCH, room))) if fill.real_seconds < budget_seconds else []
             if batch:
                 ids = [f"real-{fill.real + i}" for i in range(len(batch))]
-                index.upsert(ids, model.embed_texts([c.text for c in batch]), [c.text for c in batch], [c.metadata for c in batch])
+                vectors = model.embed_texts([c.text for c in batch])
+                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch])
                 fill.real += len(batch)
                 fill.real_seconds += time.perf_counter() - start
-                advance(len(batch))
             else:
                 fill.real_exhausted = fill.real_exhausted or fill.real_seconds < budget_seconds
                 count = min(RANDOM_BATCH, room)
-                vectors = rng.standard_normal((count, model.dim)).astype(np.float32)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # (count, dim), unit norm like the towers'
-                copies = [pool[(fill.random + i) % len(pool)] for i in range(count)]
-                index.upsert([f"random-{fill.random + i}" for i in range(count)], vectors,
-                             [c.text for c in copies], [c.metadata for c in copies])
+                vectors = synthetic_vectors(model, pool_vectors if pool_vectors is not None else model.embed_texts(
+                    [c.text for c in pool]), count, rng)
+                batch = [pool[(fill.random + i) % len(pool)] for i in range(count)]
+                ids = [f"synthetic-{fill.random + i}" for i in range(count)]
+                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch])
                 fill.random += count
                 fill.random_seconds += time.perf_counter() - start
-                advance(count)
+            semantic = index.split.halves(vectors)[0] if index.split else np.asarray(vectors, np.float32)
+            if plain is not None:
+                plain.upsert(ids=ids, embeddings=semantic, documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+            if semantic_file is not None:
+                semantic_file.write(np.ascontiguousarray(semantic, np.float32).tobytes())
+                written += ids
+            advance(len(batch))
 
 
 def rss_mb() -> float:
@@ -134,8 +169,32 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def disk_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+def disk_mb(folder: Path, leave_out: Path | None = None) -> float:
+    files = (f for f in folder.rglob("*") if f.is_file() and not (leave_out and f.is_relative_to(leave_out)))
+    return sum(f.stat().st_size for f in files) / 2**20
+
+
+def recall_at_k(index: SealIndex, queries: np.ndarray, k: int, semantic_path: Path, written: list[str]) -> float:
+    """Mean share of the exact joined top k (every chunk scored) that `SealIndex.query` finds.
+
+    The exact scores: the semantic halves written in order as the index grew (`written` names
+    them), times the query's, plus the phonetic index's scores (exact by construction, as
+    tests/test_phonetic_index.py checks against dense products).
+    """
+    semantic = np.memmap(semantic_path, np.float32, "r", shape=(len(written), index.split.semantic_dim))
+    halves = [index.split.halves(vector[None]) for vector in queries]
+    semantic_queries = np.stack([h[0][0] for h in halves])  # (queries, 384)
+    semantic_scores = np.concatenate([semantic[start : start + 65_536] @ semantic_queries.T
+                                      for start in range(0, len(written), 65_536)])  # (chunks, queries)
+    rows = index.phonetic.rows_of(written)
+    w, found = index.split.weight, []
+    for column, (vector, (_, phonetic_query)) in enumerate(zip(queries, halves)):
+        buckets = np.flatnonzero(phonetic_query[0])
+        phonetic = index.phonetic.scores(buckets, phonetic_query[0][buckets])[rows]
+        exact = (1 - w) * semantic_scores[:, column] + w * phonetic  # (chunks,) in write order
+        best = {written[j] for j in np.argpartition(-exact, k)[:k]}
+        found.append(len(best & {h.id for h in index.query(vector, k)}) / k)
+    return float(np.mean(found))
 
 
 def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
@@ -149,26 +208,48 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 
 
 def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
-                  seed: int, measured: Callable[[Fill, list[dict]], None]) -> None:
-    """Grow one collection in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`."""
+                  seed: int, measured: Callable[[Fill, list[dict]], None], scratch: Path | None = None) -> None:
+    """Grow one index in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`.
+
+    The plain 384-d collection and the semantic halves for exact search go to `scratch` (default: beside `db`).
+    """
+    import chromadb
+
     chunks = real_chunks(root)
-    pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that random rows copy
-    model.embed_texts([c.text for c in pool])  # warm-up at chunk length, so its buffers sit in the baseline
+    pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that synthetic rows copy
+    pool_vectors = model.embed_texts([c.text for c in pool])  # also the warm-up at chunk length, so its buffers sit in the baseline
     chunks = chain(pool, chunks)
     index = SealIndex.open(model, db, create=True)
     if index.count():
-        raise SystemExit(f"{db} already holds {index.count()} vectors: pass an empty or new --db")
+        raise SystemExit(f"{db} already holds {index.count()} chunks: pass an empty or new --db")
+    if index.phonetic is None:
+        raise SystemExit("seal-rag bench scale measures the two-part index of a model with a phonetic half: use the shipped model")
+    scratch = scratch or db.parent
+    plain_dir = scratch / "plain-384"
+    plain = chromadb.PersistentClient(path=str(plain_dir)).get_or_create_collection(
+        PLAIN_COLLECTION, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    semantic_path, written = scratch / "semantic.f32", []
     baseline_mb, fill, rng, results = rss_mb(), Fill(), np.random.default_rng(seed), []
-    for size in sizes:
-        grow(index, model, fill, size, chunks, pool, budget_seconds, rng)
-        rate = fill.real / fill.real_seconds if fill.real_seconds else None  # embed + upsert, real chunks so far
-        row = {"size": size, "real": fill.real, "random": fill.random, "ingest_chunks_per_second": rate,
-               "add_seconds": fill.real_seconds + fill.random_seconds, **query_times(index, queries, k),
-               "rss_growth_mb": rss_mb() - baseline_mb, "disk_mb": disk_mb(db)}
-        results.append(row)
-        print(f"{size:>9,} vectors ({fill.real:,} real): query median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms; "
-              f"RSS +{row['rss_growth_mb']:.0f} MB, disk {row['disk_mb']:.0f} MB", flush=True)
-        measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
+    with semantic_path.open("wb") as semantic_file:
+        for size in sizes:
+            grow(index, model, fill, size, chunks, pool, budget_seconds, rng, pool_vectors, plain, semantic_file, written)
+            semantic_file.flush()
+            rate = fill.real / fill.real_seconds if fill.real_seconds else None  # embed + upsert, real chunks so far
+            row = {"size": size, "real": fill.real, "random": fill.random, "ingest_chunks_per_second": rate,
+                   "add_seconds": fill.real_seconds + fill.random_seconds, **query_times(index, queries, k),
+                   "rss_growth_mb": rss_mb() - baseline_mb}
+            phonetic_dir = index.phonetic.folder.parent
+            row.update({"disk_mb": disk_mb(db), "chroma_disk_mb": disk_mb(db, leave_out=phonetic_dir),
+                        "phonetic_disk_mb": disk_mb(phonetic_dir), "plain_disk_mb": disk_mb(plain_dir)})
+            row["disk_ratio_to_plain"] = row["disk_mb"] / row["plain_disk_mb"]
+            row["recall_at_k"] = recall_at_k(index, queries, k, semantic_path, written)
+            results.append(row)
+            per_chunk = 2**20 / size / 1000
+            print(f"{size:>9,} chunks ({fill.real:,} real): search median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, "
+                  f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB; disk {row['disk_mb'] * per_chunk:.1f} kB "
+                  f"a chunk (phonetic {row['phonetic_disk_mb'] * per_chunk:.1f}), {row['disk_ratio_to_plain']:.2f} x plain 384-d",
+                  flush=True)
+            measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -200,12 +281,13 @@ def main(argv: list[str] | None = None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = SpeechEmbedding.from_pretrained()
-        fitting, skipped = fitting_sizes(sizes, model.dim, shutil.disk_usage(db).free, available_memory_bytes(), db)
+        fitting, skipped = fitting_sizes(sizes, model.config.dim, shutil.disk_usage(db).free, available_memory_bytes(), db,
+                                         sparse=(PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES))
         questions = load_set("squad-holdout", root).queries
         picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
         queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
-                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results))
+                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch))
 
 
 def available_memory_bytes() -> int:
@@ -219,14 +301,20 @@ def available_memory_bytes() -> int:
     raise SystemExit("seal-rag bench scale reads free memory from /proc/meminfo: run it on Linux")
 
 
-def fitting_sizes(sizes: list[int], dim: int, free_disk: int, free_memory: int, db: Path) -> tuple[list[int], list[dict]]:
-    """The sizes whose estimated disk and memory fit, and a note for each one that does not."""
+def fitting_sizes(sizes: list[int], dim: int, free_disk: int, free_memory: int, db: Path,
+                  sparse: tuple[int, int] = (0, 0)) -> tuple[list[int], list[dict]]:
+    """The sizes whose estimated disk and memory fit, and a note for each one that does not.
+
+    `dim` is the width Chroma holds; `sparse` the (disk, memory) bytes a chunk's phonetic index entry adds.
+    """
     def need(per_vector: tuple[int, int], size: int) -> int:
         return size * (per_vector[0] * dim + per_vector[1])
 
     kept, skipped = [], []
     for size in sizes:
-        disk, memory = need(DISK_BYTES_PER_VECTOR, size), need(MEMORY_BYTES_PER_VECTOR, size)
+        disk, memory = need(DISK_BYTES_PER_VECTOR, size), need(MEMORY_BYTES_PER_VECTOR, size) + size * sparse[1]
+        if any(sparse):  # the phonetic index, and the plain 384-d collection measured beside it
+            disk += size * sparse[0] + need(DISK_BYTES_PER_VECTOR, size)
         if disk > free_disk or memory > free_memory:
             skipped.append({"size": size, "disk_gb": disk / 1e9, "memory_gb": memory / 1e9})
             print(f"skipping {size:,} vectors of D={dim:,}: they need about {disk / 1e9:.1f} GB of disk ({free_disk / 1e9:.1f} free "
@@ -244,12 +332,19 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
     payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": queries, "timed_queries": queries - 1,
                **model_fields(model), "quick": args.quick, "sizes_planned": sizes, "sizes_skipped": skipped, "ingest": ingest,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
+    def per_chunk(r: dict, key: str) -> str:
+        return f"{r[key] * 2**20 / r['size'] / 1000:.1f}"
+
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
-             f"{r['first_query_ms']:.1f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}", f"{r['add_seconds']:.0f}",
-             f"{r['ingest_chunks_per_second']:.1f}" if r["ingest_chunks_per_second"] else "-"] for r in results]
+             f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}",
+             per_chunk(r, "disk_mb"), per_chunk(r, "phonetic_disk_mb"), per_chunk(r, "plain_disk_mb"), f"{r['disk_ratio_to_plain']:.2f}",
+             f"{r['add_seconds']:.0f}", f"{r['ingest_chunks_per_second']:.1f}" if r["ingest_chunks_per_second"] else "-"]
+            for r in results]
     name = "scale" + ("-quick" if args.quick else "")
-    write_report(args.out, name, payload, ["vectors", "real", "random", "query median ms", "p95 ms", "first query ms",
-                                           "RSS growth MB", "disk MB", "add time s (cumulative)", "ingest chunks/s (real)"], rows)
+    write_report(args.out, name, payload, ["chunks", "real", "synthetic", "search median ms", "p95 ms", "first search ms",
+                                           f"recall@{args.k} vs exact", "RSS growth MB", "disk MB", "disk kB/chunk",
+                                           "of which phonetic kB/chunk", "plain 384-d kB/chunk", "disk / plain",
+                                           "add time s (cumulative)", "ingest chunks/s (real)"], rows)
     print(f"ingest: {fill.real:,} real chunks in {fill.real_seconds:.0f} s = {ingest['chunks_per_second'] or 0:.1f} chunks/s (embed + upsert)")
     plot(results, args.out / f"{name}.png")
 
@@ -264,8 +359,8 @@ def plot(results: list[dict], path: Path) -> None:
         axis.plot(sizes, [r[key] for r in results], marker="o", label=label)
     for r in results:
         axis.annotate(f"{r['real']:,} real", (r["size"], r["median_ms"]), textcoords="offset points", xytext=(4, -12), fontsize="small")
-    axis.set(xscale="log", ylim=(0, None), xlabel="vectors in the collection (cosine)", ylabel="k-NN query time (ms)",
-             title="Chroma query time against collection size")
+    axis.set(xscale="log", ylim=(0, None), xlabel="chunks in the index", ylabel="top-10 search time (ms)",
+             title="Joined search time (Chroma semantic + phonetic index) against index size")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
     figure.savefig(path, dpi=120, bbox_inches="tight")
