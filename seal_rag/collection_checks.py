@@ -49,11 +49,14 @@ def seal_index(collection: Any, model: Any) -> SealIndex | None:
     With a phonetic model, such a collection holds only the semantic half of each vector (the
     phonetic half lives in seal-rag's phonetic index beside it), so a framework's own vector
     search over it cannot rank by the joined vector: the integrations search it through this.
-    Collections a framework filled itself hold whole joined vectors and are searched as before.
+    Collections a framework filled itself hold whole joined vectors and are searched as before,
+    stamped by seal-rag or not.
     """
     stamp = collection.metadata or {}
     if SPACE_KEY not in stamp or getattr(model, "phonetic", None) is None or stamp.get(LAYOUT_KEY) != LAYOUT:
         return None
+    if SealIndex(collection).stored_width() == model.dim:
+        return None  # stamped by seal-rag, but the framework filled it with whole joined vectors: its own search ranks them
     key = (collection.id, id(model))
     index = _opened.get(key)
     if index is None or index.collection is not collection:

@@ -3,7 +3,9 @@
 Ingest is idempotent and safe to kill: chunk ids are deterministic, new chunks are
 upserted batch by batch, and a changed file's old chunks are deleted only after its new
 ones are stored. Running the same command again after a crash finishes the job and
-leaves exactly the chunks a clean run would.
+leaves exactly the chunks a clean run would, in Chroma and in the phonetic index beside it
+(`SealIndex.upsert` writes the phonetic half first, so a crash between the two leaves an id
+only there, which the next open or ingest drops before it adds the chunk again).
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def ingest_folder(
 
     existing = index.all_metadata()
     present_ids = set(existing)
+    if index.phonetic is not None and index.phonetic.live_ids() != present_ids:
+        index.reconcile(model, present_ids)  # a crash, or another writer, left the two homes apart: mend first
     # One chunk per id, even if two files ever made the same one: Chroma refuses a batch with a repeated id.
     pending = list({c.id: c for chunks in wanted.values() for c in chunks if c.id not in present_ids}.values())
     summary.unchanged_files = sum(all(c.id in present_ids for c in chunks) for chunks in wanted.values())

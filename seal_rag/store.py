@@ -35,7 +35,8 @@ DEFAULT_PORT = 8000
 # Keys stamped on the collection, so a query from another model is refused.
 MODEL_KEY, SPACE_KEY, DIM_KEY = "seal_model", "seal_space", "seal_dim"
 # How the vectors are stored: 2 = the semantic half in Chroma and the phonetic half in a PhoneticIndex.
-# Collections without the key hold whole joined vectors in Chroma (layout 1, seal-rag before 0.9).
+# Collections without the key hold whole joined vectors in Chroma (layout 1): refused, not migrated
+# (re-ingesting is the one path that is safe whatever state an old index is in; see `check_model`).
 LAYOUT_KEY, LAYOUT = "seal_layout", 2
 PHONETIC_DIR = "phonetic"
 REBUILD_PAGE = 256  # chunks re-phonemized and written together when the phonetic index is rebuilt
@@ -242,6 +243,8 @@ class SealIndex:
         index.check_model(model)
         if getattr(model, "phonetic", None) is None:
             return index
+        index.check_layout(model)
+        index.check_split(model)
         if folder is None:
             settings = collection._client.get_settings()
             folder = phonetic_dir(settings.persist_directory if settings.is_persistent else None,
@@ -249,7 +252,9 @@ class SealIndex:
                                   collection.name)
         index.split = Split(model.config.dim, model.config.phonetic_weight)
         try:
-            index.phonetic = PhoneticIndex(folder, model.config.phonetic_dim, model.space_fingerprint)
+            # Keyed by the collection's own id too: a collection made anew under the same name (a new
+            # server, a deleted folder) never inherits an old phonetic index of equal size.
+            index.phonetic = PhoneticIndex(folder, model.config.phonetic_dim, f"{model.space_fingerprint}/{collection.id}")
         except PhoneticIndexError as error:
             raise StoreError(f"the phonetic index of {index.where} is damaged ({error}): delete {folder} "
                              "and it is rebuilt from Chroma's text on the next open") from None
@@ -260,7 +265,7 @@ class SealIndex:
         return store_errors(self.where, action)
 
     def check_model(self, model) -> None:
-        """Raise `IndexMismatchError` unless this index was built in `model`'s space, in this layout."""
+        """Raise `IndexMismatchError` unless this index was built in `model`'s space."""
         stamp = self.collection.metadata or {}
         if stamp.get(SPACE_KEY) != model.space_fingerprint or stamp.get(DIM_KEY) != model.dim:
             raise IndexMismatchError(
@@ -268,7 +273,14 @@ class SealIndex:
                 f"(space {stamp.get(SPACE_KEY)}, D={stamp.get(DIM_KEY)}), not {model.name!r} "
                 f"(space {model.space_fingerprint}, D={model.dim}): query with that model or re-ingest into a new --db"
             )
-        if getattr(model, "phonetic", None) is not None and stamp.get(LAYOUT_KEY) != LAYOUT:
+
+    def check_layout(self, model) -> None:
+        """Raise `IndexMismatchError` unless seal-rag can search this collection in layout 2 (an empty one adopts it).
+
+        Frameworks search whole joined vectors in Chroma themselves, so the integrations skip this.
+        """
+        stamp = self.collection.metadata or {}
+        if stamp.get(LAYOUT_KEY) != LAYOUT:
             if self.count() == 0:  # nothing stored yet: adopt the new layout in place
                 with self._guard("write to"):
                     self.collection.modify(metadata={**stamp, LAYOUT_KEY: LAYOUT})
@@ -277,6 +289,20 @@ class SealIndex:
                 f"index {self.collection.name!r} at {self.where} has the old layout (whole {model.dim:,}-wide vectors in "
                 "Chroma): re-ingest your documents into a new --db (`seal-rag ingest DOCS --db NEW`), then delete the old one"
             )
+
+    def check_split(self, model) -> None:
+        """Raise `IndexMismatchError` when a framework wrote whole joined vectors into a layout-2 collection."""
+        if self.stored_width() == model.dim:
+            raise IndexMismatchError(
+                f"index {self.collection.name!r} at {self.where} holds whole {model.dim:,}-wide vectors that a framework "
+                "wrote into it: search it through the LlamaIndex or LangChain integration, or ingest with seal-rag into a new --db"
+            )
+
+    def stored_width(self) -> int | None:
+        """The length of the vectors Chroma holds (one is read), or None when it holds none."""
+        with self._guard("read"):
+            sample = self.collection.get(limit=1, include=["embeddings"])
+        return len(sample["embeddings"][0]) if sample["ids"] else None
 
     def sync(self, model) -> int:
         """Bring the phonetic index in step with Chroma; returns how many chunks it rebuilt.
