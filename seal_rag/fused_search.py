@@ -45,6 +45,12 @@ def fused_search(collection, phonetic: PhoneticIndex, split: Split, vector: np.n
         collection: The Chroma collection holding the semantic halves (cosine space).
         where: A Chroma metadata filter, applied to both halves.
     """
+    with phonetic.lock:
+        return _search(collection, phonetic, split, vector, k, where)
+
+
+def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarray, k: int, where: dict | None
+            ) -> list[tuple[str, float]]:
     semantic_query, phonetic_query = (half[0] for half in split.halves(vector[None]))
     buckets = np.flatnonzero(phonetic_query)
     phonetic_scores = phonetic.scores(buckets, phonetic_query[buckets])  # (rows,) exact, -inf where deleted

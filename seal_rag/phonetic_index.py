@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -76,7 +77,10 @@ class PhoneticIndex:
         self.exists = False  # a manifest of this width and space was read
         self._stamp: tuple | None = None
         self._where: dict[str, tuple[Segment, int]] | None = None  # id -> (segment, row), live rows only
-        self._flat: tuple[list[str], np.ndarray] | None = None  # ids of all rows, and each segment's first row
+        self._flat: tuple[list[str], dict[str, int]] | None = None  # ids of all rows, and where each segment starts
+        # Held by a search from its scores to its ids (`fused_search`), and by a reload: a search in
+        # one thread of `serve` never mixes the numbering of two manifests.
+        self.lock = threading.RLock()
         self.reload()
 
     # ---- reading -------------------------------------------------------------------
@@ -92,22 +96,22 @@ class PhoneticIndex:
         self._load()
 
     def _load(self) -> None:
+        # Built aside and swapped in at the end: a search in another thread (serve) sees the old
+        # segments or the new ones, never none.
         path = self.folder / MANIFEST
         old = {s.name: s for s in self.segments}  # segments already mapped are kept, not read again
-        self.segments, self.generation, self.exists = [], 0, False
-        self._where = self._flat = None
         try:
             stat = path.stat()
-        except FileNotFoundError:
-            self._stamp = None
-            return
-        try:
             manifest = json.loads(path.read_text())
+        except FileNotFoundError:
+            self._swap([], 0, False, None)
+            return
         except (OSError, ValueError) as error:
             raise PhoneticIndexError(f"{path} is unreadable ({error})") from None
-        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if manifest.get("format") != FORMAT or manifest.get("width") != self.width or manifest.get("space") != self.space:
-            return  # another model's or format's index: rebuilt by the caller
+            self._swap([], 0, False, stamp)  # another model's, collection's or format's index: rebuilt by the caller
+            return
         segments = []
         for entry in manifest["segments"]:
             name, dead_file = entry["name"], entry.get("dead")
@@ -118,7 +122,12 @@ class PhoneticIndex:
             dead = np.load(self.folder / dead_file) if dead_file else np.zeros(len(ids), bool)
             segments.append(Segment(name, ids, *(np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r")
                                                  for part in ("indptr", "rows", "values")), dead, dead_file))
-        self.segments, self.generation, self.exists = segments, manifest["generation"], True
+        self._swap(segments, manifest["generation"], True, stamp)
+
+    def _swap(self, segments: list[Segment], generation: int, exists: bool, stamp: tuple | None) -> None:
+        with self.lock:
+            self.segments, self.generation, self.exists, self._stamp = segments, generation, exists, stamp
+            self._where = self._flat = None
 
     def refresh(self) -> None:
         """Re-read the manifest if another process replaced it (cheap: one stat)."""
