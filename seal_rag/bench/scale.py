@@ -8,7 +8,9 @@ in the memory-mapped `PhoneticIndex` beside it), grows to each size in turn and 
 there: the time of a k=10 `SealIndex.query` (median and p95 over `--queries` SQuAD questions
 embedded by the text tower, after one warm-up query reported on its own), recall@10 of that
 search against the exact joined cosine over every chunk, how much this process's resident
-memory has grown since the index was empty, and the disk of the index (its Chroma part and
+memory has grown since the index was empty (it also holds the plain collection), the memory a
+fresh process gains by opening the index and answering the queries (serving: anonymous memory,
+and pages of mapped files the kernel may drop and read again), and the disk of the index (its Chroma part and
 its phonetic part) against a plain 384-d Chroma collection holding the same texts, metadata
 and semantic vectors (what a MiniLM-only index costs).
 
@@ -169,6 +171,52 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """This process's resident memory in MB: anonymous (heap, Chroma's HNSW) and file-backed (mapped files,
+    libraries); the kernel can drop the latter's pages under pressure and read them again."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            fields[key] = int(value.split()[0]) / 1024
+    return {"anon": fields["RssAnon"], "file": fields["RssFile"]}
+
+
+def serve_probe(db: str, queries_path: str, stamp_path: str, k: int) -> None:
+    """Run in a fresh process by `serving_memory`: open the index, answer the queries, print memory growth as JSON.
+
+    No model is loaded (the queries come embedded), so the growth is the index's alone.
+    """
+    from types import SimpleNamespace
+
+    stamp = json.loads(Path(stamp_path).read_text())
+    model = SimpleNamespace(name=stamp["name"], space_fingerprint=stamp["space"], dim=stamp["dim"], phonetic=True,
+                            config=SimpleNamespace(**stamp["config"]))
+    queries = np.load(queries_path)
+    before = rss_parts_mb()
+    index = SealIndex.open(model, db)
+    for vector in queries:
+        index.query(vector, k)
+    after = rss_parts_mb()
+    print(json.dumps({f"serving_rss_{part}_mb": after[part] - before[part] for part in after}))
+
+
+def serving_memory(db: Path, model, queries: np.ndarray, k: int, scratch: Path) -> dict:
+    """Resident memory a fresh process gains by opening the index and answering `queries`, anonymous and file-backed."""
+    import subprocess
+
+    np.save(scratch / "queries.npy", queries)
+    config = {"dim": model.config.dim, "phonetic_dim": model.config.phonetic_dim, "phonetic_weight": model.config.phonetic_weight}
+    (scratch / "stamp.json").write_text(json.dumps({"name": model.name, "space": model.space_fingerprint, "dim": model.dim,
+                                                    "config": config}))
+    code = (f"from seal_rag.bench.scale import serve_probe; serve_probe({str(db)!r}, {str(scratch / 'queries.npy')!r}, "
+            f"{str(scratch / 'stamp.json')!r}, {k})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the serving probe failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def disk_mb(folder: Path, leave_out: Path | None = None) -> float:
     files = (f for f in folder.rglob("*") if f.is_file() and not (leave_out and f.is_relative_to(leave_out)))
     return sum(f.stat().st_size for f in files) / 2**20
@@ -243,10 +291,12 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
                         "phonetic_disk_mb": disk_mb(phonetic_dir), "plain_disk_mb": disk_mb(plain_dir)})
             row["disk_ratio_to_plain"] = row["disk_mb"] / row["plain_disk_mb"]
             row["recall_at_k"] = recall_at_k(index, queries, k, semantic_path, written)
+            row.update(serving_memory(db, model, queries, k, scratch))
             results.append(row)
             per_chunk = 2**20 / size / 1000
             print(f"{size:>9,} chunks ({fill.real:,} real): search median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, "
-                  f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB; disk {row['disk_mb'] * per_chunk:.1f} kB "
+                  f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB building, serving +{row['serving_rss_anon_mb']:.0f} MB "
+                  f"anonymous + {row['serving_rss_file_mb']:.0f} MB mapped; disk {row['disk_mb'] * per_chunk:.1f} kB "
                   f"a chunk (phonetic {row['phonetic_disk_mb'] * per_chunk:.1f}), {row['disk_ratio_to_plain']:.2f} x plain 384-d",
                   flush=True)
             measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
@@ -336,13 +386,15 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
         return f"{r[key] * 2**20 / r['size'] / 1000:.1f}"
 
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
-             f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}", f"{r['disk_mb']:.0f}",
+             f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}",
+             f"{r['serving_rss_anon_mb']:.0f} + {r['serving_rss_file_mb']:.0f}", f"{r['disk_mb']:.0f}",
              per_chunk(r, "disk_mb"), per_chunk(r, "phonetic_disk_mb"), per_chunk(r, "plain_disk_mb"), f"{r['disk_ratio_to_plain']:.2f}",
              f"{r['add_seconds']:.0f}", f"{r['ingest_chunks_per_second']:.1f}" if r["ingest_chunks_per_second"] else "-"]
             for r in results]
     name = "scale" + ("-quick" if args.quick else "")
     write_report(args.out, name, payload, ["chunks", "real", "synthetic", "search median ms", "p95 ms", "first search ms",
-                                           f"recall@{args.k} vs exact", "RSS growth MB", "disk MB", "disk kB/chunk",
+                                           f"recall@{args.k} vs exact", "RSS growth MB (builder, with the plain collection)",
+                                           "serving RSS MB (anonymous + mapped)", "disk MB", "disk kB/chunk",
                                            "of which phonetic kB/chunk", "plain 384-d kB/chunk", "disk / plain",
                                            "add time s (cumulative)", "ingest chunks/s (real)"], rows)
     print(f"ingest: {fill.real:,} real chunks in {fill.real_seconds:.0f} s = {ingest['chunks_per_second'] or 0:.1f} chunks/s (embed + upsert)")
