@@ -138,6 +138,11 @@ class SpeechEmbedding(nn.Module):
         self.text = TextTower(sentence_model, self.scaling)
         self.phonetic = (PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model, _soft(config))
                          if config.phonetic_dim else None)
+        from .whisper_int8 import can_encode_with_ct2
+
+        # Which encoder hears spoken queries: "int8" (CTranslate2) where it gives this model's states, else "torch".
+        self.query_encoder = "int8" if can_encode_with_ct2(config) else "torch"
+        self._int8 = None  # the CTranslate2 encoder, loaded on the first spoken query
         self.eval()
 
     @property
@@ -269,9 +274,30 @@ class SpeechEmbedding(nn.Module):
                      timings: dict[str, float] | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """`embed_clips`, and the phoneme recognizer's `(steps, classes)` logits per clip (None without
         a phonetic half), which keyword re-ranking reads (`keyword_rerank`)."""
-        states = self.speech.encode_clips(clips, pad_to_window, timings)
+        states = self.encode_queries(clips, pad_to_window, timings)
         with timed(timings, "encode"):  # the heads count as encoding: they run on the encoder's states
             return self._embed_states(states)
+
+    @torch.no_grad()
+    def encode_queries(self, clips: list[np.ndarray], pad_to_window: bool = False,
+                       timings: dict[str, float] | None = None) -> list[torch.Tensor]:
+        """Whisper encoder states of spoken queries, one `(positions, d_model)` tensor per clip.
+
+        CTranslate2's int8 encoder when it gives this model's states (`query_encoder == "int8"`):
+        about 3 times faster than fp32 torch, at equal accuracy (validation, piper voices, soft
+        decoding: Top-1 0.585 / 0.583 clean / noisy against 0.575 / 0.570 for fp32; every demo
+        question's gold passage stays first). The heads were trained on int8 states.
+        """
+        if self.query_encoder != "int8" or pad_to_window:
+            return self.speech.encode_clips(clips, pad_to_window, timings)
+        if self._int8 is None:
+            from .whisper_int8 import Ct2WhisperEncoder
+
+            self._int8 = Ct2WhisperEncoder(torch.get_num_threads())
+        with timed(timings, "features"):
+            features = [self._int8.features(clip) for clip in clips]
+        with timed(timings, "encode"):
+            return [torch.from_numpy(self._int8.encode(mels)) for mels in features]
 
     @torch.no_grad()
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:

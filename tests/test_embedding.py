@@ -95,3 +95,23 @@ def test_tuned_reader_layers_are_the_speech_sides_own_and_round_trip(jfk, tmp_pa
     assert any(".reader.tuned.0." in name for name in reloaded.trainable_state_dict())
     with pytest.raises(ModelLoadError, match="tuned_reader_layers needs token_level"):
         SealConfig(tuned_reader_layers=2)
+
+
+def test_spoken_queries_use_the_int8_encoder_and_rank_as_the_torch_one(embedding, demo_db):
+    """CTranslate2's int8 encoder hears queries (3x faster); a demo question finds the same passage as with fp32 torch."""
+    from seal_rag.store import SealIndex
+
+    from .conftest import DEMOS
+
+    assert embedding.query_encoder == "int8"
+    clip = load_audio(DEMOS / "questions" / "q1.wav")
+    int8 = embedding.embed_clips([clip])[0]
+    embedding.query_encoder = "torch"
+    try:
+        fp32 = embedding.embed_clips([clip])[0]
+    finally:
+        embedding.query_encoder = "int8"
+    assert float(int8 @ fp32) > 0.97
+    index = SealIndex.open(embedding, demo_db)
+    firsts = [index.query(vector, 1)[0].metadata["source"] for vector in (int8, fp32)]
+    assert firsts[0] == firsts[1] and firsts[0].endswith("Steam_engine_0.txt")

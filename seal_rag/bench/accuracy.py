@@ -109,7 +109,7 @@ def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: 
     clips, voices = spoken_queries(dataset, seed)
     queries = {"text-oracle": model.embed_texts([q.text for q in dataset.queries])}
     start = time.perf_counter()
-    states = map_with_progress(f"{name}: seal", lambda c: model.speech.encode_clips([c])[0], clips)
+    states = map_with_progress(f"{name}: seal", lambda c: model.encode_queries([c])[0], clips)
     queries["seal"] = head_vectors(model, states)
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
     adaptation = None
