@@ -22,7 +22,7 @@ SECTIONS = {  # file stem -> heading, in page order
     "accuracy-adapt": "Accuracy on the held-out sets after `seal-rag adapt` to each set's knowledge base",
     "robustness": "Robustness: Top-1 under noise, speed, telephone band and reverberation",
     "latency": "Latency per stage, warm models, one query at a time",
-    "scale": "Scale: Chroma query time and memory by collection size",
+    "scale": "Scale: search time, recall, memory and disk by index size (Chroma semantic half + phonetic index)",
     "encode": "Encoding: real-length features against 30 s padding, and the cascade",
     "ask": "`seal-rag ask` end to end on a 10,000-chunk index",
     "serve": "`seal-rag serve` under load: concurrent clients on loopback",
