@@ -30,7 +30,7 @@ def test_claims_follow_the_figures(tmp_path):
     assert "median latency is 75% below the beam-5 cascade's (4.0x" in page
     assert f"![latency]({tmp_path.name}/latency.png)" in page
     assert "voices: espeak-ng en-us-nyc" in page
-    assert "## Scale: Chroma query time and memory by collection size\n\nNot run yet." in page
+    assert "## Scale: search time, recall, memory and disk by index size (Chroma semantic half + phonetic index)\n\nNot run yet." in page
 
     write_report(tmp_path, "accuracy", accuracy_payload(0.41, 0.40), ["set"], [["squad-holdout"]])
     summary.main(["--dir", str(tmp_path), "--out", str(out)])
