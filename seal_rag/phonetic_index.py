@@ -189,7 +189,8 @@ class PhoneticIndex:
             # The postings of every query bucket, as one index array: each run first..last-1 in turn.
             offsets = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
             products = segment.values[offsets] * np.repeat(weights, lengths)  # (postings,) float64
-            scores = np.bincount(segment.rows[offsets], weights=products, minlength=segment.size)
+            # float64 even when the query has no bucket (noise heard as no phoneme): bincount then gives ints.
+            scores = np.bincount(segment.rows[offsets], weights=products, minlength=segment.size).astype(np.float64)
             scores[segment.dead] = -np.inf
             out[start : start + segment.size] = scores
             start += segment.size

@@ -47,6 +47,16 @@ def test_scores_equal_dense_dot_products_through_upserts_deletes_and_merges(tmp_
         assert max(abs(got[i] - float(v @ query)) for i, v in expected.items()) < 1e-6
 
 
+def test_a_query_with_no_bucket_scores_zero(tmp_path):
+    """Noise can be heard as no phoneme at all: every live row then scores 0, deleted ones -inf."""
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    with index.writing():
+        index.upsert(["a", "b", "c"], sparse_rows(3, 4))
+        index.delete(["b"])
+    scores = index.scores(np.zeros(0, np.int64), np.zeros(0))
+    assert scores.dtype == np.float64 and sorted(scores.tolist()) == [-np.inf, 0.0, 0.0]
+
+
 def test_another_space_reads_as_missing_and_stray_files_are_removed(tmp_path):
     index = PhoneticIndex(tmp_path, WIDTH, "space")
     with index.writing():
