@@ -27,9 +27,23 @@ def model_fields(model) -> dict:
 
 
 def command_line() -> str:
-    """How this run was started, as a user would type it."""
-    args = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else sys.argv[1:]
-    return "seal-rag bench " + " ".join(args) if "bench" in sys.argv else f"python -m {__package__} " + " ".join(args)
+    """How this run was started, as a user would type it: `seal-rag bench NAME ...`, with paths
+    outside the working folder shown as DIR (a report must not carry one machine's folders)."""
+    if "bench" in sys.argv:
+        args = sys.argv[sys.argv.index("bench") + 1 :]
+    else:  # `python -m seal_rag.bench.NAME ...`
+        args = [Path(sys.argv[0]).stem, *sys.argv[1:]]
+    return "seal-rag bench " + " ".join(_shown(arg) for arg in args)
+
+
+def _shown(arg: str) -> str:
+    path = Path(arg)
+    if not path.is_absolute():
+        return arg
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return "DIR"
 
 
 def write_report(out: Path, name: str, payload: dict, header: list[str], rows: list[list]) -> tuple[Path, Path]:

@@ -118,3 +118,13 @@ def test_every_section_measured_with_another_or_an_unrecorded_model_is_flagged_b
     encode = page.split("## Encoding", 1)[1].split("\n## ", 1)[0]
     assert "Measured with another model" not in encode
     assert page.count("86.36%") == 1  # the paper's claim, stated once
+
+
+def test_a_reports_command_names_the_bench_and_no_folder_of_this_machine(monkeypatch, tmp_path):
+    from seal_rag.bench.report import command_line
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["/opt/x/seal_rag/bench/scale.py", "--data", "/srv/data", "--out", str(tmp_path / "out")])
+    assert command_line() == "seal-rag bench scale --data DIR --out out"
+    monkeypatch.setattr("sys.argv", ["seal-rag", "bench", "latency", "--quick"])
+    assert command_line() == "seal-rag bench latency --quick"
