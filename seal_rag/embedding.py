@@ -145,6 +145,11 @@ class SpeechEmbedding(nn.Module):
         self._int8 = None  # the CTranslate2 encoder, loaded on the first spoken query
         self.eval()
 
+    def __getstate__(self) -> dict:
+        # A copy (`seal-rag adapt` tunes one) loads its own CTranslate2 encoder on first use: the
+        # loaded one holds a C++ model that cannot be copied or pickled.
+        return {**self.__dict__, "_int8": None}
+
     @property
     def dim(self) -> int:
         return self.config.dim + self.config.phonetic_dim

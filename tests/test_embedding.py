@@ -115,3 +115,11 @@ def test_spoken_queries_use_the_int8_encoder_and_rank_as_the_torch_one(embedding
     index = SealIndex.open(embedding, demo_db)
     firsts = [index.query(vector, 1)[0].metadata["source"] for vector in (int8, fp32)]
     assert firsts[0] == firsts[1] and firsts[0].endswith("Steam_engine_0.txt")
+
+
+def test_a_model_that_has_heard_a_question_can_be_copied_and_the_copy_hears_alike(embedding, jfk):
+    import copy
+
+    heard = embedding.embed_audio(jfk)  # loads the int8 query encoder where the model uses it
+    twin = copy.deepcopy(embedding)  # what `seal-rag adapt` does before tuning
+    np.testing.assert_allclose(twin.embed_audio(jfk), heard, atol=1e-5)
