@@ -325,10 +325,5 @@ class PhoneticHalf(nn.Module):
         """Each clip's phonetic vector from its recognizer logits: soft counts with `soft`, else greedy."""
         return self.vectorizer.count_vectors(self.counts_from_logits(logits, soft))
 
-    def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
-        if self.soft is None:
-            return self.vectorizer.vectors(self.heard(states))
-        return self.vectors_from_logits(self.logits(states), self.soft)
-
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.vectorizer.vectors([phonemize(t) for t in texts])
