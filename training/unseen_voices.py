@@ -48,6 +48,7 @@ from seal_rag.bench.data import add_data_argument, data_root
 from seal_rag.bench.heldout import SPEECH_SETS, TEXT_SETS, load_set
 from seal_rag.bench.metrics import gold_ranks, summarise
 from seal_rag.kb_decoding import DecodingSettings
+from seal_rag.bench.served import keyword_scores
 from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
 from seal_rag.store import Hit
@@ -169,15 +170,19 @@ class Runner:
 
     @torch.no_grad()
     def encode(self, k: int, condition: str) -> None:
-        path = self.dir / f"enc_{condition}_{k:03d}.npz"
+        path = self.dir / self.encoded_name(condition, k)
         if path.is_file():
             return
         semantic, logits = [], []
         for clip in self.clips(k, condition):  # one clip at a time, as a query is embedded
-            states = self.model.speech.encode_clips([clip])
+            states = self.model.encode_queries([clip])  # the encoder `ask` hears queries with
             semantic.append(self.model.speech.embed_states(states).numpy()[0])
             logits.append(self.model.phonetic.logits(states)[0])
         _save(path, semantic=np.stack(semantic), logits=np.concatenate(logits), steps=[len(x) for x in logits])
+
+    def encoded_name(self, condition: str, k: int) -> str:
+        """The cache file of one chunk's encodings, by the encoder that made them (int8 and fp32 states differ)."""
+        return f"enc_{self.model.query_encoder}_{condition}_{k:03d}.npz"
 
     def transcribe(self, k: int, condition: str) -> None:
         path = self.dir / f"asr_{condition}_{k:03d}.json"
@@ -206,7 +211,7 @@ class Runner:
         """Semantic vectors, recognizer logits, and transcripts (None until every chunk has them)."""
         semantic, logits, transcripts = [], [], []
         for k in range(len(self.chunks)):
-            with np.load(self.dir / f"enc_{condition}_{k:03d}.npz") as f:
+            with np.load(self.dir / self.encoded_name(condition, k)) as f:
                 semantic.append(f["semantic"])
                 logits += np.split(f["logits"], np.cumsum(f["steps"])[:-1])
             path = self.dir / f"asr_{condition}_{k:03d}.json"
@@ -231,22 +236,6 @@ def query_halves(model, texts: list[str]) -> dict[str, np.ndarray]:
     base = model.text.encode_base([t or " " for t in texts], 64)
     return {"minilm": torch.nn.functional.normalize(base, dim=-1).numpy(), "semantic": model.text.project(base).numpy(),
             "phonetic": model.phonetic.embed_texts([t or " " for t in texts])}
-
-
-def keyword_scores(reranker: KeywordReranker, joined: np.ndarray, logits: list[np.ndarray], texts: list[str],
-                   times: list[float] | None = None) -> np.ndarray:
-    """`joined` (queries, passages) with each query's top `reranker.settings.depth` passages above
-    all others, in the order `reranker.rerank` gives them; `times` gets each re-ranking's CPU seconds."""
-    out = joined.copy()
-    for q, x in enumerate(logits):
-        top = np.argsort(-joined[q])[: reranker.settings.depth]
-        hits = [Hit(r, str(p), float(joined[q, p]), texts[p], {}) for r, p in enumerate(top, 1)]
-        start = time.process_time()
-        ranked = reranker.rerank(x, hits)
-        if times is not None:
-            times.append(time.process_time() - start)
-        out[q, [int(h.id) for h in ranked]] = 10 - 0.001 * np.arange(len(ranked))
-    return out
 
 
 def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarray], transcripts: list[str] | None,

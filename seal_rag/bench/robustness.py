@@ -40,11 +40,14 @@ import numpy as np
 from ..augment import add_noise, change_speed, coloured_noise, reverberate, synthetic_rir, telephone
 from ..cascade import CascadeEmbedding, Transcriber
 from ..embedding import SpeechEmbedding
+from ..kb_decoding import DecodingSettings
+from ..keyword_rerank import KeywordReranker
 from ..progress import map_with_progress
 from .accuracy import CASCADES, spoken_queries
 from .data import add_data_argument, data_root
 from .heldout import load_set
 from .metrics import gold_ranks, summarise
+from .served import served_scores
 from .report import model_fields, pyplot, write_report
 
 SET = "squad-holdout"
@@ -52,6 +55,7 @@ SNRS_DB = (20, 10, 5, 0)
 SPEEDS = (0.8, 1.25)
 RT60_SECONDS = 0.5  # a furnished office or living room
 BABBLE_TALKERS = 4  # enough voices that no single word stands out, as in a cafe
+SERVED = "seal (as served)"  # with the knowledge base's decoding and keyword re-ranking, as ask ranks
 
 
 @dataclass(frozen=True)
@@ -114,26 +118,31 @@ def keep_passages(dataset, limit: int, seed: int) -> None:
 
 
 def evaluate(condition: Condition, clips, model, cascade: tuple[str, CascadeEmbedding], passages: np.ndarray, dataset,
-             seed: int) -> dict:
-    """Top-k of both systems on the clips under one condition; each clip is transcribed once.
+             seed: int, reranker: KeywordReranker | None = None) -> dict:
+    """Top-k of the systems on the clips under one condition; each clip is heard and transcribed once.
 
     Args:
         cascade: The cascade's system name and the cascade itself.
         passages: `(passages, dim)` text-tower vectors of the whole set.
+        reranker: The set's keyword re-ranker with its KB decoder: adds "seal (as served)", ranked as `ask` ranks.
     """
     cascade_name, cascade = cascade
     noisy = corrupt(condition, clips, seed)
     golds = [q.gold for q in dataset.queries]
     start = time.perf_counter()
-    seal = np.concatenate(map_with_progress(f"{condition.name}: seal", lambda c: model.embed_clips([c]), noisy))
+    encoded = map_with_progress(f"{condition.name}: seal", lambda c: model.encode_clips([c]), noisy)
     seal_seconds = time.perf_counter() - start
+    seal = np.concatenate([vectors for vectors, _ in encoded])
     start = time.perf_counter()
     transcripts = map_with_progress(f"{condition.name}: {cascade_name}", cascade.transcriber.transcribe, noisy)
     cascade_seconds = time.perf_counter() - start
-    vectors = {"seal": seal, cascade_name: cascade.embed_transcripts(transcripts)}
+    scores = {"seal": seal @ passages.T, cascade_name: cascade.embed_transcripts(transcripts) @ passages.T}
+    if reranker is not None:
+        logits = [x[0] for _, x in encoded]
+        scores[SERVED] = served_scores(model, reranker, seal, logits, passages, dataset.passages)
     return {
         **asdict(condition),
-        "systems": {s: summarise(gold_ranks(v @ passages.T, dataset.passage_ids, golds), seed) for s, v in vectors.items()},
+        "systems": {s: summarise(gold_ranks(m, dataset.passage_ids, golds), seed) for s, m in scores.items()},
         "seconds_per_query": {"seal": seal_seconds / len(noisy), cascade_name: cascade_seconds / len(noisy)},
         # A few transcripts show what the noise did to the words.
         "examples": [{"question": q.text, "transcript": t} for q, t in zip(dataset.queries[:3], transcripts)],
@@ -154,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     # Who is measured, and where the results go.
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--cascade", default="cascade-greedy", choices=list(CASCADES))
+    parser.add_argument("--no-keywords", action="store_true", help="leave out the as-served system (KB decoding and keyword re-ranking)")
     parser.add_argument("--seed", type=int, default=0, help="fixes the questions, voices and noise")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--resume", action="store_true", help="keep the conditions an identical earlier run measured; run the rest")
@@ -175,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         model = SpeechEmbedding.from_pretrained(args.model)
     cascade = (args.cascade, CascadeEmbedding(model, Transcriber(**CASCADES[args.cascade])))
     passages = model.embed_texts(dataset.passages, show_progress=True)
+    reranker = (KeywordReranker.from_texts(dataset.passages, decoding=DecodingSettings())
+                if model.phonetic is not None and not args.no_keywords else None)
     clips, voices = spoken_queries(dataset, args.seed)
     oracle = summarise(gold_ranks(model.embed_texts([q.text for q in dataset.queries]) @ passages.T,
                                   dataset.passage_ids, [q.gold for q in dataset.queries]), args.seed)
@@ -184,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         if name in earlier:
             results.append(earlier[name])
             continue
-        results.append(evaluate(BY_NAME[name], clips, model, cascade, passages, dataset, args.seed))
+        results.append(evaluate(BY_NAME[name], clips, model, cascade, passages, dataset, args.seed, reranker))
         print(f"{name:12s} " + "  ".join(f"{s} Top-1 {m['top1']['mean']:.3f}" for s, m in results[-1]["systems"].items()), flush=True)
         # Written after every condition, so a run stopped after hours keeps what it measured.
         report(args, dataset, voices, model, oracle, results)
@@ -204,7 +216,7 @@ def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
     except json.JSONDecodeError:
         raise SystemExit(f"--resume: {path} is not a robustness report (bad JSON); drop --resume or pass another --out") from None
     same_run = {"queries": len(dataset.queries), "passages": len(dataset.passages), "voices": voices,
-                "seed": args.seed, **model_fields(model)}
+                "seed": args.seed, "as_served": not args.no_keywords, **model_fields(model)}
     changed = [key for key, value in same_run.items() if earlier.get(key) != value]
     if changed or earlier.get("set") != SET:
         raise SystemExit(f"--resume: {path} measured a different run ({', '.join(changed) or 'set'} differ); "
@@ -218,14 +230,15 @@ def measured_before(args, dataset, voices: list[str], model) -> list[dict]:
 def report(args, dataset, voices: list[str], model, oracle: dict, results: list[dict]) -> None:
     """The JSON, the Markdown table and the SNR plot for the conditions measured so far."""
     payload = {"benchmark": "robustness", "set": SET, "queries": len(dataset.queries), "passages": len(dataset.passages),
-               "voices": voices, "seed": args.seed, **model_fields(model), "quick": args.quick, "conditions_planned": args.conditions,
+               "voices": voices, "seed": args.seed, "as_served": not args.no_keywords, **model_fields(model), "quick": args.quick,
+               "conditions_planned": args.conditions,
                "text_oracle": oracle, "results": results}
     rows = [["text (no audio)", "text-oracle", len(dataset.queries), interval(oracle["top1"]), interval(oracle["top10"])]]
     rows += [[r["name"], system, len(dataset.queries), interval(m["top1"]), interval(m["top10"])]
              for r in results for system, m in r["systems"].items()]
     name = report_path(args).stem
     write_report(args.out, name, payload, ["condition", "system", "queries", "Top-1", "Top-10"], rows)
-    plot(results, ["seal", args.cascade], len(dataset.queries), args.out / f"{name}.png")
+    plot(results, ["seal", SERVED, args.cascade], len(dataset.queries), args.out / f"{name}.png")
 
 
 def plot(results: list[dict], systems: list[str], queries: int, path: Path) -> None:
@@ -233,13 +246,15 @@ def plot(results: list[dict], systems: list[str], queries: int, path: Path) -> N
     plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(7, 4))
-    for colour, system in zip(("tab:blue", "tab:orange"), systems):
+    shown = [s for s in systems if any(s in r["systems"] for r in results)]
+    for colour, system in zip(("tab:blue", "tab:green", "tab:orange"), shown):
         for kind, style, marker in (("white", "-", "o"), ("babble", "--", "s")):
-            points = sorted((r["value"], r["systems"][system]["top1"]["mean"]) for r in results if r["kind"] == kind)
+            points = sorted((r["value"], r["systems"][system]["top1"]["mean"]) for r in results
+                            if r["kind"] == kind and system in r["systems"])
             if points:
                 axis.plot(*zip(*points), style, marker=marker, color=colour, label=f"{system}, {kind} noise")
         for r in results:
-            if r["kind"] == "clean":
+            if r["kind"] == "clean" and system in r["systems"]:
                 axis.axhline(r["systems"][system]["top1"]["mean"], color=colour, linestyle=":", label=f"{system}, clean")
     axis.set(xlabel="SNR (dB)", ylabel="Top-1", ylim=(0, 1), title=f"Top-1 under noise: {queries} {SET} questions, bench voices")
     axis.grid(True, alpha=0.3)

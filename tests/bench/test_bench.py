@@ -138,12 +138,12 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
 
     from seal_rag.bench import robustness
 
-    earlier = {"set": robustness.SET, "queries": 150, "passages": 2067, "voices": ["a", "b"], "seed": 0,
+    earlier = {"set": robustness.SET, "queries": 150, "passages": 2067, "voices": ["a", "b"], "seed": 0, "as_served": True,
                "model": "m", "trained": True, "model_fingerprint": "f1",
                "results": [{"name": "white-10dB", "systems": {}}, {"name": "clean", "systems": {}},
                            {"name": "reverb", "systems": {}}]}
     (tmp_path / "robustness.json").write_text(json.dumps(earlier))
-    args = SimpleNamespace(out=tmp_path, quick=False, seed=0, conditions=["clean", "white-10dB", "telephone"])
+    args = SimpleNamespace(out=tmp_path, quick=False, seed=0, conditions=["clean", "white-10dB", "telephone"], no_keywords=False)
     dataset = SimpleNamespace(queries=[None] * 150, passages=[None] * 2067)
     model = SimpleNamespace(name="m", trained=True, fingerprint="f1")
 
@@ -153,6 +153,8 @@ def test_robustness_resume_keeps_an_identical_runs_conditions_and_refuses_anothe
 
     with pytest.raises(SystemExit, match="seed"):
         robustness.measured_before(SimpleNamespace(**{**vars(args), "seed": 1}), dataset, ["a", "b"], model)
+    with pytest.raises(SystemExit, match="as_served"):  # an earlier run without the as-served system
+        robustness.measured_before(SimpleNamespace(**{**vars(args), "no_keywords": True}), dataset, ["a", "b"], model)
     with pytest.raises(SystemExit, match="queries"):
         robustness.measured_before(args, SimpleNamespace(queries=[None] * 10, passages=dataset.passages), ["a", "b"], model)
     with pytest.raises(SystemExit, match="model_fingerprint"):  # same name, retrained weights

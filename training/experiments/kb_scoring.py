@@ -332,7 +332,7 @@ def lm_decoding(families=FAMILIES) -> None:
     from seal_rag.keyword_rerank import KeywordReranker
     from seal_rag.phonetic import PHONEMES, soft_ngram_counts
 
-    from ..unseen_voices import keyword_scores
+    from seal_rag.bench.served import keyword_scores
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -377,7 +377,7 @@ def library(settings=None) -> None:
     """The shipped module (`seal_rag.keyword_rerank`) on every family and condition, timed per query (CPU)."""
     from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 
-    from ..unseen_voices import keyword_scores
+    from seal_rag.bench.served import keyword_scores
 
     settings = settings or KeywordSettings()
     kb = passages()
@@ -403,7 +403,7 @@ def library_lm(model_dir: Path) -> None:
     from seal_rag.kb_decoding import DecodingSettings
     from seal_rag.keyword_rerank import KeywordReranker
 
-    from ..unseen_voices import keyword_scores
+    from seal_rag.bench.served import keyword_scores
 
     torch.set_num_threads(1)
     model = _model(model_dir)
