@@ -341,7 +341,7 @@ def serve(
         run(settings, host, port, answerer, on_ready=lambda url: typer.echo(f"serving {url} (Ctrl-C stops)", err=True))
 
 
-BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale", "serve", "build-data")
+BENCHMARKS = ("encode", "ask", "accuracy", "latency", "robustness", "scale", "ingest", "serve", "build-data")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

@@ -246,16 +246,20 @@ class PhoneticVectorizer:
 
     def __init__(self, idf: np.ndarray, low: int = 2, high: int = 4):
         self.idf, self.low, self.high = np.asarray(idf, np.float32), low, high
+        self._buckets: dict[str, int] = {}  # n-gram -> bucket: a few thousand distinct grams recur in every text
 
     @property
     def dim(self) -> int:
         return len(self.idf)
 
     def bucket(self, gram: str) -> int:
-        return zlib.crc32(gram.encode()) % self.dim  # crc32: the same on every machine and run
+        found = self._buckets.get(gram)
+        if found is None:
+            found = self._buckets[gram] = zlib.crc32(gram.encode()) % self.dim  # crc32: the same on every machine and run
+        return found
 
     def counts(self, phonemes: str) -> Counter:
-        return Counter(self.bucket(g) for g in phoneme_ngrams(phonemes, self.low, self.high))
+        return Counter(map(self.bucket, phoneme_ngrams(phonemes, self.low, self.high)))
 
     def vectors(self, phonemes: list[str]) -> np.ndarray:
         return self.count_vectors([self.counts(text) for text in phonemes])
@@ -265,8 +269,10 @@ class PhoneticVectorizer:
         a count n >= 1 weighs 1 + log n, as for whole counts; below 1 it weighs n (continuous at 1)."""
         out = np.zeros((len(counts), self.dim), np.float32)
         for row, bucket_counts in enumerate(counts):
-            for k, n in bucket_counts.items():
-                out[row, k] = (1 + math.log(n) if n >= 1 else n) * self.idf[k]
+            buckets = np.fromiter(bucket_counts.keys(), np.int64, len(bucket_counts))
+            n = np.fromiter(bucket_counts.values(), np.float64, len(bucket_counts))
+            # float32 weight times float32 IDF, as the scalar code did (vectors match it bit for bit)
+            out[row, buckets] = np.where(n >= 1, 1 + np.log(np.maximum(n, 1.0)), n).astype(np.float32) * self.idf[buckets]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     @classmethod

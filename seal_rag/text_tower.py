@@ -26,8 +26,24 @@ def load_sentence_model(name: str):
         ) from None
 
 
+def hardware_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16).
+
+    There the sentence model runs about 2.5 times faster under bf16 autocast (MiniLM on 2 cores:
+    ~94 against ~37 chunks a second), and its embeddings stay within cosine 0.9999 of fp32
+    (`seal-rag bench ingest` prints the least cosine it saw), so vectors keep the space's
+    fingerprint. Elsewhere bf16 would be emulated and slower: fp32 stays.
+    """
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
 class TextTower(nn.Module):
-    """Texts -> unit vectors in the shared space. The sentence model itself stays frozen."""
+    """Texts -> unit vectors in the shared space. The sentence model itself stays frozen.
+
+    `bf16` (default: `hardware_bf16()`) runs the sentence model under bf16 autocast; set it
+    False for plain fp32.
+    """
 
     def __init__(self, sentence_model, scaling: nn.Linear):
         super().__init__()
@@ -35,6 +51,7 @@ class TextTower(nn.Module):
         # the seal-rag checkpoint.
         self.__dict__["sentence_model"] = sentence_model
         self.scaling = scaling
+        self.bf16 = hardware_bf16()
 
     @property
     def base_dim(self) -> int:
@@ -42,10 +59,11 @@ class TextTower(nn.Module):
 
     @torch.no_grad()
     def encode_base(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
-        """The sentence model's own pooled embeddings, `(n, text_dim)`: the stage-1 targets."""
-        return self.sentence_model.encode(
-            texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress
-        ).float()
+        """The sentence model's own pooled embeddings, `(n, text_dim)` float32: the stage-1 targets."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.sentence_model.encode(
+                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress
+            ).float()
 
     def project(self, base: torch.Tensor) -> torch.Tensor:
         """Apply the shared scaling layer to sentence embeddings."""

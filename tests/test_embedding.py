@@ -123,3 +123,25 @@ def test_a_model_that_has_heard_a_question_can_be_copied_and_the_copy_hears_alik
     heard = embedding.embed_audio(jfk)  # loads the int8 query encoder where the model uses it
     twin = copy.deepcopy(embedding)  # what `seal-rag adapt` does before tuning
     np.testing.assert_allclose(twin.embed_audio(jfk), heard, atol=1e-5)
+
+
+def test_bf16_text_tower_stays_within_its_stated_tolerance_of_fp32(embedding):
+    """Where the CPU has bf16 matrix units the sentence model runs under bf16 autocast; its
+    vectors must stay within cosine 0.9999 of fp32 (the tolerance that keeps the space's fingerprint)."""
+    from seal_rag.text_tower import hardware_bf16
+
+    from .conftest import DEMOS
+
+    if not hardware_bf16():
+        pytest.skip("this CPU has no bf16 matrix units: the text tower runs fp32 here")
+    texts = [p.read_text() for p in sorted(DEMOS.glob("kb/*.txt"))[:12]] + ["Who led the Apollo program?"]
+    tower = embedding.text
+    assert tower.bf16
+    made = embedding.embed_texts(texts)
+    tower.bf16 = False
+    try:
+        plain = embedding.embed_texts(texts)
+    finally:
+        tower.bf16 = True
+    cosines = np.sum(made * plain, axis=1)
+    assert cosines.min() >= 0.9999 and not np.array_equal(made, plain), cosines.min()

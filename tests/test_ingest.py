@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from seal_rag import DocumentError
-from seal_rag.ingest import ingest_folder
+from seal_rag.ingest import EMBED_BATCH, ingest_folder, store_chunks
 from seal_rag.store import SealIndex
 
 from .conftest import DEMOS, MINI_DATA
@@ -107,13 +107,13 @@ def _interrupt_midway(process: subprocess.Popen, label: str, sig=signal.SIGINT, 
 
 @pytest.mark.slow
 def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks(embedding, tmp_path):
-    docs = _big_corpus(tmp_path / "docs", 300)  # five batches, so the kill lands midway even under load
+    docs = _big_corpus(tmp_path / "docs", 1000)  # four batches, so the kill lands midway even under load
     command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "killed")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=TERMINAL)
     _interrupt_midway(process, "Embedding chunks", signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
     partial = _ids(tmp_path / "killed", embedding)  # the store opens and answers after the kill
-    assert 0 < len(partial) < 300
+    assert 0 < len(partial) < 1000
 
     rerun = subprocess.run(command, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
@@ -138,3 +138,45 @@ def test_ctrl_c_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embed
     total = int(re.findall(r"Embedding chunks\D*?\d+/(\d+)", stderr)[-1])
     stored = len(_ids(tmp_path / "db", embedding))
     assert 0 < stored < total and f"{stored} chunks are stored" in lines[0]  # stopped midway, and says so truly
+
+
+class _RecordingIndex:
+    """Records upserts in order; the `fail_at`-th upsert raises, as a full disk would."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.batches, self.fail_at = [], fail_at
+
+    def upsert(self, ids, vectors, texts, metadatas):
+        if len(self.batches) + 1 == self.fail_at:
+            raise OSError("No space left on device")
+        assert len(ids) == len(vectors) == len(texts) == len(metadatas)
+        self.batches.append(list(ids))
+
+
+class _CountingModel:
+    """Stands in for the text tower: one 4-d vector per text, and how many texts it embedded."""
+
+    def __init__(self):
+        self.embedded = 0
+
+    def embed_texts(self, texts):
+        import numpy as np
+
+        self.embedded += len(texts)
+        return np.ones((len(texts), 4), np.float32)
+
+
+def test_store_chunks_writes_every_batch_in_order_and_stops_at_a_failed_write():
+    from seal_rag.chunking import Chunk
+
+    chunks = [Chunk(f"c{i}", f"text {i}", {"source": "s"}) for i in range(2 * EMBED_BATCH + 5)]
+    index, progress = _RecordingIndex(), []
+    assert store_chunks(_CountingModel(), index, chunks, progress.append) == len(chunks)
+    assert [i for batch in index.batches for i in batch] == [c.id for c in chunks]
+    assert progress == [EMBED_BATCH, EMBED_BATCH, 5]
+
+    failing, model = _RecordingIndex(fail_at=2), _CountingModel()
+    with pytest.raises(OSError, match="No space"):
+        store_chunks(model, failing, chunks)
+    # The first batch is stored; the failure surfaces before a third batch is written.
+    assert failing.batches == [[c.id for c in chunks[:EMBED_BATCH]]]

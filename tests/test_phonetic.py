@@ -178,3 +178,27 @@ def test_old_model_directories_stay_greedy_and_soft_decoding_keeps_the_index_spa
     assert greedy.space_fingerprint == embedding.space_fingerprint
     np.testing.assert_array_equal(greedy.embed_texts(["Oxygen is a chemical element."]),
                                   embedding.embed_texts(["Oxygen is a chemical element."]))
+
+
+def test_count_vectors_match_the_scalar_formula_bit_for_bit():
+    """Whole counts weigh 1 + log n, fractional ones n, times the IDF, in float32; then unit norm."""
+    import math
+
+    rng = np.random.default_rng(0)
+    vectorizer = PhoneticVectorizer((rng.random(64) * 4 + 1).astype(np.float32))
+    counts = [{3: 1.0, 10: 2.0, 63: 7.0}, {0: 0.25, 5: 1.5, 6: 0.999}, {}]
+    expected = np.zeros((3, 64), np.float32)
+    for row, bucket_counts in enumerate(counts):
+        for k, n in bucket_counts.items():
+            expected[row, k] = (1 + math.log(n) if n >= 1 else n) * vectorizer.idf[k]
+    expected /= np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-9)
+    assert np.array_equal(vectorizer.count_vectors(counts), expected)
+    assert not vectorizer.count_vectors(counts)[2].any()  # nothing heard: a zero vector, not NaN
+
+
+def test_bucket_of_a_gram_is_its_crc32_on_every_call():
+    import zlib
+
+    vectorizer = PhoneticVectorizer(np.ones(8192, np.float32))
+    for gram in (" kæ", "æt ", " kæt", "æt"):
+        assert vectorizer.bucket(gram) == vectorizer.bucket(gram) == zlib.crc32(gram.encode()) % 8192

@@ -23,6 +23,7 @@ SECTIONS = {  # file stem -> heading, in page order
     "robustness": "Robustness: Top-1 under noise, speed, telephone band and reverberation",
     "latency": "Latency per stage, warm models, one query at a time",
     "scale": "Scale: search time, recall, memory and disk by index size (Chroma semantic half + phonetic index)",
+    "ingest": "Ingest throughput against plain sentence-transformers MiniLM (fp32) on the same chunks",
     "encode": "Encoding: real-length features against 30 s padding, and the cascade",
     "ask": "`seal-rag ask` end to end on a 10,000-chunk index",
     "serve": "`seal-rag serve` under load: concurrent clients on loopback",
