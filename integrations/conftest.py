@@ -53,20 +53,31 @@ def kb_db(demo_db) -> Path:
     return demo_db
 
 
-@pytest.fixture(scope="session")
-def cli_top_ids(kb_db, question_wav) -> list[str]:
-    """The ids `seal-rag ask QUESTION.wav --db DB --json -k 5 --no-keywords` returns, in order: the
-    vector's ranking, which a framework's own vector store retriever gives too."""
+def _ask_ids(kb_db: Path, question_wav: Path, *options: str) -> list[str]:
     command = [shutil.which("seal-rag") or "seal-rag"]
     if not shutil.which("seal-rag"):
         command = [sys.executable, "-c", "from seal_rag.cli import main; main()"]
     done = subprocess.run(
-        command + ["ask", str(question_wav), "--db", str(kb_db), "--json", "-k", str(TOP_K), "--no-keywords"],
+        command + ["ask", str(question_wav), "--db", str(kb_db), "--json", "-k", str(TOP_K), *options],
         capture_output=True, text=True, timeout=600, cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout.strip().splitlines()[-1])
     return [source["id"] for source in payload["sources"]]
+
+
+@pytest.fixture(scope="session")
+def cli_top_ids(kb_db, question_wav) -> list[str]:
+    """The ids `seal-rag ask QUESTION.wav --db DB --json -k 5` returns, in order: seal-rag's ranking
+    (knowledge-base decoding and keyword re-ranking), which both SealSpeechRetrievers give too."""
+    return _ask_ids(kb_db, question_wav)
+
+
+@pytest.fixture(scope="session")
+def cli_vector_ids(kb_db, question_wav) -> list[str]:
+    """The ids of `seal-rag ask ... --no-keywords`: the vector's ranking, which a framework's own
+    vector store retriever gives (and a SealSpeechRetriever with keywords=False)."""
+    return _ask_ids(kb_db, question_wav, "--no-keywords")
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +125,14 @@ def printed_sources(output: str) -> list[str]:
 @pytest.fixture(scope="session")
 def demo_runner():
     return SimpleNamespace(run=run_demo, sources=printed_sources)
+
+
+@pytest.fixture(scope="session")
+def served(kb_db, speech_embedding, question_wav):
+    """seal-rag's own retrieval of the demo question as `ask` ranks it (knowledge-base decoding and
+    keyword re-ranking): its hits, their scores and the vector it searched."""
+    from seal_rag.retrieve import Retriever, keyword_reranker
+    from seal_rag.store import SealIndex
+
+    index = SealIndex.open(speech_embedding, db=kb_db)
+    return Retriever(speech_embedding, index, keywords=keyword_reranker(speech_embedding, index.all_texts())).retrieve(question_wav, TOP_K)

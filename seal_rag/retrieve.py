@@ -8,8 +8,10 @@ the speech tower, so it adds no latency to speech retrieval.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -82,7 +84,8 @@ class Retriever:
 
         choice = choose_model(model_dir, db, host, port, collection, use_tuned)
         index = SealIndex.open(choice.model, db, host, port, collection)
-        retriever = cls(choice.model, index, mode, keywords=keyword_reranker(choice.model, index) if keywords else None)
+        reranker = keyword_reranker(choice.model, index.all_texts()) if keywords and choice.model.phonetic is not None else None
+        retriever = cls(choice.model, index, mode, keywords=reranker)
         retriever.model_choice = choice
         return retriever
 
@@ -182,16 +185,34 @@ class Retriever:
             return self.index.query(vector, k, where)
 
 
-def keyword_reranker(model, index: SealIndex, decoding: bool = True):
-    """The keyword re-ranker of an index's words (`keyword_rerank`), with the index's phoneme model
-    to decode queries by (`kb_decoding`) unless `decoding` is False; None for a model without a
-    phonetic half. Reads and phonemizes every chunk once for both: about 1,500 a second, once per process."""
+def keyword_reranker(model, texts: Sequence[str], decoding: bool = True):
+    """The keyword re-ranker of a knowledge base's words (`keyword_rerank`; `texts`: every chunk's,
+    e.g. `SealIndex.all_texts()`), with its phoneme model to decode queries by (`kb_decoding`)
+    unless `decoding` is False; None for a model without a phonetic half. Phonemizes every chunk
+    once for both: about 1,500 a second, once per process."""
     if model.phonetic is None:
         return None
     from .kb_decoding import DecodingSettings
     from .keyword_rerank import KeywordReranker
 
-    return KeywordReranker.from_texts(index.all_texts(), decoding=DecodingSettings() if decoding else None)
+    return KeywordReranker.from_texts(texts, decoding=DecodingSettings() if decoding else None)
+
+
+class KeywordCache:
+    """A knowledge base's keyword re-ranker (`keyword_reranker`) for retrievers over a store that
+    may grow (the framework integrations): built on the first spoken question, and again
+    whenever the knowledge base's chunk count has changed since."""
+
+    def __init__(self, model):
+        self.model, self._lock = model, threading.Lock()
+        self._built: tuple[int, object] | None = None  # (chunk count, re-ranker)
+
+    def get(self, count: int, texts: Callable[[], Sequence[str]]):
+        """The re-ranker for a knowledge base of `count` chunks; `texts()` reads every chunk's text."""
+        with self._lock:
+            if self._built is None or self._built[0] != count:
+                self._built = (count, keyword_reranker(self.model, texts()))
+            return self._built[1]
 
 
 def retrieve(model, index: SealIndex, audio: AudioSource, k: int = 5, mode: str = "speech", where: dict | None = None) -> list[Hit]:

@@ -95,7 +95,7 @@ class AskService:
                                    settings.collection, settings.use_tuned)
         self.model = self.choice.model
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
-        self.keywords = keyword_reranker(self.model, self.index) if settings.keywords else None
+        self.keywords = keyword_reranker(self.model, self.index.all_texts()) if settings.keywords else None
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()

@@ -166,6 +166,14 @@ def ensure_not_empty(collection: Any) -> None:
         raise StoreError(f"index {collection.name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
 
 
+def collection_texts(collection: Any, page: int = 1000) -> list[str]:
+    """Every non-empty document text of a chromadb collection, read a page at a time."""
+    texts: list[str] = []
+    for offset in range(0, collection.count(), page):
+        texts += collection.get(limit=page, offset=offset, include=["documents"])["documents"]
+    return [text for text in texts if text]
+
+
 def phonetic_dir(db: str | Path | None = None, host: str | None = None, port: int = DEFAULT_PORT,
                  collection: str = DEFAULT_COLLECTION) -> Path:
     """Where a collection's phonetic index lives: in the index folder, or for a server under the cache.
@@ -390,11 +398,8 @@ class SealIndex:
 
     def all_texts(self, page: int = 1000) -> list[str]:
         """Every chunk's text, read a page at a time (what `seal-rag adapt` speaks)."""
-        texts: list[str] = []
-        for offset in range(0, self.count(), page):
-            with self._guard("read"):
-                texts += self.collection.get(limit=page, offset=offset, include=["documents"])["documents"]
-        return [text for text in texts if text]
+        with self._guard("read"):
+            return collection_texts(self.collection, page)
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""

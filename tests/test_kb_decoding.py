@@ -152,7 +152,7 @@ def decoding_retriever(embedding, demo_db):
     from seal_rag.store import SealIndex
 
     index = SealIndex.open(embedding, demo_db)
-    return Retriever(embedding, index, keywords=keyword_reranker(embedding, index))
+    return Retriever(embedding, index, keywords=keyword_reranker(embedding, index.all_texts()))
 
 
 @pytest.mark.parametrize("question", QUESTIONS, ids=[q["audio"] for q in QUESTIONS])
@@ -171,5 +171,5 @@ def test_keyword_reranker_without_decoding_and_for_a_model_without_a_phonetic_ha
     from seal_rag.store import SealIndex
 
     index = SealIndex.open(embedding, demo_db)
-    assert keyword_reranker(embedding, index, decoding=False).decoder is None
-    assert keyword_reranker(SimpleNamespace(phonetic=None), index) is None
+    assert keyword_reranker(embedding, index.all_texts(), decoding=False).decoder is None
+    assert keyword_reranker(SimpleNamespace(phonetic=None), index.all_texts()) is None

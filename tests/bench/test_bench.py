@@ -252,6 +252,10 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
         assert row["real"] + row["random"] == row["size"]
         assert 0 < row["median_ms"] <= row["p95_ms"] and row["first_query_ms"] > 0
         assert row["disk_mb"] > 0 and row["add_seconds"] > 0 and row["ingest_chunks_per_second"] > 0
+        # Text, metadata and Chroma's full-text index are a real part of the disk, counted apart.
+        assert 0 < row["text_metadata_disk_mb"] < row["disk_mb"]
+        assert row["vectors_indexes_disk_mb"] == pytest.approx(row["disk_mb"] - row["text_metadata_disk_mb"])
+        assert row["phonetic_disk_mb"] < row["vectors_indexes_disk_mb"]
     assert results[0]["real"] > 0, "20 s of real ingest produced no vectors"
     assert results[0]["disk_mb"] < results[1]["disk_mb"]
     ingest = payload["ingest"]

@@ -9,13 +9,13 @@ ranking logic exists once, in seal-rag.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from seal_rag.errors import StoreError
-from seal_rag.store import Hit
+from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
 
@@ -54,6 +54,21 @@ class VectorStoreSearch:
             Hit(rank, doc.id or _content_id(doc), score, doc.page_content, dict(doc.metadata))
             for rank, (doc, score) in enumerate(scored, 1)
         ]
+
+    def knowledge_base(self) -> tuple[int, Callable[[], list[str]]] | None:
+        """(how many chunks, a reader of every chunk's text) of the searched store, for keyword
+        re-ranking; None for stores whose texts cannot be listed (only Chroma and InMemoryVectorStore can)."""
+        if self.seal is not None:
+            return self.seal.count(), self.seal.all_texts
+        if self.collection is not None:
+            collection = self.collection
+            return collection.count(), lambda: collection_texts(collection)
+        from langchain_core.vectorstores import InMemoryVectorStore
+
+        if isinstance(self.vectorstore, InMemoryVectorStore):
+            rows = self.vectorstore.store
+            return len(rows), lambda: [row["text"] for row in rows.values() if row.get("text")]
+        return None
 
     def _search(self, embedding: list[float], k: int) -> list[tuple[Document, float]]:
         options = {"filter": self.filter} if self.filter is not None else {}

@@ -10,9 +10,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from seal_rag.collection_checks import verify_collection
-from seal_rag.retrieve import Retriever
+from seal_rag.retrieve import KeywordCache, Retriever
 
 from ._audio import AudioInput, SpokenQuestion, spoken_question
 from ._search import VectorStoreSearch, chroma_collection
@@ -51,6 +51,10 @@ class SealSpeechRetriever(BaseRetriever):
         mode: "speech" (speech tower, no transcript), "cascade" (ASR, then the text tower)
             or "hybrid" (both rankings fused), as in `seal-rag ask --mode`.
         transcriber: The ASR for cascade and hybrid modes; share it with the chain.
+        keywords: Rank spoken questions as `seal-rag ask` does: decode with the knowledge base's
+            phoneme model and re-rank by keyword spotting of its words (read from the store once,
+            and again when its document count changes). Works over Chroma and
+            `InMemoryVectorStore`; elsewhere, and with False, the vector alone ranks.
 
     Raises:
         seal_rag.IndexMismatchError: a Chroma store was filled by another model.
@@ -78,6 +82,8 @@ class SealSpeechRetriever(BaseRetriever):
     mode: Mode = "speech"
     sample_rate: int | None = Field(default=None, gt=0)
     transcriber: SealTranscriber | None = None
+    keywords: bool = True
+    _keyword_cache: KeywordCache | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -119,6 +125,8 @@ class SealSpeechRetriever(BaseRetriever):
         if self.transcriber is None and self.mode != "speech":
             # Loads faster-whisper on first use only.
             self.transcriber = SealTranscriber(sample_rate=self.sample_rate or self.embeddings.sample_rate)
+        if self.keywords and self.mode != "cascade" and self.embeddings.speech_embedding.phonetic is not None:
+            self._keyword_cache = KeywordCache(self.embeddings.speech_embedding)
         return self
 
     # Callbacks receive the input as given: hand them the question's short description.
@@ -143,7 +151,9 @@ class SealSpeechRetriever(BaseRetriever):
     ) -> list[Document]:
         question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
-        pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber)
+        source = search.knowledge_base() if self._keyword_cache is not None and question.audio is not None else None
+        keywords = self._keyword_cache.get(*source) if source is not None else None
+        pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber, keywords=keywords)
         if question.audio is None:
             result = pipeline.retrieve_text(str(question), k or self.k)
         else:

@@ -8,7 +8,6 @@ from langchain_core.language_models import FakeListChatModel
 from langchain_seal import SealExtractiveAnswer, SealSpeechRetriever, build_audio_chain
 from seal_rag import NotAudioError
 from seal_rag.answer import extractive_answer
-from seal_rag.store import SealIndex
 
 TOP_K = 5
 
@@ -23,14 +22,13 @@ class PromptRecorder(BaseCallbackHandler):
         self.prompts.extend(m.content for batch in messages for m in batch)
 
 
-def test_extractive_chain_with_no_model(kb_store, kb_db, speech_embedding, question_wav):
+def test_extractive_chain_with_no_model(kb_store, served, speech_embedding, question_wav):
     retriever = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K)
     result = build_audio_chain(retriever).invoke(str(question_wav))
     assert set(result) == {"context", "question", "transcript", "audio", "model", "answer"}
     assert result["audio"] == str(question_wav) and result["model"] == speech_embedding.name
     assert result["transcript"] is None  # speech mode with no chat model: nothing needed words
-    vector = speech_embedding.embed_audio([question_wav])[0]
-    hits = SealIndex.open(speech_embedding, db=kb_db).query(vector, TOP_K)
+    vector, hits = served.query_vector, served.hits  # ranked as seal-rag ranks, decoding and re-ranking included
     assert [d.id for d in result["context"]] == [h.id for h in hits]
     assert result["answer"] == extractive_answer(speech_embedding, vector, hits)
     assert result["answer"] in hits[0].text

@@ -32,16 +32,16 @@ def ids(documents) -> list[str]:
 # ---- audio is never embedded as text ------------------------------------------------------
 
 
-def test_plain_store_retriever_hears_an_audio_path(kb_index, seal_embeddings, speech_embedding, question_wav, cli_top_ids):
+def test_plain_store_retriever_hears_an_audio_path(kb_index, seal_embeddings, speech_embedding, question_wav, cli_vector_ids):
     # Any store holding the joined text vectors (here LangChain's in-memory one, filled with the chunks
-    # seal-rag stored) ranks as seal-rag does. seal-rag's Chroma collection holds only the semantic
+    # seal-rag stored) ranks as seal-rag's vector does (`ask --no-keywords`). seal-rag's Chroma collection holds only the semantic
     # half, so langchain_chroma's own search cannot rank it: SealSpeechRetriever searches it through seal-rag.
     from langchain_core.vectorstores import InMemoryVectorStore
 
     stored = kb_index.collection.get(include=["documents", "metadatas"])
     store = InMemoryVectorStore(seal_embeddings)
     store.add_texts(stored["documents"], stored["metadatas"], ids=stored["ids"])
-    assert ids(store.as_retriever(search_kwargs={"k": TOP_K}).invoke(str(question_wav))) == cli_top_ids
+    assert ids(store.as_retriever(search_kwargs={"k": TOP_K}).invoke(str(question_wav))) == cli_vector_ids
     assert np.allclose(seal_embeddings.embed_query(str(question_wav)), speech_embedding.embed_audio([question_wav])[0], atol=1e-5)
     with pytest.raises(NotAudioError, match="encoded audio"):
         seal_embeddings.embed_query(question_wav.read_bytes().decode("latin-1"))

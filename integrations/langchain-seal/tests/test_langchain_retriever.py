@@ -10,7 +10,8 @@ import soundfile as sf
 from langchain_core.documents import Document
 from langchain_seal import SealSpeechRetriever
 from seal_rag import AudioFileNotFoundError, IndexMismatchError, NotAudioError, StoreError
-from seal_rag.retrieve import Retriever
+from seal_rag.audio import load_audio
+from seal_rag.retrieve import Retriever, keyword_reranker
 from seal_rag.store import SealIndex
 
 TOP_K = 5
@@ -40,15 +41,15 @@ def test_embeddings_text_and_audio_sides(seal_embeddings, speech_embedding, reco
     assert np.allclose(asyncio.run(seal_embeddings.aembed_audio(recorded_flac.read_bytes())), audio, atol=1e-5)
 
 
-def test_returns_documents_with_metadata_and_score(retriever, kb_index, speech_embedding, question_wav):
+def test_returns_documents_with_metadata_and_score(retriever, served, question_wav):
     documents = retriever.invoke(str(question_wav))
     assert len(documents) == TOP_K and all(isinstance(d, Document) for d in documents)
     meta = documents[0].metadata
     assert {"source", "title", "start_char", "end_char", "chunk_index", "score", "rank"} <= set(meta)
     assert [d.metadata["rank"] for d in documents] == list(range(1, TOP_K + 1))
-    hits = kb_index.query(speech_embedding.embed_audio([question_wav])[0], TOP_K)
-    assert ids(documents) == [h.id for h in hits]
-    assert np.allclose([d.metadata["score"] for d in documents], [h.score for h in hits], atol=1e-5)
+    # Ranked as seal-rag ranks (decoding, keyword re-ranking); scores are cosines with the searched vector.
+    assert ids(documents) == [h.id for h in served.hits]
+    assert np.allclose([d.metadata["score"] for d in documents], [h.score for h in served.hits], atol=1e-5)
 
 
 def test_same_top_k_ids_in_order_as_seal_rag_ask(retriever, question_wav, cli_top_ids):
@@ -73,7 +74,8 @@ def test_k_and_filter_per_call(retriever, question_wav):
 
 def test_hybrid_mode_matches_seal_rag(kb_store, kb_index, speech_embedding, question_wav, transcriber):
     retriever = SealSpeechRetriever(vectorstore=kb_store, k=TOP_K, mode="hybrid", transcriber=transcriber)
-    reference = Retriever(speech_embedding, kb_index, "hybrid", transcriber).retrieve(question_wav, TOP_K)
+    keywords = keyword_reranker(speech_embedding, kb_index.all_texts())
+    reference = Retriever(speech_embedding, kb_index, "hybrid", transcriber, keywords=keywords).retrieve(question_wav, TOP_K)
     documents = retriever.invoke(str(question_wav))
     assert ids(documents) == [h.id for h in reference.hits]
     assert np.allclose([d.metadata["score"] for d in documents], [h.score for h in reference.hits])
@@ -89,10 +91,20 @@ def test_any_vector_store_works(seal_embeddings, passages, recorded_flac, speech
 
     store = InMemoryVectorStore(seal_embeddings)
     store.add_documents([Document(page_content=text, metadata=meta, id=key) for key, text, meta in passages])
-    documents = SealSpeechRetriever(vectorstore=store, k=3).invoke(str(recorded_flac))
+    documents = SealSpeechRetriever(vectorstore=store, k=3, keywords=False).invoke(str(recorded_flac))
     vectors = speech_embedding.embed_texts([p[1] for p in passages]) @ speech_embedding.embed_audio([recorded_flac])[0]
     assert ids(documents) == [passages[i][0] for i in np.argsort(-vectors)[:3]]
     assert documents[0].metadata["score"] == pytest.approx(float(vectors.max()), abs=1e-4)
+
+    # By default the store's texts also decode and re-rank, as seal-rag ranks (its matrix form here).
+    from seal_rag.bench.served import served_scores
+
+    texts = [p[1] for p in passages]
+    reranker = keyword_reranker(speech_embedding, texts)
+    spoken, logits = speech_embedding.encode_clips([load_audio(recorded_flac)])
+    scores = served_scores(speech_embedding, reranker, spoken, logits, speech_embedding.embed_texts(texts), texts)[0]
+    served = SealSpeechRetriever(vectorstore=store, k=3).invoke(str(recorded_flac))
+    assert ids(served) == [passages[i][0] for i in np.argsort(-scores)[:3]]
 
 
 def test_store_langchain_filled_itself(tmp_path, seal_embeddings, passages, recorded_flac):

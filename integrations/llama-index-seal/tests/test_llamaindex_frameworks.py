@@ -34,9 +34,10 @@ def ids(nodes) -> list[str]:
 # ---- audio is never embedded as text ------------------------------------------------------
 
 
-def test_plain_index_retriever_hears_an_audio_path(kb_index, seal_embedding, speech_embedding, question_wav, cli_top_ids):
+def test_plain_index_retriever_hears_an_audio_path(kb_index, seal_embedding, speech_embedding, question_wav, cli_vector_ids,
+                                                    cli_top_ids):
     # Any store holding the joined text vectors (here LlamaIndex's own, filled with the chunks seal-rag
-    # stored) ranks as seal-rag does. seal-rag's Chroma collection holds only the semantic half, so
+    # stored) ranks as seal-rag's vector does (`ask --no-keywords`). seal-rag's Chroma collection holds only the semantic half, so
     # LlamaIndex's own Chroma search cannot rank it: SealSpeechRetriever searches it through seal-rag.
     from llama_index.core.schema import TextNode
 
@@ -45,7 +46,9 @@ def test_plain_index_retriever_hears_an_audio_path(kb_index, seal_embedding, spe
     nodes = [TextNode(id_=i, text=text, metadata=meta, embedding=vector.tolist())
              for i, text, meta, vector in zip(stored["ids"], stored["documents"], stored["metadatas"], vectors)]
     index = VectorStoreIndex(nodes, embed_model=seal_embedding)
-    assert ids(index.as_retriever(similarity_top_k=TOP_K).retrieve(str(question_wav))) == cli_top_ids
+    assert ids(index.as_retriever(similarity_top_k=TOP_K).retrieve(str(question_wav))) == cli_vector_ids
+    # SealSpeechRetriever reads the docstore's texts and ranks as `ask` does.
+    assert ids(SealSpeechRetriever(index=index, similarity_top_k=TOP_K).retrieve(str(question_wav))) == cli_top_ids
     vector = seal_embedding.get_query_embedding(str(question_wav))
     assert np.allclose(vector, speech_embedding.embed_audio([question_wav])[0], atol=1e-5)
     with pytest.raises(NotAudioError, match="encoded audio"):

@@ -24,30 +24,34 @@ def ids(nodes: list[NodeWithScore]) -> list[str]:
     return [n.node.node_id for n in nodes]
 
 
-def test_returns_scored_nodes_with_source_metadata(retriever, kb_index, speech_embedding, question_wav):
+def test_returns_scored_nodes_with_source_metadata(retriever, served, question_wav):
     nodes = retriever.retrieve(str(question_wav))
     assert len(nodes) == TOP_K and all(isinstance(n, NodeWithScore) for n in nodes)
     meta = nodes[0].node.metadata
     assert {"source", "title", "start_char", "end_char", "chunk_index"} <= set(meta)
     assert meta["source"].endswith(".txt") and nodes[0].node.get_content()
-    # Scores are seal-rag's cosine similarities, not ChromaVectorStore's exp(-distance).
-    hits = kb_index.query(speech_embedding.embed_audio([question_wav])[0], TOP_K)
-    assert ids(nodes) == [h.id for h in hits]
-    assert np.allclose([n.score for n in nodes], [h.score for h in hits], atol=1e-5)
+    # Ranked as seal-rag ranks (decoding, keyword re-ranking); scores are seal-rag's cosine
+    # similarities with the searched vector, not ChromaVectorStore's exp(-distance).
+    assert ids(nodes) == [h.id for h in served.hits]
+    assert np.allclose([n.score for n in nodes], [h.score for h in served.hits], atol=1e-5)
 
 
 def test_same_top_k_ids_in_order_as_seal_rag_ask(retriever, question_wav, cli_top_ids):
     assert ids(retriever.retrieve(str(question_wav))) == cli_top_ids
 
 
-def test_path_bytes_array_and_audio_query_bundle_agree(retriever, seal_embedding, question_wav):
+def test_path_bytes_array_and_audio_query_bundle_agree(retriever, kb_vector_store, seal_embedding, question_wav):
     expected = ids(retriever.retrieve(question_wav))
     samples, rate = sf.read(question_wav, dtype="float32")
     assert rate == 16000
     assert ids(retriever.retrieve(question_wav.read_bytes())) == expected
     assert ids(retriever.retrieve(samples)) == expected
+    # A bundle that brings its own embedding is searched with that vector alone (it carries no
+    # recognizer output to decode or re-rank by): as a retriever with keywords=False ranks the audio.
+    vector_only = SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, similarity_top_k=TOP_K,
+                                      keywords=False)
     bundle = QueryBundle(query_str="a spoken question", embedding=seal_embedding.get_audio_embedding(question_wav))
-    assert ids(retriever.retrieve(bundle)) == expected
+    assert ids(retriever.retrieve(bundle)) == ids(vector_only.retrieve(question_wav))
 
 
 def test_cascade_mode_matches_seal_rag(kb_vector_store, seal_embedding, kb_index, speech_embedding, question_wav, asr):
@@ -72,12 +76,11 @@ def test_similarity_top_k_and_metadata_filters(kb_vector_store, seal_embedding, 
     assert nodes and {n.node.metadata["title"] for n in nodes} <= set(titles)
 
 
-def test_extractive_answer_through_retriever_query_engine(retriever, seal_embedding, kb_index, speech_embedding, question_wav):
+def test_extractive_answer_through_retriever_query_engine(retriever, seal_embedding, served, speech_embedding, question_wav):
     engine = RetrieverQueryEngine(retriever, response_synthesizer=SealExtractiveSynthesizer(seal_embedding))
     response = engine.query(str(question_wav))
     assert isinstance(response, Response)
-    vector = speech_embedding.embed_audio([question_wav])[0]
-    hits = kb_index.query(vector, TOP_K)
+    vector, hits = served.query_vector, served.hits
     assert ids(response.source_nodes) == [h.id for h in hits]
     assert response.response == extractive_answer(speech_embedding, vector, hits)
     assert response.response in hits[0].text
@@ -163,7 +166,7 @@ def test_retriever_over_an_index_llamaindex_built(seal_embedding, tmp_path, pass
     storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
     documents = [Document(text=text, metadata=meta, id_=key) for key, text, meta in passages]
     index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=seal_embedding)
-    retriever = SealSpeechRetriever(index=index, similarity_top_k=len(passages))
+    retriever = SealSpeechRetriever(index=index, similarity_top_k=len(passages), keywords=False)
     nodes = retriever.retrieve(str(recorded_flac))
     assert sorted(n.node.ref_doc_id for n in nodes) == sorted(p[0] for p in passages)
     # l2 space here: scores are still cosine similarities.

@@ -9,7 +9,7 @@ work as in any LlamaIndex app, and the ranking logic exists once, in seal-rag.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from llama_index.core import VectorStoreIndex
@@ -17,7 +17,7 @@ from llama_index.core.indices.vector_store.retrievers import VectorIndexRetrieve
 from llama_index.core.schema import BaseNode, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 from seal_rag.errors import StoreError
-from seal_rag.store import Hit
+from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
 
@@ -58,6 +58,19 @@ class IndexSearch:
             self.nodes[node.node_id] = node
             hits.append(Hit(rank, node.node_id, self._cosine(scored.score), node.get_content(), dict(node.metadata)))
         return hits
+
+    def knowledge_base(self) -> tuple[int, Callable[[], list[str]]] | None:
+        """(how many chunks, a reader of every chunk's text) of the searched store, for keyword
+        re-ranking; None where neither Chroma nor the index's docstore holds them."""
+        if self.seal is not None:
+            return self.seal.count(), self.seal.all_texts
+        if self.collection is not None:
+            collection = self.collection
+            return collection.count(), lambda: collection_texts(collection)
+        nodes = self.index.docstore.docs
+        if nodes:
+            return len(nodes), lambda: [n.get_content() for n in nodes.values() if n.get_content()]
+        return None
 
     def _seal_query(self, vector: np.ndarray, k: int) -> list[Hit]:
         from llama_index.core.schema import TextNode

@@ -16,7 +16,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType
 from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 from llama_index.embeddings.seal import SealEmbedding
-from seal_rag.retrieve import MODES, Retriever
+from seal_rag.retrieve import MODES, KeywordCache, Retriever
 from seal_rag.audio import AudioSource
 from seal_rag.collection_checks import verify_collection
 from seal_rag.store import DEFAULT_COLLECTION, Hit
@@ -54,6 +54,10 @@ class SealSpeechRetriever(BaseRetriever):
         sample_rate: Rate of sample arrays; defaults to the embedding model's.
         transcriber: The ASR (`seal_rag.cascade.Transcriber`) for cascade and hybrid modes and
             `transcribe`; loaded on first need when None.
+        keywords: Rank spoken questions as `seal-rag ask` does: decode with the knowledge base's
+            phoneme model and re-rank by keyword spotting of its words (read from the store once,
+            and again when its node count changes). Works over Chroma and stores whose nodes
+            sit in the index's docstore; elsewhere, and with False, the vector alone ranks.
 
     Raises:
         seal_rag.IndexMismatchError: a Chroma index was built by another model.
@@ -83,6 +87,7 @@ class SealSpeechRetriever(BaseRetriever):
         transcriber: Any = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        keywords: bool = True,
     ) -> None:
         if (index is None) == (vector_store is None):
             raise ValueError("SealSpeechRetriever needs exactly one of index= or vector_store=")
@@ -110,6 +115,7 @@ class SealSpeechRetriever(BaseRetriever):
         self._sample_rate = sample_rate or embed_model.sample_rate
         self._transcriber = transcriber  # faster-whisper, loaded on first need and kept
         self._transcriber_lock = threading.Lock()
+        self._keywords = KeywordCache(embed_model.speech_embedding) if keywords else None
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -194,7 +200,8 @@ class SealSpeechRetriever(BaseRetriever):
             result = pipeline.retrieve_text(bundle.query_str, self._similarity_top_k)
         else:
             want = self._transcribe or bundle.needs_transcript
-            pipeline = Retriever(self._embed_model.speech_embedding, search, self._mode, self._shared_transcriber(want))
+            pipeline = Retriever(self._embed_model.speech_embedding, search, self._mode, self._shared_transcriber(want),
+                                 keywords=self._keyword_reranker(search))
             result = pipeline.retrieve(bundle.audio, self._similarity_top_k, sample_rate=bundle.sample_rate, want_transcript=want)
             bundle.transcript = result.transcript
             if bundle.needs_transcript and result.transcript is not None:
@@ -206,6 +213,13 @@ class SealSpeechRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    def _keyword_reranker(self, search: IndexSearch):
+        """The knowledge base's keyword re-ranker when this retriever re-ranks and the store's texts can be read."""
+        if self._keywords is None or self._mode == "cascade" or self._embed_model.speech_embedding.phonetic is None:
+            return None
+        source = search.knowledge_base()
+        return self._keywords.get(*source) if source is not None else None
 
     def _shared_transcriber(self, wanted: bool):
         with self._transcriber_lock:
