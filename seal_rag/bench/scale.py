@@ -6,7 +6,9 @@ One index, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it (lay
 384-d semantic half in Chroma with its default HNSW settings, the 8,192-bucket phonetic half
 in the memory-mapped `PhoneticIndex` beside it), grows to each size in turn and is measured
 there: the time of a k=10 `SealIndex.query` (median and p95 over `--queries` SQuAD questions
-embedded by the text tower, after one warm-up query reported on its own), recall@10 of that
+spoken by the bench voices and heard by the speech tower, after one warm-up query reported on
+its own; a heard question's phonetic half has ~800 non-zero buckets, which the phonetic
+index's search time follows, where a typed one has ~100), recall@10 of that
 search against the exact joined cosine over every chunk, how much this process's resident
 memory has grown since the index was empty (it also holds the plain collection), the memory a
 fresh process gains by opening the index and answering the queries (serving: anonymous memory,
@@ -357,11 +359,22 @@ def main(argv: list[str] | None = None) -> None:
             model = SpeechEmbedding.from_pretrained()
         fitting, skipped = fitting_sizes(sizes, model.config.dim, shutil.disk_usage(db).free, available_memory_bytes(), db,
                                          sparse=(PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES))
-        questions = load_set("squad-holdout", root).queries
-        picked = np.random.default_rng(args.seed).choice(len(questions), min(args.queries, len(questions)), replace=False)
-        queries = model.embed_texts([questions[i].text for i in picked])  # (queries, dim)
+        queries = spoken_query_vectors(model, root, args.queries, args.seed)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
                       lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch))
+
+
+def spoken_query_vectors(model, root: Path, count: int, seed: int) -> np.ndarray:
+    """`(count, dim)` vectors of SQuAD holdout questions spoken by the bench voices (as `bench accuracy`
+    speaks them) and heard as `ask` hears them. Spoken, not typed: a heard question's soft phonetic
+    half has about 800 non-zero buckets, a typed one's about 100, and search time follows them."""
+    from .accuracy import spoken_queries
+
+    dataset = load_set("squad-holdout", root)
+    picked = np.random.default_rng(seed).choice(len(dataset.queries), min(count, len(dataset.queries)), replace=False)
+    dataset.queries = [dataset.queries[i] for i in picked]
+    clips, _ = spoken_queries(dataset, seed)
+    return np.concatenate([model.embed_clips([clip]) for clip in clips])
 
 
 def available_memory_bytes() -> int:
@@ -404,6 +417,7 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
     """The JSON, the Markdown table and the plot for the sizes measured so far."""
     ingest = {**asdict(fill), "chunks_per_second": results[-1]["ingest_chunks_per_second"], "budget_seconds": args.real_minutes * 60}
     payload = {"benchmark": "scale", "dim": model.dim, "k": args.k, "queries": queries, "timed_queries": queries - 1,
+               "query_kind": "spoken (bench voices)",
                **model_fields(model), "quick": args.quick, "sizes_planned": sizes, "sizes_skipped": skipped, "ingest": ingest,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": results}
     def per_chunk(r: dict, key: str) -> str:
