@@ -28,7 +28,12 @@ def scored(index: PhoneticIndex, query: np.ndarray) -> dict[str, float]:
     return dict(zip(index.ids_at(live.tolist()), scores[live].tolist()))
 
 
-def test_scores_equal_dense_dot_products_through_upserts_deletes_and_merges(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scores_equal_dense_dot_products_through_upserts_deletes_and_merges(tmp_path, monkeypatch, threads):
+    import seal_rag.phonetic_index
+
+    # Two threads each sum half of a long query's buckets; here every query counts as long.
+    monkeypatch.setattr(seal_rag.phonetic_index, "PARALLEL_POSTINGS", 0 if threads == 2 else 10**12)
     index = PhoneticIndex(tmp_path, WIDTH, "space")
     rows, ids = sparse_rows(300, 0), [f"c{i}" for i in range(300)]
     with index.writing():
