@@ -281,19 +281,23 @@ def test_encode_writes_its_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_ask_writes_stage_medians_for_both_modes(tmp_path):
+def test_ask_writes_stage_medians_for_every_system(tmp_path):
     from seal_rag.bench import ask
 
     ask.main(["--chunks", "40", "--queries", "3", "--data", str(MINI_DATA), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "ask.json").read_text())
     assert payload["model_fingerprint"] == shipped_fingerprint()
     assert payload["chunks"] >= 40 and payload["queries"] == 3
-    assert payload["ingest_chunks_per_second"] > 0 and payload["peak_rss_mb"] > 0
-    speech, cascade = payload["median_ms"]["speech"], payload["median_ms"]["cascade"]
-    # Speech mode never transcribes and cascade mode never runs the speech tower.
-    assert speech["encode"] > 0 and speech["transcribe"] is None
-    assert cascade["transcribe"] > 0 and cascade["encode"] is None
-    assert [row[0] for row in _md_rows(tmp_path / "ask.md")] == ["speech", "cascade"]
+    assert payload["ingest_chunks_per_second"] > 0 and payload["peak_rss_mb"] > 0 and payload["keyword_setup_seconds"] > 0
+    medians = payload["median_ms"]
+    served, vector = medians["speech (as served)"], medians["speech --no-keywords"]
+    # Speech mode never transcribes, cascade mode never runs the speech tower; only the served path re-ranks.
+    assert served["encode"] > 0 and served["keywords"] > 0 and served["kb_decoding"] > 0 and served["transcribe"] is None
+    assert vector["encode"] > 0 and vector["keywords"] is None
+    for name in ("cascade (beam 5, 30 s window)", "cascade (beam 1, fitted window)"):
+        assert medians[name]["transcribe"] > 0 and medians[name]["encode"] is None
+    assert payload["speech_to_fitted_cascade"] == pytest.approx(served["total"] / medians["cascade (beam 1, fitted window)"]["total"])
+    assert [row[0] for row in _md_rows(tmp_path / "ask.md")] == list(medians)
 
 
 def test_an_accuracy_run_keeps_the_sets_it_does_not_measure_again_but_only_for_the_same_weights(tmp_path):
