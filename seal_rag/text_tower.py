@@ -29,10 +29,10 @@ def load_sentence_model(name: str):
 def hardware_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16).
 
-    There the sentence model runs about 2.5 times faster under bf16 autocast (MiniLM on 2 cores:
-    ~94 against ~37 chunks a second), and its embeddings stay within cosine 0.9999 of fp32
-    (`seal-rag bench ingest` prints the least cosine it saw), so vectors keep the space's
-    fingerprint. Elsewhere bf16 would be emulated and slower: fp32 stays.
+    There the sentence model runs about 2.5 times faster under bf16 autocast (MiniLM on 2 idle
+    cores, 256 chunks a call: ~125 against ~48 chunks a second), and its embeddings stay within
+    cosine 0.9999 of fp32 (`seal-rag bench ingest` prints the least cosine it saw), so vectors
+    keep the space's fingerprint. Elsewhere bf16 would be emulated and slower: fp32 stays.
     """
     cpu = torch.cpu
     return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))

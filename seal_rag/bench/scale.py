@@ -25,9 +25,10 @@ the ~900 non-zero buckets and their values, but matches nothing in particular); 
 and metadata are a real chunk's, so disk and memory are those of a real index. Each row says
 how many chunks are real.
 
-Measured here (2 cores): a chunk costs about 9 kB of disk (Chroma's 384-d part about 5.7 kB
-with text, the phonetic index about 5.4 kB: ~900 postings of a uint16 row and a float32
-value), and adding 100k chunks takes minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
+Measured here (2 cores, 100k chunks): a chunk costs about 11.4 kB of disk, 6.8 kB of it vectors
+and indexes (the phonetic index 4.8 kB: ~860 postings of a uint16 row and a float32 value;
+Chroma's 384-d half and its HNSW about 2 kB) and the rest text, metadata and Chroma's full-text
+index; adding 100k chunks takes about 12 minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
 that would not fit in this machine's free memory or disk are skipped with a note. Full runs
 are for people, not tests: `--quick` (2k and 5k chunks, 20 s of real ingest, 20 queries) is
 the smoke run.
