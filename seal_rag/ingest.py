@@ -132,12 +132,14 @@ def ingest_folder(
 
 
 def store_chunks(model, index: SealIndex, chunks: list[Chunk], advance: Callable[[int], object] = lambda n: None) -> int:
-    """Embed and upsert `chunks` in batches of `EMBED_BATCH`, in order; returns how many were stored.
+    """Embed and upsert `chunks` in batches of `EMBED_BATCH`; returns how many were stored.
 
-    One batch is written while the next is embedded (Chroma and the phonetic index work
-    outside the GIL too), and at most one write is in flight, so a failure stops the run with
-    every earlier batch stored. `advance(n)` is called as each batch is stored.
+    Chunks go shortest first, so each batch holds texts of about one length and the sentence
+    model pads little. One batch is written while the next is embedded (Chroma and the
+    phonetic index work outside the GIL too), and at most one write is in flight, so a failure
+    stops the run with every earlier batch stored. `advance(n)` is called as each batch is stored.
     """
+    chunks = sorted(chunks, key=lambda c: len(c.text))  # stable: equal lengths keep their order
     stored = 0
     with ThreadPoolExecutor(1) as writer:
         writing: Future | None = None

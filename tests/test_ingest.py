@@ -166,14 +166,21 @@ class _CountingModel:
         return np.ones((len(texts), 4), np.float32)
 
 
-def test_store_chunks_writes_every_batch_in_order_and_stops_at_a_failed_write():
+def test_store_chunks_writes_every_chunk_once_shortest_first_and_stops_at_a_failed_write():
+    import random
+
     from seal_rag.chunking import Chunk
 
-    chunks = [Chunk(f"c{i}", f"text {i}", {"source": "s"}) for i in range(2 * EMBED_BATCH + 5)]
+    chunks = [Chunk(f"c{i}", "x" * (1 + i % 97), {"source": "s"}) for i in range(2 * EMBED_BATCH + 5)]
+    random.Random(0).shuffle(chunks)
     index, progress = _RecordingIndex(), []
     assert store_chunks(_CountingModel(), index, chunks, progress.append) == len(chunks)
-    assert [i for batch in index.batches for i in batch] == [c.id for c in chunks]
+    stored = [i for batch in index.batches for i in batch]
+    assert sorted(stored) == sorted(c.id for c in chunks)  # each chunk once
+    length = {c.id: len(c.text) for c in chunks}
+    assert [length[i] for i in stored] == sorted(length.values())  # batches of like lengths pad little
     assert progress == [EMBED_BATCH, EMBED_BATCH, 5]
+    chunks.sort(key=lambda c: len(c.text))
 
     failing, model = _RecordingIndex(fail_at=2), _CountingModel()
     with pytest.raises(OSError, match="No space"):
