@@ -207,7 +207,7 @@ def ask(
     no_keywords: Annotated[bool, typer.Option("--no-keywords", help="Rank by the vector alone: no keyword re-ranking")] = False,
 ) -> None:
     """Answer spoken questions from the index, then list the sources."""
-    from .retrieve import Retriever, keyword_reranker
+    from .retrieve import Retriever, index_keyword_reranker
     from .answer import Answer
     from .render import Answered, render_json, render_text
     from .store import SealIndex, check_reachable
@@ -230,7 +230,7 @@ def ask(
     model = choice.model
     with index_lock(db, chroma_host, exclusive=False):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
-        keywords = None if no_keywords or mode == "cascade" else keyword_reranker(model, index.all_texts())
+        keywords = None if no_keywords or mode == "cascade" else index_keyword_reranker(model, index)
         load_seconds = time.perf_counter() - start  # the models, and the index's words for re-ranking
         retriever = Retriever(model, index, mode, keywords=keywords)
         for name, clip, decode_seconds in clips:

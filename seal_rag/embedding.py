@@ -342,8 +342,10 @@ class SpeechEmbedding(nn.Module):
         return vectors[:, :d] / np.sqrt(1 - w), vectors[:, d:] / np.sqrt(w)
 
     @torch.no_grad()
-    def embed_texts(self, texts: Sequence[str] | str, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """Embed passages or questions with the text tower: `(n, dim)` float32, unit norm."""
+    def embed_texts(self, texts: Sequence[str] | str, batch_size: int = 64, show_progress: bool = False,
+                    phonemes: Sequence[str] | None = None) -> np.ndarray:
+        """Embed passages or questions with the text tower: `(n, dim)` float32, unit norm.
+        `phonemes`: the texts' `phonetic.phonemize`d forms, if the caller made them already (ingest keeps them)."""
         if isinstance(texts, str):
             texts = [texts]
         if not texts:
@@ -352,4 +354,4 @@ class SpeechEmbedding(nn.Module):
         semantic = self.text.project(base).numpy()
         if self.phonetic is None:
             return semantic.astype(np.float32)
-        return self._join(semantic, self.phonetic.embed_texts(list(texts)))
+        return self._join(semantic, self.phonetic.embed_texts(list(texts), None if phonemes is None else list(phonemes)))

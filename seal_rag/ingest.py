@@ -20,6 +20,7 @@ from .arguments import check_chunking
 from .chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Chunk, chunk_section
 from .errors import DocumentError
 from .loaders import DEFAULT_MAX_FILE_MB, FolderScan, Skipped, read_document, scan_folder
+from .phonetic import phonemize
 from .progress import progress_bar
 from .store import SealIndex
 
@@ -145,18 +146,21 @@ def store_chunks(model, index: SealIndex, chunks: list[Chunk], advance: Callable
         writing: Future | None = None
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
-            vectors = model.embed_texts([c.text for c in batch])
+            texts = [c.text for c in batch]
+            # Phonemes are made once: for the phonetic half, and kept for the keyword tables.
+            phonemes = [phonemize(t) for t in texts] if model.phonetic is not None else None
+            vectors = model.embed_texts(texts, phonemes=phonemes)
             if writing is not None:
                 advance(writing.result())
-            writing = writer.submit(_upsert, index, batch, vectors)
+            writing = writer.submit(_upsert, index, batch, vectors, phonemes)
             stored += len(batch)
         if writing is not None:
             advance(writing.result())
     return stored
 
 
-def _upsert(index: SealIndex, batch: list[Chunk], vectors) -> int:
-    index.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
+def _upsert(index: SealIndex, batch: list[Chunk], vectors, phonemes: list[str] | None) -> int:
+    index.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch], phonemes)
     return len(batch)
 
 

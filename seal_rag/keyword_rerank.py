@@ -131,13 +131,13 @@ class KeywordReranker:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None,
-                   decoding: DecodingSettings | None = None) -> KeywordReranker:
+                   decoding: DecodingSettings | None = None, phonemes: Sequence[str | None] | None = None) -> KeywordReranker:
         """From every passage's text (`SealIndex.all_texts()`); espeak-ng phonemizes about 1,500 paragraphs a second.
 
         With `decoding`, it also carries the knowledge base's phoneme model (`kb_decoding.KBDecoder`,
         from the same phonemes) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
         half with it before the vector search."""
-        phonemes = [phonemize(t) for t in texts]
+        phonemes = [p if p is not None else phonemize(t) for t, p in zip(texts, phonemes or [None] * len(texts))]
         return cls(phonemes, settings, texts, decoder=KBDecoder(phonemes, decoding) if decoding is not None else None)
 
     def _word_ids(self, phonemes: str) -> np.ndarray:

@@ -331,5 +331,6 @@ class PhoneticHalf(nn.Module):
         """Each clip's phonetic vector from its recognizer logits: soft counts with `soft`, else greedy."""
         return self.vectorizer.count_vectors(self.counts_from_logits(logits, soft))
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self.vectorizer.vectors([phonemize(t) for t in texts])
+    def embed_texts(self, texts: list[str], phonemes: list[str] | None = None) -> np.ndarray:
+        """Passages' phonetic vectors; `phonemes`: their `phonemize`d texts, if made already."""
+        return self.vectorizer.vectors(phonemes if phonemes is not None else [phonemize(t) for t in texts])

@@ -12,6 +12,8 @@ Layout of the folder (`<db>/phonetic/<collection>/`, or under the cache for a Ch
     <seg>.indptr.npy         (width + 1,) int64: bucket b's postings are [indptr[b], indptr[b+1])
     <seg>.rows.npy           (nnz,) uint16: row within the segment (a segment holds at most 65,536)
     <seg>.values.npy         (nnz,) float32: the unit phonetic vector's value there, exactly as the model made it
+    <seg>.phonemes.json      each row's espeak-ng phonemes, where the writer gave them (ingest does), so a
+                             knowledge base's keyword tables need no second phonemization (`phonemes_of`)
     <seg>.dead-<gen>.npy     (rows,) bool: rows deleted or replaced since the segment was written
 
 Segments never change once written; upserts add segments, deletes write a new dead mask,
@@ -53,6 +55,7 @@ class Segment:
     values: np.ndarray  # (nnz,) float32, memory-mapped
     dead: np.ndarray  # (rows,) bool, in memory
     dead_file: str | None = None
+    has_phonemes: bool = False  # `<name>.phonemes.json` was written with it
 
     @property
     def size(self) -> int:
@@ -123,7 +126,8 @@ class PhoneticIndex:
             ids = json.loads((self.folder / f"{name}.ids.json").read_text())
             dead = np.load(self.folder / dead_file) if dead_file else np.zeros(len(ids), bool)
             segments.append(Segment(name, ids, *(np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r")
-                                                 for part in ("indptr", "rows", "values")), dead, dead_file))
+                                                 for part in ("indptr", "rows", "values")), dead, dead_file,
+                                    bool(entry.get("phonemes"))))
         self._swap(segments, manifest["generation"], True, stamp)
 
     def _swap(self, segments: list[Segment], generation: int, exists: bool, stamp: tuple | None) -> None:
@@ -173,6 +177,20 @@ class PhoneticIndex:
 
     def ids_at(self, rows: Iterable[int]) -> list[str]:
         return [self._flat_ids()[0][r] for r in rows]
+
+    def phonemes_of(self, ids: Sequence[str]) -> list[str | None]:
+        """Each id's stored phonemes; None for an id the index lacks or stored without them."""
+        where, loaded = self._locations(), {}
+        out: list[str | None] = []
+        for i in ids:
+            segment, row = where.get(i, (None, 0))
+            if segment is None or not segment.has_phonemes:
+                out.append(None)
+                continue
+            if segment.name not in loaded:
+                loaded[segment.name] = json.loads((self.folder / f"{segment.name}.phonemes.json").read_text())
+            out.append(loaded[segment.name][row])
+        return out
 
     def scores(self, buckets: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Dot product of one sparse query with every row: `(rows,)` float64, -inf for dead rows.
@@ -230,16 +248,20 @@ class PhoneticIndex:
         self.segments, self._where, self._flat = [], None, None
         self._commit()
 
-    def upsert(self, ids: Sequence[str], vectors) -> None:
-        """Store `(n, width)` phonetic vectors (dense or scipy sparse) under `ids`, replacing earlier rows of the same ids."""
+    def upsert(self, ids: Sequence[str], vectors, phonemes: Sequence[str] | None = None) -> None:
+        """Store `(n, width)` phonetic vectors (dense or scipy sparse) under `ids`, replacing earlier
+        rows of the same ids; with `phonemes`, each row's phonemes too (`phonemes_of`)."""
         from scipy import sparse
 
         matrix = sparse.csc_matrix(vectors, dtype=np.float32)
         if matrix.shape != (len(ids), self.width):
             raise ValueError(f"phonetic vectors of shape {matrix.shape} for {len(ids)} ids; expected width {self.width}")
+        if phonemes is not None and len(phonemes) != len(ids):
+            raise ValueError(f"{len(phonemes)} phoneme strings for {len(ids)} ids")
         self._kill(ids)
         for start in range(0, len(ids), SEGMENT_ROWS):
-            self._add_segment(list(ids[start : start + SEGMENT_ROWS]), matrix[start : start + SEGMENT_ROWS])
+            end = start + SEGMENT_ROWS
+            self._add_segment(list(ids[start:end]), matrix[start:end], None if phonemes is None else list(phonemes[start:end]))
         self._commit()
         self._merge()
 
@@ -257,7 +279,7 @@ class PhoneticIndex:
                 killed = True
         return killed
 
-    def _add_segment(self, ids: list[str], matrix) -> None:
+    def _add_segment(self, ids: list[str], matrix, phonemes: list[str] | None = None) -> None:
         self.generation += 1
         name = f"s{self.generation:09d}"
         matrix = matrix.tocsc()
@@ -267,8 +289,11 @@ class PhoneticIndex:
         for part, array in parts.items():
             _write(self.folder / f"{name}.{part}.npy", lambda f, a=array: np.save(f, a))
         _write(self.folder / f"{name}.ids.json", lambda f: f.write(json.dumps(ids).encode()))
+        if phonemes is not None:
+            _write(self.folder / f"{name}.phonemes.json", lambda f: f.write(json.dumps(phonemes).encode()))
         parts = {part: np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r") for part in parts}
-        self.segments.append(Segment(name, ids, parts["indptr"], parts["rows"], parts["values"], np.zeros(len(ids), bool)))
+        self.segments.append(Segment(name, ids, parts["indptr"], parts["rows"], parts["values"], np.zeros(len(ids), bool),
+                                     has_phonemes=phonemes is not None))
         segment = self.segments[-1]
         where = self._locations()
         for row, i in enumerate(ids):
@@ -285,6 +310,7 @@ class PhoneticIndex:
                 _write(self.folder / segment.dead_file, lambda f, d=segment.dead: np.save(f, d))
         manifest = {"format": FORMAT, "width": self.width, "space": self.space, "generation": self.generation,
                     "rows": self.live_count, "segments": [{"name": s.name, "rows": s.size, "dead": s.dead_file}
+                                                         | ({"phonemes": True} if s.has_phonemes else {})
                                                          for s in self.segments]}
         temporary = self.folder / f"{MANIFEST}.tmp"
         _write(temporary, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
@@ -299,6 +325,7 @@ class PhoneticIndex:
         keep = {MANIFEST, LOCK}
         for segment in self.segments:
             keep |= {f"{segment.name}.{part}" for part in ("ids.json", "indptr.npy", "rows.npy", "values.npy")}
+            keep |= {f"{segment.name}.phonemes.json"} if segment.has_phonemes else set()
             keep |= {segment.dead_file} if segment.dead_file else set()
         for path in self.folder.iterdir():
             if path.name not in keep and path.name.startswith(("s", MANIFEST)):
@@ -330,11 +357,14 @@ class PhoneticIndex:
                                            shape=(segment.size, self.width))
                 blocks.append(matrix.tocsr()[keep])
                 ids += [segment.ids[r] for r in keep.tolist()]
+            # Phonemes survive a merge only if every merged segment had them (one file per segment).
+            phonemes = self.phonemes_of(ids) if all(s.has_phonemes for s in group) else None
             merged = sparse.vstack(blocks, format="csr")
             names = {s.name for s in group}
             self.segments = [s for s in self.segments if s.name not in names]
             for start in range(0, len(ids), SEGMENT_ROWS):
-                self._add_segment(ids[start : start + SEGMENT_ROWS], merged[start : start + SEGMENT_ROWS])
+                end = start + SEGMENT_ROWS
+                self._add_segment(ids[start:end], merged[start:end], None if phonemes is None else phonemes[start:end])
             self._commit()
 
 

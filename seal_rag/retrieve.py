@@ -84,7 +84,7 @@ class Retriever:
 
         choice = choose_model(model_dir, db, host, port, collection, use_tuned)
         index = SealIndex.open(choice.model, db, host, port, collection)
-        reranker = keyword_reranker(choice.model, index.all_texts()) if keywords and choice.model.phonetic is not None else None
+        reranker = index_keyword_reranker(choice.model, index) if keywords else None
         retriever = cls(choice.model, index, mode, keywords=reranker)
         retriever.model_choice = choice
         return retriever
@@ -185,17 +185,25 @@ class Retriever:
             return self.index.query(vector, k, where)
 
 
-def keyword_reranker(model, texts: Sequence[str], decoding: bool = True):
+def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phonemes: Sequence[str | None] | None = None):
     """The keyword re-ranker of a knowledge base's words (`keyword_rerank`; `texts`: every chunk's,
-    e.g. `SealIndex.all_texts()`), with its phoneme model to decode queries by (`kb_decoding`)
+    e.g. `SealIndex.keyword_source()`), with its phoneme model to decode queries by (`kb_decoding`)
     unless `decoding` is False; None for a model without a phonetic half. Phonemizes every chunk
-    once for both, and builds both tables: about 450 chunks a second (22 s for 10,000), once per process."""
+    whose `phonemes` are not given (ingest stores them), and builds both tables once per process."""
     if model.phonetic is None:
         return None
     from .kb_decoding import DecodingSettings
     from .keyword_rerank import KeywordReranker
 
-    return KeywordReranker.from_texts(texts, decoding=DecodingSettings() if decoding else None)
+    return KeywordReranker.from_texts(texts, decoding=DecodingSettings() if decoding else None, phonemes=phonemes)
+
+
+def index_keyword_reranker(model, index: SealIndex):
+    """`keyword_reranker` of everything `index` holds, from the phonemes ingest stored with it."""
+    if model.phonetic is None:
+        return None
+    texts, phonemes = index.keyword_source()
+    return keyword_reranker(model, texts, phonemes=phonemes)
 
 
 class KeywordCache:
@@ -207,11 +215,13 @@ class KeywordCache:
         self.model, self._lock = model, threading.Lock()
         self._built: tuple[int, object] | None = None  # (chunk count, re-ranker)
 
-    def get(self, count: int, texts: Callable[[], Sequence[str]]):
-        """The re-ranker for a knowledge base of `count` chunks; `texts()` reads every chunk's text."""
+    def get(self, count: int, source: Callable[[], tuple[Sequence[str], Sequence[str | None] | None]]):
+        """The re-ranker for a knowledge base of `count` chunks; `source()` reads every chunk's text,
+        and its phonemes where the store kept them (`SealIndex.keyword_source`), else None."""
         with self._lock:
             if self._built is None or self._built[0] != count:
-                self._built = (count, keyword_reranker(self.model, texts()))
+                texts, phonemes = source()
+                self._built = (count, keyword_reranker(self.model, texts, phonemes=phonemes))
             return self._built[1]
 
 

@@ -34,7 +34,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .answer import Answer
-from .retrieve import Retriever, keyword_reranker
+from .retrieve import Retriever, index_keyword_reranker
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
 
@@ -95,7 +95,7 @@ class AskService:
                                    settings.collection, settings.use_tuned)
         self.model = self.choice.model
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
-        self.keywords = keyword_reranker(self.model, self.index.all_texts()) if settings.keywords else None
+        self.keywords = index_keyword_reranker(self.model, self.index) if settings.keywords else None
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()

@@ -27,6 +27,7 @@ import numpy as np
 from .arguments import check_collection
 from .errors import IndexMismatchError, StoreError
 from .fused_search import Split, fused_search
+from .phonetic import phonemize
 from .phonetic_index import PhoneticIndex, PhoneticIndexError
 
 DEFAULT_DB = Path(".seal_rag")
@@ -346,7 +347,8 @@ class SealIndex:
                     for start in range(0, len(missing), REBUILD_PAGE):
                         with self._guard("read"):
                             got = self.collection.get(ids=missing[start : start + REBUILD_PAGE], include=["documents"])
-                        phonetic.upsert(got["ids"], model.phonetic.embed_texts([t or "" for t in got["documents"]]))
+                        phonemes = [phonemize(t or "") for t in got["documents"]]
+                        phonetic.upsert(got["ids"], model.phonetic.embed_texts([], phonemes), phonemes)
                         advance(len(got["ids"]))
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
@@ -356,14 +358,16 @@ class SealIndex:
         with self._guard("read"):
             return self.collection.count()
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
-        """Store chunks with their joined vectors `(n, D)`: the phonetic half first, so it always holds every Chroma id."""
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict],
+               phonemes: Sequence[str] | None = None) -> None:
+        """Store chunks with their joined vectors `(n, D)`: the phonetic half first, so it always holds
+        every Chroma id. `phonemes` (each text's `phonemize`d form) are kept beside the phonetic half."""
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
             batch = np.asarray(vectors[start:end], dtype=np.float32)
             if self.phonetic is not None:
                 batch, phonetic = self.split.halves(batch)
-                self._write_phonetic("upsert", list(ids[start:end]), phonetic)
+                self._write_phonetic("upsert", list(ids[start:end]), phonetic, None if phonemes is None else phonemes[start:end])
             with self._guard("write to"):
                 self.collection.upsert(
                     ids=list(ids[start:end]),
@@ -400,6 +404,21 @@ class SealIndex:
         """Every chunk's text, read a page at a time (what `seal-rag adapt` speaks)."""
         with self._guard("read"):
             return collection_texts(self.collection, page)
+
+    def keyword_source(self, page: int = 1000) -> tuple[list[str], list[str | None]]:
+        """Every non-empty chunk text, and its phonemes as ingest stored them (None where it did not):
+        what `retrieve.keyword_reranker` builds a knowledge base's keyword tables from."""
+        ids, texts = [], []
+        for offset in range(0, self.count(), page):
+            with self._guard("read"):
+                got = self.collection.get(limit=page, offset=offset, include=["documents"])
+            kept = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
+            ids += [i for i, _ in kept]
+            texts += [t for _, t in kept]
+        if self.phonetic is None:
+            return texts, [None] * len(texts)
+        self.phonetic.refresh()
+        return texts, self.phonetic.phonemes_of(ids)
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""

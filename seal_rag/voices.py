@@ -106,17 +106,36 @@ def piper_voices(split: str) -> list[Voice]:
     return [Voice("piper", name) for name in PIPER_VOICES[split]]
 
 
-def family_voices(family: str) -> list[Voice]:
-    """Every voice of a whole family that `FAMILY_ROLES` does not give to training: piper's validation voices."""
-    if FAMILY_ROLES.get(family) != "val":
-        raise ValueError(f"{family!r} is not a validation family: choose from "
-                         f"{[f for f, role in FAMILY_ROLES.items() if role == 'val']}")
-    return {"piper": piper_voices}[family]("val")
+# Every speaker of a family that can be held out whole (kal16 is kal's speaker at 16 kHz, awb_time awb's).
+HELD_OUT_VOICES = {"piper": [Voice("piper", "joe")],
+                   "flite": [Voice("flite", name) for name in ("kal16", "awb", "rms", "slt")]}
 
 
-def pick_voice(split: str, rng: random.Random) -> Voice:
-    """A random voice of a split: flite with probability FLITE_SHARE, else an espeak combination."""
-    if rng.random() < FLITE_SHARE:
+def family_voices(family: str, roles: dict[str, str] = FAMILY_ROLES) -> list[Voice]:
+    """Every voice of a whole family that `roles` keeps out of training (a "val" or "bench" family).
+
+    `roles` defaults to the shipped model's; a model trained with a family held out has its own.
+    """
+    kept_out = [f for f, role in roles.items() if role in ("val", "bench") and f in HELD_OUT_VOICES]
+    if family not in kept_out:
+        raise ValueError(f"{family!r} is not a family held out of training: choose from {kept_out}")
+    return HELD_OUT_VOICES[family]
+
+
+TRAINING_FAMILIES = ("espeak", "flite")
+
+
+def pick_voice(split: str, rng: random.Random, families: tuple[str, ...] = TRAINING_FAMILIES) -> Voice:
+    """A random voice of a split: flite with probability FLITE_SHARE, else an espeak combination.
+
+    `families` leaves a family out (a run that holds flite out of training speaks those clips
+    with espeak); the draw is made either way, so the rest of a plan stays the same.
+    """
+    unknown = set(families) - set(TRAINING_FAMILIES)
+    if unknown or not families:
+        raise ValueError(f"cannot train on families {sorted(unknown) or '(none)'}: choose from {list(TRAINING_FAMILIES)}")
+    use_flite = rng.random() < FLITE_SHARE
+    if "flite" in families and (use_flite or "espeak" not in families):
         return rng.choice(flite_voices(split))
     return rng.choice(espeak_voices(split))
 

@@ -89,3 +89,24 @@ def test_wrong_width_is_refused(tmp_path):
     index = PhoneticIndex(tmp_path, WIDTH, "space")
     with index.writing(), pytest.raises(ValueError, match="expected width 512"):
         index.upsert(["a"], np.zeros((1, 8), np.float32))
+
+
+def test_phonemes_stored_with_rows_follow_replacements_merges_and_reopening(tmp_path):
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    rows, ids = sparse_rows(80, 5), [f"c{i}" for i in range(80)]
+    with index.writing():
+        for start in range(0, 80, 10):  # MERGE_FANOUT batches: merged into one segment
+            index.upsert(ids[start : start + 10], rows[start : start + 10], [f"p{i}" for i in range(start, start + 10)])
+        index.upsert(["c3"], rows[:1], ["replaced"])
+        index.upsert(["bare"], rows[1:2])  # a writer that gave no phonemes (an index made before they were kept)
+    assert any(s.size >= 70 for s in index.segments)  # the merge happened
+    for view in (index, PhoneticIndex(tmp_path, WIDTH, "space")):
+        assert view.phonemes_of(["c0", "c3", "c79", "bare", "missing"]) == ["p0", "replaced", "p79", None, None]
+    with index.writing(), pytest.raises(ValueError, match="2 phoneme strings for 1 ids"):
+        index.upsert(["x"], rows[:1], ["a", "b"])
+    # A merge of segments with and without phonemes keeps none (they are re-made from the text).
+    with index.writing():
+        for k in range(MERGE_FANOUT):
+            index.upsert([f"m{k}"], rows[k : k + 1], None if k else ["first"])
+    assert index.phonemes_of(["m0", "m1"]) == [None, None]
+    assert index.phonemes_of(["c0"]) == ["p0"]

@@ -168,10 +168,34 @@ def test_phonetic_index_is_rebuilt_and_repaired_from_chroma(embedding, tmp_path)
     reopened = SealIndex.open(embedding, db)
     assert reopened.phonetic.live_ids() == set(reopened.all_ids())
 
+    stored = index.keyword_source()
     shutil.rmtree(index.phonetic.folder)  # lost, or copied without it: made again from Chroma's text
     reopened = SealIndex.open(embedding, db)
     assert reopened.phonetic.live_count == reopened.count() == 39
     assert [(h.id, round(h.score, 5)) for h in reopened.query(query, 10)] == expected
+    assert reopened.keyword_source() == stored  # the rebuild keeps each chunk's phonemes too
+
+
+def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embedding, tmp_path, monkeypatch):
+    import seal_rag.keyword_rerank
+    from seal_rag.phonetic import phonemize
+    from seal_rag.retrieve import index_keyword_reranker, keyword_reranker
+
+    index = SealIndex.open(embedding, tmp_path / "db", create=True)
+    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    texts, phonemes = index.keyword_source()
+    assert len(texts) == index.count() == 39 and phonemes == [phonemize(t) for t in texts]
+    from_texts = keyword_reranker(embedding, texts)
+
+    def no_espeak(text):
+        raise AssertionError(f"phonemized a stored chunk again: {text[:40]!r}")
+
+    monkeypatch.setattr(seal_rag.keyword_rerank, "phonemize", no_espeak)
+    from_store = index_keyword_reranker(embedding, index)
+    assert from_store._words == from_texts._words and (from_store.idf == from_texts.idf).all()
+    lm, again = from_store.decoder.lm, from_texts.decoder.lm
+    states = np.array([lm.start] + [lm.advance(lm.start, k) for k in range(lm.size)])
+    assert np.array_equal(lm.rows(states), again.rows(states))  # the same phoneme model of the knowledge base
 
 
 @pytest.mark.slow

@@ -23,8 +23,27 @@ def test_voice_splits_and_family_roles_are_disjoint():
     assert not {v.label for v in family_voices("piper")} & {v.label for v in bench_voices()}
     rng = random.Random(0)
     assert {voices.pick_voice("train", rng).engine for _ in range(500)} == {"espeak", "flite"}  # training never draws piper
-    with pytest.raises(ValueError, match="not a validation family"):
+    with pytest.raises(ValueError, match="not a family held out of training"):
         family_voices("espeak")
+    with pytest.raises(ValueError, match="not a family held out of training"):
+        family_voices("flite")  # the shipped model trained on flite
+
+
+def test_a_run_can_hold_flite_out_of_training_keeping_the_rest_of_its_plan():
+    draws = [(random.Random(seed), random.Random(seed)) for seed in range(400)]
+    both = [voices.pick_voice("train", a) for a, _ in draws]
+    espeak_only = [voices.pick_voice("train", b, families=("espeak",)) for _, b in draws]
+    assert {v.engine for v in espeak_only} == {"espeak"}
+    # The clips the full plan gives espeak keep their voice; only flite's are re-voiced.
+    kept = [(x, y) for x, y in zip(both, espeak_only) if x.engine == "espeak"]
+    assert 200 < len(kept) < 400 and all(x == y for x, y in kept)
+    assert {v.engine for v in (voices.pick_voice("train", random.Random(s), ("flite",)) for s in range(50))} == {"flite"}
+    with pytest.raises(ValueError, match="cannot train on families"):
+        voices.pick_voice("train", random.Random(0), ("piper",))
+    # Held out of that run, flite is a whole benchmark family: all its speakers, none of training's espeak voices.
+    roles = {"espeak": "train", "piper": "val", "flite": "bench"}
+    held_out = family_voices("flite", roles)
+    assert {v.engine for v in held_out} == {"flite"} and {v.name for v in held_out} >= {"kal16", "awb", "rms", "slt"}
 
 
 def test_piper_speaks_real_16khz_audio_with_varied_speed():

@@ -40,7 +40,7 @@ from seal_rag.audio import SAMPLE_RATE
 from seal_rag.augment import AugmentConfig, augment
 from seal_rag.whisper_int8 import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
-from seal_rag.voices import Voice, pick_voice
+from seal_rag.voices import TRAINING_FAMILIES, Voice, pick_voice
 from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
@@ -62,21 +62,22 @@ def build_plan(data: dict, split: str, done: list[dict] | None = None) -> list[d
     a Debian package adds man pages to the prose).
     """
     rng = random.Random(data["seed"])
+    families = tuple(data.get("families", TRAINING_FAMILIES))
     if split == "val":
         questions = ts.squad_questions(ts.squad_articles("val"))
         chosen = rng.sample(questions, min(data["val_questions"], len(questions)))
-        return plan_entries([(u, "val") for u in chosen], data["seed"], split, 0)
+        return plan_entries([(u, "val") for u in chosen], data["seed"], split, 0, families)
     if split != "train":
         raise ValueError(f"unknown split {split!r}")
     pools = _training_pools()
-    plan = list(done) if done else plan_entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0)
+    plan = list(done) if done else plan_entries(_pick(data["mix"], pools, rng, set()), data["seed"], split, 0, families)
     for number, (mix, end) in enumerate(zip(data.get("extend", []), plan_ends(data)[1:])):
         if len(plan) >= end:
             continue  # made already
         planned = {p["text"].lower() for p in plan}
         seed = f"{data['seed']}:extend" + (f":{number}" if number else "")  # the first was made before the others existed
         more = _pick(mix, pools, random.Random(seed), planned)
-        plan += plan_entries(more, data["seed"], split, len(plan))
+        plan += plan_entries(more, data["seed"], split, len(plan), families)
     return plan
 
 
@@ -128,12 +129,14 @@ def _pick(mix: dict, pools: dict, rng: random.Random, planned: set[str]) -> list
     return utterances
 
 
-def plan_entries(utterances: list[tuple], seed: int, split: str, start: int) -> list[dict]:
-    """Plan entries for `(utterance, voice split)` pairs: a voice and a clip seed each, fixed by `seed` and position."""
+def plan_entries(utterances: list[tuple], seed: int, split: str, start: int,
+                 families: tuple[str, ...] = TRAINING_FAMILIES) -> list[dict]:
+    """Plan entries for `(utterance, voice split)` pairs: a voice and a clip seed each, fixed by
+    `seed` and position; voices only of `families`."""
     plan = []
     for index, (u, voice_split) in enumerate(utterances, start):
         clip_rng = random.Random(f"{seed}:{split}:{index}")
-        voice = pick_voice(voice_split, clip_rng)
+        voice = pick_voice(voice_split, clip_rng, families)
         plan.append(dict(index=index, text=u.text, kind=u.kind, passage_id=u.passage_id,
                          sentence_index=u.sentence_index, voice=asdict(voice), seed=clip_rng.getrandbits(32)))
     return plan
@@ -270,6 +273,8 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model="all-MiniLM-L6-v2")
     if below_top:  # an older cache's meta has no such key, so it stays valid
         meta |= dict(encoder="whisper-base torch fp32", below_top=below_top)
+    if "families" in data:  # a cache that holds a family out of training
+        meta |= dict(families=list(data["families"]))
     meta_path = directory / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
         raise SystemExit(f"{meta_path} was made with other settings: use another cache_dir")

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from seal_rag.config import SealConfig
+from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
 
 from . import text_sources as ts
@@ -183,7 +184,7 @@ def train(config: dict) -> Path:
 
 def release(config: dict, model_dir: Path) -> None:
     """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are)."""
-    section = config["phonetic"]
+    section, data = config["phonetic"], config["data"]
     out_dir = Path(section["out_dir"]).expanduser()
     best = load_checkpoint(out_dir / "best.pt")
     if best is None:
@@ -199,6 +200,14 @@ def release(config: dict, model_dir: Path) -> None:
         if key in section:
             setattr(model_config, f"phonetic_{key}", section[key])
     model_config.save(model_dir / "config.json")
+    # Which families each half heard (training.unseen_voices benchmarks only on a family neither
+    # half with weight heard). Written when a run held a family out, or a file says otherwise.
+    families = data.get("families", TRAINING_FAMILIES)
+    roles = {family: "train" if family in families else "bench" for family in TRAINING_FAMILIES} | {"piper": "val"}
+    voices_path = model_dir / "voices.json"
+    if voices_path.is_file() or roles != FAMILY_ROLES:
+        semantic = json.loads(voices_path.read_text())["semantic"] if voices_path.is_file() else dict(FAMILY_ROLES)
+        voices_path.write_text(json.dumps({"phonetic": roles, "semantic": semantic}, indent=1) + "\n")
     save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
     print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")
 

@@ -53,7 +53,7 @@ from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
 from seal_rag.store import Hit
 from seal_rag.tts import synthesize
-from seal_rag.voices import Voice, family_voices
+from seal_rag.voices import FAMILY_ROLES, Voice, family_voices
 
 from . import text_sources as ts
 
@@ -100,16 +100,37 @@ def val_sets(root: Path, families: list[str], max_queries: int) -> list[EvalSet]
     return out
 
 
-def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str) -> EvalSet:
+def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str, roles: dict[str, str]) -> EvalSet:
+    """A held-out set's questions; a text set's spoken by `family`, one of its speakers a question."""
     dataset = load_set(name, root)
     queries = dataset.queries
     if len(queries) > max_queries:
         queries = random.Random(seed).sample(queries, max_queries)
     out = EvalSet(name, "human" if name in SPEECH_SETS else family, dataset.passage_ids, dataset.passages)
+    speakers = None if name in SPEECH_SETS else family_voices(family, roles | {family: "bench"})
     for q in queries:
-        voice = None if name in SPEECH_SETS else family_voices(family)[0]
+        voice = None if speakers is None else random.Random(f"{seed}:{q.qid}:speaker").choice(speakers)
         out.queries.append(Query(q.qid, q.text, q.gold, voice, f"{seed}:{q.qid}", q.audio))
     return out
+
+
+def model_roles(model_dir: Path) -> dict:
+    """Which synthesizer families each half of a model heard (`voices.json`, written by
+    `training.phonetic --release` for a run that held a family out; else the shipped roles)."""
+    path = model_dir / "voices.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"phonetic": dict(FAMILY_ROLES), "semantic": dict(FAMILY_ROLES)}
+
+
+def benchmark_roles(roles: dict, phonetic_weight: float) -> dict[str, str]:
+    """The family roles of the model as a whole: a family either half heard counts as heard,
+    except the semantic half's when it carries no weight."""
+    halves = [roles["phonetic"]] + ([roles["semantic"]] if phonetic_weight < 1 else [])
+    families = set().union(*halves)
+    heard = {f for half in halves for f, role in half.items() if role == "train"}
+    chose = {f for half in halves for f, role in half.items() if role == "val"}
+    return {f: "train" if f in heard else "val" if f in chose else "bench" for f in families}
 
 
 def make_clip(query: Query) -> np.ndarray:
@@ -181,8 +202,8 @@ class Runner:
         _save(path, semantic=np.stack(semantic), logits=np.concatenate(logits), steps=[len(x) for x in logits])
 
     def encoded_name(self, condition: str, k: int) -> str:
-        """The cache file of one chunk's encodings, by the encoder that made them (int8 and fp32 states differ)."""
-        return f"enc_{self.model.query_encoder}_{condition}_{k:03d}.npz"
+        """The cache file of one chunk's encodings, by the model and the encoder that made them (int8 and fp32 states differ)."""
+        return f"enc_{self.model.query_encoder}_{self.model.fingerprint}_{condition}_{k:03d}.npz"
 
     def transcribe(self, k: int, condition: str) -> None:
         path = self.dir / f"asr_{condition}_{k:03d}.json"
@@ -352,8 +373,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["val"], help="the validation questions instead of held-out sets")
     parser.add_argument("--sets", nargs="+", default=[], choices=TEXT_SETS + SPEECH_SETS)
-    parser.add_argument("--families", nargs="+", default=["piper"], choices=["piper", "espeak-flite"],
-                        help="voices for TTS questions (espeak-flite: the validation plan's own voices; --split val only)")
+    parser.add_argument("--families", nargs="+", default=["piper"], choices=["piper", "flite", "espeak-flite"],
+                        help="voices for TTS questions: a family the model held out of training (its voices.json; flite only "
+                             "for a model trained without it); espeak-flite: the validation plan's own voices, --split val only")
     parser.add_argument("--conditions", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
     parser.add_argument("--max-queries", type=int, default=None, help="[default: 400 for val; 500 for squad-holdout, 200 for others]")
     parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
@@ -404,15 +426,20 @@ def main(argv: list[str] | None = None) -> None:
              "soft": model.phonetic.soft.__dict__ if model.phonetic.soft else None, "keywords": keywords.__dict__,
              "load_average": os.getloadavg(), "figures": figures}, indent=1))
         return
+    roles = benchmark_roles(model_roles(args.model), model.config.phonetic_weight)
     if args.split:
         chosen_sets = val_sets(root, args.families, args.max_queries or 400)
     else:
-        if args.families != ["piper"]:
-            parser.error("held-out questions are spoken by piper only (the benchmark's own voices are `seal-rag bench accuracy`'s)")
-        chosen_sets = [heldout_set(name, root, args.max_queries or (500 if name == "squad-holdout" else 200), args.seed, "piper")
-                       for name in args.sets]
+        kept_out = [f for f, role in roles.items() if role in ("val", "bench")]
+        # --prepare scores nothing, so it may fill the cache (clips, transcripts) for a family before
+        # the model that held it out exists.
+        if len(args.families) != 1 or (args.families[0] not in kept_out and not (args.prepare and args.families[0] == "flite")):
+            parser.error(f"held-out questions are spoken by one family this model held out of training: {kept_out}")
+        chosen_sets = [heldout_set(name, root, args.max_queries or (500 if name == "squad-holdout" else 200), args.seed,
+                                   args.families[0], roles) for name in args.sets]
     results = []
-    out_path = args.out / ("unseen_voices-val.json" if args.split else "unseen_voices.json")
+    suffix = "-val" if args.split else "" if args.families == ["piper"] else f"-{args.families[0]}"
+    out_path = args.out / f"unseen_voices{suffix}.json"
     for chosen in chosen_sets:
         runner = Runner(model, args.cache, chosen, args.conditions)
         passages = passage_halves(model, args.cache, chosen)
@@ -426,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
             scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft,
                                    reranker, chosen.passages)
             systems = {s: summarise(gold_ranks(m, chosen.passage_ids, golds)) for s, m in scores.items()}
-            entry = {"set": chosen.name, "voices": chosen.family, "condition": condition, "queries": len(chosen.queries),
+            entry = {"set": chosen.name, "voices": chosen.family, "condition": condition,
+                     "family_role": roles.get(chosen.family, chosen.family), "queries": len(chosen.queries),
                      "passages": len(chosen.passages), "soft": soft.__dict__, "keywords": keywords.__dict__, "systems": systems}
             if args.grid and args.split:
                 entry["grid"] = soft_grid(model, passages, semantic, logits, chosen)
@@ -442,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
                       f" | phonetic Top-1 {row['phonetic']['top1']:.3f} MRR {row['phonetic']['mrr@10']:.3f}")
             args.out.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps({"model": str(args.model), "model_fingerprint": model.fingerprint,
-                                            "command": "python -m training.unseen_voices " + " ".join(argv or __import__("sys").argv[1:]),
+                                            "family_roles": roles, "command": "python -m training.unseen_voices " + " ".join(argv or __import__("sys").argv[1:]),
                                             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results}, indent=1))
     if not args.prepare:
         print(f"wrote {out_path}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..retrieve import Retriever, keyword_reranker
+from ..retrieve import Retriever, index_keyword_reranker
 from ..chunking import chunk_section
 from ..embedding import SpeechEmbedding
 from ..ingest import ingest_folder
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..cascade import Transcriber
 
     start = time.perf_counter()
-    keywords = keyword_reranker(model, index.all_texts())
+    keywords = index_keyword_reranker(model, index)
     keyword_seconds = time.perf_counter() - start
     systems = {"speech (as served)": Retriever(model, index, "speech", keywords=keywords),
                "speech --no-keywords": Retriever(model, index, "speech"),

@@ -553,3 +553,16 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     d, text = model.config.dim, phonemize("a passage")
     phonetic_half = model.phonetic.vectorizer.vectors([text])[0]
     assert np.allclose(passages[0, d:], np.sqrt(0.5) * phonetic_half, atol=1e-6)
+
+    # Which families each half heard: nothing to say for the usual run; a run that held flite
+    # out says so, and training.unseen_voices benchmarks on flite only where no weighted half heard it.
+    from training.unseen_voices import benchmark_roles, model_roles
+
+    assert not (model_dir / "voices.json").exists()
+    assert benchmark_roles(model_roles(model_dir), 0.5) == {"espeak": "train", "flite": "train", "piper": "val"}
+    run["data"]["families"] = ["espeak"]
+    phonetic.release(run, model_dir)
+    roles = model_roles(model_dir)
+    assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "val"} and roles["semantic"]["flite"] == "train"
+    assert benchmark_roles(roles, 0.5)["flite"] == "train"  # the semantic half, with weight, heard flite
+    assert benchmark_roles(roles, 1.0) == {"espeak": "train", "flite": "bench", "piper": "val"}

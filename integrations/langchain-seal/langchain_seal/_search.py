@@ -55,19 +55,20 @@ class VectorStoreSearch:
             for rank, (doc, score) in enumerate(scored, 1)
         ]
 
-    def knowledge_base(self) -> tuple[int, Callable[[], list[str]]] | None:
-        """(how many chunks, a reader of every chunk's text) of the searched store, for keyword
-        re-ranking; None for stores whose texts cannot be listed (only Chroma and InMemoryVectorStore can)."""
+    def knowledge_base(self) -> tuple[int, Callable[[], tuple[list[str], list | None]]] | None:
+        """(how many chunks, a reader of every chunk's text and stored phonemes) of the searched
+        store, for keyword re-ranking (`KeywordCache`); None for stores whose texts cannot be listed
+        (only Chroma and InMemoryVectorStore can). Only seal-rag's own index stores phonemes."""
         if self.seal is not None:
-            return self.seal.count(), self.seal.all_texts
+            return self.seal.count(), self.seal.keyword_source
         if self.collection is not None:
             collection = self.collection
-            return collection.count(), lambda: collection_texts(collection)
+            return collection.count(), lambda: (collection_texts(collection), None)
         from langchain_core.vectorstores import InMemoryVectorStore
 
         if isinstance(self.vectorstore, InMemoryVectorStore):
             rows = self.vectorstore.store
-            return len(rows), lambda: [row["text"] for row in rows.values() if row.get("text")]
+            return len(rows), lambda: ([row["text"] for row in rows.values() if row.get("text")], None)
         return None
 
     def _search(self, embedding: list[float], k: int) -> list[tuple[Document, float]]:

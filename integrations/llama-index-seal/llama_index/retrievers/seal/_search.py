@@ -59,17 +59,18 @@ class IndexSearch:
             hits.append(Hit(rank, node.node_id, self._cosine(scored.score), node.get_content(), dict(node.metadata)))
         return hits
 
-    def knowledge_base(self) -> tuple[int, Callable[[], list[str]]] | None:
-        """(how many chunks, a reader of every chunk's text) of the searched store, for keyword
-        re-ranking; None where neither Chroma nor the index's docstore holds them."""
+    def knowledge_base(self) -> tuple[int, Callable[[], tuple[list[str], list | None]]] | None:
+        """(how many chunks, a reader of every chunk's text and stored phonemes) of the searched
+        store, for keyword re-ranking (`KeywordCache`); None where neither Chroma nor the index's
+        docstore holds them. Only seal-rag's own index stores phonemes."""
         if self.seal is not None:
-            return self.seal.count(), self.seal.all_texts
+            return self.seal.count(), self.seal.keyword_source
         if self.collection is not None:
             collection = self.collection
-            return collection.count(), lambda: collection_texts(collection)
+            return collection.count(), lambda: (collection_texts(collection), None)
         nodes = self.index.docstore.docs
         if nodes:
-            return len(nodes), lambda: [n.get_content() for n in nodes.values() if n.get_content()]
+            return len(nodes), lambda: ([n.get_content() for n in nodes.values() if n.get_content()], None)
         return None
 
     def _seal_query(self, vector: np.ndarray, k: int) -> list[Hit]:
