@@ -146,10 +146,7 @@ def store_chunks(model, index: SealIndex, chunks: list[Chunk], advance: Callable
         writing: Future | None = None
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
-            texts = [c.text for c in batch]
-            # Phonemes are made once: for the phonetic half, and kept for the keyword tables.
-            phonemes = [phonemize(t) for t in texts] if model.phonetic is not None else None
-            vectors = model.embed_texts(texts, phonemes=phonemes)
+            vectors, phonemes = embed_chunks(model, [c.text for c in batch])
             if writing is not None:
                 advance(writing.result())
             writing = writer.submit(_upsert, index, batch, vectors, phonemes)
@@ -157,6 +154,15 @@ def store_chunks(model, index: SealIndex, chunks: list[Chunk], advance: Callable
         if writing is not None:
             advance(writing.result())
     return stored
+
+
+def embed_chunks(model, texts: list[str]) -> tuple:
+    """Chunks' joined vectors, and the phonemes the index keeps beside them for the keyword tables
+    (made once, for both; None for a model without a phonetic half)."""
+    if getattr(model, "phonetic", None) is None:
+        return model.embed_texts(texts), None
+    phonemes = [phonemize(t) for t in texts]
+    return model.embed_texts(texts, phonemes=phonemes), phonemes
 
 
 def _upsert(index: SealIndex, batch: list[Chunk], vectors, phonemes: list[str] | None) -> int:

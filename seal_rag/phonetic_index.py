@@ -12,8 +12,9 @@ Layout of the folder (`<db>/phonetic/<collection>/`, or under the cache for a Ch
     <seg>.indptr.npy         (width + 1,) int64: bucket b's postings are [indptr[b], indptr[b+1])
     <seg>.rows.npy           (nnz,) uint16: row within the segment (a segment holds at most 65,536)
     <seg>.values.npy         (nnz,) float32: the unit phonetic vector's value there, exactly as the model made it
-    <seg>.phonemes.json      each row's espeak-ng phonemes, where the writer gave them (ingest does), so a
-                             knowledge base's keyword tables need no second phonemization (`phonemes_of`)
+    <seg>.phonemes.json.z    each row's espeak-ng phonemes (zlib-compressed JSON, about 0.4 of the text's
+                             bytes), where the writer gave them (ingest does), so a knowledge base's
+                             keyword tables need no second phonemization (`phonemes_of`)
     <seg>.dead-<gen>.npy     (rows,) bool: rows deleted or replaced since the segment was written
 
 Segments never change once written; upserts add segments, deletes write a new dead mask,
@@ -30,6 +31,7 @@ import json
 import math
 import os
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ import numpy as np
 
 FORMAT = 1  # of manifest.json
 MANIFEST, LOCK = "manifest.json", "phonetic.lock"
+PHONEMES = "phonemes.json.z"  # a segment's phonemes file, after its name
 SEGMENT_ROWS = 65_536  # rows of one segment, so row numbers fit in uint16 (2 bytes a posting instead of 4)
 MERGE_FANOUT = 8  # this many segments of one size tier are merged into one
 PARALLEL_POSTINGS = 1_000_000  # a query reading more postings than this is scored by two threads
@@ -55,7 +58,7 @@ class Segment:
     values: np.ndarray  # (nnz,) float32, memory-mapped
     dead: np.ndarray  # (rows,) bool, in memory
     dead_file: str | None = None
-    has_phonemes: bool = False  # `<name>.phonemes.json` was written with it
+    has_phonemes: bool = False  # `<name>.phonemes.json.z` was written with it
 
     @property
     def size(self) -> int:
@@ -188,7 +191,7 @@ class PhoneticIndex:
                 out.append(None)
                 continue
             if segment.name not in loaded:
-                loaded[segment.name] = json.loads((self.folder / f"{segment.name}.phonemes.json").read_text())
+                loaded[segment.name] = json.loads(zlib.decompress((self.folder / f"{segment.name}.{PHONEMES}").read_bytes()))
             out.append(loaded[segment.name][row])
         return out
 
@@ -290,7 +293,8 @@ class PhoneticIndex:
             _write(self.folder / f"{name}.{part}.npy", lambda f, a=array: np.save(f, a))
         _write(self.folder / f"{name}.ids.json", lambda f: f.write(json.dumps(ids).encode()))
         if phonemes is not None:
-            _write(self.folder / f"{name}.phonemes.json", lambda f: f.write(json.dumps(phonemes).encode()))
+            packed = zlib.compress(json.dumps(phonemes, ensure_ascii=False).encode(), 6)
+            _write(self.folder / f"{name}.{PHONEMES}", lambda f: f.write(packed))
         parts = {part: np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r") for part in parts}
         self.segments.append(Segment(name, ids, parts["indptr"], parts["rows"], parts["values"], np.zeros(len(ids), bool),
                                      has_phonemes=phonemes is not None))
@@ -325,7 +329,7 @@ class PhoneticIndex:
         keep = {MANIFEST, LOCK}
         for segment in self.segments:
             keep |= {f"{segment.name}.{part}" for part in ("ids.json", "indptr.npy", "rows.npy", "values.npy")}
-            keep |= {f"{segment.name}.phonemes.json"} if segment.has_phonemes else set()
+            keep |= {f"{segment.name}.{PHONEMES}"} if segment.has_phonemes else set()
             keep |= {segment.dead_file} if segment.dead_file else set()
         for path in self.folder.iterdir():
             if path.name not in keep and path.name.startswith(("s", MANIFEST)):

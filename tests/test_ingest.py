@@ -146,10 +146,10 @@ class _RecordingIndex:
     def __init__(self, fail_at: int | None = None):
         self.batches, self.fail_at = [], fail_at
 
-    def upsert(self, ids, vectors, texts, metadatas):
+    def upsert(self, ids, vectors, texts, metadatas, phonemes):
         if len(self.batches) + 1 == self.fail_at:
             raise OSError("No space left on device")
-        assert len(ids) == len(vectors) == len(texts) == len(metadatas)
+        assert len(ids) == len(vectors) == len(texts) == len(metadatas) and phonemes is None  # the model has no phonetic half
         self.batches.append(list(ids))
 
 

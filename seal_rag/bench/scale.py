@@ -28,7 +28,8 @@ how many chunks are real.
 Measured here (2 cores, 100k chunks): a chunk costs about 11.4 kB of disk, 6.8 kB of it vectors
 and indexes (the phonetic index 4.8 kB: ~860 postings of a uint16 row and a float32 value;
 Chroma's 384-d half and its HNSW about 2 kB) and the rest text, metadata and Chroma's full-text
-index; adding 100k chunks takes about 12 minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
+index (the phonemes ingest keeps for the keyword tables, about 0.4 of the text's bytes, count
+with the text); adding 100k chunks takes about 12 minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
 that would not fit in this machine's free memory or disk are skipped with a note. Full runs
 are for people, not tests: `--quick` (2k and 5k chunks, 20 s of real ingest, 20 queries) is
 the smoke run.
@@ -57,7 +58,9 @@ import numpy as np
 
 from ..chunking import Chunk, chunk_section
 from ..embedding import SpeechEmbedding
-from ..ingest import EMBED_BATCH
+from ..ingest import EMBED_BATCH, embed_chunks
+from ..phonetic import phonemize
+from ..phonetic_index import PHONEMES
 from ..loaders import Section
 from ..progress import progress_bar
 from ..store import SealIndex
@@ -130,6 +133,7 @@ def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk]
     `plain` (a 384-d Chroma collection) gets the same chunks' semantic halves, and `semantic_file`
     their unit semantic halves in order (for exact search); neither counts in the ingest time.
     """
+    pool_phonemes: dict[str, str] = {}
     with progress_bar(f"Adding chunks up to {size:,}", size - fill.total) as advance:
         while fill.total < size:
             room = size - fill.total
@@ -137,8 +141,8 @@ def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk]
             batch = list(islice(chunks, min(EMBED_BATCH, room))) if fill.real_seconds < budget_seconds else []
             if batch:
                 ids = [f"real-{fill.real + i}" for i in range(len(batch))]
-                vectors = model.embed_texts([c.text for c in batch])
-                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch])
+                vectors, phonemes = embed_chunks(model, [c.text for c in batch])  # as ingest stores them
+                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch], phonemes)
                 fill.real += len(batch)
                 fill.real_seconds += time.perf_counter() - start
             else:
@@ -148,7 +152,10 @@ def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk]
                     [c.text for c in pool]), count, rng)
                 batch = [pool[(fill.random + i) % len(pool)] for i in range(count)]
                 ids = [f"synthetic-{fill.random + i}" for i in range(count)]
-                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch])
+                if index.phonetic is not None and not pool_phonemes:  # a synthetic row copies a pool chunk's text
+                    pool_phonemes.update((c.text, phonemize(c.text)) for c in pool)
+                phonemes = [pool_phonemes[c.text] for c in batch] if pool_phonemes else None
+                index.upsert(ids, vectors, [c.text for c in batch], [c.metadata for c in batch], phonemes)
                 fill.random += count
                 fill.random_seconds += time.perf_counter() - start
             semantic = index.split.halves(vectors)[0] if index.split else np.asarray(vectors, np.float32)
@@ -311,10 +318,13 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
                    "add_seconds": fill.real_seconds + fill.random_seconds, **query_times(index, queries, k),
                    "rss_growth_mb": rss_mb() - baseline_mb}
             phonetic_dir = index.phonetic.folder.parent
+            # The phonemes kept for the keyword tables are the text in espeak-ng's alphabet: counted with the text.
+            phonemes_mb = sum(f.stat().st_size for f in phonetic_dir.rglob(f"*.{PHONEMES}")) / 2**20
             row.update({"disk_mb": disk_mb(db), "chroma_disk_mb": disk_mb(db, leave_out=phonetic_dir),
-                        "phonetic_disk_mb": disk_mb(phonetic_dir), "plain_disk_mb": disk_mb(plain_dir)})
+                        "phonetic_disk_mb": disk_mb(phonetic_dir) - phonemes_mb, "phonemes_disk_mb": phonemes_mb,
+                        "plain_disk_mb": disk_mb(plain_dir)})
             row["disk_ratio_to_plain"] = row["disk_mb"] / row["plain_disk_mb"]
-            row["text_metadata_disk_mb"] = text_and_metadata_mb(db)
+            row["text_metadata_disk_mb"] = text_and_metadata_mb(db) + phonemes_mb
             row["vectors_indexes_disk_mb"] = row["disk_mb"] - row["text_metadata_disk_mb"]
             row["recall_at_k"] = recall_at_k(index, queries, k, semantic_path, written)
             row.update(serving_memory(db, model, queries, k, scratch))
