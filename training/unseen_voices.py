@@ -10,6 +10,10 @@
 
 Roles (`seal_rag.voices`): piper is the *validation* family. Figures on held-out sets spoken by
 piper are held-out questions in a validation family's voice, not a test on an unseen family.
+A model trained with flite held out (`[data] families`, its `voices.json`) can be benchmarked on
+flite, a family neither training nor validation used (every flite speaker, one per question):
+
+    python -m training.unseen_voices --sets squad-holdout pubmedqa covidqa --families flite --model DIR
 "espeak-flite" is the project's own validation voices (`training.cache`'s validation plan), to
 check that a choice made on piper does not lose on the training families.
 
