@@ -104,16 +104,16 @@ def val_sets(root: Path, families: list[str], max_queries: int) -> list[EvalSet]
     return out
 
 
-def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str, roles: dict[str, str]) -> EvalSet:
-    """A held-out set's questions; a text set's spoken by `family`, one of its speakers a question."""
+def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str, speakers: list[Voice]) -> EvalSet:
+    """A held-out set's questions; a text set's spoken by `family`, one of its `speakers` a question."""
     dataset = load_set(name, root)
     queries = dataset.queries
     if len(queries) > max_queries:
         queries = random.Random(seed).sample(queries, max_queries)
-    out = EvalSet(name, "human" if name in SPEECH_SETS else family, dataset.passage_ids, dataset.passages)
-    speakers = None if name in SPEECH_SETS else family_voices(family, roles | {family: "bench"})
+    spoken = name not in SPEECH_SETS
+    out = EvalSet(name, family if spoken else "human", dataset.passage_ids, dataset.passages)
     for q in queries:
-        voice = None if speakers is None else random.Random(f"{seed}:{q.qid}:speaker").choice(speakers)
+        voice = random.Random(f"{seed}:{q.qid}:speaker").choice(speakers) if spoken else None
         out.queries.append(Query(q.qid, q.text, q.gold, voice, f"{seed}:{q.qid}", q.audio))
     return out
 
@@ -435,12 +435,14 @@ def main(argv: list[str] | None = None) -> None:
         chosen_sets = val_sets(root, args.families, args.max_queries or 400)
     else:
         kept_out = [f for f, role in roles.items() if role in ("val", "bench")]
+        family = args.families[0]
         # --prepare scores nothing, so it may fill the cache (clips, transcripts) for a family before
         # the model that held it out exists.
-        if len(args.families) != 1 or (args.families[0] not in kept_out and not (args.prepare and args.families[0] == "flite")):
+        if len(args.families) != 1 or (family not in kept_out and not (args.prepare and family == "flite")):
             parser.error(f"held-out questions are spoken by one family this model held out of training: {kept_out}")
+        speakers = family_voices(family, roles | ({family: "bench"} if args.prepare else {}))
         chosen_sets = [heldout_set(name, root, args.max_queries or (500 if name == "squad-holdout" else 200), args.seed,
-                                   args.families[0], roles) for name in args.sets]
+                                   family, speakers) for name in args.sets]
     results = []
     suffix = "-val" if args.split else "" if args.families == ["piper"] else f"-{args.families[0]}"
     out_path = args.out / f"unseen_voices{suffix}.json"
