@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seal_rag.audio import SAMPLE_RATE
+from seal_rag.audio import SAMPLE_RATE, WINDOW_SAMPLES
 from seal_rag.augment import AugmentConfig, augment
 from seal_rag.whisper_int8 import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
@@ -216,6 +216,9 @@ def write_shard(path: Path, items: list[dict], encoder, text_model, pool: int, s
     for item in items:
         try:
             clip = make_clip(item, split, augment_config)
+            if isinstance(encoder, BelowTopEncoder) and clip.size > WINDOW_SAMPLES:
+                # One window of states per clip: a longer one could only be cut, away from its transcript.
+                raise SynthesisError(f"{clip.size / SAMPLE_RATE:.1f} s of speech, over Whisper's 30 s window")
         except SynthesisError as error:  # rare: skip the text, keep the shard
             print(f"skipping clip {item['index']}: {error}")
             progress.update(1)

@@ -566,3 +566,25 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "val"} and roles["semantic"]["flite"] == "train"
     assert benchmark_roles(roles, 0.5)["flite"] == "train"  # the semantic half, with weight, heard flite
     assert benchmark_roles(roles, 1.0) == {"espeak": "train", "flite": "bench", "piper": "val"}
+
+
+def test_a_clip_over_whisper_window_is_skipped_below_the_top_not_a_crash(tmp_path, capsys, monkeypatch):
+    """Below the top a clip is one 30 s window of states; a longer one (a slow voice reading a long
+    sentence) is skipped like an unsynthesizable text, and the shard keeps the rest."""
+    from types import SimpleNamespace
+
+    from seal_rag.augment import AugmentConfig
+    from training import cache
+
+    item = dict(text="A short one.", voice=dict(engine="espeak", name="en-us", variant=""), seed=1, index=0)
+    long = dict(item, text=" ".join(["a sentence read slowly, word after word"] * 40), index=1)
+    heard = []  # real speech from espeak-ng; Whisper's layers are stood in for (their cost is not the point)
+    monkeypatch.setattr(cache.BelowTopEncoder, "__call__",
+                        lambda self, clip: heard.append(clip.size) or np.zeros((clip.size // 320, 4), np.float32))
+    encoder = cache.BelowTopEncoder.__new__(cache.BelowTopEncoder)
+    text_model = SimpleNamespace(encode=lambda texts, **_: np.zeros((len(texts), 3), np.float32))
+    cache.write_shard(tmp_path / "train_00000.npz", [item, long], encoder, text_model, 1, "train", AugmentConfig(),
+                      SimpleNamespace(update=lambda n: None))
+    with np.load(tmp_path / "train_00000.npz") as shard:
+        assert shard["indices"].tolist() == [0] and int(shard["last_planned"]) == 1
+    assert len(heard) == 1 and "skipping clip 1" in capsys.readouterr().out
