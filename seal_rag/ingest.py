@@ -114,6 +114,7 @@ def ingest_folder(
     present_ids = set(existing)
     if index.phonetic is not None and index.phonetic.live_ids() != present_ids:
         index.reconcile(model, present_ids)  # a crash, or another writer, left the two homes apart: mend first
+    index.keep_phonemes()  # an index made before ingest kept them: once, so `ask` need not phonemize it each run
     # One chunk per id, even if two files ever made the same one: Chroma refuses a batch with a repeated id.
     pending = list({c.id: c for chunks in wanted.values() for c in chunks if c.id not in present_ids}.values())
     summary.unchanged_files = sum(all(c.id in present_ids for c in chunks) for chunks in wanted.values())

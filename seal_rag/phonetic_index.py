@@ -195,6 +195,23 @@ class PhoneticIndex:
             out.append(loaded[segment.name][row])
         return out
 
+    def ids_without_phonemes(self) -> list[str]:
+        """Live ids stored without phonemes (by a writer from before they were kept)."""
+        return [i for i, (segment, _) in self._locations().items() if not segment.has_phonemes]
+
+    def add_phonemes(self, ids: Sequence[str], phonemes: Sequence[str]) -> None:
+        """Keep `phonemes` for rows the index holds: they are written again, vectors unchanged."""
+        from scipy import sparse
+
+        where, matrices, blocks = self._locations(), {}, []
+        for i in ids:
+            segment, row = where[i]
+            if segment.name not in matrices:
+                matrices[segment.name] = _matrix(segment, self.width)
+            blocks.append(matrices[segment.name][row])
+        if blocks:
+            self.upsert(list(ids), sparse.vstack(blocks, format="csr"), phonemes)
+
     def scores(self, buckets: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Dot product of one sparse query with every row: `(rows,)` float64, -inf for dead rows.
 
@@ -357,9 +374,7 @@ class PhoneticIndex:
             ids, blocks = [], []
             for segment in group:
                 keep = np.flatnonzero(~segment.dead)
-                matrix = sparse.csc_matrix((segment.values, segment.rows.astype(np.int64), segment.indptr),
-                                           shape=(segment.size, self.width))
-                blocks.append(matrix.tocsr()[keep])
+                blocks.append(_matrix(segment, self.width)[keep])
                 ids += [segment.ids[r] for r in keep.tolist()]
             # Phonemes survive a merge only if every merged segment had them (one file per segment).
             phonemes = self.phonemes_of(ids) if all(s.has_phonemes for s in group) else None
@@ -370,6 +385,13 @@ class PhoneticIndex:
                 end = start + SEGMENT_ROWS
                 self._add_segment(ids[start:end], merged[start:end], None if phonemes is None else phonemes[start:end])
             self._commit()
+
+
+def _matrix(segment: Segment, width: int):
+    """A segment's rows as a scipy CSR matrix `(rows, width)`."""
+    from scipy import sparse
+
+    return sparse.csc_matrix((segment.values, segment.rows.astype(np.int64), segment.indptr), shape=(segment.size, width)).tocsr()
 
 
 _threads: ThreadPoolExecutor | None = None

@@ -354,6 +354,26 @@ class SealIndex:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
         return len(missing)
 
+    def keep_phonemes(self) -> int:
+        """Store the phonemes of chunks indexed before ingest kept them (`keyword_source` reads them);
+        returns how many. Their vectors stay as they are."""
+        if self.phonetic is None:
+            return 0
+        from .progress import progress_bar
+
+        try:
+            with self.phonetic.writing() as phonetic:
+                missing = phonetic.ids_without_phonemes()
+                with progress_bar("Keeping the phonemes of chunks indexed before", len(missing), bool(missing)) as advance:
+                    for start in range(0, len(missing), REBUILD_PAGE):
+                        with self._guard("read"):
+                            got = self.collection.get(ids=missing[start : start + REBUILD_PAGE], include=["documents"])
+                        phonetic.add_phonemes(got["ids"], [phonemize(t or "") for t in got["documents"]])
+                        advance(len(got["ids"]))
+        except OSError as error:
+            raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
+        return len(missing)
+
     def count(self) -> int:
         with self._guard("read"):
             return self.collection.count()

@@ -198,6 +198,26 @@ def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embe
     assert np.array_equal(lm.rows(states), again.rows(states))  # the same phoneme model of the knowledge base
 
 
+def test_ingest_keeps_the_phonemes_of_an_index_made_before_it_kept_them(embedding, tmp_path):
+    from scipy import sparse
+
+    db = tmp_path / "db"
+    index = SealIndex.open(embedding, db, create=True)
+    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    query = embedding.embed_texts(["Who discovered oxygen?"])[0]
+    expected, stored = [(h.id, h.score) for h in index.query(query, 10)], index.keyword_source()
+    with index.phonetic.writing() as phonetic:  # rows as an older ingest wrote them: no phonemes
+        ids = sorted(phonetic.live_ids())
+        rows = sparse.vstack([sparse.csc_matrix((s.values, s.rows.astype(np.int64), s.indptr), shape=(s.size, phonetic.width)).tocsr()
+                              for s in phonetic.segments])[phonetic.rows_of(ids)]
+        phonetic.upsert(ids, rows)
+    old = SealIndex.open(embedding, db)
+    assert set(old.keyword_source()[1]) == {None} and len(old.phonetic.ids_without_phonemes()) == 39
+    summary = ingest_folder(embedding, DEMOS / "kb", old, show_progress=False)
+    assert summary.added == 0 and old.keyword_source() == stored and not old.phonetic.ids_without_phonemes()
+    assert [(h.id, h.score) for h in SealIndex.open(embedding, db).query(query, 10)] == expected  # vectors untouched
+
+
 @pytest.mark.slow
 def test_search_ranks_exactly_as_dense_joined_on_real_squad_passages(embedding, tmp_path):
     """Every SQuAD dev paragraph of the data folder ($SEAL_RAG_DATA: 2,067; else the 10% in tests/data),
