@@ -332,8 +332,6 @@ class SealIndex:
         """Make the phonetic index hold exactly Chroma's ids (`chroma_ids`, if the caller has them already)."""
         if self.phonetic is None:
             return 0
-        from .progress import progress_bar
-
         if chroma_ids is None:
             chroma_ids = set(self.all_ids())
         try:
@@ -343,33 +341,32 @@ class SealIndex:
                 held = phonetic.live_ids()
                 phonetic.delete(sorted(held - chroma_ids))
                 missing = sorted(chroma_ids - held)
-                with progress_bar("Rebuilding the phonetic index from Chroma's text", len(missing), bool(missing)) as advance:
-                    for start in range(0, len(missing), REBUILD_PAGE):
-                        with self._guard("read"):
-                            got = self.collection.get(ids=missing[start : start + REBUILD_PAGE], include=["documents"])
-                        phonemes = [phonemize(t or "") for t in got["documents"]]
-                        phonetic.upsert(got["ids"], model.phonetic.embed_texts([], phonemes), phonemes)
-                        advance(len(got["ids"]))
+                self._phonemize_chroma_text(missing, "Rebuilding the phonetic index from Chroma's text",
+                                            lambda ids, phonemes: phonetic.upsert(ids, model.phonetic.vectorizer.vectors(phonemes), phonemes))
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
         return len(missing)
+
+    def _phonemize_chroma_text(self, ids: list[str], label: str, write) -> None:
+        """`write(ids, phonemes)` for `ids`' texts as Chroma holds them, a page at a time, with progress."""
+        from .progress import progress_bar
+
+        with progress_bar(label, len(ids), bool(ids)) as advance:
+            for start in range(0, len(ids), REBUILD_PAGE):
+                with self._guard("read"):
+                    got = self.collection.get(ids=ids[start : start + REBUILD_PAGE], include=["documents"])
+                write(got["ids"], [phonemize(t or "") for t in got["documents"]])
+                advance(len(got["ids"]))
 
     def keep_phonemes(self) -> int:
         """Store the phonemes of chunks indexed before ingest kept them (`keyword_source` reads them);
         returns how many. Their vectors stay as they are."""
         if self.phonetic is None:
             return 0
-        from .progress import progress_bar
-
         try:
             with self.phonetic.writing() as phonetic:
                 missing = phonetic.ids_without_phonemes()
-                with progress_bar("Keeping the phonemes of chunks indexed before", len(missing), bool(missing)) as advance:
-                    for start in range(0, len(missing), REBUILD_PAGE):
-                        with self._guard("read"):
-                            got = self.collection.get(ids=missing[start : start + REBUILD_PAGE], include=["documents"])
-                        phonetic.add_phonemes(got["ids"], [phonemize(t or "") for t in got["documents"]])
-                        advance(len(got["ids"]))
+                self._phonemize_chroma_text(missing, "Keeping the phonemes of chunks indexed before", phonetic.add_phonemes)
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
         return len(missing)
