@@ -1,12 +1,15 @@
 """Make clean TTS audio sound like a room, a phone or a cheap microphone.
 
 Each effect fires with its own probability, in the order a real signal meets them:
-room (reverberation) -> channel (telephone band) -> noise -> gain.
+speaker (vocal tract warp) -> room (reverberation) -> channel (telephone band, speech codec)
+-> noise -> gain. The speaker and codec effects are off by default: a config that leaves them
+at 0 draws the same random numbers, so the clips it made before stay the same.
 """
 
 from __future__ import annotations
 
 import random
+import subprocess
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,10 @@ from .audio import SAMPLE_RATE
 
 TELEPHONE_RATE = 8000  # Hz: narrow-band telephony
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz passed by a telephone line
+# sox output options of each codec: GSM full rate and AMR narrow band (phones, 8 kHz),
+# Vorbis at its lowest quality (streaming, 16 kHz).
+CODECS = {"gsm": ["-t", "gsm", "-r", "8000"], "amr-nb": ["-t", "amr-nb", "-r", "8000"],
+          "vorbis": ["-t", "ogg", "-C", "-1"]}
 
 
 @dataclass
@@ -31,6 +38,9 @@ class AugmentConfig:
     p_gain: float = 0.5
     gain_db: tuple[float, float] = (-18.0, 6.0)
     max_silence: float = 0.3  # seconds of silence added at each end, at most
+    p_warp: float = 0.0  # another speaker's vocal tract: pitch, formants and tempo scaled together
+    warp: tuple[float, float] = (0.88, 1.12)  # the scale (>1 is higher and faster)
+    p_codec: float = 0.0  # a lossy speech codec's round trip (one of CODECS)
 
 
 def synthetic_rir(rng: random.Random, rt60: float) -> np.ndarray:
@@ -81,16 +91,31 @@ def telephone(audio: np.ndarray) -> np.ndarray:
     return soxr.resample(narrow, TELEPHONE_RATE, SAMPLE_RATE)[: audio.size]
 
 
+def codec(audio: np.ndarray, name: str) -> np.ndarray:
+    """Encode with a lossy codec through sox and decode back to 16 kHz, keeping the clip's length."""
+    raw = ["-t", "f32", "-r", str(SAMPLE_RATE), "-c", "1"]
+    encoded = subprocess.run(["sox", *raw, "-", *CODECS[name], "-"], input=audio.astype(np.float32).tobytes(),
+                             capture_output=True, check=True).stdout
+    decoded = subprocess.run(["sox", CODECS[name][0], CODECS[name][1], "-", *raw, "-"], input=encoded,
+                             capture_output=True, check=True).stdout
+    out = np.frombuffer(decoded, np.float32)[: audio.size]
+    return np.pad(out, (0, audio.size - out.size)).astype(np.float32)
+
+
 def augment(audio: np.ndarray, rng: random.Random, config: AugmentConfig | None = None) -> np.ndarray:
     """One random corruption of a 16 kHz clip; returns float32 in [-1, 1]."""
     config = config or AugmentConfig()
     x = audio.astype(np.float32)
+    if config.p_warp and rng.random() < config.p_warp:
+        x = change_speed(x, rng.uniform(*config.warp))
     pad = lambda: np.zeros(int(rng.uniform(0, config.max_silence) * SAMPLE_RATE), np.float32)  # noqa: E731
     x = np.concatenate([pad(), x, pad()])
     if rng.random() < config.p_reverb:
         x = reverberate(x, synthetic_rir(rng, rng.uniform(*config.rt60)))
     if rng.random() < config.p_telephone:
         x = telephone(x)
+    if config.p_codec and rng.random() < config.p_codec:
+        x = codec(x, rng.choice(sorted(CODECS)))
     if rng.random() < config.p_noise:
         snr = rng.uniform(*config.snr_db)
         x = add_noise(x, coloured_noise(rng, x.size), snr)
