@@ -1,14 +1,15 @@
-"""Exact joined-cosine search over two homes: the semantic half in Chroma, the phonetic half in `PhoneticIndex`.
+"""Joined-cosine search over two homes: the semantic half in Chroma, the phonetic half in `PhoneticIndex`.
 
 A joined vector is `[semantic * sqrt(1 - w), phonetic * sqrt(w)]` with both halves unit
 vectors, so its cosine with a passage is `(1 - w) * semantic cosine + w * phonetic cosine`.
-The phonetic cosine of every passage is cheap and exact (its inverted index); the semantic
-one comes from Chroma's HNSW for its top M, and from the stored vectors of the phonetic top
-P. No passage outside both lists can beat `(1 - w) * (M-th semantic) + w * (P-th phonetic)`,
-so once the k-th best candidate reaches that bound the top k is the joined ranking (Fagin's
-threshold algorithm); until then both lists grow. The result equals a dense search of the
-joined vectors, up to Chroma's HNSW being approximate for the semantic half (as it was for
-the joined vectors before).
+The semantic cosine comes from Chroma's HNSW for its top M, and from the stored vectors of
+the phonetic top P; the phonetic cosine of any passage is exact (`PhoneticIndex.score_rows`),
+and its top P comes from the index's two-phase search. No passage outside both lists can beat
+`(1 - w) * (M-th semantic) + w * (P-th phonetic)`, so once the k-th best candidate reaches
+that bound the top k is the joined ranking (Fagin's threshold algorithm); until then both
+lists grow. Each list is approximate (Chroma's HNSW; the phonetic first phase), so the result
+is a dense search of the joined vectors up to those two (`seal-rag bench scale` measures its
+recall against exact scoring).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarra
             ) -> list[tuple[str, float]]:
     semantic_query, phonetic_query = (half[0] for half in split.halves(vector[None]))
     buckets = np.flatnonzero(phonetic_query)
-    phonetic_scores = phonetic.scores(buckets, phonetic_query[buckets])  # (rows,) exact, -inf where deleted
-    live_rows = int(np.isfinite(phonetic_scores).sum())
+    weights = phonetic_query[buckets]
+    live_rows = phonetic.live_count
     total = collection.count()
     w = split.weight
     semantic: dict[str, float] = {}  # id -> semantic cosine, for candidates that pass `where`
@@ -71,8 +72,8 @@ def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarra
 
         # Phonetic half: the top `depth` of all live rows; their semantic cosines from the stored vectors.
         take = min(depth, live_rows)
-        top_rows = np.argpartition(-phonetic_scores, take - 1)[:take] if take else np.zeros(0, np.int64)
-        phonetic_floor = float(phonetic_scores[top_rows].min()) if take < live_rows else -np.inf
+        top_rows, top_scores = phonetic.top(buckets, weights, take)
+        phonetic_floor = float(top_scores[-1]) if take < live_rows and len(top_scores) else -np.inf
         unseen = [i for i in phonetic.ids_at(top_rows.tolist()) if i not in semantic and i not in excluded]
         if unseen:
             got = collection.get(ids=unseen, where=where, include=["embeddings"])
@@ -83,7 +84,7 @@ def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarra
 
         candidates = list(semantic)
         rows = phonetic.rows_of(candidates)
-        phon = np.where(rows >= 0, phonetic_scores[np.maximum(rows, 0)], 0.0) if len(rows) else np.zeros(0)
+        phon = np.where(rows >= 0, phonetic.score_rows(np.maximum(rows, 0), buckets, weights), 0.0)
         joined = (1 - w) * np.array([semantic[i] for i in candidates]) + w * phon
         order = sorted(range(len(candidates)), key=lambda j: (-joined[j], candidates[j]))[:k]
         best = [(candidates[j], float(joined[j])) for j in order]

@@ -1,4 +1,5 @@
-"""The phonetic index scores exactly, survives deletes and merges, and a crashed writer's files are cleaned up."""
+"""The phonetic index scores exactly (up to its 2^-16 value steps), finds the top rows in two phases,
+survives deletes and merges, and a crashed writer's files are cleaned up."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from seal_rag.phonetic_index import MANIFEST, MERGE_FANOUT, PhoneticIndex
+from seal_rag.phonetic_index import MANIFEST, MERGE_FANOUT, VALUE_SCALE, PhoneticIndex
 
 WIDTH = 512
 
@@ -49,7 +50,9 @@ def test_scores_equal_dense_dot_products_through_upserts_deletes_and_merges(tmp_
     for view in (index, reopened):
         got = scored(view, query)
         assert set(got) == set(expected) and view.live_count == 250
-        assert max(abs(got[i] - float(v @ query)) for i, v in expected.items()) < 1e-6
+        # Each stored value is rounded to a step of 2^-16: a score moves by at most half a step per query weight.
+        bound = np.abs(query).sum() * 0.5 / VALUE_SCALE
+        assert max(abs(got[i] - float(v @ query)) for i, v in expected.items()) <= bound
 
 
 def test_a_query_with_no_bucket_scores_zero(tmp_path):
@@ -74,6 +77,10 @@ def test_another_space_reads_as_missing_and_stray_files_are_removed(tmp_path):
     assert not (tmp_path / "s999999999.rows.npy").exists() and not (tmp_path / f"{MANIFEST}.tmp").exists()
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["rows"] == 2 and PhoneticIndex(tmp_path, WIDTH, "space").live_ids() == {"a", "b"}
+    # An index of the previous format (float32 postings by bucket alone) reads as missing too:
+    # SealIndex then rebuilds it from Chroma's text (tests/test_store.py).
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest | {"format": 1}))
+    assert not PhoneticIndex(tmp_path, WIDTH, "space").exists
 
 
 def test_a_reader_sees_a_writers_commit_after_refresh(tmp_path):
@@ -110,3 +117,34 @@ def test_phonemes_stored_with_rows_follow_replacements_merges_and_reopening(tmp_
             index.upsert([f"m{k}"], rows[k : k + 1], None if k else ["first"])
     assert index.phonemes_of(["m0", "m1"]) == [None, None]
     assert index.phonemes_of(["c0"]) == ["p0"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_two_phase_top_finds_the_exact_top_rows_and_skips_deleted_ones(tmp_path, monkeypatch, threads):
+    """Forced into two phases (few candidates, a small first-phase share) over 2,000 rows in several
+    segments: the top 10 are the exact top 10 for nearly every query, with exact scores, best first."""
+    import seal_rag.phonetic_index as module
+
+    monkeypatch.setattr(module, "CANDIDATES", 60)
+    monkeypatch.setattr(module, "SHARE", 0.3)
+    monkeypatch.setattr(module, "MIN_POSTINGS", 0)
+    monkeypatch.setattr(module, "PARALLEL_POSTINGS", 0 if threads == 2 else 10**12)
+    monkeypatch.setattr(module, "SEGMENT_ROWS", 700)
+    index = PhoneticIndex(tmp_path, WIDTH, "space")
+    rows, ids = sparse_rows(2000, 5), [f"c{i}" for i in range(2000)]
+    with index.writing():
+        index.upsert(ids, rows)
+        index.delete(ids[:20])
+    assert len(index.segments) == 3
+    found = []
+    for seed in range(20):
+        query = rows[20 + seed * 7] * 0.8 + sparse_rows(1, 100 + seed, nonzero=30)[0] * 0.6  # near one row, plus noise
+        buckets = np.flatnonzero(query)
+        top_rows, top_scores = index.top(buckets, query[buckets], 10)
+        exact = index.scores(buckets, query[buckets])
+        truth = set(np.argsort(-exact, kind="stable")[:10].tolist())
+        assert np.allclose(top_scores, exact[top_rows]) and np.all(np.diff(top_scores) <= 0)
+        assert not set(index.ids_at(top_rows.tolist())) & set(ids[:20])  # deleted rows never come back
+        assert index.ids_at(top_rows[:1].tolist()) == [ids[20 + seed * 7]]
+        found.append(len(truth & set(top_rows.tolist())) / 10)
+    assert np.mean(found) >= 0.95

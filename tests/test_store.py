@@ -1,3 +1,4 @@
+import json
 import socket
 import subprocess
 import time
@@ -8,6 +9,7 @@ import pytest
 
 from seal_rag import IndexMismatchError, StoreError
 from seal_rag.ingest import ingest_folder
+from seal_rag.phonetic_index import _matrix
 from seal_rag.store import SealIndex, db_lock
 
 from .conftest import DEMOS
@@ -175,6 +177,13 @@ def test_phonetic_index_is_rebuilt_and_repaired_from_chroma(embedding, tmp_path)
     assert [(h.id, round(h.score, 5)) for h in reopened.query(query, 10)] == expected
     assert reopened.keyword_source() == stored  # the rebuild keeps each chunk's phonemes too
 
+    # An index written in the phonetic index's previous format is made again the same way.
+    folder = reopened.phonetic.folder
+    (folder / MANIFEST).write_text(json.dumps(json.loads((folder / MANIFEST).read_text()) | {"format": 1}))
+    upgraded = SealIndex.open(embedding, db)
+    assert json.loads((folder / MANIFEST).read_text())["format"] == 2 and upgraded.phonetic.live_count == 39
+    assert [(h.id, round(h.score, 5)) for h in upgraded.query(query, 10)] == expected
+
 
 def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embedding, tmp_path, monkeypatch):
     import seal_rag.keyword_rerank
@@ -208,8 +217,7 @@ def test_ingest_keeps_the_phonemes_of_an_index_made_before_it_kept_them(embeddin
     expected, stored = [(h.id, h.score) for h in index.query(query, 10)], index.keyword_source()
     with index.phonetic.writing() as phonetic:  # rows as an older ingest wrote them: no phonemes
         ids = sorted(phonetic.live_ids())
-        rows = sparse.vstack([sparse.csc_matrix((s.values, s.rows.astype(np.int64), s.indptr), shape=(s.size, phonetic.width)).tocsr()
-                              for s in phonetic.segments])[phonetic.rows_of(ids)]
+        rows = sparse.vstack([_matrix(s, phonetic.width) for s in phonetic.segments])[phonetic.rows_of(ids)]
         phonetic.upsert(ids, rows)
     old = SealIndex.open(embedding, db)
     assert set(old.keyword_source()[1]) == {None} and len(old.phonetic.ids_without_phonemes()) == 39

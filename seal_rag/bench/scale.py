@@ -26,8 +26,8 @@ and metadata are a real chunk's, so disk and memory are those of a real index. E
 how many chunks are real.
 
 Measured here (2 cores, 100k chunks): a chunk costs about 11.4 kB of disk, 6.8 kB of it vectors
-and indexes (the phonetic index 4.8 kB: ~860 postings of a uint16 row and a float32 value;
-Chroma's 384-d half and its HNSW about 2 kB) and the rest text, metadata and Chroma's full-text
+and indexes (the phonetic index 4.8 kB: each of ~860 entries by row, a uint16 bucket and value,
+and by bucket, a uint16 row; Chroma's 384-d half and its HNSW about 2 kB) and the rest text, metadata and Chroma's full-text
 index (the phonemes ingest keeps for the keyword tables, about 0.4 of the text's bytes, count
 with the text); adding 100k chunks takes about 12 minutes, 1M about 1.5 hours for Chroma's HNSW. Sizes
 that would not fit in this machine's free memory or disk are skipped with a note. Full runs
@@ -73,8 +73,8 @@ RANDOM_BATCH = 4096  # synthetic chunks made and upserted together (SealIndex.up
 # disk holds each float32 vector twice (SQLite and the HNSW file), memory once (the HNSW graph).
 DISK_BYTES_PER_VECTOR = (2 * 4, 2700)  # (per dimension, fixed): text, metadata, links
 MEMORY_BYTES_PER_VECTOR = (4, 500)
-# The phonetic index: ~900 postings of 6 bytes a chunk on disk; in memory its ids (the pages of
-# its memory-mapped postings are the kernel's cache, given back under pressure).
+# The phonetic index: ~900 entries of 6 bytes a chunk on disk; in memory its ids (the pages of
+# its memory-mapped arrays are the kernel's cache, given back under pressure).
 PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES = 5_500, 300
 QUICK_SIZES = [2000, 5000]
 PLAIN_COLLECTION = "plain_384"
@@ -257,8 +257,8 @@ def recall_at_k(index: SealIndex, queries: np.ndarray, k: int, semantic_path: Pa
     """Mean share of the exact joined top k (every chunk scored) that `SealIndex.query` finds.
 
     The exact scores: the semantic halves written in order as the index grew (`written` names
-    them), times the query's, plus the phonetic index's scores (exact by construction, as
-    tests/test_phonetic_index.py checks against dense products).
+    them), times the query's, plus the phonetic index's exact scores of every row (`PhoneticIndex.scores`,
+    checked against dense products in tests/test_phonetic_index.py).
     """
     semantic = np.memmap(semantic_path, np.float32, "r", shape=(len(written), index.split.semantic_dim))
     halves = [index.split.halves(vector[None]) for vector in queries]
