@@ -1,4 +1,4 @@
-"""The phonetic index's two inner loops, compiled (numba): numpy would need several passes and
+"""The phonetic index's inner loops, compiled (numba): numpy would need several passes and
 temporaries per posting, these touch each posting once (about 10 times faster).
 
 Both run without the GIL, so two threads can score two halves of an index at once. Imported
@@ -7,6 +7,7 @@ only when an index is read or written (numba takes about half a second to import
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -28,3 +29,31 @@ def dot_rows(row_ptr, buckets, codes, rows, query, out):  # pragma: no cover - c
         for p in range(row_ptr[row], row_ptr[row + 1]):
             total += query[buckets[p]] * codes[p]
         out[i] = total
+
+
+@njit(nogil=True, cache=True)
+def at_least(values, count, bins):  # pragma: no cover - compiled
+    """The indices of the `count` largest values above -inf, and perhaps a few more (those within
+    1/bins of the range of them), in index order: a histogram's passes, not a sort."""
+    low, high = np.inf, -np.inf
+    for v in values:
+        if v > -np.inf:  # -inf marks a dead row
+            low, high = min(low, v), max(high, v)
+    if not high >= low:
+        return np.zeros(0, np.int64)
+    scale = (bins - 1) / (high - low) if high > low else 0.0
+    histogram = np.zeros(bins, np.int64)
+    for v in values:
+        if v > -np.inf:
+            histogram[int((v - low) * scale)] += 1
+    cut, taken = bins - 1, histogram[bins - 1]
+    while cut > 0 and taken < count:
+        cut -= 1
+        taken += histogram[cut]
+    floor = low + cut / scale if scale > 0 else -np.inf
+    out, n = np.empty(values.size, np.int64), 0
+    for i in range(values.size):
+        if values[i] >= floor and values[i] > -np.inf:
+            out[n] = i
+            n += 1
+    return out[:n]
