@@ -502,31 +502,36 @@ def segment_arrays(matrix, width: int) -> dict[str, np.ndarray]:
     """A segment's arrays (`PARTS`) for `(rows, width)` vectors (scipy sparse or dense)."""
     from scipy import sparse
 
+    from .sparse_kernels import invert
+
     if width > 65_536:
         raise ValueError(f"width {width}: buckets are stored as uint16")
     csr = sparse.csr_matrix(matrix, dtype=np.float32)
     csr.sort_indices()
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    # Class 0 holds the highest values (CLASS_EDGES descend); entries stay in row order within a slot.
-    classes = np.searchsorted(-CLASS_EDGES, -csr.data, side="right")
-    slots = csr.indices.astype(np.int64) * CLASSES + classes
-    order = np.argsort(slots, kind="stable")
-    class_ptr = np.concatenate([[0], np.cumsum(np.bincount(slots, minlength=width * CLASSES))])
-    return {"row_ptr": csr.indptr.astype(np.int64), "buckets": csr.indices.astype(np.uint16), "codes": quantise(csr.data),
-            "postings": rows[order].astype(np.uint16), "class_ptr": class_ptr.astype(np.uint32)}
+    codes = quantise(csr.data)
+    buckets = csr.indices.astype(np.uint16)
+    row_ptr = csr.indptr.astype(np.int64)
+    postings, class_ptr = invert(row_ptr, buckets, _CODE_CLASS[codes], CLASSES, width)
+    return {"row_ptr": row_ptr, "buckets": buckets, "codes": codes, "postings": postings,
+            "class_ptr": class_ptr.astype(np.uint32)}
 
 
 def quantise(values: np.ndarray) -> np.ndarray:
     """Float values in [0, 1] -> their uint16 codes (`VALUE_SCALE`)."""
-    return np.minimum(np.rint(np.asarray(values, np.float64) * VALUE_SCALE), 65535).astype(np.uint16)
+    values = np.asarray(values, np.float32)
+    return np.minimum(np.rint(values * np.float32(VALUE_SCALE)), 65535).astype(np.uint16)
+
+
+# Each code's value class (class 0 holds the highest values; CLASS_EDGES descend).
+_CODE_CLASS = np.searchsorted(-CLASS_EDGES, -np.arange(65536) / VALUE_SCALE, side="right").astype(np.uint8)
 
 
 def _matrix(segment: Segment, width: int):
     """A segment's rows as a scipy CSR matrix `(rows, width)` (its stored values, so a rewrite keeps them)."""
     from scipy import sparse
 
-    return sparse.csr_matrix((segment.codes / VALUE_SCALE, segment.buckets.astype(np.int64), segment.row_ptr),
-                             shape=(segment.size, width))
+    return sparse.csr_matrix((segment.codes.astype(np.float32) / np.float32(VALUE_SCALE), segment.buckets.astype(np.int64),
+                              segment.row_ptr), shape=(segment.size, width))
 
 
 _threads: ThreadPoolExecutor | None = None

@@ -57,3 +57,22 @@ def at_least(values, count, bins):  # pragma: no cover - compiled
             out[n] = i
             n += 1
     return out[:n]
+
+
+@njit(nogil=True, cache=True)
+def invert(row_ptr, buckets, classes, slots_per_bucket, width):  # pragma: no cover - compiled
+    """A segment's postings by bucket, then class, then row (a counting sort): `(postings, slot_ptr)`,
+    where slot s = bucket * slots_per_bucket + class starts at slot_ptr[s]."""
+    slot_ptr = np.zeros(width * slots_per_bucket + 1, np.int64)
+    for p in range(buckets.size):
+        slot_ptr[buckets[p] * slots_per_bucket + classes[p] + 1] += 1
+    for s in range(1, slot_ptr.size):
+        slot_ptr[s] += slot_ptr[s - 1]
+    fill = slot_ptr[:-1].copy()
+    postings = np.empty(buckets.size, np.uint16)
+    for row in range(row_ptr.size - 1):
+        for p in range(row_ptr[row], row_ptr[row + 1]):
+            s = buckets[p] * slots_per_bucket + classes[p]
+            postings[fill[s]] = row
+            fill[s] += 1
+    return postings, slot_ptr
