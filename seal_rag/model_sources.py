@@ -51,18 +51,23 @@ def packaged_whisper_ct2_dir() -> Path:
     model_bin = target / "model.bin"
     pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     expected_size = sum(p.stat().st_size for p in pieces)
+    target.mkdir(parents=True, exist_ok=True)
     if not model_bin.is_file() or model_bin.stat().st_size != expected_size:
-        target.mkdir(parents=True, exist_ok=True)
-        partial = target / f"model.bin.{os.getpid()}.tmp"
-        with partial.open("wb") as out:
-            for piece in pieces:
-                out.write(piece.read_bytes())
-        partial.replace(model_bin)  # atomic: a half-written join is never seen
+        _write_atomically(model_bin, b"".join(piece.read_bytes() for piece in pieces))
+    # The small files are copied, not linked: a link into one virtual environment dangles once
+    # that environment is gone, and the cache is shared by every environment of the user.
     for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        link = target / extra
-        if not link.exists():
-            link.symlink_to(part1 / extra)
+        source, copy = part1 / extra, target / extra
+        if copy.is_symlink() or not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            _write_atomically(copy, source.read_bytes())
     return target
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` through a temporary file and a rename, so that no process ever reads it half written."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def text_model_path(name: str) -> tuple[str, bool]:

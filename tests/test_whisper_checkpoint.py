@@ -17,6 +17,22 @@ def test_joined_model_bin_parses_as_whisper_base():
     assert variables["encoder/layer_5/self_attention/linear_0/weight"].dtype == np.float16
 
 
+def test_cache_left_by_a_deleted_environment_is_repaired(tmp_path, monkeypatch):
+    # A cache made from another virtual environment's packages, since deleted: its small files
+    # were links into that environment. Opening the packaged model must replace them, not fail.
+    monkeypatch.setenv("SEAL_RAG_CACHE", str(tmp_path))
+    stale = tmp_path / "whisper-base-ct2"
+    stale.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (stale / name).symlink_to(tmp_path / "gone-venv" / name)
+    directory = packaged_whisper_ct2_dir()
+    assert directory == stale
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        assert not (directory / name).is_symlink() and (directory / name).stat().st_size > 0
+    assert not list(directory.glob("*.tmp"))
+    ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="int8")  # it opens
+
+
 def test_converted_encoder_matches_ctranslate2(jfk):
     mel = log_mel(load_audio(jfk)[: 16000 * 6])  # (80, 600): real length, as the tower uses it
     padded = log_mel(load_audio(jfk), pad_to_window=True)  # (80, 3000): as Whisper uses it
