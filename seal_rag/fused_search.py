@@ -3,7 +3,7 @@
 A joined vector is `[semantic * sqrt(1 - w), phonetic * sqrt(w)]` with both halves unit
 vectors, so its cosine with a passage is `(1 - w) * semantic cosine + w * phonetic cosine`.
 The semantic cosine comes from Chroma's HNSW for its top M, and from the stored vectors of
-the phonetic top P; the phonetic cosine of any passage is exact (`PhoneticIndex.score_rows`),
+those of the phonetic top P that could still reach the top k; the phonetic cosine of any passage is exact (`PhoneticIndex.score_rows`),
 and its top P comes from the index's two-phase search. No passage outside both lists can beat
 `(1 - w) * (M-th semantic) + w * (P-th phonetic)`, so once the k-th best candidate reaches
 that bound the top k is the joined ranking (Fagin's threshold algorithm); until then both
@@ -56,39 +56,53 @@ def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarra
     buckets = np.flatnonzero(phonetic_query)
     weights = phonetic_query[buckets]
     live_rows = phonetic.live_count
-    total = collection.count()
     w = split.weight
     semantic: dict[str, float] = {}  # id -> semantic cosine, for candidates that pass `where`
     excluded: set[str] = set()  # candidates `where` rejects
+    joined: dict[str, float] = {}  # id -> joined cosine, for candidates in `semantic`
     depth = FIRST_DEPTH + 4 * k
     while True:
-        # Semantic half: Chroma's top `depth`, filtered by `where`.
-        found = collection.query(query_embeddings=semantic_query[None], n_results=min(depth, max(total, 1)), where=where,
-                                 include=["distances"])
+        # Semantic half: Chroma's top `depth`, filtered by `where` (fewer only when fewer chunks match).
+        found = collection.query(query_embeddings=semantic_query[None], n_results=depth, where=where, include=["distances"])
         ids, distances = found["ids"][0], found["distances"][0]
         semantic.update({i: 1.0 - d for i, d in zip(ids, distances)})
-        every_match_seen = len(ids) < min(depth, total) or depth >= total
+        every_match_seen = len(ids) < depth
         semantic_floor = 1.0 - distances[-1] if ids else -1.0
 
-        # Phonetic half: the top `depth` of all live rows; their semantic cosines from the stored vectors.
+        # Phonetic half: the top `depth` of all live rows, their cosines exact.
         take = min(depth, live_rows)
         top_rows, top_scores = phonetic.top(buckets, weights, take)
         phonetic_floor = float(top_scores[-1]) if take < live_rows and len(top_scores) else -np.inf
-        unseen = [i for i in phonetic.ids_at(top_rows.tolist()) if i not in semantic and i not in excluded]
-        if unseen:
-            got = collection.get(ids=unseen, where=where, include=["embeddings"])
-            if got["ids"]:
-                cosines = np.asarray(got["embeddings"], np.float32) @ semantic_query
-                semantic.update(zip(got["ids"], cosines.tolist()))
-            excluded.update(set(unseen) - set(got["ids"]))
+        _score_new(joined, phonetic, semantic, buckets, weights, w)
+        if not every_match_seen:  # else a chunk Chroma did not return fails `where`
+            # A phonetic candidate's semantic cosine is at most 1, so one whose phonetic cosine
+            # cannot lift it to the k-th best joined cosine so far cannot enter the top k: only
+            # the others' semantic halves are read from Chroma (a read costs per id).
+            kth = sorted(joined.values(), reverse=True)[k - 1] if len(joined) >= k else -np.inf
+            unseen = [i for i, score in zip(phonetic.ids_at(top_rows.tolist()), top_scores.tolist())
+                      if i not in semantic and i not in excluded and (1 - w) + w * score >= kth]
+            if unseen:
+                got = collection.get(ids=unseen, where=where, include=["embeddings"])
+                if got["ids"]:
+                    cosines = np.asarray(got["embeddings"], np.float32) @ semantic_query
+                    semantic.update(zip(got["ids"], cosines.tolist()))
+                    _score_new(joined, phonetic, semantic, buckets, weights, w)
+                excluded.update(set(unseen) - set(got["ids"]))
 
-        candidates = list(semantic)
-        rows = phonetic.rows_of(candidates)
-        phon = np.where(rows >= 0, phonetic.score_rows(np.maximum(rows, 0), buckets, weights), 0.0)
-        joined = (1 - w) * np.array([semantic[i] for i in candidates]) + w * phon
-        order = sorted(range(len(candidates)), key=lambda j: (-joined[j], candidates[j]))[:k]
-        best = [(candidates[j], float(joined[j])) for j in order]
+        best = sorted(joined.items(), key=lambda item: (-item[1], item[0]))[:k]
         bound = (1 - w) * semantic_floor + w * phonetic_floor
         if every_match_seen or phonetic_floor == -np.inf or (len(best) == k and best[-1][1] >= bound):
             return best
         depth *= 4
+
+
+def _score_new(joined: dict[str, float], phonetic: PhoneticIndex, semantic: dict[str, float], buckets: np.ndarray,
+               weights: np.ndarray, w: float) -> None:
+    """Add the joined cosine of each candidate in `semantic` that `joined` lacks: its semantic cosine
+    given, its phonetic one scored exactly (0 if it has no row)."""
+    new = [i for i in semantic if i not in joined]
+    if not new:
+        return
+    rows = phonetic.rows_of(new)
+    phon = np.where(rows >= 0, phonetic.score_rows(np.maximum(rows, 0), buckets, weights), 0.0)
+    joined.update(zip(new, ((1 - w) * np.array([semantic[i] for i in new]) + w * phon).tolist()))

@@ -164,7 +164,11 @@ def _http_client(host: str, port: int):
 def ensure_not_empty(collection: Any) -> None:
     """A chromadb collection that holds no chunk is a `StoreError` naming the fix."""
     if collection.count() == 0:
-        raise StoreError(f"index {collection.name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
+        raise empty_index(collection.name)
+
+
+def empty_index(name: str) -> StoreError:
+    return StoreError(f"index {name!r} is empty: add documents (or run `seal-rag ingest DOCS`) before querying it")
 
 
 def collection_texts(collection: Any, page: int = 1000) -> list[str]:
@@ -453,9 +457,9 @@ class SealIndex:
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
         """The `k` chunks nearest to one unit vector, best first."""
-        self.ensure_not_empty()
         if self.phonetic is not None:
             return self._fused_query(vector, k, where)
+        self.ensure_not_empty()
         with self._guard("search"):
             result = self.collection.query(
                 query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
@@ -470,6 +474,10 @@ class SealIndex:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._guard("search"):
             self.phonetic.refresh()  # another process (on a server) may have written since
+            # It holds every chunk Chroma does (a delete reaches Chroma first), so it is empty only
+            # when Chroma is; asking it is free, while Chroma counts its rows on every call.
+            if self.phonetic.live_count == 0:
+                raise empty_index(self.collection.name)
             best = fused_search(self.collection, self.phonetic, self.split, vector, k, where)
             if not best:
                 return []
