@@ -25,36 +25,17 @@ import time
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from ..chunking import Chunk, chunk_section
 from ..embedding import SpeechEmbedding
-from ..errors import DocumentError
-from ..ingest import documents_in, store_chunks
-from ..loaders import read_document
+from ..ingest import store_chunks
 from ..progress import progress_bar
 from ..store import SealIndex
 from .data import add_data_argument, data_root
 from .report import model_fields, write_report
-from .scale import real_chunks
-
-
-def document_chunks(folder: Path) -> Iterator[Chunk]:
-    """The chunks `seal-rag ingest FOLDER` would make of the documents under `folder`."""
-    try:
-        scan = documents_in(folder)
-    except DocumentError as error:
-        raise SystemExit(str(error)) from None
-    for path in scan.files:
-        try:
-            sections, _ = read_document(path)
-        except (ValueError, OSError):
-            continue
-        for section in sections:
-            yield from chunk_section(section)
+from .scale import document_chunks, real_chunks
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Index size, memory, search time and recall at 10k, 100k and 1M chunks, beside a plain 384-d Chroma collection; and ingest throughput.
 
-    seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--queries 100] [--quick]
+    seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--docs FOLDER] [--queries 100] [--quick]
 
 One index, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it (layout 2: the
 384-d semantic half in Chroma with its default HNSW settings, the 8,192-bucket phonetic half
@@ -17,7 +17,7 @@ its phonetic part) against a plain 384-d Chroma collection holding the same text
 and semantic vectors (what a MiniLM-only index costs).
 
 The index fills first with real chunks: SQuAD dev, PubMedQA, CovidQA and then MedQuAD
-passages, chunked as ingest chunks them and embedded by the text tower, for up to
+passages (about 42,700 chunks), then the documents under `--docs` if given, chunked as ingest chunks them and embedded by the text tower, for up to
 `--real-minutes` of embedding and upserting; that phase gives ingest throughput in chunks/s.
 Past it, labelled synthetic chunks (ids `synthetic-N`) pad the index: a random unit semantic
 half, and a real chunk's phonetic half with its buckets rotated by a random offset (so it keeps
@@ -58,10 +58,11 @@ import numpy as np
 
 from ..chunking import Chunk, chunk_section
 from ..embedding import SpeechEmbedding
-from ..ingest import EMBED_BATCH, embed_chunks
+from ..errors import DocumentError
+from ..ingest import EMBED_BATCH, documents_in, embed_chunks
 from ..phonetic import phonemize
 from ..phonetic_index import PHONEMES
-from ..loaders import Section
+from ..loaders import Section, read_document
 from ..progress import progress_bar
 from ..store import SealIndex
 from .data import add_data_argument, data_path, data_root
@@ -95,8 +96,8 @@ class Fill:
         return self.real + self.random
 
 
-def real_chunks(root: Path) -> Iterator[Chunk]:
-    """Chunks of real passages, as ingest cuts them: the held-out text sets, then MedQuAD."""
+def real_chunks(root: Path, docs: Path | None = None) -> Iterator[Chunk]:
+    """Chunks of real passages, as ingest cuts them: the held-out text sets, then MedQuAD, then the documents under `docs`."""
     for name in TEXT_SETS:
         dataset = load_set(name, root)
         for passage_id, text in zip(dataset.passage_ids, dataset.passages):
@@ -105,6 +106,23 @@ def real_chunks(root: Path) -> Iterator[Chunk]:
         for line in lines:
             passage = json.loads(line)
             yield from chunk_section(Section(f"medquad/{passage['passage_id']}", "medquad", passage["text"]))
+    if docs is not None:
+        yield from document_chunks(docs)
+
+
+def document_chunks(folder: Path) -> Iterator[Chunk]:
+    """The chunks `seal-rag ingest FOLDER` would make of the documents under `folder`."""
+    try:
+        scan = documents_in(folder)
+    except DocumentError as error:
+        raise SystemExit(str(error)) from None
+    for path in scan.files:
+        try:
+            sections, _ = read_document(path)
+        except (ValueError, OSError):
+            continue
+        for section in sections:
+            yield from chunk_section(section)
 
 
 def synthetic_vectors(model, pool_vectors: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -290,14 +308,15 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 
 
 def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
-                  seed: int, measured: Callable[[Fill, list[dict]], None], scratch: Path | None = None) -> None:
+                  seed: int, measured: Callable[[Fill, list[dict]], None], scratch: Path | None = None,
+                  docs: Path | None = None) -> None:
     """Grow one index in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`.
 
     The plain 384-d collection and the semantic halves for exact search go to `scratch` (default: beside `db`).
     """
     import chromadb
 
-    chunks = real_chunks(root)
+    chunks = real_chunks(root, docs)
     pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that synthetic rows copy
     pool_vectors = model.embed_texts([c.text for c in pool])  # also the warm-up at chunk length, so its buffers sit in the baseline
     chunks = chain(pool, chunks)
@@ -346,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seal-rag bench scale", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--real-minutes", type=float, default=20.0, help="budget for embedding real chunks")
+    parser.add_argument("--docs", type=Path, default=None,
+                        help="more real text: after the data's passages, the documents under this folder, read and cut as `seal-rag ingest` does")
     parser.add_argument("--queries", type=int, default=100, help="queries per size; the first, a warm-up, is reported apart")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--db", type=Path, default=None, help="build the index here and keep it (default: a temp dir)")
@@ -375,7 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                                          sparse=(PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES))
         queries = spoken_query_vectors(model, root, args.queries, args.seed)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
-                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch))
+                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch),
+                      args.docs)
 
 
 def spoken_query_vectors(model, root: Path, count: int, seed: int) -> np.ndarray:

@@ -221,6 +221,22 @@ def test_scale_grow_counts_real_then_random(tmp_path):
     assert fill.real_seconds > 0 and fill.random_seconds > 0
 
 
+def test_scale_real_chunks_go_on_into_the_documents_under_docs(tmp_path, monkeypatch):
+    from seal_rag.bench import scale
+    from seal_rag.chunking import chunk_section
+    from seal_rag.loaders import read_document
+
+    from ..conftest import DEMOS
+
+    monkeypatch.setattr(scale, "TEXT_SETS", ())  # the data root below holds MedQuAD alone
+    (tmp_path / "qa" / "medquad").mkdir(parents=True)
+    (tmp_path / "qa" / "medquad" / "passages.jsonl").write_text(json.dumps({"passage_id": "m1", "text": "Rest helps."}) + "\n")
+    chunks = list(scale.real_chunks(tmp_path, DEMOS / "kb"))
+    documents = [c.text for p in sorted((DEMOS / "kb").iterdir()) for s in read_document(p)[0] for c in chunk_section(s)]
+    assert [c.text for c in chunks] == ["Rest helps."] + documents and len(documents) > 1
+    assert [c.text for c in scale.real_chunks(tmp_path)] == ["Rest helps."]
+
+
 def test_scale_skips_the_sizes_that_would_not_fit_and_refuses_when_none_does(tmp_path, capsys):
     from seal_rag.bench.scale import fitting_sizes
 
