@@ -1,6 +1,7 @@
 """Index size, memory, search time and recall at 10k, 100k and 1M chunks, beside a plain 384-d Chroma collection; and ingest throughput.
 
-    seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--docs FOLDER] [--queries 100] [--quick]
+    seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--docs FOLDER] [--plain-up-to 100000]
+                         [--queries 100] [--quick]
 
 One index, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it (layout 2: the
 384-d semantic half in Chroma with its default HNSW settings, the 8,192-bucket phonetic half
@@ -14,7 +15,8 @@ memory has grown since the index was empty (it also holds the plain collection),
 fresh process gains by opening the index and answering the queries (serving: anonymous memory,
 and pages of mapped files the kernel may drop and read again), and the disk of the index (its Chroma part and
 its phonetic part) against a plain 384-d Chroma collection holding the same texts, metadata
-and semantic vectors (what a MiniLM-only index costs).
+and semantic vectors (what a MiniLM-only index costs; built up to `--plain-up-to` chunks, since
+its own HNSW would double the time of a 1M build).
 
 The index fills first with real chunks: SQuAD dev, PubMedQA, CovidQA and then MedQuAD
 passages (about 42,700 chunks), then the documents under `--docs` if given, chunked as ingest chunks them and embedded by the text tower, for up to
@@ -309,10 +311,11 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 
 def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
                   seed: int, measured: Callable[[Fill, list[dict]], None], scratch: Path | None = None,
-                  docs: Path | None = None) -> None:
+                  docs: Path | None = None, plain_up_to: int | None = None) -> None:
     """Grow one index in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`.
 
     The plain 384-d collection and the semantic halves for exact search go to `scratch` (default: beside `db`).
+    The plain collection follows the index only up to `plain_up_to` chunks (default: every size).
     """
     import chromadb
 
@@ -333,7 +336,9 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
     baseline_mb, fill, rng, results = rss_mb(), Fill(), np.random.default_rng(seed), []
     with semantic_path.open("wb") as semantic_file:
         for size in sizes:
-            grow(index, model, fill, size, chunks, pool, budget_seconds, rng, pool_vectors, plain, semantic_file, written)
+            with_plain = plain_up_to is None or size <= plain_up_to
+            grow(index, model, fill, size, chunks, pool, budget_seconds, rng, pool_vectors, plain if with_plain else None,
+                 semantic_file, written)
             semantic_file.flush()
             rate = fill.real / fill.real_seconds if fill.real_seconds else None  # embed + upsert, real chunks so far
             row = {"size": size, "real": fill.real, "random": fill.random, "ingest_chunks_per_second": rate,
@@ -344,8 +349,8 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
             phonemes_mb = sum(f.stat().st_size for f in phonetic_dir.rglob(f"*.{PHONEMES}")) / 2**20
             row.update({"disk_mb": disk_mb(db), "chroma_disk_mb": disk_mb(db, leave_out=phonetic_dir),
                         "phonetic_disk_mb": disk_mb(phonetic_dir) - phonemes_mb, "phonemes_disk_mb": phonemes_mb,
-                        "plain_disk_mb": disk_mb(plain_dir)})
-            row["disk_ratio_to_plain"] = row["disk_mb"] / row["plain_disk_mb"]
+                        "plain_disk_mb": disk_mb(plain_dir) if with_plain else None})
+            row["disk_ratio_to_plain"] = row["disk_mb"] / row["plain_disk_mb"] if with_plain else None
             row["text_metadata_disk_mb"] = text_and_metadata_mb(db) + phonemes_mb
             row["vectors_indexes_disk_mb"] = row["disk_mb"] - row["text_metadata_disk_mb"]
             row["recall_at_k"] = recall_at_k(index, queries, k, semantic_path, written)
@@ -356,7 +361,8 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
                   f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB building, serving +{row['serving_rss_anon_mb']:.0f} MB "
                   f"anonymous + {row['serving_rss_file_mb']:.0f} MB mapped; disk {row['disk_mb'] * per_chunk:.1f} kB "
                   f"a chunk (vectors and indexes {row['vectors_indexes_disk_mb'] * per_chunk:.1f}, of which phonetic "
-                  f"{row['phonetic_disk_mb'] * per_chunk:.1f}), {row['disk_ratio_to_plain']:.2f} x plain 384-d",
+                  f"{row['phonetic_disk_mb'] * per_chunk:.1f})"
+                  + (f", {row['disk_ratio_to_plain']:.2f} x plain 384-d" if with_plain else ""),
                   flush=True)
             measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
 
@@ -367,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real-minutes", type=float, default=20.0, help="budget for embedding real chunks")
     parser.add_argument("--docs", type=Path, default=None,
                         help="more real text: after the data's passages, the documents under this folder, read and cut as `seal-rag ingest` does")
+    parser.add_argument("--plain-up-to", type=int, default=100_000, metavar="N",
+                        help="build the plain 384-d collection only up to N chunks (its HNSW would double a 1M build)")
     parser.add_argument("--queries", type=int, default=100, help="queries per size; the first, a warm-up, is reported apart")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--db", type=Path, default=None, help="build the index here and keep it (default: a temp dir)")
@@ -397,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         queries = spoken_query_vectors(model, root, args.queries, args.seed)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
                       lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch),
-                      args.docs)
+                      args.docs, args.plain_up_to)
 
 
 def spoken_query_vectors(model, root: Path, count: int, seed: int) -> np.ndarray:
@@ -463,7 +471,8 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
              f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}",
              f"{r['serving_rss_anon_mb']:.0f} + {r['serving_rss_file_mb']:.0f}", f"{r['disk_mb']:.0f}",
              per_chunk(r, "disk_mb"), per_chunk(r, "vectors_indexes_disk_mb") if "vectors_indexes_disk_mb" in r else "-",
-             per_chunk(r, "phonetic_disk_mb"), per_chunk(r, "plain_disk_mb"), f"{r['disk_ratio_to_plain']:.2f}",
+             per_chunk(r, "phonetic_disk_mb"), per_chunk(r, "plain_disk_mb") if r["plain_disk_mb"] else "-",
+             f"{r['disk_ratio_to_plain']:.2f}" if r["disk_ratio_to_plain"] else "-",
              f"{r['add_seconds']:.0f}", f"{r['ingest_chunks_per_second']:.1f}" if r["ingest_chunks_per_second"] else "-"]
             for r in results]
     name = "scale" + ("-quick" if args.quick else "")

@@ -255,7 +255,8 @@ def test_scale_skips_the_sizes_that_would_not_fit_and_refuses_when_none_does(tmp
 def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
     from seal_rag.bench import scale
 
-    scale.main(["--quick", "--data", str(heldout_data), "--out", str(tmp_path)])
+    # The plain 384-d collection follows the index to 2k chunks only: the 5k row has no plain figures.
+    scale.main(["--quick", "--plain-up-to", "2000", "--data", str(heldout_data), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "scale-quick.json").read_text())
     from seal_rag.config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 
@@ -274,11 +275,14 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
         assert row["phonetic_disk_mb"] < row["vectors_indexes_disk_mb"]
     assert results[0]["real"] > 0, "20 s of real ingest produced no vectors"
     assert results[0]["disk_mb"] < results[1]["disk_mb"]
+    assert results[0]["plain_disk_mb"] > 0 and results[0]["disk_ratio_to_plain"] > 1
+    assert results[1]["plain_disk_mb"] is None and results[1]["disk_ratio_to_plain"] is None
     ingest = payload["ingest"]
     assert ingest["real"] == results[-1]["real"] and ingest["chunks_per_second"] > 0
     assert ingest["budget_seconds"] == pytest.approx(20)
     rows = _md_rows(tmp_path / "scale-quick.md")
     assert [r[0] for r in rows] == [f"{s:,}" for s in scale.QUICK_SIZES]
+    assert rows[0][-4] != "-" and rows[1][-4:-2] == ["-", "-"]  # plain 384-d kB/chunk, disk / plain
     _assert_png(tmp_path / "scale-quick.png")
 
 
