@@ -66,21 +66,18 @@ class PhonemeLM:
         self.states = self.size ** (order - 1)
         space = symbols.index(" ")
         self.start = sum(space * self.size ** j for j in range(order - 1))  # word gaps only
-        index = {c: i for i, c in enumerate(symbols)}
-        seen = {c for p in phonemes for c in p}
-        self.floor = 1.0 / (len(seen) + 1)  # the zero-order floor: uniform over the symbols seen, and one more
-        padded = [[space] * (order - 1) + [index[c] for c in " ".join(p.split()) if c in index] + [space] for p in phonemes]
-        ids = np.array([i for p in padded for i in p], np.int64)
+        # The zero-order floor: uniform over the characters the strings hold, and one more.
+        self.floor = 1.0 / (len(np.unique(_code_points("".join(phonemes)))) + 1)
+        ids, starts = _padded_ids(phonemes, symbols, order - 1)
         valid = np.ones(len(ids), bool)  # positions whose order - 1 symbols before are all of one string
-        starts = np.cumsum([0] + [len(p) for p in padded])[:-1]
         for k in range(order - 1):
             valid[starts + k] = False
         at = np.flatnonzero(valid)
         self._tables = []  # per context length n: each context's index, its total and types, and (symbol, count) runs
+        code = np.zeros(len(at), np.int64)  # the n symbols before each position as one integer, oldest first
         for n in range(order):
-            code = np.zeros(len(at), np.int64)
-            for j in range(n):
-                code = code * self.size + ids[at - n + j]
+            if n:
+                code += ids[at - n] * self.size ** (n - 1)
             keys, counts = np.unique(code * self.size + ids[at], return_counts=True)
             contexts, first = np.unique(keys // self.size, return_index=True)
             totals = np.add.reduceat(counts, first) if len(keys) else np.zeros(0, np.int64)
@@ -130,6 +127,26 @@ class PhonemeLM:
             seen[symbols[first[i]:first[i] + types[i]]] = counts[first[i]:first[i] + types[i]]
             p = self._p[key] = (seen + types[i] * lower) / (totals[i] + types[i])
         return p
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+
+
+def _padded_ids(phonemes: Sequence[str], symbols: str, gaps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each string's symbol ids between `gaps` word gaps before and one after, all strings end to
+    end, and where each starts. A run of whitespace is one word gap; characters outside `symbols`
+    are dropped. One pass over the joined text in numpy (a Python loop per character took seconds
+    for a knowledge base of 20,000 passages)."""
+    words = [" ".join(p.split()) for p in phonemes]
+    codes = _code_points("".join(f"{' ' * gaps}{w} " for w in words))
+    table = np.full(max(map(ord, symbols)) + 2, -1, np.int64)  # code point -> symbol id; the last slot: any other
+    table[[ord(c) for c in symbols]] = np.arange(len(symbols))
+    ids = table[np.minimum(codes, len(table) - 1)]
+    owner = np.repeat(np.arange(len(words)), [gaps + len(w) + 1 for w in words])
+    known = ids >= 0
+    lengths = np.bincount(owner[known], minlength=len(words))
+    return ids[known], np.cumsum(lengths) - lengths
 
 
 def prefix_beam_search(log_probs: np.ndarray, blank: int, lm: PhonemeLM | None, weight: float, bonus: float,
