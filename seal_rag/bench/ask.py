@@ -77,14 +77,19 @@ def main(argv: list[str] | None = None) -> None:
     add_data_argument(parser)
     args = parser.parse_args(argv)
     root = data_root(args.data)
-    work = Path(tempfile.mkdtemp(prefix="seal-bench-"))
-    db = args.db or work / "db"
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SpeechEmbedding.from_pretrained()
+    with tempfile.TemporaryDirectory(prefix="seal-bench-") as work:
+        measure(model, root, Path(work), args)
+
+
+def measure(model, root: Path, work: Path, args: argparse.Namespace) -> None:
+    """Ingest, speak and ask in `work` (the index too, unless --db), then write the report."""
     expected, questions = write_corpus(root, work / "docs", args.chunks)
-    index = SealIndex.open(model, db, create=True)
+    index = SealIndex.open(model, args.db or work / "db", create=True)
+    if index.count():  # its chunks would join this run's and the figures would mix two corpora
+        raise SystemExit(f"{args.db} already holds {index.count()} chunks: pass an empty or new --db")
     start = time.perf_counter()
     summary = ingest_folder(model, work / "docs", index)
     ingest_seconds = time.perf_counter() - start

@@ -301,10 +301,18 @@ def test_encode_writes_its_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_ask_writes_stage_medians_for_every_system(tmp_path):
+def test_ask_writes_stage_medians_for_every_system(tmp_path, monkeypatch):
+    import tempfile
+
     from seal_rag.bench import ask
 
-    ask.main(["--chunks", "40", "--queries", "3", "--data", str(MINI_DATA), "--out", str(tmp_path)])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    ask.main(["--chunks", "40", "--queries", "3", "--db", str(tmp_path / "db"), "--data", str(MINI_DATA), "--out", str(tmp_path)])
+    assert not list(scratch.iterdir())  # its corpus and clips are gone; the index stays where --db put it
+    with pytest.raises(SystemExit, match="already holds"):  # a second run would mix two corpora in one index
+        ask.main(["--chunks", "40", "--queries", "3", "--db", str(tmp_path / "db"), "--data", str(MINI_DATA), "--out", str(tmp_path)])
     payload = json.loads((tmp_path / "ask.json").read_text())
     assert payload["model_fingerprint"] == shipped_fingerprint()
     assert payload["chunks"] >= 40 and payload["queries"] == 3
