@@ -19,6 +19,7 @@ validation voices from 0.510 to 0.598 and 0.477 to 0.547, for about 5 ms of CPU 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -107,6 +108,12 @@ def _spot(log_probs: np.ndarray, labels: np.ndarray, blank: int) -> np.ndarray:
     return best
 
 
+def _key(text: str) -> bytes:
+    """A passage's key in the tables: a digest, so that they do not hold every passage's text
+    (about a gigabyte at a million chunks)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class KeywordReranker:
     """A knowledge base's words as phonemes, with their IDF over its passages; re-ranks hits by them.
 
@@ -127,7 +134,7 @@ class KeywordReranker:
         df = np.bincount(np.concatenate(passage_words + [np.zeros(0, np.int64)]), minlength=len(self._words))
         self.passages = max(len(passage_words), 1)
         self.idf = np.log(self.passages / np.maximum(df, 1)).astype(np.float32)
-        self._by_text = dict(zip(texts, passage_words)) if texts is not None else {}
+        self._by_text = {_key(t): w for t, w in zip(texts, passage_words)} if texts is not None else {}
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None,
@@ -149,17 +156,18 @@ class KeywordReranker:
                     self._words[word] = len(self._words)
                     self._labels.append([self._index[c] for c in word])
                 ids.add(self._words[word])
-        return np.array(sorted(ids), np.int64)
+        return np.array(sorted(ids), np.int32)
 
     def words_of(self, text: str) -> np.ndarray:
         """Ids of a passage's distinct words (espeak-ng's phonemes), phonemized once."""
         with self._lock:
-            if text not in self._by_text:
+            key = _key(text)
+            if key not in self._by_text:
                 known = len(self._words)
-                self._by_text[text] = self._word_ids(phonemize(text))
+                self._by_text[key] = self._word_ids(phonemize(text))
                 if len(self._words) > known:  # words the knowledge base did not hold: as rare as a word can be
                     self.idf = np.concatenate([self.idf, np.full(len(self._words) - known, math.log(self.passages + 1), np.float32)])
-            return self._by_text[text]
+            return self._by_text[key]
 
     def word_costs(self, logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Each word's (`words_of` ids) mean cost per phoneme at its best window of the query (`spot`)."""
