@@ -3,8 +3,9 @@
 A joined vector is `[semantic * sqrt(1 - w), phonetic * sqrt(w)]` with both halves unit
 vectors, so its cosine with a passage is `(1 - w) * semantic cosine + w * phonetic cosine`.
 The semantic cosine comes from Chroma's HNSW for its top M, and from the stored vectors of
-those of the phonetic top P that could still reach the top k; the phonetic cosine of any passage is exact (`PhoneticIndex.score_rows`),
-and its top P comes from the index's two-phase search. No passage outside both lists can beat
+those of the phonetic top P that could still reach the top k; the phonetic cosine of any
+passage is exact (`PhoneticIndex.score_rows`), and its top P comes from the index's two-phase
+search. No passage outside both lists can beat
 `(1 - w) * (M-th semantic) + w * (P-th phonetic)`, so once the k-th best candidate reaches
 that bound the top k is the joined ranking (Fagin's threshold algorithm); until then both
 lists grow. Each list is approximate (Chroma's HNSW; the phonetic first phase), so the result
