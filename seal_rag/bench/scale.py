@@ -19,8 +19,9 @@ and semantic vectors (what a MiniLM-only index costs; built up to `--plain-up-to
 its own HNSW would double the time of a 1M build).
 
 The index fills first with real chunks: SQuAD dev, PubMedQA, CovidQA and then MedQuAD
-passages (about 42,700 chunks), then the documents under `--docs` if given, chunked as ingest chunks them and embedded by the text tower, for up to
-`--real-minutes` of embedding and upserting; that phase gives ingest throughput in chunks/s.
+passages (about 42,700 chunks), then the documents under `--docs` if given, chunked as ingest
+chunks them and embedded by the text tower, for up to `--real-minutes` of embedding and
+upserting; that phase gives ingest throughput in chunks/s.
 Past it, labelled synthetic chunks (ids `synthetic-N`) pad the index: a random unit semantic
 half, and a real chunk's phonetic half with its buckets rotated by a random offset (so it keeps
 the ~900 non-zero buckets and their values, but matches nothing in particular); their text
