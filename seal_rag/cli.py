@@ -230,7 +230,7 @@ def ask(
     model = choice.model
     with index_lock(db, chroma_host, exclusive=False):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
-        keywords = None if no_keywords or mode == "cascade" else index_keyword_reranker(model, index)
+        keywords = None if no_keywords or mode == "cascade" else index_keyword_reranker(model, index, show_progress=True)
         load_seconds = time.perf_counter() - start  # the models, and the index's words for re-ranking
         retriever = Retriever(model, index, mode, keywords=keywords)
         for name, clip, decode_seconds in clips:

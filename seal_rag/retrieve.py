@@ -18,8 +18,13 @@ import numpy as np
 from .arguments import MODES  # re-exported: callers import it from here
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .fusion import HYBRID_DEPTH, reciprocal_rank_fusion
+from .progress import progress_bar
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT, Hit, SealIndex
 from .timing import timed
+
+# Chunks from which reading an index's words for keyword re-ranking shows a bar: from here on it takes
+# seconds (about 4 s for 20,000 chunks, minutes for a million).
+PROGRESS_FROM = 20_000
 
 
 @dataclass
@@ -198,11 +203,15 @@ def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phoneme
     return KeywordReranker.from_texts(texts, decoding=DecodingSettings() if decoding else None, phonemes=phonemes)
 
 
-def index_keyword_reranker(model, index: SealIndex):
-    """`keyword_reranker` of everything `index` holds, from the phonemes ingest stored with it."""
+def index_keyword_reranker(model, index: SealIndex, show_progress: bool = False):
+    """`keyword_reranker` of everything `index` holds, from the phonemes ingest stored with it.
+    `show_progress`: a bar on stderr while its chunks are read, for an index of `PROGRESS_FROM` or more."""
     if model.phonetic is None:
         return None
-    texts, phonemes = index.keyword_source()
+    total = index.count()
+    with progress_bar("Reading the index's words for keyword re-ranking", total,
+                      enabled=show_progress and total >= PROGRESS_FROM) as advance:
+        texts, phonemes = index.keyword_source(advance=advance)
     return keyword_reranker(model, texts, phonemes=phonemes)
 
 

@@ -97,7 +97,7 @@ class AskService:
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
         if self.index.phonetic is not None:
             self.index.phonetic.warm()  # a server answers many questions: map the postings in once, not query by query
-        self.keywords = index_keyword_reranker(self.model, self.index) if settings.keywords else None
+        self.keywords = index_keyword_reranker(self.model, self.index, show_progress=True) if settings.keywords else None
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()

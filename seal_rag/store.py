@@ -20,7 +20,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -426,13 +426,16 @@ class SealIndex:
         with self._guard("read"):
             return collection_texts(self.collection, page)
 
-    def keyword_source(self, page: int = 1000) -> tuple[list[str], list[str | None]]:
+    def keyword_source(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
+                       ) -> tuple[list[str], list[str | None]]:
         """Every non-empty chunk text, and its phonemes as ingest stored them (None where it did not):
-        what `retrieve.keyword_reranker` builds a knowledge base's keyword tables from."""
+        what `retrieve.keyword_reranker` builds a knowledge base's keyword tables from. `advance(n)`
+        is called as each page of `n` chunks is read."""
         ids, texts = [], []
         for offset in range(0, self.count(), page):
             with self._guard("read"):
                 got = self.collection.get(limit=page, offset=offset, include=["documents"])
+            advance(len(got["ids"]))
             kept = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
             ids += [i for i, _ in kept]
             texts += [t for _, t in kept]

@@ -185,22 +185,27 @@ def test_phonetic_index_is_rebuilt_and_repaired_from_chroma(embedding, tmp_path)
     assert [(h.id, round(h.score, 5)) for h in upgraded.query(query, 10)] == expected
 
 
-def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embedding, tmp_path, monkeypatch):
+def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embedding, tmp_path, monkeypatch, capsys):
     import seal_rag.keyword_rerank
+    import seal_rag.retrieve
     from seal_rag.phonetic import phonemize
     from seal_rag.retrieve import index_keyword_reranker, keyword_reranker
 
     index = SealIndex.open(embedding, tmp_path / "db", create=True)
     ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
-    texts, phonemes = index.keyword_source()
+    pages = []
+    texts, phonemes = index.keyword_source(page=16, advance=pages.append)
     assert len(texts) == index.count() == 39 and phonemes == [phonemize(t) for t in texts]
+    assert pages == [16, 16, 7]  # progress, page by page
     from_texts = keyword_reranker(embedding, texts)
 
     def no_espeak(text):
         raise AssertionError(f"phonemized a stored chunk again: {text[:40]!r}")
 
     monkeypatch.setattr(seal_rag.keyword_rerank, "phonemize", no_espeak)
-    from_store = index_keyword_reranker(embedding, index)
+    monkeypatch.setattr(seal_rag.retrieve, "PROGRESS_FROM", 39)  # a big index's bar, on stderr
+    from_store = index_keyword_reranker(embedding, index, show_progress=True)
+    assert "Reading the index's words" in capsys.readouterr().err
     assert from_store._words == from_texts._words and (from_store.idf == from_texts.idf).all()
     lm, again = from_store.decoder.lm, from_texts.decoder.lm
     states = np.array([lm.start] + [lm.advance(lm.start, k) for k in range(lm.size)])
