@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Iterable
 
 from .errors import ModelLoadError
 
@@ -53,20 +54,23 @@ def packaged_whisper_ct2_dir() -> Path:
     expected_size = sum(p.stat().st_size for p in pieces)
     target.mkdir(parents=True, exist_ok=True)
     if not model_bin.is_file() or model_bin.stat().st_size != expected_size:
-        _write_atomically(model_bin, b"".join(piece.read_bytes() for piece in pieces))
+        _write_atomically(model_bin, (piece.read_bytes() for piece in pieces))  # a part at a time
     # The small files are copied, not linked: a link into one virtual environment dangles once
     # that environment is gone, and the cache is shared by every environment of the user.
     for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
         source, copy = part1 / extra, target / extra
         if copy.is_symlink() or not copy.is_file() or copy.read_bytes() != source.read_bytes():
-            _write_atomically(copy, source.read_bytes())
+            _write_atomically(copy, [source.read_bytes()])
     return target
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write `path` through a temporary file and a rename, so that no process ever reads it half written."""
+def _write_atomically(path: Path, parts: Iterable[bytes]) -> None:
+    """Write `parts` one after another to `path`, through a temporary file and a rename, so that no
+    process ever reads it half written."""
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    partial.write_bytes(data)
+    with partial.open("wb") as out:
+        for part in parts:
+            out.write(part)
     partial.replace(path)
 
 
