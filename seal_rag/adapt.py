@@ -13,8 +13,13 @@ voices, and tune the speech head on them with
 - the inverse cloze task (a spoken sentence should retrieve the rest of its passage, against
   the other passages of the batch).
 
-Only the speech head changes. The shared scaling layer stays fixed, so the adapted model keeps
-the index's `space_fingerprint` and queries the same index without re-embedding it.
+With `recognizer_lr`, the phonetic half's phoneme recognizer is tuned on the same clips too, by
+CTC against espeak-ng's phonemes of each sentence (as it was trained), so it hears the
+knowledge base's own words; the phonetic IDF stays fixed.
+
+Only the speech head (and the recognizer) change. The shared scaling layer stays fixed, so the
+adapted model keeps the index's `space_fingerprint` and queries the same index without
+re-embedding it.
 Voices come from the "train" split of `seal_rag.voices` only: the validation and benchmark
 voices stay unheard, so figures measured on them still mean something after adapting.
 """
@@ -34,6 +39,7 @@ from .augment import augment
 from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .whisper_int8 import Ct2WhisperEncoder, can_encode_with_ct2
 from .errors import DocumentError
+from .phonetic import PHONEMES, phonemize
 from .progress import progress_bar
 from .sentences import MAX_WORDS, MIN_WORDS, context_without, speakable, split_sentences
 from .speech_tower import pad_batch
@@ -84,6 +90,7 @@ def adapt(
     bf16: bool | None = None,
     seed: int = 0,
     progress: bool = True,
+    recognizer_lr: float = 0.0,
 ) -> Adaptation:
     """Tune a copy of `model`'s speech head on spoken sentences of `texts`.
 
@@ -103,6 +110,8 @@ def adapt(
             natively (`bf16_is_native`), since elsewhere it is emulated and slower than fp32.
         seed: Fixes sentences, voices, augmentation and batches.
         progress: Draw progress bars on stderr.
+        recognizer_lr: Also tune the phonetic half's recognizer at this learning rate, one pass
+            over the clips by CTC; 0 leaves it as shipped. Ignored for a model without a phonetic half.
 
     Raises:
         DocumentError: fewer than two sentences of `texts` could be spoken.
@@ -147,9 +156,13 @@ def adapt(
             nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             optimizer.step()
             advance(1)
+    if recognizer_lr and adapted.phonetic is not None:
+        _tune_recognizer(adapted.phonetic.recognizer, states, [s for s, _, _ in kept], batch_size, recognizer_lr, rng, bf16, progress)
     adapted.eval()
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
     head.requires_grad_(True)  # and so are tuned layers that `reader_lr_scale=0` froze
+    if adapted.phonetic is not None:
+        adapted.phonetic.recognizer.requires_grad_(False)  # frozen, as in every loaded model
     return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start)
 
 
@@ -205,6 +218,34 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
                     states += [s.half() for s in encode(clips)]
             advance(min(SPEAK_BLOCK, len(pairs) - block_start))
     return states, kept
+
+
+def _tune_recognizer(recognizer: nn.Module, states, sentences: list[str], batch_size: int, lr: float,
+                     rng: random.Random, bf16: bool, progress: bool) -> None:
+    """One pass of CTC over the spoken sentences' espeak-ng phonemes, as `training.phonetic` trains
+    the recognizer. Batches hold clips of similar length: the recognizer reads every state, so
+    padding costs as much as speech (a step is seconds on 2 cores)."""
+    labels = [torch.tensor([PHONEMES.index(c) for c in phonemize(s)]) for s in sentences]
+    order = sorted((i for i, label in enumerate(labels) if len(label)), key=lambda i: len(states[i]))
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    recognizer.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(recognizer.parameters(), lr=lr, weight_decay=0.05)
+    with progress_bar("adapting the phoneme recognizer", len(batches), progress) as advance:
+        for batch in batches:
+            hidden, lengths = pad_batch([states[b].float() for b in batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits, frames = recognizer(hidden, lengths)
+            targets = [labels[b] for b in batch]
+            loss = nn.functional.ctc_loss(
+                logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets), frames,
+                torch.tensor([len(t) for t in targets]), blank=recognizer.blank, zero_infinity=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(recognizer.parameters(), 1.0)
+            optimizer.step()
+            advance(1)
+    recognizer.eval()
 
 
 def _loss(adapted, states, targets, contexts, passage_of, temperature: float, w_ict: float, bf16: bool) -> torch.Tensor:

@@ -114,6 +114,27 @@ def test_adapt_in_bf16_computes_the_fp32_loss_and_keeps_fp32_weights(embedding):
     assert not torch.equal(head.adapter.weight, embedding.speech.head.adapter.weight)
 
 
+@pytest.mark.slow
+def test_adapt_tunes_the_phoneme_recognizer_only_when_asked_and_keeps_the_index_space(embedding):
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    texts = ["Oxygen is a chemical element. It has the symbol O and atomic number 8.",
+             "Kenya is a country in East Africa. Its capital and largest city is Nairobi."]
+    shipped = {k: v.clone() for k, v in embedding.phonetic.recognizer.state_dict().items()}
+    plain = adapt_module.adapt(embedding, texts, steps=1, batch_size=4, max_sentences=4, takes=1, progress=False)
+    tuned = adapt_module.adapt(embedding, texts, steps=1, batch_size=4, max_sentences=4, takes=1, recognizer_lr=1e-3, progress=False)
+    for name, weight in shipped.items():
+        assert torch.equal(plain.model.phonetic.recognizer.state_dict()[name], weight)
+        assert torch.equal(embedding.phonetic.recognizer.state_dict()[name], weight)  # the base model is left alone
+    assert not torch.equal(tuned.model.phonetic.recognizer.classes.weight, shipped["classes.weight"])
+    # The same seed gives the same clips and the same head: the recognizer's pass comes after it.
+    assert torch.equal(tuned.model.speech.head.adapter.weight, plain.model.speech.head.adapter.weight)
+    assert tuned.model.space_fingerprint == embedding.space_fingerprint and tuned.model.fingerprint != plain.model.fingerprint
+    assert not any(p.requires_grad for p in tuned.model.phonetic.recognizer.parameters())
+    assert not tuned.model.phonetic.recognizer.training
+
+
 def test_a_span_is_a_run_of_the_sentences_words_as_long_as_a_question():
     import random
 
