@@ -44,7 +44,7 @@ from .progress import progress_bar
 from .sentences import MAX_WORDS, MIN_WORDS, context_without, speakable, split_sentences
 from .speech_tower import pad_batch
 from .tts import SynthesisError, synthesize
-from .voices import pick_voice
+from .voices import TRAINING_FAMILIES, pick_voice
 
 VOICE_SPLIT = "train"  # never "val" or "bench": see the module docstring
 SPEAK_BLOCK = 64  # clips synthesised, then encoded together: the encoder batches them by length
@@ -91,6 +91,7 @@ def adapt(
     seed: int = 0,
     progress: bool = True,
     recognizer_lr: float = 0.0,
+    families: tuple[str, ...] = TRAINING_FAMILIES,
 ) -> Adaptation:
     """Tune a copy of `model`'s speech head on spoken sentences of `texts`.
 
@@ -112,6 +113,8 @@ def adapt(
         progress: Draw progress bars on stderr.
         recognizer_lr: Also tune the phonetic half's recognizer at this learning rate, one pass
             over the clips by CTC; 0 leaves it as shipped. Ignored for a model without a phonetic half.
+        families: The synthesizer families to speak with (their training voices): a model
+            trained with a family held out is adapted without it, so that family stays unheard.
 
     Raises:
         DocumentError: fewer than two sentences of `texts` could be spoken.
@@ -127,7 +130,7 @@ def adapt(
     pairs = rng.sample(pairs, min(max_sentences, len(pairs)))
     # The cap counts sentences, not takes or spans.
     pairs = [pair for pair in pairs for _ in range(takes)] + [(_span(s, rng), i, j) for s, i, j in pairs for _ in range(spans)]
-    states, kept = _speak_and_encode(model, pairs, rng, progress)
+    states, kept = _speak_and_encode(model, pairs, rng, progress, families)
     if len(kept) < 2:
         raise DocumentError(
             f"the knowledge base has {len(kept)} sentence(s) that could be spoken ({MIN_WORDS}-{MAX_WORDS} words of prose); "
@@ -190,7 +193,8 @@ def _param_groups(head: nn.Module, lr: float, reader_lr_scale: float) -> list[di
     return [{"params": own, "lr": lr}] + ([{"params": reader, "lr": lr * reader_lr_scale}] if reader and reader_lr_scale else [])
 
 
-def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Random, progress: bool):
+def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Random, progress: bool,
+                      families: tuple[str, ...] = TRAINING_FAMILIES):
     """Synthesise and augment each sentence, then run the frozen encoder once per clip.
 
     The encoder is CTranslate2's int8 one when it gives this model's states (about 3x faster
@@ -209,7 +213,7 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
             clips = []
             for sentence, i, j in pairs[block_start : block_start + SPEAK_BLOCK]:
                 try:
-                    clips.append(augment(synthesize(sentence, pick_voice(VOICE_SPLIT, rng), rng), rng))
+                    clips.append(augment(synthesize(sentence, pick_voice(VOICE_SPLIT, rng, families), rng), rng))
                     kept.append((sentence, i, j))
                 except SynthesisError:
                     continue  # one unspeakable sentence should not stop the run

@@ -50,18 +50,32 @@ def test_adapt_uses_training_voices_and_leaves_the_base_model_alone(embedding, m
 
     splits = []
     pick = adapt_module.pick_voice
-    monkeypatch.setattr(adapt_module, "pick_voice", lambda split, rng: splits.append(split) or pick(split, rng))
+    monkeypatch.setattr(adapt_module, "pick_voice",
+                        lambda split, rng, families: splits.append((split, families)) or pick(split, rng, families))
     before = embedding.speech.head.adapter.weight.clone()
     texts = [
         "Oxygen is a chemical element. It has the symbol O and atomic number 8. It is a highly reactive nonmetal.",
         "Kenya is a country in East Africa. Its capital and largest city is Nairobi. It is named after Mount Kenya.",
     ]
     result = adapt_module.adapt(embedding, texts, steps=2, batch_size=4, max_sentences=4, progress=False)
-    assert splits and set(splits) == {"train"}
+    assert splits and set(splits) == {("train", ("espeak", "flite"))}
     assert result.sentences == 8 and result.passages == 2 and result.steps == 2  # 4 sentences, 2 takes each by default
     assert torch.equal(embedding.speech.head.adapter.weight, before)
     assert not torch.equal(result.model.speech.head.adapter.weight, before)
     assert result.model.space_fingerprint == embedding.space_fingerprint
+
+
+@pytest.mark.slow
+def test_adapt_speaks_only_the_families_it_is_given(embedding, monkeypatch):
+    import seal_rag.adapt as adapt_module
+
+    families = []
+    synthesize = adapt_module.synthesize
+    monkeypatch.setattr(adapt_module, "synthesize", lambda text, voice, rng: families.append(voice.engine) or synthesize(text, voice, rng))
+    texts = ["Oxygen is a chemical element. It has the symbol O and atomic number 8. It is a highly reactive nonmetal.",
+             "Kenya is a country in East Africa. Its capital and largest city is Nairobi. It is named after Mount Kenya."]
+    adapt_module.adapt(embedding, texts, steps=1, batch_size=4, max_sentences=6, takes=2, families=("espeak",), progress=False)
+    assert len(families) == 12 and set(families) == {"espeak"}  # with both families, 12 draws at a 0.3 flite share hold flite 98.6% of the time
 
 
 @pytest.mark.slow

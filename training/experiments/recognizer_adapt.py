@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--recognizer-lr", type=float, required=True)
     parser.add_argument("--model", help="the base model directory [default: the shipped model]")
     parser.add_argument("--max-sentences", type=int, default=None, help="as `seal-rag adapt --max-sentences`")
+    parser.add_argument("--families", nargs="+", default=["espeak", "flite"],
+                        help="the families adapt speaks with: those the model's recognizer was trained on (`espeak` for a flite-held-out model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -50,7 +52,7 @@ def main() -> None:
         warnings.simplefilter("ignore")  # the shipped model is experimental: known, and the point here
         base = SpeechEmbedding.from_pretrained(args.model)
     options = {"max_sentences": args.max_sentences} if args.max_sentences else {}
-    result = adapt(base, texts, seed=args.seed, recognizer_lr=args.recognizer_lr, **options)
+    result = adapt(base, texts, seed=args.seed, recognizer_lr=args.recognizer_lr, families=tuple(args.families), **options)
     both = result.model
     semantic = copy.deepcopy(both)
     semantic.phonetic.recognizer.load_state_dict(base.phonetic.recognizer.state_dict())
@@ -60,7 +62,7 @@ def main() -> None:
         model.save_pretrained(args.out / name)
         assert model.space_fingerprint == base.space_fingerprint  # the index need not be re-embedded
     (args.out / "run.json").write_text(json.dumps({
-        "passages": len(texts), "sentences": result.sentences, "steps": result.steps, "recognizer_lr": args.recognizer_lr,
+        "passages": len(texts), "sentences": result.sentences, "steps": result.steps, "recognizer_lr": args.recognizer_lr, "families": args.families,
         "speak_seconds": round(result.speak_seconds, 1), "train_seconds": round(result.train_seconds, 1)}, indent=1) + "\n")
     print(f"adapted to {result.sentences} clips of {len(texts)} paragraphs, {result.steps} steps each "
           f"(speaking {result.speak_seconds:.0f} s, training {result.train_seconds:.0f} s): {args.out}/{{both,semantic,recognizer}}")
