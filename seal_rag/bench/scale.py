@@ -12,8 +12,9 @@ its own; a heard question's phonetic half has ~800 non-zero buckets, which the p
 index's search time follows, where a typed one has ~100), recall@10 of that
 search against the exact joined cosine over every chunk, how much this process's resident
 memory has grown since the index was empty (it also holds the plain collection), the memory a
-fresh process gains by opening the index and answering the queries (serving: anonymous memory,
-and pages of mapped files the kernel may drop and read again), and the disk of the index (its Chroma part and
+fresh process gains by opening the index, building the keyword tables `seal-rag serve` builds
+at start (their time and memory are also given apart) and answering the queries (serving:
+anonymous memory, and pages of mapped files the kernel may drop and read again), and the disk of the index (its Chroma part and
 its phonetic part) against a plain 384-d Chroma collection holding the same texts, metadata
 and semantic vectors (what a MiniLM-only index costs; built up to `--plain-up-to` chunks, since
 its own HNSW would double the time of a 1M build).
@@ -214,11 +215,15 @@ def rss_parts_mb() -> dict[str, float]:
 
 
 def serve_probe(db: str, queries_path: str, stamp_path: str, k: int) -> None:
-    """Run in a fresh process by `serving_memory`: open the index, answer the queries, print memory growth as JSON.
+    """Run in a fresh process by `serving_memory`: open the index, build its keyword tables, answer
+    the queries, print memory growth as JSON.
 
-    No model is loaded (the queries come embedded), so the growth is the index's alone.
+    No model is loaded (the queries come embedded), so the growth is the index's alone, with the
+    keyword tables `seal-rag serve` builds from it at start (timed, and their memory given apart).
     """
     from types import SimpleNamespace
+
+    from ..retrieve import index_keyword_reranker
 
     stamp = json.loads(Path(stamp_path).read_text())
     model = SimpleNamespace(name=stamp["name"], space_fingerprint=stamp["space"], dim=stamp["dim"], phonetic=True,
@@ -227,10 +232,14 @@ def serve_probe(db: str, queries_path: str, stamp_path: str, k: int) -> None:
     before = rss_parts_mb()
     index = SealIndex.open(model, db)
     index.phonetic.warm()  # as `seal-rag serve` opens it
+    opened, start = rss_parts_mb(), time.perf_counter()
+    keywords = index_keyword_reranker(model, index)  # held, as serve holds it, while the queries run
+    seconds, built = time.perf_counter() - start, rss_parts_mb()
     for vector in queries:
         index.query(vector, k)
     after = rss_parts_mb()
-    print(json.dumps({f"serving_rss_{part}_mb": after[part] - before[part] for part in after}))
+    print(json.dumps({**{f"serving_rss_{part}_mb": after[part] - before[part] for part in after},
+                      "keyword_tables_seconds": seconds, "keyword_tables_anon_mb": built["anon"] - opened["anon"]}))
 
 
 def serving_memory(db: Path, model, queries: np.ndarray, k: int, scratch: Path) -> dict:
@@ -360,7 +369,8 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
             per_chunk = 2**20 / size / 1000
             print(f"{size:>9,} chunks ({fill.real:,} real): search median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, "
                   f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB building, serving +{row['serving_rss_anon_mb']:.0f} MB "
-                  f"anonymous + {row['serving_rss_file_mb']:.0f} MB mapped; disk {row['disk_mb'] * per_chunk:.1f} kB "
+                  f"anonymous + {row['serving_rss_file_mb']:.0f} MB mapped (keyword tables {row['keyword_tables_anon_mb']:.0f} MB, "
+                  f"built in {row['keyword_tables_seconds']:.1f} s); disk {row['disk_mb'] * per_chunk:.1f} kB "
                   f"a chunk (vectors and indexes {row['vectors_indexes_disk_mb'] * per_chunk:.1f}, of which phonetic "
                   f"{row['phonetic_disk_mb'] * per_chunk:.1f})"
                   + (f", {row['disk_ratio_to_plain']:.2f} x plain 384-d" if with_plain else ""),
@@ -470,7 +480,9 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
 
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
              f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}",
-             f"{r['serving_rss_anon_mb']:.0f} + {r['serving_rss_file_mb']:.0f}", f"{r['disk_mb']:.0f}",
+             f"{r['serving_rss_anon_mb']:.0f} + {r['serving_rss_file_mb']:.0f}",
+             f"{r['keyword_tables_seconds']:.1f} s, {r['keyword_tables_anon_mb']:.0f} MB" if "keyword_tables_seconds" in r else "-",
+             f"{r['disk_mb']:.0f}",
              per_chunk(r, "disk_mb"), per_chunk(r, "vectors_indexes_disk_mb") if "vectors_indexes_disk_mb" in r else "-",
              per_chunk(r, "phonetic_disk_mb"), per_chunk(r, "plain_disk_mb") if r["plain_disk_mb"] else "-",
              f"{r['disk_ratio_to_plain']:.2f}" if r["disk_ratio_to_plain"] else "-",
@@ -479,7 +491,7 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
     name = "scale" + ("-quick" if args.quick else "")
     write_report(args.out, name, payload, ["chunks", "real", "synthetic", "search median ms", "p95 ms", "first search ms",
                                            f"recall@{args.k} vs exact", "RSS growth MB (builder, with the plain collection)",
-                                           "serving RSS MB (anonymous + mapped)", "disk MB", "disk kB/chunk",
+                                           "serving RSS MB (anonymous + mapped)", "of which keyword tables (built at start)", "disk MB", "disk kB/chunk",
                                            "vectors + indexes kB/chunk (text, metadata apart)", "of which phonetic kB/chunk", "plain 384-d kB/chunk", "disk / plain",
                                            "add time s (cumulative)", "ingest chunks/s (real)"], rows)
     print(f"ingest: {fill.real:,} real chunks in {fill.real_seconds:.0f} s = {ingest['chunks_per_second'] or 0:.1f} chunks/s (embed + upsert)")
