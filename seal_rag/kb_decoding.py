@@ -52,6 +52,9 @@ class DecodingSettings:
     mix: float = 0.5
 
 
+TABLE_PARTS = ("contexts", "first", "totals", "types", "symbols", "counts")  # of each context length's table
+
+
 class PhonemeLM:
     """Witten-Bell interpolated n-gram model of phoneme strings (words separated by single spaces).
 
@@ -61,11 +64,7 @@ class PhonemeLM:
     """
 
     def __init__(self, phonemes: Sequence[str], order: int = 5, symbols: str = PHONEMES):
-        self.order, self.symbols = order, symbols
-        self.size = len(symbols)
-        self.states = self.size ** (order - 1)
-        space = symbols.index(" ")
-        self.start = sum(space * self.size ** j for j in range(order - 1))  # word gaps only
+        self._shape(order, symbols)
         # The zero-order floor: uniform over the characters the strings hold, and one more.
         self.floor = 1.0 / (len(np.unique(_code_points("".join(phonemes)))) + 1)
         ids, starts = _padded_ids(phonemes, symbols, order - 1)
@@ -83,8 +82,36 @@ class PhonemeLM:
             totals = np.add.reduceat(counts, first) if len(keys) else np.zeros(0, np.int64)
             types = np.diff(np.append(first, len(keys)))
             self._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), first, totals, types, keys % self.size, counts))
+
+    def _shape(self, order: int, symbols: str) -> None:
+        self.order, self.symbols = order, symbols
+        self.size = len(symbols)
+        self.states = self.size ** (order - 1)
+        space = symbols.index(" ")
+        self.start = sum(space * self.size ** j for j in range(order - 1))  # word gaps only
         self._p: dict[int, np.ndarray] = {}  # (context length, context) -> next-symbol probabilities, for contexts seen
         self._rows: dict[int, np.ndarray] = {}  # state -> next-symbol log probabilities
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The model's counts as plain arrays (`from_arrays` reads them back), to keep on disk."""
+        out = {"floor": np.array(self.floor)}
+        for n, (index, first, totals, types, symbols, counts) in enumerate(self._tables):
+            contexts = np.fromiter(index.keys(), np.int64, len(index))  # in index order: they were numbered so
+            out |= {f"{n}.{name}": array for name, array in
+                    zip(TABLE_PARTS, (contexts, first, totals, types, symbols, counts))}
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, order: int, symbols: str = PHONEMES) -> PhonemeLM:
+        """The model `arrays()` gave (KeyError where one is missing)."""
+        lm = cls.__new__(cls)
+        lm._shape(order, symbols)
+        lm.floor = float(arrays["floor"])
+        lm._tables = []
+        for n in range(order):
+            contexts, *rest = (np.asarray(arrays[f"{n}.{name}"]) for name in TABLE_PARTS)
+            lm._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), *rest))
+        return lm
 
     def advance(self, states: np.ndarray | int, symbols: np.ndarray | int) -> np.ndarray | int:
         """The states after each of `states` is followed by its symbol."""
@@ -253,6 +280,18 @@ class KBDecoder:
         self.settings = settings or DecodingSettings()
         self.symbols = symbols
         self.lm = PhonemeLM(phonemes, self.settings.order, symbols) if len(phonemes) else None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The phoneme model as plain arrays (none for an empty knowledge base); `from_arrays` reads them back."""
+        return {} if self.lm is None else {f"lm.{name}": array for name, array in self.lm.arrays().items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, settings: DecodingSettings | None = None, symbols: str = PHONEMES) -> KBDecoder:
+        decoder = cls([], settings, symbols)
+        if "lm.floor" in arrays:
+            lm_arrays = {name[3:]: array for name, array in arrays.items() if name.startswith("lm.")}
+            decoder.lm = PhonemeLM.from_arrays(lm_arrays, decoder.settings.order, symbols)
+        return decoder
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], settings: DecodingSettings | None = None) -> KBDecoder:

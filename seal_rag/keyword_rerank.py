@@ -114,6 +114,33 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+class PassageWords:
+    """Each passage's word ids by its `_key`, in flat arrays sorted by key: at a million
+    passages a dict of small arrays would cost twice the memory and cannot be kept on disk as is."""
+
+    def __init__(self, keys: np.ndarray, starts: np.ndarray, ids: np.ndarray):
+        self.keys, self.starts, self.ids = keys, starts, ids  # (n, 2) uint64 sorted, (n + 1,) int64, (total,) int32
+
+    @classmethod
+    def build(cls, keys: Sequence[bytes], words: Sequence[np.ndarray]) -> PassageWords:
+        pairs = np.frombuffer(b"".join(keys), np.uint64).reshape(-1, 2)
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+        lengths = np.array([len(words[i]) for i in order], np.int64)
+        ids = np.concatenate([words[i] for i in order] + [np.zeros(0, np.int32)]).astype(np.int32)
+        return cls(pairs[order], np.concatenate([[0], np.cumsum(lengths)]), ids)
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        """The word ids stored for `key`, or None."""
+        high, low = np.frombuffer(key, np.uint64)
+        first = int(np.searchsorted(self.keys[:, 0], high))
+        for i in range(first, len(self.keys)):
+            if self.keys[i, 0] != high:
+                break
+            if self.keys[i, 1] == low:
+                return self.ids[self.starts[i] : self.starts[i + 1]]
+        return None
+
+
 class KeywordReranker:
     """A knowledge base's words as phonemes, with their IDF over its passages; re-ranks hits by them.
 
@@ -134,7 +161,33 @@ class KeywordReranker:
         df = np.bincount(np.concatenate(passage_words + [np.zeros(0, np.int64)]), minlength=len(self._words))
         self.passages = max(len(passage_words), 1)
         self.idf = np.log(self.passages / np.maximum(df, 1)).astype(np.float32)
-        self._by_text = {_key(t): w for t, w in zip(texts, passage_words)} if texts is not None else {}
+        self._stored = PassageWords.build([_key(t) for t in texts] if texts is not None else [],
+                                          passage_words if texts is not None else [])
+        self._by_text: dict[bytes, np.ndarray] = {}  # passages met after the tables were built
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The tables as plain arrays, with the phoneme model's if it has one (`from_arrays` reads them back)."""
+        words = "\n".join(self._words).encode()  # in id order; a word is phoneme symbols, never a newline
+        return {"words": np.frombuffer(words, np.uint8), "idf": self.idf, "passages": np.array(self.passages),
+                "passage_keys": self._stored.keys, "passage_starts": self._stored.starts, "passage_ids": self._stored.ids,
+                **({f"decoder.{k}": v for k, v in self.decoder.arrays().items()} if self.decoder is not None else {})}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, settings: KeywordSettings | None = None, decoding: DecodingSettings | None = None,
+                    symbols: str = PHONEMES) -> KeywordReranker:
+        """The tables `arrays()` gave, with a phoneme model when `decoding` is given (KeyError where an array is missing)."""
+        decoder = None
+        if decoding is not None:
+            decoder = KBDecoder.from_arrays({k[8:]: v for k, v in arrays.items() if k.startswith("decoder.")}, decoding, symbols)
+        reranker = cls([], settings, symbols=symbols, decoder=decoder)
+        words = bytes(arrays["words"]).decode()
+        reranker._words = {w: i for i, w in enumerate(words.split("\n"))} if words else {}
+        reranker._labels = [[reranker._index[c] for c in w] for w in reranker._words]
+        reranker.idf, reranker.passages = np.asarray(arrays["idf"], np.float32), int(arrays["passages"])
+        reranker._stored = PassageWords(*(np.asarray(arrays[f"passage_{part}"]) for part in ("keys", "starts", "ids")))
+        if len(reranker.idf) != len(reranker._words):
+            raise ValueError(f"{len(reranker._words)} words but {len(reranker.idf)} IDF values")
+        return reranker
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None,
@@ -160,8 +213,11 @@ class KeywordReranker:
 
     def words_of(self, text: str) -> np.ndarray:
         """Ids of a passage's distinct words (espeak-ng's phonemes), phonemized once."""
+        key = _key(text)
+        stored = self._stored.get(key)
+        if stored is not None:
+            return stored
         with self._lock:
-            key = _key(text)
             if key not in self._by_text:
                 known = len(self._words)
                 self._by_text[key] = self._word_ids(phonemize(text))

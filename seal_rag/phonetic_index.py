@@ -30,6 +30,8 @@ Layout of the folder (`<db>/phonetic/<collection>/`, or under the cache for a Ch
                              bytes), where the writer gave them (ingest does), so a knowledge base's
                              keyword tables need no second phonemization (`phonemes_of`)
     <seg>.dead-<gen>.npy     (rows,) bool: rows deleted or replaced since the segment was written
+    keywords.npz             the knowledge base's keyword tables, of one state of the index, kept by
+                             the first reader that built them (`keyword_tables`; not this module's)
 
 Segments never change once written; upserts add segments, deletes write a new dead mask,
 and a tiered merge keeps their number small. A writer (`seal_rag.store.SealIndex`) writes
@@ -58,6 +60,7 @@ MADV_POPULATE_READ = 22  # Linux 5.14+: fault a mapping's pages in at once (Pyth
 FORMAT = 2  # of manifest.json (1: float32 postings by bucket alone)
 MANIFEST, LOCK = "manifest.json", "phonetic.lock"
 PHONEMES = "phonemes.json.z"  # a segment's phonemes file, after its name
+SCRATCH = ".scratch-"  # files being written by a reader beside the index (`keyword_tables`): a stray one is removed
 PARTS = ("row_ptr", "buckets", "codes", "postings", "class_ptr")  # a segment's arrays, each `<seg>.<part>.npy`
 # Stored values are unsigned 16-bit multiples of 2^-16: a unit vector's entries are at most 1,
 # and 2^-16 is finer than float16 for every value a phonetic vector holds (0.004 to 0.5).
@@ -460,7 +463,7 @@ class PhoneticIndex:
             keep |= {f"{segment.name}.{PHONEMES}"} if segment.has_phonemes else set()
             keep |= {segment.dead_file} if segment.dead_file else set()
         for path in self.folder.iterdir():
-            if path.name not in keep and path.name.startswith(("s", MANIFEST)):
+            if path.name not in keep and path.name.startswith(("s", MANIFEST, SCRATCH)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 

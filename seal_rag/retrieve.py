@@ -204,15 +204,31 @@ def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phoneme
 
 
 def index_keyword_reranker(model, index: SealIndex, show_progress: bool = False):
-    """`keyword_reranker` of everything `index` holds, from the phonemes ingest stored with it.
-    `show_progress`: a bar on stderr while its chunks are read, for an index of `PROGRESS_FROM` or more."""
+    """`keyword_reranker` of everything `index` holds, from the phonemes ingest stored with it;
+    read from the tables kept beside the index when they are of its current state, else built
+    and kept there (`keyword_tables`). `show_progress`: a bar on stderr while its chunks are
+    read, for an index of `PROGRESS_FROM` or more."""
     if model.phonetic is None:
         return None
+    from . import keyword_tables
+    from .kb_decoding import DecodingSettings
+    from .keyword_rerank import KeywordSettings
+
+    phonetic = index.phonetic
+    if phonetic is not None:
+        phonetic.refresh()  # stamped before the chunks are read: a write meanwhile makes the stamp stale, not the tables
+        stamped = keyword_tables.stamp(phonetic, KeywordSettings(), DecodingSettings())
+        kept = keyword_tables.load(phonetic.folder, stamped)
+        if kept is not None:
+            return kept
     total = index.count()
     with progress_bar("Reading the index's words for keyword re-ranking", total,
                       enabled=show_progress and total >= PROGRESS_FROM) as advance:
         texts, phonemes = index.keyword_source(advance=advance)
-    return keyword_reranker(model, texts, phonemes=phonemes)
+    reranker = keyword_reranker(model, texts, phonemes=phonemes)
+    if phonetic is not None and phonetic.folder.is_dir():
+        keyword_tables.save(reranker, phonetic.folder, stamped)
+    return reranker
 
 
 class KeywordCache:

@@ -275,6 +275,7 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
         assert row["phonetic_disk_mb"] < row["vectors_indexes_disk_mb"]
         # Serving holds the keyword tables `seal-rag serve` builds at start: part of its memory.
         assert row["keyword_tables_seconds"] > 0 and 0 < row["keyword_tables_anon_mb"] <= row["serving_rss_anon_mb"]
+        assert row["keyword_tables_load_seconds"] > 0 and 0 < row["keyword_tables_disk_mb"] < row["vectors_indexes_disk_mb"]
     assert results[0]["real"] > 0, "20 s of real ingest produced no vectors"
     assert results[0]["disk_mb"] < results[1]["disk_mb"]
     assert results[0]["plain_disk_mb"] > 0 and results[0]["disk_ratio_to_plain"] > 1

@@ -1,0 +1,105 @@
+"""Keyword tables kept beside the phonetic index: read back equal, used while the index is unchanged,
+built again when it changes or the file is damaged (real index, real model, real espeak-ng)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seal_rag import keyword_tables
+from seal_rag.ingest import ingest_folder
+from seal_rag.kb_decoding import DecodingSettings
+from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
+from seal_rag.phonetic import PHONEMES
+from seal_rag.store import SealIndex
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+TEXTS = ["The Khwarezmian empire fell to the Mongols in 1221.",
+         "Priestley isolated oxygen, which he called dephlogisticated air.",
+         "Nairobi is the capital and largest city of Kenya.",
+         "Oxygen is a chemical element with the symbol O."]
+
+
+def test_tables_read_back_from_their_arrays_rank_as_the_built_ones():
+    built = KeywordReranker.from_texts(TEXTS, decoding=DecodingSettings())
+    arrays = {name: np.array(array) for name, array in built.arrays().items()}  # as np.load gives them: copies
+    read = KeywordReranker.from_arrays(arrays, KeywordSettings(), DecodingSettings())
+    assert read._words == built._words and read._labels == built._labels and np.array_equal(read.idf, built.idf)
+    assert read.passages == built.passages == 4
+    for text in TEXTS:
+        assert np.array_equal(read.words_of(text), built.words_of(text))
+    lm, again = built.decoder.lm, read.decoder.lm
+    states = np.array([lm.start] + [lm.advance(lm.advance(lm.start, k), (3 * k) % lm.size) for k in range(lm.size)])
+    assert np.array_equal(lm.rows(states), again.rows(states))
+    logits = np.random.default_rng(0).normal(size=(60, len(PHONEMES) + 1)).astype(np.float32)
+    assert np.array_equal(read.evidence(logits, TEXTS), built.evidence(logits, TEXTS))
+    # A passage the tables never held is phonemized when met, its new words as rare as can be.
+    new = "Tenochtitlan stood on an island in Lake Texcoco."
+    assert np.array_equal(read.words_of(new), built.words_of(new)) and len(read.idf) == len(built.idf) > len(arrays["idf"])
+    without = KeywordReranker.from_arrays(arrays, KeywordSettings(), None)
+    assert without.decoder is None and len(without._words) == len(arrays["idf"])
+
+
+def test_an_empty_knowledge_base_round_trips():
+    built = KeywordReranker.from_texts([], decoding=DecodingSettings())
+    read = KeywordReranker.from_arrays(built.arrays(), KeywordSettings(), DecodingSettings())
+    assert read._words == {} and read.decoder.lm is None and read.words_of("Kenya").size == 1
+
+
+@pytest.fixture
+def index(embedding, tmp_path):
+    index = SealIndex.open(embedding, tmp_path / "db", create=True)
+    ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
+    return index
+
+
+def test_ask_builds_the_tables_once_and_reads_them_while_the_index_is_unchanged(embedding, index, tmp_path, monkeypatch):
+    import seal_rag.retrieve as retrieve
+
+    kept = index.phonetic.folder / keyword_tables.FILE
+    assert not kept.exists()
+    first = retrieve.index_keyword_reranker(embedding, index)
+    assert kept.is_file() and os.stat(kept).st_mode & 0o777 == 0o600  # private, as the rest of the index
+
+    built = []
+    real_build = retrieve.keyword_reranker
+    monkeypatch.setattr(retrieve, "keyword_reranker", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    again = retrieve.index_keyword_reranker(embedding, SealIndex.open(embedding, tmp_path / "db"))  # another process's view
+    assert built == [] and again._words == first._words and np.array_equal(again.idf, first.idf)
+    assert again.decoder.lm is not None and again.decoder.lm.floor == first.decoder.lm.floor
+
+    # The index changes: the kept tables are of another state, so they are built again, with the new words.
+    docs = tmp_path / "more"
+    docs.mkdir()
+    (docs / "lake.txt").write_text("Tenochtitlan stood on an island in Lake Texcoco, the Aztec capital.")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    grown = retrieve.index_keyword_reranker(embedding, index)
+    assert built == [1] and len(grown._words) > len(first._words) and grown.passages == first.passages + 1
+    assert retrieve.index_keyword_reranker(embedding, index)._words == grown._words and built == [1]
+
+    # A damaged file is not an error: the tables are built again and kept again.
+    kept.write_bytes(b"PK\x03\x04 not a zip at all")
+    assert retrieve.index_keyword_reranker(embedding, index)._words == grown._words and built == [1, 1]
+    assert keyword_tables.load(index.phonetic.folder, keyword_tables.stamp(index.phonetic, KeywordSettings(), DecodingSettings()))
+
+
+def test_a_scratch_file_left_by_a_dead_reader_is_removed_by_the_next_writer(embedding, index, tmp_path):
+    stray = index.phonetic.folder / f"{keyword_tables.SCRATCH}abc123"
+    stray.write_bytes(b"half of a file")
+    docs = tmp_path / "more"
+    docs.mkdir()
+    (docs / "lake.txt").write_text("Lake Texcoco lay in the Valley of Mexico.")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    assert not stray.exists()
+
+
+def test_an_index_this_process_cannot_write_to_is_answered_without_keeping_tables(embedding, index, monkeypatch):
+    import seal_rag.retrieve as retrieve
+
+    def refused(*args, **kwargs):  # as mkstemp fails in a read-only folder (root writes to those, so it is faked)
+        raise PermissionError(13, "Permission denied", str(index.phonetic.folder))
+
+    monkeypatch.setattr(keyword_tables.tempfile, "mkstemp", refused)
+    assert retrieve.index_keyword_reranker(embedding, index)._words
+    assert sorted(p.name for p in index.phonetic.folder.iterdir() if not p.name.startswith("s")) == ["manifest.json", "phonetic.lock"]
