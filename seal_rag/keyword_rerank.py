@@ -118,8 +118,9 @@ class PassageWords:
     """Each passage's word ids by its `_key`, in flat arrays sorted by key: at a million
     passages a dict of small arrays would cost twice the memory and cannot be kept on disk as is."""
 
-    def __init__(self, keys: np.ndarray, starts: np.ndarray, ids: np.ndarray):
-        self.keys, self.starts, self.ids = keys, starts, ids  # (n, 2) uint64 sorted, (n + 1,) int64, (total,) int32
+    def __init__(self, high: np.ndarray, low: np.ndarray, starts: np.ndarray, ids: np.ndarray):
+        # The key's two halves as uint64, sorted by (high, low); passage i's ids are ids[starts[i]:starts[i + 1]].
+        self.high, self.low, self.starts, self.ids = high, low, starts, ids
 
     @classmethod
     def build(cls, keys: Sequence[bytes], words: Sequence[np.ndarray]) -> PassageWords:
@@ -127,16 +128,18 @@ class PassageWords:
         order = np.lexsort((pairs[:, 1], pairs[:, 0]))
         lengths = np.array([len(words[i]) for i in order], np.int64)
         ids = np.concatenate([words[i] for i in order] + [np.zeros(0, np.int32)]).astype(np.int32)
-        return cls(pairs[order], np.concatenate([[0], np.cumsum(lengths)]), ids)
+        return cls(pairs[order, 0].copy(), pairs[order, 1].copy(), np.concatenate([[0], np.cumsum(lengths)]), ids)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"high": self.high, "low": self.low, "starts": self.starts, "ids": self.ids}
 
     def get(self, key: bytes) -> np.ndarray | None:
         """The word ids stored for `key`, or None."""
         high, low = np.frombuffer(key, np.uint64)
-        first = int(np.searchsorted(self.keys[:, 0], high))
-        for i in range(first, len(self.keys)):
-            if self.keys[i, 0] != high:
+        for i in range(int(np.searchsorted(self.high, high)), len(self.high)):
+            if self.high[i] != high:
                 break
-            if self.keys[i, 1] == low:
+            if self.low[i] == low:
                 return self.ids[self.starts[i] : self.starts[i + 1]]
         return None
 
@@ -169,7 +172,7 @@ class KeywordReranker:
         """The tables as plain arrays, with the phoneme model's if it has one (`from_arrays` reads them back)."""
         words = "\n".join(self._words).encode()  # in id order; a word is phoneme symbols, never a newline
         return {"words": np.frombuffer(words, np.uint8), "idf": self.idf, "passages": np.array(self.passages),
-                "passage_keys": self._stored.keys, "passage_starts": self._stored.starts, "passage_ids": self._stored.ids,
+                **{f"passage_{part}": array for part, array in self._stored.arrays().items()},
                 **({f"decoder.{k}": v for k, v in self.decoder.arrays().items()} if self.decoder is not None else {})}
 
     @classmethod
@@ -184,7 +187,7 @@ class KeywordReranker:
         reranker._words = {w: i for i, w in enumerate(words.split("\n"))} if words else {}
         reranker._labels = [[reranker._index[c] for c in w] for w in reranker._words]
         reranker.idf, reranker.passages = np.asarray(arrays["idf"], np.float32), int(arrays["passages"])
-        reranker._stored = PassageWords(*(np.asarray(arrays[f"passage_{part}"]) for part in ("keys", "starts", "ids")))
+        reranker._stored = PassageWords(*(np.asarray(arrays[f"passage_{part}"]) for part in ("high", "low", "starts", "ids")))
         if len(reranker.idf) != len(reranker._words):
             raise ValueError(f"{len(reranker._words)} words but {len(reranker.idf)} IDF values")
         return reranker

@@ -41,6 +41,17 @@ def test_tables_read_back_from_their_arrays_rank_as_the_built_ones():
     assert without.decoder is None and len(without._words) == len(arrays["idf"])
 
 
+def test_passage_words_are_found_by_the_whole_key_even_when_halves_collide():
+    from seal_rag.keyword_rerank import PassageWords
+
+    keys = [bytes(8) + bytes([9]) * 8, bytes(8) + bytes([1]) * 8, bytes([7]) * 16, bytes([2]) * 8 + bytes(8)]
+    words = [np.array([5, 6], np.int32), np.array([1], np.int32), np.array([], np.int32), np.array([3, 4, 8], np.int32)]
+    table = PassageWords.build(keys, words)
+    for key, ids in zip(keys, words):
+        assert np.array_equal(table.get(key), ids)
+    assert table.get(bytes(8) + bytes([4]) * 8) is None and table.get(bytes([255]) * 16) is None
+
+
 def test_an_empty_knowledge_base_round_trips():
     built = KeywordReranker.from_texts([], decoding=DecodingSettings())
     read = KeywordReranker.from_arrays(built.arrays(), KeywordSettings(), DecodingSettings())
