@@ -109,8 +109,15 @@ class PhonemeLM:
         lm.floor = float(arrays["floor"])
         lm._tables = []
         for n in range(order):
-            contexts, *rest = (np.asarray(arrays[f"{n}.{name}"]) for name in TABLE_PARTS)
-            lm._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), *rest))
+            contexts, first, totals, types, next_symbols, counts = (np.asarray(arrays[f"{n}.{name}"]) for name in TABLE_PARTS)
+            ok = (all(a.ndim == 1 and a.dtype.kind == "i" for a in (contexts, first, totals, types, next_symbols, counts))
+                  and len(first) == len(totals) == len(types) == len(contexts) and len(next_symbols) == len(counts)
+                  and (not len(contexts) or (contexts.min() >= 0 and contexts.max() < lm.size ** n
+                                             and first.min() >= 0 and (first + types).max() <= len(counts)))
+                  and (not len(counts) or (next_symbols.min() >= 0 and next_symbols.max() < lm.size)))
+            if not ok or not 0 < lm.floor <= 1:
+                raise ValueError(f"inconsistent phoneme model table of context length {n}")
+            lm._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), first, totals, types, next_symbols, counts))
         return lm
 
     def advance(self, states: np.ndarray | int, symbols: np.ndarray | int) -> np.ndarray | int:

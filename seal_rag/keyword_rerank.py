@@ -133,6 +133,17 @@ class PassageWords:
     def arrays(self) -> dict[str, np.ndarray]:
         return {"high": self.high, "low": self.low, "starts": self.starts, "ids": self.ids}
 
+    def check(self, words: int) -> None:
+        """ValueError unless these are consistent tables of word ids below `words` (as read from disk)."""
+        high, low, starts, ids = self.high, self.low, self.starts, self.ids
+        ok = (high.dtype == low.dtype == np.uint64 and starts.dtype == np.int64 and ids.dtype == np.int32
+              and high.ndim == low.ndim == starts.ndim == ids.ndim == 1 and len(low) == len(high) and len(starts) == len(high) + 1
+              and starts[0] == 0 and starts[-1] == len(ids) and bool((np.diff(starts) >= 0).all())
+              and (not len(ids) or (ids.min() >= 0 and ids.max() < words))
+              and bool(((high[1:] > high[:-1]) | ((high[1:] == high[:-1]) & (low[1:] >= low[:-1]))).all()))
+        if not ok:
+            raise ValueError("inconsistent passage word tables")
+
     def get(self, key: bytes) -> np.ndarray | None:
         """The word ids stored for `key`, or None."""
         high, low = np.frombuffer(key, np.uint64)
@@ -188,8 +199,9 @@ class KeywordReranker:
         reranker._labels = [[reranker._index[c] for c in w] for w in reranker._words]
         reranker.idf, reranker.passages = np.asarray(arrays["idf"], np.float32), int(arrays["passages"])
         reranker._stored = PassageWords(*(np.asarray(arrays[f"passage_{part}"]) for part in ("high", "low", "starts", "ids")))
-        if len(reranker.idf) != len(reranker._words):
-            raise ValueError(f"{len(reranker._words)} words but {len(reranker.idf)} IDF values")
+        if len(reranker.idf) != len(reranker._words) or reranker.passages < 1:
+            raise ValueError(f"{len(reranker._words)} words but {len(reranker.idf)} IDF values, {reranker.passages} passages")
+        reranker._stored.check(len(reranker._words))
         return reranker
 
     @classmethod

@@ -7,11 +7,14 @@ them writes them to `<phonetic index folder>/keywords.npz`, and later ones read 
 instead, for as long as the index is unchanged.
 
 The file is plain arrays (numpy's npz, read without pickle) and a stamp: the phonetic
-index's space and generation (every write to the index moves the generation on), its row
-count and the settings the tables were built with. A file whose stamp differs, or which
-cannot be read, is ignored and built again. It is written through a scratch file and a
-rename, so a reader sees the old file or the new one, never part of one; a writer that died
-mid-write leaves a scratch file the index's next writer removes (`phonetic_index.SCRATCH`).
+index's space and generation (every write to the index moves the generation on, the last
+time after Chroma has the new text), its row count, Chroma's chunk count and the settings
+the tables were built with. A file whose stamp differs, or which cannot be read or does not
+hold consistent tables, is ignored and built again. Tables are kept only if the chunks they
+were built from are exactly the ones the phonetic index holds at that stamp. The file is
+written through a scratch file and a rename, so a reader sees the old file or the new one,
+never part of one; a scratch file left by a process that died is removed by the index's
+next writer, or by the next reader to keep tables once it is an hour old.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import contextlib
 import json
 import os
 import tempfile
-import zipfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,16 +31,21 @@ import numpy as np
 
 from .kb_decoding import DecodingSettings
 from .keyword_rerank import KeywordReranker, KeywordSettings
-from .phonetic_index import SCRATCH, PhoneticIndex
+from .phonetic_index import SCRATCH
 
 FILE = "keywords.npz"
-FORMAT = 1
+FORMAT = 2
+STALE_SCRATCH_SECONDS = 3600  # a scratch file this old belongs to no live reader: the largest take seconds to write
 
 
-def stamp(phonetic: PhoneticIndex, settings: KeywordSettings, decoding: DecodingSettings | None) -> dict:
-    """What the tables of `phonetic`'s current state, built with these settings, are stamped with."""
+def stamp(index, settings: KeywordSettings | None = None, decoding: DecodingSettings | None = DecodingSettings()) -> dict:
+    """What the tables of `index`'s (a `SealIndex` with a phonetic index) current state, built
+    with these settings (`retrieve.keyword_reranker`'s by default), are stamped with."""
+    phonetic = index.phonetic
+    phonetic.refresh()
     return {"format": FORMAT, "space": phonetic.space, "generation": phonetic.generation, "rows": phonetic.live_count,
-            "keywords": asdict(settings), "decoding": asdict(decoding) if decoding is not None else None}
+            "chunks": index.count(), "keywords": asdict(settings or KeywordSettings()),
+            "decoding": asdict(decoding) if decoding is not None else None}
 
 
 def load(folder: Path, expected: dict) -> KeywordReranker | None:
@@ -50,7 +58,7 @@ def load(folder: Path, expected: dict) -> KeywordReranker | None:
         decoding = expected["decoding"]
         return KeywordReranker.from_arrays(arrays, KeywordSettings(**expected["keywords"]),
                                            DecodingSettings(**decoding) if decoding is not None else None)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - any damage (a bad zip, a codec, a huge shape's MemoryError): build again
         return None
 
 
@@ -60,6 +68,10 @@ def save(reranker: KeywordReranker, folder: Path, stamped: dict) -> None:
     arrays = {"stamp": np.frombuffer(json.dumps(stamped).encode(), np.uint8), **reranker.arrays()}
     scratch = None
     try:
+        for old in folder.glob(f"{SCRATCH}*"):
+            with contextlib.suppress(OSError):
+                if time.time() - old.stat().st_mtime > STALE_SCRATCH_SECONDS:
+                    old.unlink()
         handle, scratch = tempfile.mkstemp(prefix=SCRATCH, dir=folder)
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)

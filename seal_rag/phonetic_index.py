@@ -408,6 +408,12 @@ class PhoneticIndex:
         if self._kill(ids):
             self._commit()
 
+    def touch(self) -> None:
+        """Move the generation on, rows unchanged: a writer calls it once the chunks' text has
+        changed in Chroma, so what was stamped with an earlier generation (`keyword_tables`)
+        reads as older than that text."""
+        self._commit()
+
     def _kill(self, ids: Sequence[str]) -> bool:
         where, killed = self._locations(), False
         for i in ids:

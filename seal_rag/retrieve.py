@@ -211,22 +211,21 @@ def index_keyword_reranker(model, index: SealIndex, show_progress: bool = False)
     if model.phonetic is None:
         return None
     from . import keyword_tables
-    from .kb_decoding import DecodingSettings
-    from .keyword_rerank import KeywordSettings
 
     phonetic = index.phonetic
     if phonetic is not None:
-        phonetic.refresh()  # stamped before the chunks are read: a write meanwhile makes the stamp stale, not the tables
-        stamped = keyword_tables.stamp(phonetic, KeywordSettings(), DecodingSettings())
+        stamped = keyword_tables.stamp(index)
         kept = keyword_tables.load(phonetic.folder, stamped)
         if kept is not None:
             return kept
     total = index.count()
     with progress_bar("Reading the index's words for keyword re-ranking", total,
                       enabled=show_progress and total >= PROGRESS_FROM) as advance:
-        texts, phonemes = index.keyword_source(advance=advance)
+        read, texts, phonemes = index.keyword_rows(advance=advance)
     reranker = keyword_reranker(model, texts, phonemes=phonemes)
-    if phonetic is not None and phonetic.folder.is_dir():
+    # Kept only if nothing was written meanwhile: ingest writes the phonetic index before Chroma,
+    # so a stamp can be newer than the text read under it. Chunk ids are digests of their content.
+    if phonetic is not None and keyword_tables.stamp(index) == stamped and set(read) == phonetic.live_ids():
         keyword_tables.save(reranker, phonetic.folder, stamped)
     return reranker
 

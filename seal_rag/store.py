@@ -396,6 +396,8 @@ class SealIndex:
                     documents=list(texts[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
+        if self.phonetic is not None and len(ids):
+            self._write_phonetic("touch")  # the text changed after the phonetic commit: see `PhoneticIndex.touch`
 
     def _write_phonetic(self, method: str, *args) -> None:
         try:
@@ -431,18 +433,26 @@ class SealIndex:
         """Every non-empty chunk text, and its phonemes as ingest stored them (None where it did not):
         what `retrieve.keyword_reranker` builds a knowledge base's keyword tables from. `advance(n)`
         is called as each page of `n` chunks is read."""
-        ids, texts = [], []
+        _, texts, phonemes = self.keyword_rows(page, advance)
+        return texts, phonemes
+
+    def keyword_rows(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
+                     ) -> tuple[list[str], list[str], list[str | None]]:
+        """`keyword_source`, and the id of every chunk read (those without text too): the tables
+        are of exactly these chunks, which `keyword_tables` checks before keeping them."""
+        read, ids, texts = [], [], []
         for offset in range(0, self.count(), page):
             with self._guard("read"):
                 got = self.collection.get(limit=page, offset=offset, include=["documents"])
             advance(len(got["ids"]))
+            read += got["ids"]
             kept = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
             ids += [i for i, _ in kept]
             texts += [t for _, t in kept]
         if self.phonetic is None:
-            return texts, [None] * len(texts)
+            return read, texts, [None] * len(texts)
         self.phonetic.refresh()
-        return texts, self.phonetic.phonemes_of(ids)
+        return read, texts, self.phonetic.phonemes_of(ids)
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""

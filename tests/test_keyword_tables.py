@@ -92,7 +92,54 @@ def test_ask_builds_the_tables_once_and_reads_them_while_the_index_is_unchanged(
     # A damaged file is not an error: the tables are built again and kept again.
     kept.write_bytes(b"PK\x03\x04 not a zip at all")
     assert retrieve.index_keyword_reranker(embedding, index)._words == grown._words and built == [1, 1]
-    assert keyword_tables.load(index.phonetic.folder, keyword_tables.stamp(index.phonetic, KeywordSettings(), DecodingSettings()))
+    assert keyword_tables.load(index.phonetic.folder, keyword_tables.stamp(index))
+
+
+def test_tables_are_not_kept_unless_built_from_exactly_the_chunks_of_their_stamp(embedding, index, monkeypatch):
+    # Ingest writes the phonetic index before Chroma: a reader in between stamps the new state
+    # but may read the old text. Its tables serve it, but are not kept under that stamp.
+    import seal_rag.retrieve as retrieve
+
+    rows = index.keyword_rows
+    monkeypatch.setattr(index, "keyword_rows", lambda **kw: (lambda r: (r[0][1:], r[1][1:], r[2][1:]))(rows(**kw)))
+    assert retrieve.index_keyword_reranker(embedding, index)._words
+    assert not (index.phonetic.folder / keyword_tables.FILE).exists()
+    monkeypatch.setattr(index, "keyword_rows", rows)
+    retrieve.index_keyword_reranker(embedding, index)
+    assert (index.phonetic.folder / keyword_tables.FILE).exists()
+
+
+def test_an_upsert_moves_the_generation_on_after_chroma_has_the_text(embedding, index, monkeypatch):
+    from seal_rag.phonetic_index import PhoneticIndex
+
+    calls = []
+    real_upsert, real_touch = PhoneticIndex.upsert, PhoneticIndex.touch
+    monkeypatch.setattr(PhoneticIndex, "upsert", lambda self, *a, **k: calls.append("phonetic") or real_upsert(self, *a, **k))
+    monkeypatch.setattr(PhoneticIndex, "touch", lambda self: calls.append("touch") or real_touch(self))
+    chroma = index.collection.upsert
+    monkeypatch.setattr(index.collection, "upsert", lambda **k: calls.append("chroma") or chroma(**k))
+    before = index.phonetic.generation
+    vector = embedding.embed_texts(["Lake Texcoco lay in the Valley of Mexico."])
+    index.upsert(["lake-1"], vector, ["Lake Texcoco lay in the Valley of Mexico."], [{"source": "lake"}])
+    assert calls == ["phonetic", "chroma", "touch"] and index.phonetic.generation >= before + 2
+
+
+def test_inconsistent_tables_on_disk_are_built_again(embedding, index):
+    import seal_rag.retrieve as retrieve
+
+    first = retrieve.index_keyword_reranker(embedding, index)
+    path = index.phonetic.folder / keyword_tables.FILE
+    with np.load(path) as kept:
+        good = {name: kept[name] for name in kept.files}
+    stamped = keyword_tables.stamp(index)
+    assert keyword_tables.load(index.phonetic.folder, stamped) is not None
+    for name, bad in [("passage_ids", good["passage_ids"] + 10**6), ("passage_starts", good["passage_starts"][:-1]),
+                      ("passage_high", good["passage_high"][::-1].copy()), ("decoder.lm.4.first", good["decoder.lm.4.first"] + 10**7),
+                      ("idf", good["idf"][:-1]), ("passage_ids", good["passage_ids"].astype(np.float32))]:
+        np.savez(path, **(good | {name: bad}))
+        assert keyword_tables.load(index.phonetic.folder, stamped) is None, name
+    assert retrieve.index_keyword_reranker(embedding, index)._words == first._words
+    assert keyword_tables.load(index.phonetic.folder, stamped) is not None  # kept again
 
 
 def test_a_scratch_file_left_by_a_dead_reader_is_removed_by_the_next_writer(embedding, index, tmp_path):
