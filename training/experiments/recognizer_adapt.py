@@ -64,7 +64,7 @@ def main() -> None:
     (args.out / "run.json").write_text(json.dumps({
         "passages": len(texts), "sentences": result.sentences, "steps": result.steps, "recognizer_lr": args.recognizer_lr, "families": args.families,
         "speak_seconds": round(result.speak_seconds, 1), "train_seconds": round(result.train_seconds, 1)}, indent=1) + "\n")
-    print(f"adapted to {result.sentences} clips of {len(texts)} paragraphs, {result.steps} steps each "
+    print(f"adapted to {result.sentences} clips of {len(texts)} paragraphs: head {result.steps} steps, recognizer one pass "
           f"(speaking {result.speak_seconds:.0f} s, training {result.train_seconds:.0f} s): {args.out}/{{both,semantic,recognizer}}")
 
 
