@@ -69,7 +69,6 @@ class Adaptation:
     steps: int
     speak_seconds: float  # synthesis and encoding
     train_seconds: float
-    recognizer_tuned: bool = False  # the phonetic half's recognizer was tuned too (`recognizer_lr`)
 
     @property
     def seconds(self) -> float:
@@ -160,15 +159,14 @@ def adapt(
             nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             optimizer.step()
             advance(1)
-    tune_recognizer = bool(recognizer_lr) and adapted.phonetic is not None
-    if tune_recognizer:
+    if recognizer_lr and adapted.phonetic is not None:
         _tune_recognizer(adapted.phonetic.recognizer, states, [s for s, _, _ in kept], batch_size, recognizer_lr, rng, bf16, progress)
     adapted.eval()
     adapted.scaling.requires_grad_(True)  # trainable again, so the saved file holds it like any model
     head.requires_grad_(True)  # and so are tuned layers that `reader_lr_scale=0` froze
     if adapted.phonetic is not None:
         adapted.phonetic.recognizer.requires_grad_(False)  # frozen, as in every loaded model
-    return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start, tune_recognizer)
+    return Adaptation(adapted, len(texts), len(kept), steps, speak_seconds, time.perf_counter() - start)
 
 
 def bf16_is_native() -> bool:

@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from .arguments import check_ask_options, check_index_options, check_ingest_options
-from .config import ADAPT_MAX_SENTENCES, ADAPT_RECOGNIZER_LR, ADAPT_TAKES
+from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .errors import SealError
 from .safe_text import for_terminal
 
@@ -267,7 +267,6 @@ def adapt(
     steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps of the speech head [default: 5 passes over the spoken clips]")] = None,
     max_sentences: Annotated[int, typer.Option(min=2, help="Most sentences to speak (~0.1 s of CPU each)")] = ADAPT_MAX_SENTENCES,
     takes: Annotated[int, typer.Option(min=1, help="Voices each sentence is spoken by (each take costs its speaking and its passes)")] = ADAPT_TAKES,
-    recognizer: Annotated[bool, typer.Option("--recognizer/--no-recognizer", help="Also tune the phoneme recognizer on the same clips (one more pass)")] = False,
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
@@ -287,8 +286,7 @@ def adapt(
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
         index.ensure_not_empty()
         texts = index.all_texts()
-    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes,
-                         recognizer_lr=ADAPT_RECOGNIZER_LR if recognizer else 0.0)
+    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes)
     target = tuned_dir(db, chroma_host, chroma_port, collection)
     where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
     save_tuned(result, model, target, where, collection)

@@ -16,7 +16,6 @@ CONTEXT_HEAD_DIM = 64  # width of one attention head in the context layers
 ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
 # Voices per sentence: on validation, 2 takes beat 1 take for twice the passes (same steps).
 ADAPT_TAKES = 2
-ADAPT_RECOGNIZER_LR = 3e-4  # `seal-rag adapt --recognizer`: the phoneme recognizer's one pass (seal_rag.adapt)
 
 
 def _fits(value: object, kind: type) -> bool:

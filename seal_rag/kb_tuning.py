@@ -85,7 +85,6 @@ def _write_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, coll
         "collection": collection,
         "passages": adaptation.passages,
         "sentences": adaptation.sentences,
-        "recognizer_tuned": adaptation.recognizer_tuned,
         "seconds": round(adaptation.seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -101,7 +100,7 @@ def _write_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, coll
 def _card(record: dict) -> str:
     return (
         f"# Tuned model of collection {record['collection']!r} at {record['index']}\n\n"
-        f"`seal-rag adapt` tuned the speech head{' and the phoneme recognizer' if record.get('recognizer_tuned') else ''} of {record['base_model']} (fingerprint {record['base_fingerprint']}) "
+        f"`seal-rag adapt` tuned the speech head of {record['base_model']} (fingerprint {record['base_fingerprint']}) "
         f"on {record['sentences']} sentences of the index's {record['passages']} chunks, spoken by training TTS voices, "
         f"in {record['seconds']:.0f} s ({record['created']}). No labels were used. It keeps the base's text space "
         f"({record['space_fingerprint']}), and is only as good as its base: if that is experimental, prefer "
