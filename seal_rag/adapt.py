@@ -15,7 +15,9 @@ voices, and tune the speech head on them with
 
 With `recognizer_lr`, the phonetic half's phoneme recognizer is tuned on the same clips too, by
 CTC against espeak-ng's phonemes of each sentence (as it was trained), so it hears the
-knowledge base's own words; the phonetic IDF stays fixed.
+knowledge base's own words; the phonetic IDF stays fixed. That is an experiment, not what
+`seal-rag adapt` does: on a voice family nothing here speaks with it gained nothing
+(training/experiments/README.md, "recognizer in adapt").
 
 Only the speech head (and the recognizer) change. The shared scaling layer stays fixed, so the
 adapted model keeps the index's `space_fingerprint` and queries the same index without
