@@ -232,12 +232,23 @@ def index_keyword_reranker(model, index: SealIndex, show_progress: bool = False)
 
 class KeywordCache:
     """A knowledge base's keyword re-ranker (`keyword_reranker`) for retrievers over a store that
-    may grow (the framework integrations): built on the first spoken question, and again
-    whenever the knowledge base's chunk count has changed since."""
+    may grow (the framework integrations): made on the first spoken question, and again
+    whenever the knowledge base has changed since (its chunk count; a seal-rag index's state)."""
 
     def __init__(self, model):
         self.model, self._lock = model, threading.Lock()
-        self._built: tuple[int, object] | None = None  # (chunk count, re-ranker)
+        self._built: tuple[object, object] | None = None  # (what the knowledge base was, re-ranker)
+
+    def for_index(self, index: SealIndex):
+        """The re-ranker of a seal-rag index: read from the tables kept beside it, or built and
+        kept there (`index_keyword_reranker`), again whenever the index has changed since."""
+        from . import keyword_tables
+
+        with self._lock:
+            state = keyword_tables.stamp(index) if index.phonetic is not None else index.count()
+            if self._built is None or self._built[0] != state:
+                self._built = (state, index_keyword_reranker(self.model, index))
+            return self._built[1]
 
     def get(self, count: int, source: Callable[[], tuple[Sequence[str], Sequence[str | None] | None]]):
         """The re-ranker for a knowledge base of `count` chunks; `source()` reads every chunk's text,

@@ -161,3 +161,21 @@ def test_an_index_this_process_cannot_write_to_is_answered_without_keeping_table
     monkeypatch.setattr(keyword_tables.tempfile, "mkstemp", refused)
     assert retrieve.index_keyword_reranker(embedding, index)._words
     assert sorted(p.name for p in index.phonetic.folder.iterdir() if not p.name.startswith("s")) == ["manifest.json", "phonetic.lock"]
+
+
+def test_the_integrations_cache_reads_a_seal_index_tables_and_follows_its_changes(embedding, index, tmp_path, monkeypatch):
+    import seal_rag.retrieve as retrieve
+
+    retrieve.index_keyword_reranker(embedding, index)  # as an earlier `ask` left them
+    built = []
+    real_build = retrieve.keyword_reranker
+    monkeypatch.setattr(retrieve, "keyword_reranker", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    cache = retrieve.KeywordCache(embedding)
+    first = cache.for_index(index)
+    assert cache.for_index(index) is first and built == []  # read from disk once, then held
+    docs = tmp_path / "more"
+    docs.mkdir()
+    (docs / "lake.txt").write_text("Tenochtitlan stood on an island in Lake Texcoco, the Aztec capital.")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    grown = cache.for_index(index)
+    assert grown is not first and built == [1] and grown.passages == first.passages + 1

@@ -151,8 +151,12 @@ class SealSpeechRetriever(BaseRetriever):
     ) -> list[Document]:
         question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
-        source = search.knowledge_base() if self._keyword_cache is not None and question.audio is not None else None
-        keywords = self._keyword_cache.get(*source) if source is not None else None
+        keywords = None
+        if self._keyword_cache is not None and question.audio is not None:
+            if search.seal is not None:  # a seal-rag index keeps its tables on disk
+                keywords = self._keyword_cache.for_index(search.seal)
+            elif (source := search.knowledge_base()) is not None:
+                keywords = self._keyword_cache.get(*source)
         pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber, keywords=keywords)
         if question.audio is None:
             result = pipeline.retrieve_text(str(question), k or self.k)

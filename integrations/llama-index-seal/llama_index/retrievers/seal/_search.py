@@ -60,11 +60,10 @@ class IndexSearch:
         return hits
 
     def knowledge_base(self) -> tuple[int, Callable[[], tuple[list[str], list | None]]] | None:
-        """(how many chunks, a reader of every chunk's text and stored phonemes) of the searched
-        store, for keyword re-ranking (`KeywordCache`); None where neither Chroma nor the index's
-        docstore holds them. Only seal-rag's own index stores phonemes."""
-        if self.seal is not None:
-            return self.seal.count(), self.seal.keyword_source
+        """(how many chunks, a reader of every chunk's text, and None for their phonemes) of the
+        searched store, for keyword re-ranking (`KeywordCache.get`); None where neither Chroma nor
+        the index's docstore holds them. A seal-rag index's tables are read through
+        `KeywordCache.for_index` instead."""
         if self.collection is not None:
             collection = self.collection
             return collection.count(), lambda: (collection_texts(collection), None)

@@ -218,6 +218,8 @@ class SealSpeechRetriever(BaseRetriever):
         """The knowledge base's keyword re-ranker when this retriever re-ranks and the store's texts can be read."""
         if self._keywords is None or self._mode == "cascade" or self._embed_model.speech_embedding.phonetic is None:
             return None
+        if search.seal is not None:  # a seal-rag index keeps its tables on disk
+            return self._keywords.for_index(search.seal)
         source = search.knowledge_base()
         return self._keywords.get(*source) if source is not None else None
 
