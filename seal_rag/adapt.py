@@ -19,9 +19,9 @@ knowledge base's own words; the phonetic IDF stays fixed. That is an experiment,
 `seal-rag adapt` does: on a voice family nothing here speaks with it gained nothing
 (training/experiments/README.md, "recognizer in adapt").
 
-Only the speech head (and the recognizer) change. The shared scaling layer stays fixed, so the
-adapted model keeps the index's `space_fingerprint` and queries the same index without
-re-embedding it.
+Only the speech head (and, with `recognizer_lr`, the recognizer) change. The shared scaling
+layer stays fixed, so the adapted model keeps the index's `space_fingerprint` and queries the
+same index without re-embedding it.
 Voices come from the "train" split of `seal_rag.voices` only: the validation and benchmark
 voices stay unheard, so figures measured on them still mean something after adapting.
 """
