@@ -38,14 +38,13 @@ FORMAT = 2
 STALE_SCRATCH_SECONDS = 3600  # a scratch file this old belongs to no live reader: the largest take seconds to write
 
 
-def stamp(index, settings: KeywordSettings | None = None, decoding: DecodingSettings | None = DecodingSettings()) -> dict:
+def stamp(index) -> dict:
     """What the tables of `index`'s (a `SealIndex` with a phonetic index) current state, built
-    with these settings (`retrieve.keyword_reranker`'s by default), are stamped with."""
+    with `retrieve.keyword_reranker`'s settings, are stamped with."""
     phonetic = index.phonetic
     phonetic.refresh()
     return {"format": FORMAT, "space": phonetic.space, "generation": phonetic.generation, "rows": phonetic.live_count,
-            "chunks": index.count(), "keywords": asdict(settings or KeywordSettings()),
-            "decoding": asdict(decoding) if decoding is not None else None}
+            "chunks": index.count(), "keywords": asdict(KeywordSettings()), "decoding": asdict(DecodingSettings())}
 
 
 def load(folder: Path, expected: dict) -> KeywordReranker | None:

@@ -363,7 +363,7 @@ class SealIndex:
                 advance(len(got["ids"]))
 
     def keep_phonemes(self) -> int:
-        """Store the phonemes of chunks indexed before ingest kept them (`keyword_source` reads them);
+        """Store the phonemes of chunks indexed before ingest kept them (`keyword_rows` reads them);
         returns how many. Their vectors stay as they are."""
         if self.phonetic is None:
             return 0
@@ -428,18 +428,12 @@ class SealIndex:
         with self._guard("read"):
             return collection_texts(self.collection, page)
 
-    def keyword_source(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
-                       ) -> tuple[list[str], list[str | None]]:
-        """Every non-empty chunk text, and its phonemes as ingest stored them (None where it did not):
-        what `retrieve.keyword_reranker` builds a knowledge base's keyword tables from. `advance(n)`
-        is called as each page of `n` chunks is read."""
-        _, texts, phonemes = self.keyword_rows(page, advance)
-        return texts, phonemes
-
     def keyword_rows(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
                      ) -> tuple[list[str], list[str], list[str | None]]:
-        """`keyword_source`, and the id of every chunk read (those without text too): the tables
-        are of exactly these chunks, which `keyword_tables` checks before keeping them."""
+        """What `retrieve.keyword_reranker` builds a knowledge base's keyword tables from: the id of
+        every chunk read (those without text too: `keyword_tables` keeps tables only when they are
+        exactly the index's chunks), every non-empty chunk text, and its phonemes as ingest stored
+        them (None where it did not). `advance(n)` is called as each page of `n` chunks is read."""
         read, ids, texts = [], [], []
         for offset in range(0, self.count(), page):
             with self._guard("read"):
