@@ -121,6 +121,8 @@ class PhoneticIndex:
         self.segments: list[Segment] = []
         self.generation = 0
         self.exists = False  # a manifest of this width and space was read
+        # The Chroma collection's change token (`store.CHANGE_KEY`) when this index last matched it.
+        self.chroma_change: str | None = None
         self._stamp: tuple | None = None
         self._where: dict[str, tuple[Segment, int]] | None = None  # id -> (segment, row), live rows only
         self._flat: tuple[list[str], dict[str, int]] | None = None  # ids of all rows, and where each segment starts
@@ -151,13 +153,13 @@ class PhoneticIndex:
             stat = path.stat()
             manifest = json.loads(path.read_text())
         except FileNotFoundError:
-            self._swap([], 0, False, None)
+            self._swap([], 0, False, None, None)
             return
         except (OSError, ValueError) as error:
             raise PhoneticIndexError(f"{path} is unreadable ({error})") from None
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if manifest.get("format") != FORMAT or manifest.get("width") != self.width or manifest.get("space") != self.space:
-            self._swap([], 0, False, stamp)  # another model's, collection's or format's index: rebuilt by the caller
+            self._swap([], 0, False, stamp, None)  # another model's, collection's or format's index: rebuilt by the caller
             return
         segments = []
         for entry in manifest["segments"]:
@@ -169,11 +171,13 @@ class PhoneticIndex:
             dead = np.load(self.folder / dead_file) if dead_file else np.zeros(len(ids), bool)
             segments.append(Segment(name, ids, *(np.load(self.folder / f"{name}.{part}.npy", mmap_mode="r")
                                                  for part in PARTS), dead, dead_file, bool(entry.get("phonemes"))))
-        self._swap(segments, manifest["generation"], True, stamp)
+        self._swap(segments, manifest["generation"], True, stamp, manifest.get("chroma_change"))
 
-    def _swap(self, segments: list[Segment], generation: int, exists: bool, stamp: tuple | None) -> None:
+    def _swap(self, segments: list[Segment], generation: int, exists: bool, stamp: tuple | None,
+              chroma_change: str | None) -> None:
         with self.lock:
             self.segments, self.generation, self.exists, self._stamp = segments, generation, exists, stamp
+            self.chroma_change = chroma_change
             self._where = self._flat = self._class_counts = None
 
     def refresh(self) -> None:
@@ -408,10 +412,11 @@ class PhoneticIndex:
         if self._kill(ids):
             self._commit()
 
-    def touch(self) -> None:
+    def touch(self, chroma_change: str | None = None) -> None:
         """Move the generation on, rows unchanged: a writer calls it once the chunks' text has
         changed in Chroma, so what was stamped with an earlier generation (`keyword_tables`)
-        reads as older than that text."""
+        reads as older than that text. `chroma_change`: Chroma's change token the rows now match."""
+        self.chroma_change = chroma_change if chroma_change is not None else self.chroma_change
         self._commit()
 
     def _kill(self, ids: Sequence[str]) -> bool:
@@ -453,6 +458,8 @@ class PhoneticIndex:
                     "rows": self.live_count, "segments": [{"name": s.name, "rows": s.size, "dead": s.dead_file}
                                                          | ({"phonemes": True} if s.has_phonemes else {})
                                                          for s in self.segments]}
+        if self.chroma_change is not None:
+            manifest["chroma_change"] = self.chroma_change
         temporary = self.folder / f"{MANIFEST}.tmp"
         _write(temporary, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
         os.replace(temporary, self.folder / MANIFEST)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import re
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ MODEL_KEY, SPACE_KEY, DIM_KEY = "seal_model", "seal_space", "seal_dim"
 # Collections without the key hold whole joined vectors in Chroma (layout 1): refused, not migrated
 # (re-ingesting is the one path that is safe whatever state an old index is in; see `check_model`).
 LAYOUT_KEY, LAYOUT = "seal_layout", 2
+# A new random token after every write through `SealIndex`: a phonetic index kept on another machine
+# (a shared Chroma server) learns from it that its rows are out of date, even if the count is not.
+CHANGE_KEY = "seal_changed"
 PHONETIC_DIR = "phonetic"
 REBUILD_PAGE = 256  # chunks re-phonemized and written together when the phonetic index is rebuilt
 UPSERT_BATCH = 512
@@ -323,17 +327,26 @@ class SealIndex:
         The phonetic half of a passage is a function of its text (espeak-ng phonemes through
         the model's fixed vectorizer), so a missing index, one of another model, or rows a crash
         left out are made again from the stored text; rows Chroma no longer holds are dropped.
-        Cheap when in step: one count from each side.
+        Cheap when in step: Chroma's change token and count against the phonetic index's.
         """
         if self.phonetic is None:
             return 0
         self.phonetic.refresh()
-        if self.phonetic.exists and self.phonetic.live_count == self.count():
+        change = self.change_token()  # read before the ids: a write after it leaves the tokens apart
+        if self.phonetic.exists and self.phonetic.chroma_change == change and self.phonetic.live_count == self.count():
             return 0
-        return self.reconcile(model)
+        return self.reconcile(model, change=change)
 
-    def reconcile(self, model, chroma_ids: set[str] | None = None) -> int:
-        """Make the phonetic index hold exactly Chroma's ids (`chroma_ids`, if the caller has them already)."""
+    def change_token(self) -> str | None:
+        """Chroma's change token (`CHANGE_KEY`) as the store holds it now, not as this handle read it."""
+        collection = self.collection
+        with self._guard("read"):
+            fresh = collection._client.get_collection(collection.name, tenant=collection.tenant, database=collection.database)
+        return (fresh.metadata or {}).get(CHANGE_KEY)
+
+    def reconcile(self, model, chroma_ids: set[str] | None = None, change: str | None = None) -> int:
+        """Make the phonetic index hold exactly Chroma's ids (`chroma_ids`, if the caller has them
+        already); `change`: Chroma's change token, read before those ids, which the index then records."""
         if self.phonetic is None:
             return 0
         if chroma_ids is None:
@@ -347,6 +360,8 @@ class SealIndex:
                 missing = sorted(chroma_ids - held)
                 self._phonemize_chroma_text(missing, "Rebuilding the phonetic index from Chroma's text",
                                             lambda ids, phonemes: phonetic.upsert(ids, model.phonetic.vectorizer.vectors(phonemes), phonemes))
+                if change is not None and change != phonetic.chroma_change:
+                    phonetic.touch(change)
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
         return len(missing)
@@ -396,8 +411,20 @@ class SealIndex:
                     documents=list(texts[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
-        if self.phonetic is not None and len(ids):
-            self._write_phonetic("touch")  # the text changed after the phonetic commit: see `PhoneticIndex.touch`
+        if len(ids):
+            self._mark_changed()
+
+    def _mark_changed(self) -> None:
+        """After a write reached Chroma: a new change token in the collection's metadata, then in the
+        phonetic index, whose generation moves on with it (the text changed after its rows did: see
+        `PhoneticIndex.touch`). Another machine's phonetic index, holding an older token, is mended
+        on its next open (`sync`)."""
+        if self.phonetic is None:
+            return
+        token = uuid.uuid4().hex
+        with self._guard("write to"):
+            self.collection.modify(metadata={**(self.collection.metadata or {}), CHANGE_KEY: token})
+        self._write_phonetic("touch", token)
 
     def _write_phonetic(self, method: str, *args) -> None:
         try:
@@ -461,6 +488,8 @@ class SealIndex:
                 self.collection.delete(ids=batch)
             if self.phonetic is not None:
                 self._write_phonetic("delete", batch)
+        if len(ids):
+            self._mark_changed()
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
         """The `k` chunks nearest to one unit vector, best first."""

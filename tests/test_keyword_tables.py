@@ -115,13 +115,14 @@ def test_an_upsert_moves_the_generation_on_after_chroma_has_the_text(embedding, 
     calls = []
     real_upsert, real_touch = PhoneticIndex.upsert, PhoneticIndex.touch
     monkeypatch.setattr(PhoneticIndex, "upsert", lambda self, *a, **k: calls.append("phonetic") or real_upsert(self, *a, **k))
-    monkeypatch.setattr(PhoneticIndex, "touch", lambda self: calls.append("touch") or real_touch(self))
+    monkeypatch.setattr(PhoneticIndex, "touch", lambda self, *a: calls.append("touch") or real_touch(self, *a))
     chroma = index.collection.upsert
     monkeypatch.setattr(index.collection, "upsert", lambda **k: calls.append("chroma") or chroma(**k))
     before = index.phonetic.generation
     vector = embedding.embed_texts(["Lake Texcoco lay in the Valley of Mexico."])
     index.upsert(["lake-1"], vector, ["Lake Texcoco lay in the Valley of Mexico."], [{"source": "lake"}])
     assert calls == ["phonetic", "chroma", "touch"] and index.phonetic.generation >= before + 2
+    assert index.phonetic.chroma_change == index.change_token() is not None  # the token other machines compare
 
 
 def test_inconsistent_tables_on_disk_are_built_again(embedding, index):

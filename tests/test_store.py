@@ -100,6 +100,60 @@ def test_the_http_client_path_against_a_real_chroma_server(embedding, chroma_ser
         SealIndex.open(OtherModel(), host="127.0.0.1", port=chroma_server)
 
 
+def _replace_one_chunk(embedding, index: SealIndex) -> tuple[str, str]:
+    """An edit on one machine: one chunk deleted, one with new text added, so Chroma's count stays.
+    Returns (the deleted id, the new id)."""
+    gone = index.all_ids()[0]
+    text = "Zanzibar's clove plantations shipped spice across the Indian Ocean."
+    index.delete([gone])
+    index.upsert(["zanzibar-cloves"], embedding.embed_texts([text]), [text], [{"source": "spice.txt"}])
+    return gone, "zanzibar-cloves"
+
+
+def _open_on_another_machine(embedding, collection, folder: Path, count: int) -> SealIndex:
+    """Machine B keeps its own phonetic index of the shared collection, made from Chroma's text on first open."""
+    machine_b = SealIndex.for_collection(collection, embedding, folder)
+    assert machine_b.phonetic.live_count == count and machine_b.sync(embedding) == 0  # in step: nothing read again
+    return machine_b
+
+
+def _check_the_edit_reached(embedding, machine_b: SealIndex, gone: str, new: str) -> None:
+    assert machine_b.sync(embedding) == 1  # the new chunk phonemized, the deleted one dropped
+    assert machine_b.phonetic.live_ids() == set(machine_b.all_ids()) and gone not in machine_b.phonetic.live_ids()
+    question = embedding.embed_texts(["clove plantations of Zanzibar"])[0]
+    hits = machine_b.query(question, 3)
+    exact = float(embedding.embed_texts([hits[0].text])[0] @ question)
+    assert hits[0].id == new and hits[0].score == pytest.approx(exact, abs=1e-5)  # both halves, not the semantic half alone
+    assert machine_b.sync(embedding) == 0
+
+
+def test_an_edit_that_keeps_the_count_reaches_another_machines_phonetic_index(embedding, tmp_path):
+    import chromadb
+
+    machine_a = SealIndex.open(embedding, tmp_path / "db", create=True)
+    ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
+    count = machine_a.count()
+    shared = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", count)
+    gone, new = _replace_one_chunk(embedding, machine_a)
+    assert machine_a.count() == count and machine_a.sync(embedding) == 0  # the writer's own index is in step
+    _check_the_edit_reached(embedding, machine_b, gone, new)
+
+
+@pytest.mark.slow
+def test_an_edit_on_a_chroma_server_reaches_another_machines_phonetic_index(embedding, chroma_server, tmp_path):
+    import chromadb
+
+    machine_a = SealIndex.open(embedding, host="127.0.0.1", port=chroma_server, create=True)
+    ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
+    count = machine_a.count()
+    shared = chromadb.HttpClient(host="127.0.0.1", port=chroma_server).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", count)
+    gone, new = _replace_one_chunk(embedding, machine_a)
+    assert machine_a.count() == count
+    _check_the_edit_reached(embedding, machine_b, gone, new)
+
+
 def test_an_unreachable_server_is_clear(embedding):
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at 127.0.0.1:{1}.*chroma run"):
         SealIndex.open(embedding, host="127.0.0.1", port=1)
