@@ -10,7 +10,8 @@
 Models load once. At most `max_concurrent` questions are in flight; past that a request gets 503
 with Retry-After at once instead of waiting in an unbounded queue. A persistent index is held
 under seal-rag's shared lock while the server runs, so an ingest into it is refused with a clear
-error instead of corrupting it (serve a Chroma server to ingest while serving).
+error instead of corrupting it (serve a Chroma server to ingest while serving: the server looks
+for new writes every `follow_seconds` and takes them in, phonetic index and keyword tables).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from .answer import Answer
 from .retrieve import Retriever, index_keyword_reranker
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
+from .safe_text import for_terminal
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
 
 MAX_K = 100
@@ -60,6 +63,7 @@ class ServeSettings:
     max_concurrent: int = 4
     max_upload_bytes: int = 25 * 1024 * 1024
     keywords: bool = True  # re-rank the speech ranking by keyword spotting (`keyword_rerank`)
+    follow_seconds: float = 10.0  # over a Chroma server: how often to look for other processes' writes
 
 
 class Busy(Exception):
@@ -97,10 +101,68 @@ class AskService:
         self.index = SealIndex.open(self.model, settings.db, settings.chroma_host, settings.chroma_port, settings.collection)
         if self.index.phonetic is not None:
             self.index.phonetic.warm()  # a server answers many questions: map the postings in once, not query by query
+        self._state = self._index_state()  # what `keywords` were made from
         self.keywords = index_keyword_reranker(self.model, self.index, show_progress=True) if settings.keywords else None
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
+        self._follower: SealIndex | None = None  # the index again, on its own handles: see `follow`
+        self._stop_following = threading.Event()
+
+    def follow(self) -> bool:
+        """Take in what other processes wrote to a shared Chroma server since the last look: the
+        phonetic index mended from Chroma (`SealIndex.sync`), then the keyword tables made anew.
+        Returns whether anything changed.
+
+        The mending runs on a second handle of the index, so the questions being answered keep
+        reading the old rows until the phonetic index's new manifest is read (`PhoneticIndex.refresh`);
+        the new keyword tables replace the old ones in one assignment.
+        """
+        from .store import SealIndex
+
+        if self.index.phonetic is None:
+            return False
+        if self._follower is None:
+            self._follower = SealIndex.for_collection(self.index.collection, self.model, self.index.phonetic.folder, self.index.where)
+        else:
+            self._follower.sync(self.model)
+        state = self._index_state()
+        if state == self._state:
+            return False
+        if self.keywords is not None:
+            self.keywords = index_keyword_reranker(self.model, self.index)
+        self._state = state
+        return True
+
+    def _index_state(self) -> dict | None:
+        """The serving index's state as keyword tables are stamped with it (its phonetic index re-read first)."""
+        from . import keyword_tables
+
+        return keyword_tables.stamp(self.index) if self.index.phonetic is not None else None
+
+    @contextlib.contextmanager
+    def following(self):
+        """A context in which, over a Chroma server, a thread calls `follow` every `follow_seconds`
+        (a persistent index is held under the lock while serving: nothing else writes to it)."""
+        if not self.settings.chroma_host or self.index.phonetic is None:
+            yield
+            return
+        self._stop_following.clear()
+        thread = threading.Thread(target=self._follow_until_stopped, name="seal-rag-follow", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop_following.set()
+            thread.join()
+
+    def _follow_until_stopped(self) -> None:
+        while not self._stop_following.wait(self.settings.follow_seconds):
+            try:
+                self.follow()
+            except Exception as error:  # noqa: BLE001 - e.g. the Chroma server away for a moment: look again next time
+                print(for_terminal(f"seal-rag serve: the index's new writes were not taken in ({type(error).__name__}: {error}); "
+                                   f"looking again in {self.settings.follow_seconds:g} s"), file=sys.stderr, flush=True)
 
     @property
     def transcriber(self):
@@ -175,9 +237,10 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     web = resources.files("seal_rag") / "web"
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        if on_ready:
-            on_ready()
-        yield
+        with service.following():
+            if on_ready:
+                on_ready()
+            yield
 
     app = FastAPI(title="seal-rag", description="Ask a knowledge base a question by voice.", version="0.1.0",
                   lifespan=lifespan)

@@ -8,6 +8,10 @@ held-out set. Those take `heldout_data`, which skips them unless $SEAL_RAG_DATA 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +54,37 @@ DEMOS = REPO / "demos"  # `embedding` and `demo_db` are in session_fixtures.py, 
 @pytest.fixture(scope="session")
 def demo_question() -> Path:
     return DEMOS / "questions" / "q5.wav"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(chroma_server_process):
+    return chroma_server_process[1]
+
+
+@pytest.fixture
+def chroma_server_process(tmp_path):
+    """A real `chroma run` on a free port: `(process, port)`."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["chroma", "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield server, port
+    server.terminate()
+    server.wait(timeout=30)
+    from seal_rag.store import phonetic_dir
+
+    shutil.rmtree(phonetic_dir(host="127.0.0.1", port=port).parent, ignore_errors=True)  # this machine's, in the cache

@@ -29,7 +29,6 @@ from .hostile import as_plain_user, cli, errors, python_command, question_then_s
 from .openai_stub import ESCAPE_TOKENS
 from .test_llm import HITS, stub  # noqa: F401
 from .test_loaders import _pdf
-from .test_store import chroma_server_process  # noqa: F401
 
 GOLD = "Apollo_program"  # where the answer to demos/questions/q5.wav lives
 
@@ -538,7 +537,7 @@ def test_stdin_is_read_only_up_to_a_bound(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_chroma_server_that_dies_mid_ingest_is_one_error_saying_how_to_finish(embedding, chroma_server_process, tmp_path):  # noqa: F811
+def test_a_chroma_server_that_dies_mid_ingest_is_one_error_saying_how_to_finish(embedding, chroma_server_process, tmp_path):
     # Finding 12: a server dying mid-ingest printed httpx's ConnectError traceback.
     server, port = chroma_server_process
     docs = tmp_path / "docs"

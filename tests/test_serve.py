@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import DEMOS
+from .conftest import DEMOS, free_port
 from .openai_stub import REPLY_TOKENS, OpenAIStub
 
 GOLD = "Apollo_program_0.txt"  # q5.wav: "What project put the first Americans into space?"
@@ -170,12 +170,6 @@ def test_health_page_and_openapi(service):
 
 # --- The real thing: `seal-rag serve` as a process -------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def seal_rag(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "seal_rag.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
@@ -290,3 +284,42 @@ def test_the_load_test_answers_every_question_and_reports_latency_throughput_and
     assert payload["levels"][1]["rejected_503"] > 0  # 4 clients against 2 slots: backpressure, retried
     assert len(payload["server_rss_mb"]) == 3 and min(payload["server_rss_mb"]) > 100
     assert (tmp_path / "serve.md").read_text().count("\n| ") == 3
+
+
+@pytest.mark.slow
+def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving(embedding, chroma_server, tmp_path):
+    import chromadb
+    from fastapi.testclient import TestClient
+
+    from seal_rag.ingest import ingest_folder
+    from seal_rag.keyword_rerank import _key
+    from seal_rag.serve import AskService, ServeSettings, create_app
+    from seal_rag.store import SealIndex
+
+    shared = chromadb.HttpClient(host="127.0.0.1", port=chroma_server)
+    other_machine = SealIndex.open(embedding, host="127.0.0.1", port=chroma_server, create=True)
+    other_machine.phonetic.folder = tmp_path / "other-machine"  # its own phonetic index, as on another machine
+    ingest_folder(embedding, DEMOS / "kb", other_machine, show_progress=False)
+    settings = ServeSettings(chroma_host="127.0.0.1", chroma_port=chroma_server, follow_seconds=0.2)
+    service = AskService(settings)
+    assert service.index.phonetic.folder != other_machine.phonetic.folder
+    assert not service.follow() and not service.follow()  # nothing new: nothing rebuilt
+
+    question = {"text": "clove plantations of Zanzibar"}
+    text = "Zanzibar's clove plantations shipped spice across the Indian Ocean."
+    with TestClient(create_app(settings, service)) as http:
+        assert http.post("/v1/ask", json=question).json()["hits"][0]["id"] != "zanzibar-cloves"
+        keywords, count = service.keywords, shared.get_collection("seal_rag").count()
+        other_machine.delete([other_machine.all_ids()[0]])  # an edit that keeps the count
+        other_machine.upsert(["zanzibar-cloves"], embedding.embed_texts([text]), [text], [{"source": "spice.txt"}])
+        assert shared.get_collection("seal_rag").count() == count
+        deadline = time.time() + 60  # the delete and the upsert may be taken in one look or two
+        while service.keywords._stored.get(_key(text)) is None and time.time() < deadline:
+            time.sleep(0.2)
+        best = http.post("/v1/ask", json=question).json()["hits"][0]
+    # The keyword tables were made anew from the index, new passage included.
+    assert keywords._stored.get(_key(text)) is None and service.keywords._stored.get(_key(text)) is not None
+    assert best["id"] == "zanzibar-cloves"
+    exact = float(embedding.embed_texts([text])[0] @ embedding.embed_texts([question["text"]])[0])
+    assert best["score"] == pytest.approx(exact, abs=1e-4)  # ranked by both halves: the phonetic row is there
+    assert service.index.phonetic.live_ids() == set(service.index.all_ids())

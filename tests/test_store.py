@@ -1,7 +1,5 @@
 import json
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -55,37 +53,6 @@ def test_a_writer_keeps_other_processes_out(tmp_path):
         probe = "from seal_rag.store import db_lock\nwith db_lock(%r, exclusive=False): pass" % str(tmp_path)
         result = subprocess.run(["python", "-c", probe], capture_output=True, text=True)
         assert result.returncode != 0 and "another seal-rag process is writing" in result.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(chroma_server_process):
-    return chroma_server_process[1]
-
-
-@pytest.fixture
-def chroma_server_process(tmp_path):
-    """A real `chroma run` on a free port: `(process, port)`."""
-    port = _free_port()
-    server = subprocess.Popen(
-        ["chroma", "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield server, port
-    server.terminate()
-    server.wait(timeout=30)
 
 
 @pytest.mark.slow
