@@ -103,6 +103,9 @@ class Segment:
         return len(self.ids)
 
 
+KEEP = object()  # `touch`: leave the recorded Chroma change token as it is
+
+
 class PhoneticIndexError(Exception):
     """The folder holds no readable phonetic index (missing, damaged or another layout)."""
 
@@ -210,12 +213,14 @@ class PhoneticIndex:
         return set(self._locations())
 
     def _locations(self) -> dict[str, tuple[Segment, int]]:
-        if self._where is None:
-            self._where = {}
+        where = self._where
+        if where is None:  # built whole before it is shared: another thread may read it meanwhile (serve)
+            where = {}
             for segment in self.segments:
                 for row in np.flatnonzero(~segment.dead).tolist():
-                    self._where[segment.ids[row]] = (segment, row)
-        return self._where
+                    where[segment.ids[row]] = (segment, row)
+            self._where = where
+        return where
 
     def _flat_ids(self) -> tuple[list[str], dict[str, int]]:
         """Every row's id in `scores`' numbering, and where each segment's rows start in it."""
@@ -412,12 +417,25 @@ class PhoneticIndex:
         if self._kill(ids):
             self._commit()
 
-    def touch(self, chroma_change: str | None = None) -> None:
+    def touch(self, chroma_change: str | None | object = KEEP) -> None:
         """Move the generation on, rows unchanged: a writer calls it once the chunks' text has
         changed in Chroma, so what was stamped with an earlier generation (`keyword_tables`)
-        reads as older than that text. `chroma_change`: Chroma's change token the rows now match."""
-        self.chroma_change = chroma_change if chroma_change is not None else self.chroma_change
-        self._commit()
+        reads as older than that text. `chroma_change`: Chroma's change token (None: it has none)
+        that the rows now match; by default the one recorded stays."""
+        kept = self.chroma_change
+        if chroma_change is not KEEP:
+            self.chroma_change = chroma_change
+        try:
+            self._commit()
+        except BaseException:
+            self.chroma_change = kept
+            raise
+
+    def touch_after_write(self, before: str | None, after: str) -> None:
+        """`touch` after a write of ours moved Chroma's change token from `before` to `after`:
+        the rows match `after` only if they matched `before` (read under this lock, so another
+        process's commit since is seen)."""
+        self.touch(after if before == self.chroma_change else KEEP)
 
     def _kill(self, ids: Sequence[str]) -> bool:
         where, killed = self._locations(), False

@@ -45,6 +45,7 @@ MAX_K = 100
 RETRY_AFTER_SECONDS = 1
 # The request body is read in chunks of this size, so an oversized upload is cut off early.
 READ_CHUNK = 64 * 1024
+FOLLOW_STOP_SECONDS = 5  # how long a stopping server waits for a look at the index to end
 
 
 @dataclass
@@ -106,7 +107,8 @@ class AskService:
         self.answerer = answerer  # an `llm.ChatAnswerer`, or None for the extractive answer
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
-        self._follower: SealIndex | None = None  # the index again, on its own handles: see `follow`
+        self._follower: SealIndex | None = None  # the index again, with a phonetic index handle of its own: see `follow`
+        self._last_look = (self.index.change_token(), self.index.count()) if self.index.phonetic is not None else None
         self._stop_following = threading.Event()
 
     def follow(self) -> bool:
@@ -114,13 +116,19 @@ class AskService:
         phonetic index mended from Chroma (`SealIndex.sync`), then the keyword tables made anew.
         Returns whether anything changed.
 
-        The mending runs on a second handle of the index, so the questions being answered keep
-        reading the old rows until the phonetic index's new manifest is read (`PhoneticIndex.refresh`);
+        Nothing is done while the index is still moving (a remote ingest moves Chroma's change
+        token with every batch): only once two looks in a row find the same token and count.
+        The mending writes through a second handle on the phonetic index, so the questions being
+        answered keep reading the old rows until its new manifest is read (`PhoneticIndex.refresh`);
         the new keyword tables replace the old ones in one assignment.
         """
         from .store import SealIndex
 
         if self.index.phonetic is None:
+            return False
+        look = (self.index.change_token(), self.index.count())
+        if look != self._last_look:
+            self._last_look = look
             return False
         if self._follower is None:
             self._follower = SealIndex.for_collection(self.index.collection, self.model, self.index.phonetic.folder, self.index.where)
@@ -154,7 +162,7 @@ class AskService:
             yield
         finally:
             self._stop_following.set()
-            thread.join()
+            thread.join(FOLLOW_STOP_SECONDS)  # a rebuild under way is not waited for: the thread is a daemon
 
     def _follow_until_stopped(self) -> None:
         while not self._stop_following.wait(self.settings.follow_seconds):

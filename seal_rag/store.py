@@ -29,7 +29,7 @@ from .arguments import check_collection
 from .errors import IndexMismatchError, StoreError
 from .fused_search import Split, fused_search
 from .phonetic import phonemize
-from .phonetic_index import PhoneticIndex, PhoneticIndexError
+from .phonetic_index import KEEP, PhoneticIndex, PhoneticIndexError
 
 DEFAULT_DB = Path(".seal_rag")
 DEFAULT_COLLECTION = "seal_rag"
@@ -327,7 +327,9 @@ class SealIndex:
         The phonetic half of a passage is a function of its text (espeak-ng phonemes through
         the model's fixed vectorizer), so a missing index, one of another model, or rows a crash
         left out are made again from the stored text; rows Chroma no longer holds are dropped.
-        Cheap when in step: Chroma's change token and count against the phonetic index's.
+        Cheap when in step: Chroma's change token and count against the phonetic index's. Rows
+        are compared by id, so an edit from another machine is seen when ids name their content,
+        as ingest's do (a source and a digest of the text).
         """
         if self.phonetic is None:
             return 0
@@ -344,9 +346,10 @@ class SealIndex:
             fresh = collection._client.get_collection(collection.name, tenant=collection.tenant, database=collection.database)
         return (fresh.metadata or {}).get(CHANGE_KEY)
 
-    def reconcile(self, model, chroma_ids: set[str] | None = None, change: str | None = None) -> int:
+    def reconcile(self, model, chroma_ids: set[str] | None = None, change: str | None | object = KEEP) -> int:
         """Make the phonetic index hold exactly Chroma's ids (`chroma_ids`, if the caller has them
-        already); `change`: Chroma's change token, read before those ids, which the index then records."""
+        already); `change`: Chroma's change token (None: it has none), read before those ids, which
+        the index then records."""
         if self.phonetic is None:
             return 0
         if chroma_ids is None:
@@ -360,7 +363,7 @@ class SealIndex:
                 missing = sorted(chroma_ids - held)
                 self._phonemize_chroma_text(missing, "Rebuilding the phonetic index from Chroma's text",
                                             lambda ids, phonemes: phonetic.upsert(ids, model.phonetic.vectorizer.vectors(phonemes), phonemes))
-                if change is not None and change != phonetic.chroma_change:
+                if change is not KEEP and change != phonetic.chroma_change:
                     phonetic.touch(change)
         except OSError as error:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
@@ -421,10 +424,14 @@ class SealIndex:
         on its next open (`sync`)."""
         if self.phonetic is None:
             return
-        token = uuid.uuid4().hex
+        # Recorded only if the phonetic index matched Chroma before this write: else another
+        # process wrote meanwhile, and the next `sync` must still see the tokens differ. (Chroma
+        # has no compare-and-set: a write landing between this read and `modify` goes unseen
+        # until the next token moves.)
+        before, token = self.change_token(), uuid.uuid4().hex
         with self._guard("write to"):
             self.collection.modify(metadata={**(self.collection.metadata or {}), CHANGE_KEY: token})
-        self._write_phonetic("touch", token)
+        self._write_phonetic("touch_after_write", before, token)
 
     def _write_phonetic(self, method: str, *args) -> None:
         try:

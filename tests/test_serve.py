@@ -314,7 +314,11 @@ def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving
         other_machine.upsert(["zanzibar-cloves"], embedding.embed_texts([text]), [text], [{"source": "spice.txt"}])
         assert shared.get_collection("seal_rag").count() == count
         deadline = time.time() + 60  # the delete and the upsert may be taken in one look or two
-        while service.keywords._stored.get(_key(text)) is None and time.time() < deadline:
+
+        def taken_in() -> bool:
+            service.index.phonetic.refresh()
+            return "zanzibar-cloves" in service.index.phonetic.live_ids() and service.keywords._stored.get(_key(text)) is not None
+        while not taken_in() and time.time() < deadline:
             time.sleep(0.2)
         best = http.post("/v1/ask", json=question).json()["hits"][0]
     # The keyword tables were made anew from the index, new passage included.

@@ -107,6 +107,28 @@ def test_an_edit_that_keeps_the_count_reaches_another_machines_phonetic_index(em
     _check_the_edit_reached(embedding, machine_b, gone, new)
 
 
+def test_a_writer_that_missed_another_machines_edit_does_not_claim_it_and_a_lost_token_is_recorded(embedding, tmp_path):
+    import chromadb
+
+    from seal_rag.store import CHANGE_KEY
+
+    machine_a = SealIndex.open(embedding, tmp_path / "db", create=True)
+    ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
+    shared = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", machine_a.count())
+    gone, new = _replace_one_chunk(embedding, machine_b)  # A has not looked since
+    text = "A later chunk written by machine A."
+    machine_a.upsert(["later"], embedding.embed_texts([text]), [text], [{"source": "later.txt"}])
+    assert machine_a.phonetic.chroma_change != machine_a.change_token()  # A's write does not vouch for B's edit
+    assert machine_a.sync(embedding) == 1 and machine_a.phonetic.live_ids() == set(machine_a.all_ids())
+    assert new in machine_a.phonetic.live_ids() and gone not in machine_a.phonetic.live_ids()
+
+    # A collection whose token was lost (metadata reset, a restored backup): mended once, then in step.
+    shared.modify(metadata={k: v for k, v in shared.metadata.items() if k != CHANGE_KEY})
+    assert machine_a.change_token() is None and machine_a.sync(embedding) == 0
+    assert machine_a.phonetic.chroma_change is None and machine_a.sync(embedding) == 0
+
+
 @pytest.mark.slow
 def test_an_edit_on_a_chroma_server_reaches_another_machines_phonetic_index(embedding, chroma_server, tmp_path):
     import chromadb
