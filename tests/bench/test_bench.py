@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from seal_rag.bench import latency
@@ -105,8 +106,6 @@ def test_a_benchmark_without_its_data_is_a_one_line_error_that_says_how_to_get_i
 
 def test_robustness_corruptions_keep_their_promises():
     """Right SNR, same noise at every SNR of a kind, speed changes length, the phone cuts 5 kHz."""
-    import numpy as np
-
     from seal_rag.bench.robustness import BY_NAME, CONDITIONS, corrupt
 
     rng = np.random.default_rng(0)
@@ -368,3 +367,13 @@ def test_ingest_quick_on_documents_times_both_sides_and_checks_the_tolerance(tmp
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="holds no .txt"):
         ingest.main(["--quick", "--docs", str(tmp_path / "empty"), "--out", str(tmp_path)])
+
+
+def test_scale_recall_counts_an_answer_tied_with_the_kth_and_misses_below_it():
+    from seal_rag.bench.scale import found_share
+
+    exact = np.array([0.9, 0.8, 0.7, 0.7, 0.1])  # rows 2 and 3 tie at the 3rd best
+    assert found_share(exact, [0, 1, 2], 3) == found_share(exact, [0, 1, 3], 3) == 1.0
+    assert found_share(exact, [0, 1, 4], 3) == pytest.approx(2 / 3)
+    assert found_share(exact, [0], 3) == pytest.approx(1 / 3)  # fewer answers than asked: the rest are misses
+    assert found_share(exact[:2], [1, 0], 3) == 1.0  # fewer chunks than k: every chunk is an answer
