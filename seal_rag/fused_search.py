@@ -76,12 +76,13 @@ def _search(collection, phonetic: PhoneticIndex, split: Split, vector: np.ndarra
         phonetic_floor = float(top_scores[-1]) if take < live_rows and len(top_scores) else -np.inf
         _score_new(joined, phonetic, semantic, buckets, weights, w)
         if not every_match_seen:  # else a chunk Chroma did not return fails `where`
-            # A phonetic candidate's semantic cosine is at most 1, so one whose phonetic cosine
-            # cannot lift it to the k-th best joined cosine so far cannot enter the top k: only
-            # the others' semantic halves are read from Chroma (a read costs per id).
+            # A phonetic candidate Chroma did not return has a semantic cosine below the depth-th
+            # one (the bound the stop test below rests on too), so one whose phonetic cosine cannot
+            # lift it to the k-th best joined cosine so far cannot enter the top k: only the
+            # others' semantic halves are read from Chroma (a read costs per id).
             kth = sorted(joined.values(), reverse=True)[k - 1] if len(joined) >= k else -np.inf
             unseen = [i for i, score in zip(phonetic.ids_at(top_rows.tolist()), top_scores.tolist())
-                      if i not in semantic and i not in excluded and (1 - w) + w * score >= kth]
+                      if i not in semantic and i not in excluded and (1 - w) * semantic_floor + w * score >= kth]
             if unseen:
                 got = collection.get(ids=unseen, where=where, include=["embeddings"])
                 if got["ids"]:
