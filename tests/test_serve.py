@@ -296,7 +296,7 @@ def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving
     from seal_rag.serve import AskService, ServeSettings, create_app
     from seal_rag.store import SealIndex
 
-    shared = chromadb.HttpClient(host="127.0.0.1", port=chroma_server)
+    server = chromadb.HttpClient(host="127.0.0.1", port=chroma_server)
     other_machine = SealIndex.open(embedding, host="127.0.0.1", port=chroma_server, create=True)
     other_machine.phonetic.folder = tmp_path / "other-machine"  # its own phonetic index, as on another machine
     ingest_folder(embedding, DEMOS / "kb", other_machine, show_progress=False)
@@ -309,10 +309,10 @@ def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving
     text = "Zanzibar's clove plantations shipped spice across the Indian Ocean."
     with TestClient(create_app(settings, service)) as http:
         assert http.post("/v1/ask", json=question).json()["hits"][0]["id"] != "zanzibar-cloves"
-        keywords, count = service.keywords, shared.get_collection("seal_rag").count()
+        keywords, count = service.keywords, server.get_collection("seal_rag").count()
         other_machine.delete([other_machine.all_ids()[0]])  # an edit that keeps the count
         other_machine.upsert(["zanzibar-cloves"], embedding.embed_texts([text]), [text], [{"source": "spice.txt"}])
-        assert shared.get_collection("seal_rag").count() == count
+        assert server.get_collection("seal_rag").count() == count
         deadline = time.time() + 60  # the delete and the upsert may be taken in one look or two
 
         def taken_in() -> bool:

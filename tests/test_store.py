@@ -78,7 +78,7 @@ def _replace_one_chunk(embedding, index: SealIndex) -> tuple[str, str]:
 
 
 def _open_on_another_machine(embedding, collection, folder: Path, count: int) -> SealIndex:
-    """Machine B keeps its own phonetic index of the shared collection, made from Chroma's text on first open."""
+    """Machine B keeps its own phonetic index of the collection both machines use, made from Chroma's text on first open."""
     machine_b = SealIndex.for_collection(collection, embedding, folder)
     assert machine_b.phonetic.live_count == count and machine_b.sync(embedding) == 0  # in step: nothing read again
     return machine_b
@@ -100,8 +100,8 @@ def test_an_edit_that_keeps_the_count_reaches_another_machines_phonetic_index(em
     machine_a = SealIndex.open(embedding, tmp_path / "db", create=True)
     ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
     count = machine_a.count()
-    shared = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
-    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", count)
+    common = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, common, tmp_path / "b", count)
     gone, new = _replace_one_chunk(embedding, machine_a)
     assert machine_a.count() == count and machine_a.sync(embedding) == 0  # the writer's own index is in step
     _check_the_edit_reached(embedding, machine_b, gone, new)
@@ -114,8 +114,8 @@ def test_a_writer_that_missed_another_machines_edit_does_not_claim_it_and_a_lost
 
     machine_a = SealIndex.open(embedding, tmp_path / "db", create=True)
     ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
-    shared = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
-    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", machine_a.count())
+    common = chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, common, tmp_path / "b", machine_a.count())
     gone, new = _replace_one_chunk(embedding, machine_b)  # A has not looked since
     text = "A later chunk written by machine A."
     machine_a.upsert(["later"], embedding.embed_texts([text]), [text], [{"source": "later.txt"}])
@@ -124,7 +124,7 @@ def test_a_writer_that_missed_another_machines_edit_does_not_claim_it_and_a_lost
     assert new in machine_a.phonetic.live_ids() and gone not in machine_a.phonetic.live_ids()
 
     # A collection whose token was lost (metadata reset, a restored backup): mended once, then in step.
-    shared.modify(metadata={k: v for k, v in shared.metadata.items() if k != CHANGE_KEY})
+    common.modify(metadata={k: v for k, v in common.metadata.items() if k != CHANGE_KEY})
     assert machine_a.change_token() is None and machine_a.sync(embedding) == 0
     assert machine_a.phonetic.chroma_change is None and machine_a.sync(embedding) == 0
 
@@ -136,8 +136,8 @@ def test_an_edit_on_a_chroma_server_reaches_another_machines_phonetic_index(embe
     machine_a = SealIndex.open(embedding, host="127.0.0.1", port=chroma_server, create=True)
     ingest_folder(embedding, DEMOS / "kb", machine_a, show_progress=False)
     count = machine_a.count()
-    shared = chromadb.HttpClient(host="127.0.0.1", port=chroma_server).get_collection("seal_rag", embedding_function=None)
-    machine_b = _open_on_another_machine(embedding, shared, tmp_path / "b", count)
+    common = chromadb.HttpClient(host="127.0.0.1", port=chroma_server).get_collection("seal_rag", embedding_function=None)
+    machine_b = _open_on_another_machine(embedding, common, tmp_path / "b", count)
     gone, new = _replace_one_chunk(embedding, machine_a)
     assert machine_a.count() == count
     _check_the_edit_reached(embedding, machine_b, gone, new)
