@@ -26,6 +26,9 @@ heard. Only a family training never heard measures generalisation to new voices:
   are not the unseen-family test, because piper chose settings.
 - The unseen-family test is the reserved independent check (a fourth family that nothing here
   may use); with only these three families installed there is no fourth to hold out.
+- An experiment may hold flite out instead (`[data] families` in a training config): trained on
+  espeak alone, piper still validates; trained on espeak and piper, nothing is left to validate
+  on, so it chooses nothing on an unseen family, and flite is the benchmark family either way.
 `FAMILY_ROLES` says this in code; `tests/test_voices.py` checks that the roles stay disjoint.
 """
 
@@ -123,20 +126,30 @@ def family_voices(family: str, roles: dict[str, str] = FAMILY_ROLES) -> list[Voi
 
 
 TRAINING_FAMILIES = ("espeak", "flite")
+# Families an experiment may train on. Training on piper takes away the validation family, so such
+# a run holds flite out for the benchmark and chooses nothing on an unseen family (a fixed schedule).
+TRAINABLE_FAMILIES = ("espeak", "flite", "piper")
 
 
 def pick_voice(split: str, rng: random.Random, families: tuple[str, ...] = TRAINING_FAMILIES) -> Voice:
     """A random voice of a split: flite with probability FLITE_SHARE, else an espeak combination.
 
     `families` leaves a family out (a run that holds flite out of training speaks those clips
-    with espeak); the draw is made either way, so the rest of a plan stays the same.
+    with espeak, or with piper's training voice when piper trains instead); the draw is made
+    either way, so the rest of a plan stays the same. Piper has one speaker, so its clips are
+    training clips only: validation keeps espeak there.
     """
-    unknown = set(families) - set(TRAINING_FAMILIES)
+    unknown = set(families) - set(TRAINABLE_FAMILIES)
     if unknown or not families:
-        raise ValueError(f"cannot train on families {sorted(unknown) or '(none)'}: choose from {list(TRAINING_FAMILIES)}")
-    use_flite = rng.random() < FLITE_SHARE
-    if "flite" in families and (use_flite or "espeak" not in families):
-        return rng.choice(flite_voices(split))
+        raise ValueError(f"cannot train on families {sorted(unknown) or '(none)'}: choose from {list(TRAINABLE_FAMILIES)}")
+    if set(families) == {"piper"}:
+        raise ValueError("cannot train on piper alone: its one speaker leaves no voice to validate on; add espeak or flite")
+    second = rng.random() < FLITE_SHARE  # the share of clips not spoken by espeak
+    if second or "espeak" not in families:
+        if "flite" in families:
+            return rng.choice(flite_voices(split))
+        if "piper" in families and split == "train":
+            return rng.choice(HELD_OUT_VOICES["piper"])
     return rng.choice(espeak_voices(split))
 
 

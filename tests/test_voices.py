@@ -38,8 +38,17 @@ def test_a_run_can_hold_flite_out_of_training_keeping_the_rest_of_its_plan():
     kept = [(x, y) for x, y in zip(both, espeak_only) if x.engine == "espeak"]
     assert 200 < len(kept) < 400 and all(x == y for x, y in kept)
     assert {v.engine for v in (voices.pick_voice("train", random.Random(s), ("flite",)) for s in range(50))} == {"flite"}
-    with pytest.raises(ValueError, match="cannot train on families"):
+    with pytest.raises(ValueError, match="cannot train on piper alone"):
         voices.pick_voice("train", random.Random(0), ("piper",))
+    with pytest.raises(ValueError, match="cannot train on families"):
+        voices.pick_voice("train", random.Random(0), ("festival",))
+    # A run that trains on piper instead of flite: the same espeak clips, piper's one speaker for
+    # the clips the plan gives flite, and espeak there on validation (piper cannot validate itself).
+    draws = [(random.Random(seed), random.Random(seed), random.Random(seed)) for seed in range(400)]
+    with_piper = [voices.pick_voice("train", a, ("espeak", "piper")) for a, _, _ in draws]
+    plan = [voices.pick_voice("train", b) for _, b, _ in draws]
+    assert all((x == y) if y.engine == "espeak" else x == voices.Voice("piper", "joe") for x, y in zip(with_piper, plan))
+    assert {v.engine for v in (voices.pick_voice("val", c, ("espeak", "piper")) for _, _, c in draws)} == {"espeak"}
     # Held out of that run, flite is a whole benchmark family: all its speakers, none of training's espeak voices.
     roles = {"espeak": "train", "piper": "val", "flite": "bench"}
     held_out = family_voices("flite", roles)

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from seal_rag.config import SealConfig
-from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES
+from seal_rag.voices import FAMILY_ROLES, TRAINABLE_FAMILIES, TRAINING_FAMILIES
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
 
 from . import text_sources as ts
@@ -203,7 +203,8 @@ def release(config: dict, model_dir: Path) -> None:
     # Which families each half heard (training.unseen_voices benchmarks only on a family neither
     # half with weight heard). Written when a run held a family out, or a file says otherwise.
     families = data.get("families", TRAINING_FAMILIES)
-    roles = {family: "train" if family in families else "bench" for family in TRAINING_FAMILIES} | {"piper": "val"}
+    roles = {family: "train" if family in families else "val" if family == "piper" else "bench"
+             for family in TRAINABLE_FAMILIES}
     voices_path = model_dir / "voices.json"
     if voices_path.is_file() or roles != FAMILY_ROLES:
         semantic = json.loads(voices_path.read_text())["semantic"] if voices_path.is_file() else dict(FAMILY_ROLES)
