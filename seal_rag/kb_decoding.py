@@ -64,24 +64,26 @@ class PhonemeLM:
     """
 
     def __init__(self, phonemes: Sequence[str], order: int = 5, symbols: str = PHONEMES):
-        self._shape(order, symbols)
-        # The zero-order floor: uniform over the characters the strings hold, and one more.
-        self.floor = 1.0 / (len(np.unique(_code_points("".join(phonemes)))) + 1)
-        ids, starts = _padded_ids(phonemes, symbols, order - 1)
-        valid = np.ones(len(ids), bool)  # positions whose order - 1 symbols before are all of one string
-        for k in range(order - 1):
-            valid[starts + k] = False
-        at = np.flatnonzero(valid)
-        self._tables = []  # per context length n: each context's index, its total and types, and (symbol, count) runs
-        code = np.zeros(len(at), np.int64)  # the n symbols before each position as one integer, oldest first
-        for n in range(order):
-            if n:
-                code += ids[at - n] * self.size ** (n - 1)
-            keys, counts = np.unique(code * self.size + ids[at], return_counts=True)
+        counts = NgramCounts(order, symbols)
+        counts.add(phonemes)
+        self._build(counts)
+
+    @classmethod
+    def from_counts(cls, counts: NgramCounts) -> PhonemeLM:
+        """The model of every string `counts` was given, page by page."""
+        lm = cls.__new__(cls)
+        lm._build(counts)
+        return lm
+
+    def _build(self, counts: NgramCounts) -> None:
+        self._shape(counts.order, counts.symbols)
+        self.floor = counts.floor()
+        self._tables = []  # per context length n: its contexts (sorted), their totals and types, and (symbol, count) runs
+        for keys, n_counts in counts.tables():
             contexts, first = np.unique(keys // self.size, return_index=True)
-            totals = np.add.reduceat(counts, first) if len(keys) else np.zeros(0, np.int64)
+            totals = np.add.reduceat(n_counts, first) if len(keys) else np.zeros(0, np.int64)
             types = np.diff(np.append(first, len(keys)))
-            self._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), first, totals, types, keys % self.size, counts))
+            self._tables.append((contexts, first, totals, types, keys % self.size, n_counts))
 
     def _shape(self, order: int, symbols: str) -> None:
         self.order, self.symbols = order, symbols
@@ -95,8 +97,7 @@ class PhonemeLM:
     def arrays(self) -> dict[str, np.ndarray]:
         """The model's counts as plain arrays (`from_arrays` reads them back), to keep on disk."""
         out = {"floor": np.array(self.floor)}
-        for n, (index, first, totals, types, symbols, counts) in enumerate(self._tables):
-            contexts = np.fromiter(index.keys(), np.int64, len(index))  # in index order: they were numbered so
+        for n, (contexts, first, totals, types, symbols, counts) in enumerate(self._tables):
             out |= {f"{n}.{name}": array for name, array in
                     zip(TABLE_PARTS, (contexts, first, totals, types, symbols, counts))}
         return out
@@ -114,10 +115,11 @@ class PhonemeLM:
                   and len(first) == len(totals) == len(types) == len(contexts) and len(next_symbols) == len(counts)
                   and (not len(contexts) or (contexts.min() >= 0 and contexts.max() < lm.size ** n
                                              and first.min() >= 0 and (first + types).max() <= len(counts)))
-                  and (not len(counts) or (next_symbols.min() >= 0 and next_symbols.max() < lm.size)))
+                  and (not len(counts) or (next_symbols.min() >= 0 and next_symbols.max() < lm.size))
+                  and bool((np.diff(contexts) > 0).all()))
             if not ok or not 0 < lm.floor <= 1:
                 raise ValueError(f"inconsistent phoneme model table of context length {n}")
-            lm._tables.append((dict(zip(contexts.tolist(), range(len(contexts)))), first, totals, types, next_symbols, counts))
+            lm._tables.append((contexts, first, totals, types, next_symbols, counts))
         return lm
 
     def advance(self, states: np.ndarray | int, symbols: np.ndarray | int) -> np.ndarray | int:
@@ -141,7 +143,7 @@ class PhonemeLM:
                 if len(self._rows) > 100_000:  # a long-running server: the caches are rebuilt, not grown without end
                     self._rows.clear()
                     self._p.clear()
-                n = next((n for n in range(self.order - 1, 0, -1) if state % self.size ** n in self._tables[n][0]), 0)
+                n = next((n for n in range(self.order - 1, 0, -1) if _find(self._tables[n][0], state % self.size ** n) is not None), 0)
                 row = self._rows[state] = np.log(self._probabilities(n, state % self.size ** n))
             out[i] = row
         return out
@@ -153,14 +155,76 @@ class PhonemeLM:
         p = self._p.get(key)
         if p is None:
             lower = self._probabilities(n - 1, context % self.size ** (n - 1)) if n else np.full(self.size, self.floor)
-            index, first, totals, types, symbols, counts = self._tables[n]
-            i = index.get(context)
+            contexts, first, totals, types, symbols, counts = self._tables[n]
+            i = _find(contexts, context)
             if i is None:  # only for n = 0, with no strings at all
                 return lower
             seen = np.zeros(self.size)
             seen[symbols[first[i]:first[i] + types[i]]] = counts[first[i]:first[i] + types[i]]
             p = self._p[key] = (seen + types[i] * lower) / (totals[i] + types[i])
         return p
+
+
+def _find(sorted_values: np.ndarray, value: int) -> int | None:
+    """Where `value` is in `sorted_values`, or None. (A dict of a million contexts would cost
+    about 100 bytes each, and seconds to build every time the tables are read.)"""
+    i = int(np.searchsorted(sorted_values, value))
+    return i if i < len(sorted_values) and sorted_values[i] == value else None
+
+
+class NgramCounts:
+    """How often each symbol follows each context of 0 to `order - 1` symbols, over strings given a
+    page at a time (`add`). Memory holds the distinct n-grams, not the strings: at a million
+    passages their symbols as one array of integers took gigabytes."""
+
+    MERGE_EVERY = 2_000_000  # n-grams counted in pages since the last merge
+
+    def __init__(self, order: int = 5, symbols: str = PHONEMES):
+        self.order, self.symbols, self.size = order, symbols, len(symbols)
+        self.strings = 0
+        self._points = np.zeros(0, np.uint32)  # distinct code points of the strings (the floor's alphabet)
+        self._merged = [(np.zeros(0, np.int64), np.zeros(0, np.int64)) for _ in range(order)]
+        self._pending: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(order)]
+        self._pending_size = 0
+
+    def add(self, phonemes: Sequence[str]) -> None:
+        """Count the n-grams of more strings (words separated by whitespace)."""
+        if not len(phonemes):
+            return
+        self.strings += len(phonemes)
+        self._points = np.union1d(self._points, _code_points("".join(phonemes)))
+        ids, starts = _padded_ids(phonemes, self.symbols, self.order - 1)
+        valid = np.ones(len(ids), bool)  # positions whose order - 1 symbols before are all of one string
+        for k in range(self.order - 1):
+            valid[starts + k] = False
+        at = np.flatnonzero(valid)
+        code = np.zeros(len(at), np.int64)  # the n symbols before each position as one integer, oldest first
+        for n in range(self.order):
+            if n:
+                code += ids[at - n] * self.size ** (n - 1)
+            self._pending[n].append(np.unique(code * self.size + ids[at], return_counts=True))
+        self._pending_size += len(at)
+        if self._pending_size >= self.MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        for n in range(self.order):
+            if self._pending[n]:
+                keys = np.concatenate([self._merged[n][0]] + [k for k, _ in self._pending[n]])
+                counts = np.concatenate([self._merged[n][1]] + [c for _, c in self._pending[n]])
+                unique, inverse = np.unique(keys, return_inverse=True)
+                self._merged[n] = (unique, np.bincount(inverse, counts, len(unique)).round().astype(np.int64))
+                self._pending[n] = []
+        self._pending_size = 0
+
+    def tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per context length n: every (context * size + symbol) key seen, sorted, and its count."""
+        self._merge()
+        return list(self._merged)
+
+    def floor(self) -> float:
+        """The zero-order floor: uniform over the characters the strings hold, and one more."""
+        return 1.0 / (len(self._points) + 1)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -298,6 +362,13 @@ class KBDecoder:
         if "lm.floor" in arrays:
             lm_arrays = {name[3:]: array for name, array in arrays.items() if name.startswith("lm.")}
             decoder.lm = PhonemeLM.from_arrays(lm_arrays, decoder.settings.order, symbols)
+        return decoder
+
+    @classmethod
+    def from_counts(cls, counts: NgramCounts, settings: DecodingSettings | None = None) -> KBDecoder:
+        """From the n-gram counts of every passage's phonemes, counted page by page (`settings.order` of them)."""
+        decoder = cls([], settings, counts.symbols)
+        decoder.lm = PhonemeLM.from_counts(counts) if counts.strings else None
         return decoder
 
     @classmethod

@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .kb_decoding import DecodingSettings, KBDecoder
+from .kb_decoding import DecodingSettings, KBDecoder, NgramCounts
 from .phonetic import PHONEMES, phonemize
 from .store import Hit
 
@@ -123,12 +123,16 @@ class PassageWords:
         self.high, self.low, self.starts, self.ids = high, low, starts, ids
 
     @classmethod
-    def build(cls, keys: Sequence[bytes], words: Sequence[np.ndarray]) -> PassageWords:
-        pairs = np.frombuffer(b"".join(keys), np.uint64).reshape(-1, 2)
+    def build(cls, keys: bytes, lengths: np.ndarray, ids: np.ndarray) -> PassageWords:
+        """From each passage's 16-byte key (joined), its number of word ids, and all ids end to end."""
+        pairs = np.frombuffer(keys, np.uint64).reshape(-1, 2)
         order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-        lengths = np.array([len(words[i]) for i in order], np.int64)
-        ids = np.concatenate([words[i] for i in order] + [np.zeros(0, np.int32)]).astype(np.int32)
-        return cls(pairs[order, 0].copy(), pairs[order, 1].copy(), np.concatenate([[0], np.cumsum(lengths)]), ids)
+        old_starts = np.cumsum(lengths) - lengths
+        lengths = lengths[order]
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        # Each passage's ids moved, in one gather, from where they were to their passage's new place.
+        gather = np.repeat(old_starts[order] - starts[:-1], lengths) + np.arange(starts[-1])
+        return cls(pairs[order, 0].copy(), pairs[order, 1].copy(), starts, ids[gather].astype(np.int32))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"high": self.high, "low": self.low, "starts": self.starts, "ids": self.ids}
@@ -162,8 +166,8 @@ class KeywordReranker:
     whose text it has not seen (the index grew since) is phonemized when it comes, its words rare.
     """
 
-    def __init__(self, phonemes: Sequence[str], settings: KeywordSettings | None = None, texts: Sequence[str] | None = None,
-                 symbols: str = PHONEMES, decoder: KBDecoder | None = None):
+    def __init__(self, settings: KeywordSettings | None = None, symbols: str = PHONEMES, decoder: KBDecoder | None = None):
+        """Empty tables: build them with `from_pages` or `from_texts`, or read them with `from_arrays`."""
         self.settings = settings or KeywordSettings()
         self.decoder = decoder  # the same knowledge base's phoneme model, to decode the query with before searching
         self.symbols, self.blank = symbols, len(symbols)
@@ -171,13 +175,40 @@ class KeywordReranker:
         self._words: dict[str, int] = {}
         self._labels: list[list[int]] = []
         self._lock = threading.Lock()
-        passage_words = [self._word_ids(p) for p in phonemes]
-        df = np.bincount(np.concatenate(passage_words + [np.zeros(0, np.int64)]), minlength=len(self._words))
-        self.passages = max(len(passage_words), 1)
-        self.idf = np.log(self.passages / np.maximum(df, 1)).astype(np.float32)
-        self._stored = PassageWords.build([_key(t) for t in texts] if texts is not None else [],
-                                          passage_words if texts is not None else [])
+        self.idf, self.passages = np.zeros(0, np.float32), 1
+        self._stored = PassageWords.build(b"", np.zeros(0, np.int64), np.zeros(0, np.int32))
         self._by_text: dict[bytes, np.ndarray] = {}  # passages met after the tables were built
+
+    @classmethod
+    def from_pages(cls, pages: Iterable[tuple[Sequence[str], Sequence[str | None]]], settings: KeywordSettings | None = None,
+                   decoding: DecodingSettings | None = None, symbols: str = PHONEMES) -> KeywordReranker:
+        """From every passage, a page of `(texts, phonemes)` at a time (phonemes None where not
+        stored: espeak-ng phonemizes about 1,500 paragraphs a second). Memory holds the tables, not
+        the text: a million chunks' texts and phonemes are gigabytes as Python strings.
+
+        With `decoding`, it also carries the knowledge base's phoneme model (`kb_decoding.KBDecoder`,
+        from the same phonemes) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
+        half with it before the vector search."""
+        reranker = cls(settings, symbols)
+        counts = NgramCounts(decoding.order, symbols) if decoding is not None else None
+        keys, lengths, ids = [], [], []
+        for texts, phonemes in pages:
+            phonemes = [p if p is not None else phonemize(t) for t, p in zip(texts, phonemes)]
+            words = [reranker._word_ids(p) for p in phonemes]
+            keys.append(b"".join(_key(t) for t in texts))
+            lengths.append(np.array([len(w) for w in words], np.int64))
+            ids.append(np.concatenate(words + [np.zeros(0, np.int32)]))
+            if counts is not None:
+                counts.add(phonemes)
+        lengths = np.concatenate(lengths + [np.zeros(0, np.int64)])
+        ids = np.concatenate(ids + [np.zeros(0, np.int32)])
+        df = np.bincount(ids, minlength=len(reranker._words))
+        reranker.passages = max(len(lengths), 1)
+        reranker.idf = np.log(reranker.passages / np.maximum(df, 1)).astype(np.float32)
+        reranker._stored = PassageWords.build(b"".join(keys), lengths, ids)
+        if counts is not None:
+            reranker.decoder = KBDecoder.from_counts(counts, decoding)
+        return reranker
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The tables as plain arrays, with the phoneme model's if it has one (`from_arrays` reads them back)."""
@@ -193,7 +224,7 @@ class KeywordReranker:
         decoder = None
         if decoding is not None:
             decoder = KBDecoder.from_arrays({k[8:]: v for k, v in arrays.items() if k.startswith("decoder.")}, decoding, symbols)
-        reranker = cls([], settings, symbols=symbols, decoder=decoder)
+        reranker = cls(settings, symbols, decoder)
         words = bytes(arrays["words"]).decode()
         reranker._words = {w: i for i, w in enumerate(words.split("\n"))} if words else {}
         reranker._labels = [[reranker._index[c] for c in w] for w in reranker._words]
@@ -207,13 +238,8 @@ class KeywordReranker:
     @classmethod
     def from_texts(cls, texts: Sequence[str], settings: KeywordSettings | None = None,
                    decoding: DecodingSettings | None = None, phonemes: Sequence[str | None] | None = None) -> KeywordReranker:
-        """From every passage's text (`SealIndex.all_texts()`); espeak-ng phonemizes about 1,500 paragraphs a second.
-
-        With `decoding`, it also carries the knowledge base's phoneme model (`kb_decoding.KBDecoder`,
-        from the same phonemes) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
-        half with it before the vector search."""
-        phonemes = [p if p is not None else phonemize(t) for t, p in zip(texts, phonemes or [None] * len(texts))]
-        return cls(phonemes, settings, texts, decoder=KBDecoder(phonemes, decoding) if decoding is not None else None)
+        """From every passage's text (`SealIndex.all_texts()`), and its phonemes where known: `from_pages` in one page."""
+        return cls.from_pages([(texts, phonemes or [None] * len(texts))], settings, decoding)
 
     def _word_ids(self, phonemes: str) -> np.ndarray:
         s = self.settings

@@ -240,9 +240,12 @@ class PhoneticIndex:
     def ids_at(self, rows: Iterable[int]) -> list[str]:
         return [self._flat_ids()[0][r] for r in rows]
 
-    def phonemes_of(self, ids: Sequence[str]) -> list[str | None]:
-        """Each id's stored phonemes; None for an id the index lacks or stored without them."""
-        where, loaded = self._locations(), {}
+    def phonemes_of(self, ids: Sequence[str], kept: dict | None = None) -> list[str | None]:
+        """Each id's stored phonemes; None for an id the index lacks or stored without them.
+
+        `kept`: a dict the caller passes again with each page of ids, so that a segment's phonemes
+        are decompressed once, not once a page; it keeps only the segments the last page read."""
+        where, loaded, used = self._locations(), kept if kept is not None else {}, set()
         out: list[str | None] = []
         for i in ids:
             segment, row = where.get(i, (None, 0))
@@ -251,7 +254,10 @@ class PhoneticIndex:
                 continue
             if segment.name not in loaded:
                 loaded[segment.name] = json.loads(zlib.decompress((self.folder / f"{segment.name}.{PHONEMES}").read_bytes()))
+            used.add(segment.name)
             out.append(loaded[segment.name][row])
+        for name in loaded.keys() - used:
+            del loaded[name]
         return out
 
     def ids_without_phonemes(self) -> list[str]:

@@ -192,7 +192,7 @@ class Retriever:
 
 def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phonemes: Sequence[str | None] | None = None):
     """The keyword re-ranker of a knowledge base's words (`keyword_rerank`; `texts`: every chunk's,
-    e.g. `SealIndex.keyword_rows()`), with its phoneme model to decode queries by (`kb_decoding`)
+    e.g. `SealIndex.keyword_pages()`), with its phoneme model to decode queries by (`kb_decoding`)
     unless `decoding` is False; None for a model without a phonetic half. Phonemizes every chunk
     whose `phonemes` are not given (ingest stores them), and builds both tables once per process."""
     if model.phonetic is None:
@@ -218,11 +218,19 @@ def index_keyword_reranker(model, index: SealIndex, show_progress: bool = False)
         kept = keyword_tables.load(phonetic.folder, stamped)
         if kept is not None:
             return kept
-    total = index.count()
+    from .kb_decoding import DecodingSettings
+    from .keyword_rerank import KeywordReranker
+
+    total, read = index.count(), []
+
+    def pages():
+        for ids, texts, phonemes in index.keyword_pages(advance=advance):
+            read.extend(ids)
+            yield texts, phonemes
+
     with progress_bar("Reading the index's words for keyword re-ranking", total,
                       enabled=show_progress and total >= PROGRESS_FROM) as advance:
-        read, texts, phonemes = index.keyword_rows(advance=advance)
-    reranker = keyword_reranker(model, texts, phonemes=phonemes)
+        reranker = KeywordReranker.from_pages(pages(), decoding=DecodingSettings())
     # Kept only if nothing was written meanwhile: ingest writes the phonetic index before Chroma,
     # so a stamp can be newer than the text read under it. Chunk ids are digests of their content.
     if phonetic is not None and keyword_tables.stamp(index) == stamped and set(read) == phonetic.live_ids():
@@ -252,7 +260,7 @@ class KeywordCache:
 
     def get(self, count: int, source: Callable[[], tuple[Sequence[str], Sequence[str | None] | None]]):
         """The re-ranker for a knowledge base of `count` chunks; `source()` reads every chunk's text,
-        and its phonemes where the store kept them (`SealIndex.keyword_rows`), else None."""
+        and its phonemes where the store kept them (`SealIndex.keyword_pages`), else None."""
         with self._lock:
             if self._built is None or self._built[0] != count:
                 texts, phonemes = source()

@@ -21,7 +21,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -381,7 +381,7 @@ class SealIndex:
                 advance(len(got["ids"]))
 
     def keep_phonemes(self) -> int:
-        """Store the phonemes of chunks indexed before ingest kept them (`keyword_rows` reads them);
+        """Store the phonemes of chunks indexed before ingest kept them (`keyword_pages` reads them);
         returns how many. Their vectors stay as they are."""
         if self.phonetic is None:
             return 0
@@ -462,25 +462,24 @@ class SealIndex:
         with self._guard("read"):
             return collection_texts(self.collection, page)
 
-    def keyword_rows(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
-                     ) -> tuple[list[str], list[str], list[str | None]]:
-        """What `retrieve.keyword_reranker` builds a knowledge base's keyword tables from: the id of
-        every chunk read (those without text too: `keyword_tables` keeps tables only when they are
-        exactly the index's chunks), every non-empty chunk text, and its phonemes as ingest stored
-        them (None where it did not). `advance(n)` is called as each page of `n` chunks is read."""
-        read, ids, texts = [], [], []
+    def keyword_pages(self, page: int = 1000, advance: Callable[[int], object] = lambda n: None
+                      ) -> Iterator[tuple[list[str], list[str], list[str | None]]]:
+        """What `retrieve.keyword_reranker` builds a knowledge base's keyword tables from, a page of
+        chunks at a time: the id of every chunk read (those without text too: `keyword_tables` keeps
+        tables only when they are exactly the index's chunks), every non-empty chunk text, and its
+        phonemes as ingest stored them (None where it did not). `advance(n)` is called as each page
+        of `n` chunks is read."""
+        kept: dict = {}  # the phonetic index's segments the last page read
         for offset in range(0, self.count(), page):
             with self._guard("read"):
                 got = self.collection.get(limit=page, offset=offset, include=["documents"])
             advance(len(got["ids"]))
-            read += got["ids"]
-            kept = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
-            ids += [i for i, _ in kept]
-            texts += [t for _, t in kept]
-        if self.phonetic is None:
-            return read, texts, [None] * len(texts)
-        self.phonetic.refresh()
-        return read, texts, self.phonetic.phonemes_of(ids)
+            chunks = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
+            texts, phonemes = [t for _, t in chunks], [None] * len(chunks)
+            if self.phonetic is not None:  # after Chroma: ingest writes the phonetic index first
+                self.phonetic.refresh()
+                phonemes = self.phonetic.phonemes_of([i for i, _ in chunks], kept)
+            yield got["ids"], texts, phonemes
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""

@@ -41,12 +41,30 @@ def test_tables_read_back_from_their_arrays_rank_as_the_built_ones():
     assert without.decoder is None and len(without._words) == len(arrays["idf"])
 
 
+def test_tables_built_page_by_page_equal_those_built_at_once(monkeypatch):
+    # A million chunks are read a page at a time; the phoneme model's counts are merged as they
+    # grow. Pages of one and three passages, and a merge after every page, change nothing.
+    from seal_rag.kb_decoding import NgramCounts
+
+    texts = TEXTS + [p.read_text() for p in sorted((DEMOS / "kb").glob("*.txt"))]
+    whole = KeywordReranker.from_texts(texts, decoding=DecodingSettings())
+    monkeypatch.setattr(NgramCounts, "MERGE_EVERY", 1)
+    for size in (1, 3):
+        pages = [(texts[i:i + size], [None] * len(texts[i:i + size])) for i in range(0, len(texts), size)]
+        paged = KeywordReranker.from_pages(pages, decoding=DecodingSettings())
+        built, again = whole.arrays(), paged.arrays()
+        assert built.keys() == again.keys() and len(built) > 10
+        for name in built:
+            assert np.array_equal(built[name], again[name]), name
+    assert whole.passages == len(texts) and whole.decoder.lm.floor < 1
+
+
 def test_passage_words_are_found_by_the_whole_key_even_when_halves_collide():
     from seal_rag.keyword_rerank import PassageWords
 
     keys = [bytes(8) + bytes([9]) * 8, bytes(8) + bytes([1]) * 8, bytes([7]) * 16, bytes([2]) * 8 + bytes(8)]
     words = [np.array([5, 6], np.int32), np.array([1], np.int32), np.array([], np.int32), np.array([3, 4, 8], np.int32)]
-    table = PassageWords.build(keys, words)
+    table = PassageWords.build(b"".join(keys), np.array([len(w) for w in words]), np.concatenate(words))
     for key, ids in zip(keys, words):
         assert np.array_equal(table.get(key), ids)
     assert table.get(bytes(8) + bytes([4]) * 8) is None and table.get(bytes([255]) * 16) is None
@@ -74,8 +92,8 @@ def test_ask_builds_the_tables_once_and_reads_them_while_the_index_is_unchanged(
     assert kept.is_file() and os.stat(kept).st_mode & 0o777 == 0o600  # private, as the rest of the index
 
     built = []
-    real_build = retrieve.keyword_reranker
-    monkeypatch.setattr(retrieve, "keyword_reranker", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    real_build = KeywordReranker.from_pages
+    monkeypatch.setattr(KeywordReranker, "from_pages", classmethod(lambda cls, *a, **k: built.append(1) or real_build(*a, **k)))
     again = retrieve.index_keyword_reranker(embedding, SealIndex.open(embedding, tmp_path / "db"))  # another process's view
     assert built == [] and again._words == first._words and np.array_equal(again.idf, first.idf)
     assert again.decoder.lm is not None and again.decoder.lm.floor == first.decoder.lm.floor
@@ -100,11 +118,16 @@ def test_tables_are_not_kept_unless_built_from_exactly_the_chunks_of_their_stamp
     # but may read the old text. Its tables serve it, but are not kept under that stamp.
     import seal_rag.retrieve as retrieve
 
-    rows = index.keyword_rows
-    monkeypatch.setattr(index, "keyword_rows", lambda **kw: (lambda r: (r[0][1:], r[1][1:], r[2][1:]))(rows(**kw)))
+    pages = index.keyword_pages
+
+    def one_chunk_missed(**reading):
+        for number, (ids, texts, phonemes) in enumerate(pages(**reading)):
+            yield (ids[1:], texts[1:], phonemes[1:]) if number == 0 else (ids, texts, phonemes)
+
+    monkeypatch.setattr(index, "keyword_pages", one_chunk_missed)
     assert retrieve.index_keyword_reranker(embedding, index)._words
     assert not (index.phonetic.folder / keyword_tables.FILE).exists()
-    monkeypatch.setattr(index, "keyword_rows", rows)
+    monkeypatch.setattr(index, "keyword_pages", pages)
     retrieve.index_keyword_reranker(embedding, index)
     assert (index.phonetic.folder / keyword_tables.FILE).exists()
 
@@ -169,8 +192,8 @@ def test_the_integrations_cache_reads_a_seal_index_tables_and_follows_its_change
 
     retrieve.index_keyword_reranker(embedding, index)  # as an earlier `ask` left them
     built = []
-    real_build = retrieve.keyword_reranker
-    monkeypatch.setattr(retrieve, "keyword_reranker", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    real_build = KeywordReranker.from_pages
+    monkeypatch.setattr(KeywordReranker, "from_pages", classmethod(lambda cls, *a, **k: built.append(1) or real_build(*a, **k)))
     cache = retrieve.KeywordCache(embedding)
     first = cache.for_index(index)
     assert cache.for_index(index) is first and built == []  # read from disk once, then held

@@ -19,6 +19,15 @@ class OtherModel:
     name, dim, space_fingerprint = "other", 384, "0123456789abcdef"
 
 
+
+def stored_rows(index, **reading) -> tuple[list[str], list[str | None]]:
+    """Every chunk text the index holds, and its stored phonemes (`SealIndex.keyword_pages`, all pages)."""
+    texts, phonemes = [], []
+    for _, page_texts, page_phonemes in index.keyword_pages(**reading):
+        texts += page_texts
+        phonemes += page_phonemes
+    return texts, phonemes
+
 def test_collection_is_cosine_and_stamped_with_the_model(embedding, demo_db):
     index = SealIndex.open(embedding, demo_db)
     assert index.collection.configuration["hnsw"]["space"] == "cosine"
@@ -213,12 +222,12 @@ def test_phonetic_index_is_rebuilt_and_repaired_from_chroma(embedding, tmp_path)
     reopened = SealIndex.open(embedding, db)
     assert reopened.phonetic.live_ids() == set(reopened.all_ids())
 
-    stored = index.keyword_rows()[1:]
+    stored = stored_rows(index)
     shutil.rmtree(index.phonetic.folder)  # lost, or copied without it: made again from Chroma's text
     reopened = SealIndex.open(embedding, db)
     assert reopened.phonetic.live_count == reopened.count() == 39
     assert [(h.id, round(h.score, 5)) for h in reopened.query(query, 10)] == expected
-    assert reopened.keyword_rows()[1:] == stored  # the rebuild keeps each chunk's phonemes too
+    assert stored_rows(reopened) == stored  # the rebuild keeps each chunk's phonemes too
 
     # An index written in the phonetic index's previous format is made again the same way.
     folder = reopened.phonetic.folder
@@ -237,7 +246,7 @@ def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embe
     index = SealIndex.open(embedding, tmp_path / "db", create=True)
     ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
     pages = []
-    texts, phonemes = index.keyword_rows(page=16, advance=pages.append)[1:]
+    texts, phonemes = stored_rows(index, page=16, advance=pages.append)
     assert len(texts) == index.count() == 39 and phonemes == [phonemize(t) for t in texts]
     assert pages == [16, 16, 7]  # progress, page by page
     from_texts = keyword_reranker(embedding, texts)
@@ -262,15 +271,15 @@ def test_ingest_keeps_the_phonemes_of_an_index_made_before_it_kept_them(embeddin
     index = SealIndex.open(embedding, db, create=True)
     ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
     query = embedding.embed_texts(["Who discovered oxygen?"])[0]
-    expected, stored = [(h.id, h.score) for h in index.query(query, 10)], index.keyword_rows()[1:]
+    expected, stored = [(h.id, h.score) for h in index.query(query, 10)], stored_rows(index)
     with index.phonetic.writing() as phonetic:  # rows as an older ingest wrote them: no phonemes
         ids = sorted(phonetic.live_ids())
         rows = sparse.vstack([_matrix(s, phonetic.width) for s in phonetic.segments])[phonetic.rows_of(ids)]
         phonetic.upsert(ids, rows)
     old = SealIndex.open(embedding, db)
-    assert set(old.keyword_rows()[2]) == {None} and len(old.phonetic.ids_without_phonemes()) == 39
+    assert set(stored_rows(old)[1]) == {None} and len(old.phonetic.ids_without_phonemes()) == 39
     summary = ingest_folder(embedding, DEMOS / "kb", old, show_progress=False)
-    assert summary.added == 0 and old.keyword_rows()[1:] == stored and not old.phonetic.ids_without_phonemes()
+    assert summary.added == 0 and stored_rows(old) == stored and not old.phonetic.ids_without_phonemes()
     assert [(h.id, h.score) for h in SealIndex.open(embedding, db).query(query, 10)] == expected  # vectors untouched
 
 
