@@ -1,7 +1,7 @@
 """Index size, memory, search time and recall at 10k, 100k and 1M chunks, beside a plain 384-d Chroma collection; and ingest throughput.
 
     seal-rag bench scale [--sizes 10000 100000 1000000] [--real-minutes 20] [--docs FOLDER] [--plain-up-to 100000]
-                         [--queries 100] [--quick]
+                         [--queries 100] [--db DIR [--resume]] [--quick]
 
 One index, opened by `SealIndex.open` exactly as `seal-rag ingest` opens it (layout 2: the
 384-d semantic half in Chroma with its default HNSW settings, the 8,192-bucket phonetic half
@@ -38,6 +38,13 @@ with the text); adding 100k chunks takes about 12 minutes, 1M about 1.5 hours fo
 that would not fit in this machine's free memory or disk are skipped with a note. Full runs
 are for people, not tests: `--quick` (2k and 5k chunks, 20 s of real ingest, 20 queries) is
 the smoke run.
+
+A run with `--db DIR` keeps the index there and its own files (the plain collection, the
+semantic halves exact search reads, and where it stands, recorded after every batch) in
+`DIR-run`; a run stopped on the way (killed, out of memory, a session's end) goes on with the
+same command and `--resume`: sizes measured stay as they were, a batch written after the last
+record is undone, and the rest is built and measured. A resumed process did not hold the index
+while it was empty, so rows it measures give no building memory.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -151,11 +158,12 @@ def synthetic_vectors(model, pool_vectors: np.ndarray, count: int, rng: np.rando
 
 def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk], pool: list[Chunk],
          budget_seconds: float, rng: np.random.Generator, pool_vectors: np.ndarray | None = None,
-         plain=None, semantic_file=None, written: list[str] | None = None) -> None:
+         plain=None, semantic_file=None, written: list[str] | None = None, on_batch: Callable[[], None] | None = None) -> None:
     """Add chunks until the index holds `size`: real chunks while the budget lasts, then synthetic ones.
 
     `plain` (a 384-d Chroma collection) gets the same chunks' semantic halves, and `semantic_file`
     their unit semantic halves in order (for exact search); neither counts in the ingest time.
+    `on_batch()` is called once each batch is in all of them (a run records its progress there).
     """
     pool_phonemes: dict[str, str] = {}
     with progress_bar(f"Adding chunks up to {size:,}", size - fill.total) as advance:
@@ -188,6 +196,8 @@ def grow(index: SealIndex, model, fill: Fill, size: int, chunks: Iterator[Chunk]
             if semantic_file is not None:
                 semantic_file.write(np.ascontiguousarray(semantic, np.float32).tobytes())
                 written += ids
+            if on_batch is not None:
+                on_batch()
             advance(len(batch))
 
 
@@ -347,41 +357,54 @@ def query_times(index: SealIndex, queries: np.ndarray, k: int) -> dict:
 
 
 def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds: float, queries: np.ndarray, k: int,
-                  seed: int, measured: Callable[[Fill, list[dict]], None], scratch: Path | None = None,
-                  docs: Path | None = None, plain_up_to: int | None = None) -> None:
+                  seed: int, measured: Callable[[Fill, list[dict]], None], run: Path,
+                  docs: Path | None = None, plain_up_to: int | None = None, resume: bool = False) -> None:
     """Grow one index in `db` through `sizes` (ascending), measure it at each, and pass the rows so far to `measured`.
 
-    The plain 384-d collection and the semantic halves for exact search go to `scratch` (default: beside `db`).
-    The plain collection follows the index only up to `plain_up_to` chunks (default: every size).
+    The run's own files go to `run`: the plain 384-d collection (it follows the index only up to
+    `plain_up_to` chunks; default: every size), the semantic halves for exact search, and its
+    progress after every batch (`PROGRESS`). `resume` continues the run those files describe.
     """
     import chromadb
 
-    chunks = real_chunks(root, docs)
-    pool = list(islice(chunks, EMBED_BATCH))  # texts and metadata that synthetic rows copy
+    pool = list(islice(real_chunks(root, docs), EMBED_BATCH))  # texts and metadata that synthetic rows copy
     pool_vectors = model.embed_texts([c.text for c in pool])  # also the warm-up at chunk length, so its buffers sit in the baseline
-    chunks = chain(pool, chunks)
     index = SealIndex.open(model, db, create=True)
-    if index.count():
-        raise SystemExit(f"{db} already holds {index.count()} chunks: pass an empty or new --db")
     if index.phonetic is None:
         raise SystemExit("seal-rag bench scale measures the two-part index of a model with a phonetic half: use the shipped model")
-    scratch = scratch or db.parent
-    plain_dir = scratch / "plain-384"
+    plain_dir, semantic_path, progress = run / "plain-384", run / "semantic.f32", run / PROGRESS
+    if not resume:
+        if index.count():
+            raise SystemExit(f"{db} already holds {index.count()} chunks: pass an empty or new --db, or --resume the run that made it")
+        for leftover in (progress, semantic_path):  # of an earlier run whose index is gone
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(plain_dir, ignore_errors=True)
     plain = chromadb.PersistentClient(path=str(plain_dir)).get_or_create_collection(
         PLAIN_COLLECTION, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-    semantic_path, written = scratch / "semantic.f32", []
-    baseline_mb, fill, rng, results = rss_mb(), Fill(), np.random.default_rng(seed), []
-    with semantic_path.open("wb") as semantic_file:
+    fill, results = resumed(progress, index, plain, semantic_path, seed, docs) if resume else (Fill(), [])
+    chunks = islice(real_chunks(root, docs), fill.real, None)
+    written = [f"real-{i}" for i in range(fill.real)] + [f"synthetic-{i}" for i in range(fill.random)]
+    # A resumed run draws its synthetic rows from another stream: they are random either way.
+    rng = np.random.default_rng([seed, fill.total] if resume else seed)
+    baseline_mb = None if resume else rss_mb()  # a resumed process never held the index empty
+
+    def record() -> None:
+        semantic_file.flush()
+        save_progress(progress, fill, results, seed, docs)
+
+    with semantic_path.open("ab") as semantic_file:
         for size in sizes:
+            if any(r["size"] == size for r in results):
+                continue  # measured before the run was resumed
             with_plain = plain_up_to is None or size <= plain_up_to
             grow(index, model, fill, size, chunks, pool, budget_seconds, rng, pool_vectors, plain if with_plain else None,
-                 semantic_file, written)
-            semantic_file.flush()
+                 semantic_file, written, record)
+            record()
             rate = fill.real / fill.real_seconds if fill.real_seconds else None  # embed + upsert, real chunks so far
             row = {"size": size, "real": fill.real, "random": fill.random, "ingest_chunks_per_second": rate,
                    "add_seconds": fill.real_seconds + fill.random_seconds, **query_times(index, queries, k),
-                   "rss_growth_mb": rss_mb() - baseline_mb}
-            row.update(serving_memory(db, model, queries, k, scratch))  # first: it keeps the keyword tables on disk
+                   "rss_growth_mb": rss_mb() - baseline_mb if baseline_mb is not None else None}
+            row.update(serving_memory(db, model, queries, k, run))  # first: it keeps the keyword tables on disk
             phonetic_dir = index.phonetic.folder.parent
             # The phonemes kept for the keyword tables are the text in espeak-ng's alphabet: counted with the text.
             # The keyword tables are an index over the words: counted with vectors and indexes, apart from the phonetic half.
@@ -395,9 +418,10 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
             row["vectors_indexes_disk_mb"] = row["disk_mb"] - row["text_metadata_disk_mb"]
             row["recall_at_k"] = recall_at_k(index, queries, k, semantic_path, written)
             results.append(row)
+            record()
             per_chunk = 2**20 / size / 1000
             print(f"{size:>9,} chunks ({fill.real:,} real): search median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, "
-                  f"recall@{k} {row['recall_at_k']:.3f}; RSS +{row['rss_growth_mb']:.0f} MB building, serving +{row['serving_rss_anon_mb']:.0f} MB "
+                  f"recall@{k} {row['recall_at_k']:.3f}; RSS {building(row)} building, serving +{row['serving_rss_anon_mb']:.0f} MB "
                   f"anonymous + {row['serving_rss_file_mb']:.0f} MB mapped (keyword tables {row['keyword_tables_anon_mb']:.0f} MB, "
                   f"built in {row['keyword_tables_seconds']:.1f} s, read back in {row['keyword_tables_load_seconds']:.1f} s); disk {row['disk_mb'] * per_chunk:.1f} kB "
                   f"a chunk (vectors and indexes {row['vectors_indexes_disk_mb'] * per_chunk:.1f}, of which phonetic "
@@ -405,6 +429,45 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
                   + (f", {row['disk_ratio_to_plain']:.2f} x plain 384-d" if with_plain else ""),
                   flush=True)
             measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
+
+
+PROGRESS = "progress.json"  # in a run's folder: where it stands, rewritten after every batch
+
+
+def building(row: dict) -> str:
+    """A row's memory growth while building, or why it has none (a resumed process never held the index empty)."""
+    return f"+{row['rss_growth_mb']:.0f} MB" if row["rss_growth_mb"] is not None else "(resumed: not measured)"
+
+
+def save_progress(path: Path, fill: Fill, results: list[dict], seed: int, docs: Path | None) -> None:
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps({"fill": asdict(fill), "results": results, "seed": seed,
+                                   "docs": str(docs.resolve()) if docs else None}))
+    os.replace(scratch, path)  # a run killed while writing leaves the last whole record
+
+
+def resumed(progress: Path, index: SealIndex, plain, semantic_path: Path, seed: int, docs: Path | None) -> tuple[Fill, list[dict]]:
+    """Where a stopped run stands (its `PROGRESS`), with what it wrote after its last record undone:
+    the chunks of an unrecorded batch leave the index and the plain collection, and their semantic halves the file."""
+    try:
+        state = json.loads(progress.read_text())
+        fill, results = Fill(**state["fill"]), list(state["results"])
+    except (OSError, ValueError, TypeError, KeyError):
+        raise SystemExit(f"no run to resume in {progress.parent}: start one with the same --db and without --resume") from None
+    if state["seed"] != seed or state["docs"] != (str(docs.resolve()) if docs else None):
+        raise SystemExit(f"the run in {progress.parent} used --seed {state['seed']} and --docs {state['docs']}: resume it with those")
+    extra = [f"real-{i}" for i in range(fill.real, fill.real + EMBED_BATCH)] + [
+        f"synthetic-{i}" for i in range(fill.random, fill.random + RANDOM_BATCH)]
+    index.delete([i for i in index.collection.get(ids=extra, include=[])["ids"]])
+    plain.delete(ids=extra)
+    if index.count() != fill.total:
+        raise SystemExit(f"{index.count():,} chunks in the index but {fill.total:,} in the run's record: start a new run")
+    recorded = fill.total * index.split.semantic_dim * 4
+    if not semantic_path.is_file() or semantic_path.stat().st_size < recorded:
+        raise SystemExit(f"{semantic_path} holds fewer semantic halves than the run recorded: start a new run")
+    with semantic_path.open("ab") as semantic_file:
+        semantic_file.truncate(recorded)
+    return fill, results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -417,7 +480,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="build the plain 384-d collection only up to N chunks (its HNSW would double a 1M build)")
     parser.add_argument("--queries", type=int, default=100, help="queries per size; the first, a warm-up, is reported apart")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--db", type=Path, default=None, help="build the index here and keep it (default: a temp dir)")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="build the index here and keep it, and the run's own files in DB-run (default: a temp dir)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the stopped run kept in --db and DB-run: its sizes measured so far stay, the rest are built and measured")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2k and 5k vectors, 20 s of real ingest, 20 queries: a smoke run")
@@ -434,9 +500,15 @@ def main(argv: list[str] | None = None) -> None:
         set_folder(name, root)
     data_path(root, "qa", "medquad")
 
+    if args.resume and args.db is None:
+        raise SystemExit("--resume continues the run kept with --db: pass the same --db")
     with tempfile.TemporaryDirectory(prefix="seal-scale-") as scratch:
         db = args.db or Path(scratch) / "db"
+        run = db.with_name(db.name + "-run") if args.db else Path(scratch)
+        if args.resume and not (run / PROGRESS).is_file():
+            raise SystemExit(f"no run to resume in {run}: start one with the same --db and without --resume")
         db.mkdir(parents=True, exist_ok=True)
+        run.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = SpeechEmbedding.from_pretrained()
@@ -444,8 +516,8 @@ def main(argv: list[str] | None = None) -> None:
                                          sparse=(PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES))
         queries = spoken_query_vectors(model, root, args.queries, args.seed)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,
-                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), Path(scratch),
-                      args.docs, args.plain_up_to)
+                      lambda fill, results: report(args, sizes, skipped, model, len(queries), fill, results), run,
+                      args.docs, args.plain_up_to, args.resume)
 
 
 def spoken_query_vectors(model, root: Path, count: int, seed: int) -> np.ndarray:
@@ -508,7 +580,8 @@ def report(args, sizes: list[int], skipped: list[dict], model, queries: int, fil
         return f"{r[key] * 2**20 / r['size'] / 1000:.1f}"
 
     rows = [[f"{r['size']:,}", f"{r['real']:,}", f"{r['random']:,}", f"{r['median_ms']:.2f}", f"{r['p95_ms']:.2f}",
-             f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}", f"{r['rss_growth_mb']:.0f}",
+             f"{r['first_query_ms']:.1f}", f"{r['recall_at_k']:.3f}",
+             f"{r['rss_growth_mb']:.0f}" if r["rss_growth_mb"] is not None else "- (resumed)",
              f"{r['serving_rss_anon_mb']:.0f} + {r['serving_rss_file_mb']:.0f}",
              f"{r['keyword_tables_anon_mb']:.0f} MB; built {r['keyword_tables_seconds']:.1f} s, read {r['keyword_tables_load_seconds']:.1f} s"
              if "keyword_tables_load_seconds" in r else "-",

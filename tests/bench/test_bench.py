@@ -251,12 +251,47 @@ def test_scale_skips_the_sizes_that_would_not_fit_and_refuses_when_none_does(tmp
 
 
 @pytest.mark.slow
-def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
+def test_scale_quick_writes_json_markdown_and_plot_and_a_stopped_run_resumes(tmp_path, heldout_data, monkeypatch):
+    import numpy as np
+
     from seal_rag.bench import scale
+    from seal_rag.store import SealIndex
 
     # The plain 384-d collection follows the index to 2k chunks only: the 5k row has no plain figures.
-    scale.main(["--quick", "--plain-up-to", "2000", "--data", str(heldout_data), "--out", str(tmp_path)])
+    # The run stops where the 1M run once did: grown to its last size, killed measuring it.
+    db, run = tmp_path / "db", tmp_path / "db-run"
+    argv = ["--quick", "--plain-up-to", "2000", "--data", str(heldout_data), "--out", str(tmp_path), "--db", str(db)]
+    probe, probed = scale.serving_memory, []
+
+    def killed_at_the_second_size(*args):
+        if probed:
+            raise SystemExit("the serving probe failed: -9")
+        probed.append(1)
+        return probe(*args)
+
+    monkeypatch.setattr(scale, "serving_memory", killed_at_the_second_size)
+    with pytest.raises(SystemExit, match="-9"):
+        scale.main(argv)
+    monkeypatch.setattr(scale, "serving_memory", probe)
+    first = json.loads((tmp_path / "scale-quick.json").read_text())["results"]
+    state = json.loads((run / scale.PROGRESS).read_text())
+    assert [r["size"] for r in first] == [2000] and state["results"] == first and state["fill"]["random"] > 0
+    # A batch written after the last record (a kill between the index and the record) is undone on resuming.
+    from seal_rag.embedding import SpeechEmbedding
+
+    model = SpeechEmbedding.from_pretrained()
+    index = SealIndex.open(model, db)
+    extra = [f"synthetic-{state['fill']['random'] + i}" for i in range(3)]
+    index.upsert(extra, model.embed_texts(["stray one", "stray two", "stray three"]), ["a", "b", "c"], [{"source": "stray"}] * 3)
+    with (run / "semantic.f32").open("ab") as halves:
+        halves.write(np.ones((3, 384), np.float32).tobytes())
+    del index
+    with pytest.raises(SystemExit, match="without --resume|already holds"):
+        scale.main(argv)  # a new run never overwrites one that can be resumed
+    scale.main(argv + ["--resume"])
+    assert SealIndex.open(model, db).count() == 5000 and (run / "semantic.f32").stat().st_size == 5000 * 384 * 4
     payload = json.loads((tmp_path / "scale-quick.json").read_text())
+    assert payload["results"][0] == first[0] and payload["results"][1]["rss_growth_mb"] is None
     from seal_rag.config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 
     shipped = SealConfig.load(MODELS_DIR / DEFAULT_MODEL / "config.json")
@@ -265,7 +300,7 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
     results = payload["results"]
     assert [r["size"] for r in results] == scale.QUICK_SIZES
     for row in results:
-        assert row["real"] + row["random"] == row["size"]
+        assert row["real"] + row["random"] == row["size"] and row["recall_at_k"] >= 0.9
         assert 0 < row["median_ms"] <= row["p95_ms"] and row["first_query_ms"] > 0
         assert row["disk_mb"] > 0 and row["add_seconds"] > 0 and row["ingest_chunks_per_second"] > 0
         # Text, metadata and Chroma's full-text index are a real part of the disk, counted apart.
@@ -285,6 +320,7 @@ def test_scale_quick_writes_json_markdown_and_plot(tmp_path, heldout_data):
     rows = _md_rows(tmp_path / "scale-quick.md")
     assert [r[0] for r in rows] == [f"{s:,}" for s in scale.QUICK_SIZES]
     assert rows[0][-4] != "-" and rows[1][-4:-2] == ["-", "-"]  # plain 384-d kB/chunk, disk / plain
+    assert rows[1][7] == "- (resumed)"  # memory growth while building: the resumed process never held it empty
     _assert_png(tmp_path / "scale-quick.png")
 
 
