@@ -41,7 +41,7 @@ class SealEmbeddings(BaseModel, Embeddings):
         >>> embeddings = SealEmbeddings()
         >>> store = Chroma.from_texts(["The Brooklyn Bridge opened in 1883."], embeddings)
         >>> len(embeddings.embed_audio("question.wav"))
-        384
+        8576
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())

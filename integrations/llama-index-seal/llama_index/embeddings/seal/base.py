@@ -48,7 +48,7 @@ class SealEmbedding(BaseEmbedding):
         ...     [Document(text="The Brooklyn Bridge opened in 1883.")], embed_model=embed_model
         ... )
         >>> len(embed_model.get_audio_embedding("question.wav"))
-        384
+        8576
     """
 
     model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not silently ignored
