@@ -177,7 +177,7 @@ class NgramCounts:
     page at a time (`add`). Memory holds the distinct n-grams, not the strings: at a million
     passages their symbols as one array of integers took gigabytes."""
 
-    MERGE_EVERY = 2_000_000  # n-grams counted in pages since the last merge
+    MERGE_EVERY = 2_000_000  # n-grams counted in pages before a merge (or as many as are merged: each merge sorts them all)
 
     def __init__(self, order: int = 5, symbols: str = PHONEMES):
         self.order, self.symbols, self.size = order, symbols, len(symbols)
@@ -204,7 +204,7 @@ class NgramCounts:
                 code += ids[at - n] * self.size ** (n - 1)
             self._pending[n].append(np.unique(code * self.size + ids[at], return_counts=True))
         self._pending_size += len(at)
-        if self._pending_size >= self.MERGE_EVERY:
+        if self._pending_size >= max(self.MERGE_EVERY, len(self._merged[-1][0])):
             self._merge()
 
     def _merge(self) -> None:

@@ -131,8 +131,9 @@ class PassageWords:
         lengths = lengths[order]
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         # Each passage's ids moved, in one gather, from where they were to their passage's new place.
-        gather = np.repeat(old_starts[order] - starts[:-1], lengths) + np.arange(starts[-1])
-        return cls(pairs[order, 0].copy(), pairs[order, 1].copy(), starts, ids[gather].astype(np.int32))
+        gather = np.repeat(old_starts[order] - starts[:-1], lengths)
+        gather += np.arange(starts[-1])
+        return cls(pairs[order, 0].copy(), pairs[order, 1].copy(), starts, ids[gather].astype(np.int32, copy=False))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"high": self.high, "low": self.low, "starts": self.starts, "ids": self.ids}

@@ -191,10 +191,10 @@ class Retriever:
 
 
 def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phonemes: Sequence[str | None] | None = None):
-    """The keyword re-ranker of a knowledge base's words (`keyword_rerank`; `texts`: every chunk's,
-    e.g. `SealIndex.keyword_pages()`), with its phoneme model to decode queries by (`kb_decoding`)
-    unless `decoding` is False; None for a model without a phonetic half. Phonemizes every chunk
-    whose `phonemes` are not given (ingest stores them), and builds both tables once per process."""
+    """The keyword re-ranker of a knowledge base's words (`keyword_rerank`; `texts`: every chunk's),
+    with its phoneme model to decode queries by (`kb_decoding`) unless `decoding` is False; None for
+    a model without a phonetic half. Phonemizes every chunk whose `phonemes` are not given. (A
+    seal-rag index is read a page at a time instead: `index_keyword_reranker`.)"""
     if model.phonetic is None:
         return None
     from .kb_decoding import DecodingSettings
@@ -260,7 +260,7 @@ class KeywordCache:
 
     def get(self, count: int, source: Callable[[], tuple[Sequence[str], Sequence[str | None] | None]]):
         """The re-ranker for a knowledge base of `count` chunks; `source()` reads every chunk's text,
-        and its phonemes where the store kept them (`SealIndex.keyword_pages`), else None."""
+        and its phonemes where the store kept them, else None."""
         with self._lock:
             if self._built is None or self._built[0] != count:
                 texts, phonemes = source()

@@ -464,8 +464,8 @@ class SealIndex:
 
     def keyword_pages(self, page: int = 10_000, advance: Callable[[int], object] = lambda n: None
                       ) -> Iterator[tuple[list[str], list[str], list[str | None]]]:
-        """What `retrieve.keyword_reranker` builds a knowledge base's keyword tables from, a page of
-        chunks at a time: the id of every chunk read (those without text too: `keyword_tables` keeps
+        """What `retrieve.index_keyword_reranker` builds a knowledge base's keyword tables from, a
+        page of chunks at a time: the id of every chunk read (those without text too: `keyword_tables` keeps
         tables only when they are exactly the index's chunks), every non-empty chunk text, and its
         phonemes as ingest stored them (None where it did not). `advance(n)` is called as each page
         of `n` chunks is read. Pages are large because Chroma's cost of a page grows with its
@@ -478,9 +478,19 @@ class SealIndex:
             chunks = [(i, t) for i, t in zip(got["ids"], got["documents"]) if t]
             texts, phonemes = [t for _, t in chunks], [None] * len(chunks)
             if self.phonetic is not None:  # after Chroma: ingest writes the phonetic index first
-                self.phonetic.refresh()
-                phonemes = self.phonetic.phonemes_of([i for i, _ in chunks], kept)
+                phonemes = self._stored_phonemes([i for i, _ in chunks], kept)
             yield got["ids"], texts, phonemes
+
+    def _stored_phonemes(self, ids: list[str], kept: dict) -> list[str | None]:
+        """`PhoneticIndex.phonemes_of` at the index's newest state. Another process's merge may
+        remove a segment between reading the manifest and its phonemes: then read again."""
+        for _ in range(3):
+            self.phonetic.refresh()
+            try:
+                return self.phonetic.phonemes_of(ids, kept)
+            except FileNotFoundError:
+                kept.clear()
+        return [None] * len(ids)  # still moving: phonemized instead, and these tables are not kept
 
     def ensure_not_empty(self) -> None:
         """Raise `StoreError`, naming the fix, when the index holds no chunk."""

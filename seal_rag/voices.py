@@ -143,7 +143,9 @@ def pick_voice(split: str, rng: random.Random, families: tuple[str, ...] = TRAIN
     if unknown or not families:
         raise ValueError(f"cannot train on families {sorted(unknown) or '(none)'}: choose from {list(TRAINABLE_FAMILIES)}")
     if set(families) == {"piper"}:
-        raise ValueError("cannot train on piper alone: its one speaker leaves no voice to validate on; add espeak or flite")
+        raise ValueError("cannot train on piper alone: its one speaker leaves no voice to validate on; add espeak")
+    if {"flite", "piper"} <= set(families):
+        raise ValueError("piper speaks the clips a plan gives flite: train on flite or on piper, not both")
     second = rng.random() < FLITE_SHARE  # the share of clips not spoken by espeak
     if second or "espeak" not in families:
         if "flite" in families:

@@ -249,6 +249,19 @@ def test_ingest_keeps_each_chunks_phonemes_so_keyword_tables_need_no_espeak(embe
     texts, phonemes = stored_rows(index, page=16, advance=pages.append)
     assert len(texts) == index.count() == 39 and phonemes == [phonemize(t) for t in texts]
     assert pages == [16, 16, 7]  # progress, page by page
+    # Another process's merge removes a segment between the manifest and its phonemes: read again.
+    real, calls = index.phonetic.phonemes_of, []
+
+    def merged_away_once(ids, kept):
+        calls.append(len(ids))
+        if len(calls) == 2:
+            kept["s-gone"] = []
+            raise FileNotFoundError("s-gone.phonemes.json.z")
+        return real(ids, kept)
+
+    monkeypatch.setattr(index.phonetic, "phonemes_of", merged_away_once)
+    assert stored_rows(index, page=16) == (texts, phonemes) and calls == [16, 16, 16, 7]
+    monkeypatch.undo()
     from_texts = keyword_reranker(embedding, texts)
 
     def no_espeak(text):

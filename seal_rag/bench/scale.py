@@ -381,8 +381,12 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
         shutil.rmtree(plain_dir, ignore_errors=True)
     plain = chromadb.PersistentClient(path=str(plain_dir)).get_or_create_collection(
         PLAIN_COLLECTION, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-    fill, results = resumed(progress, index, plain, semantic_path, seed, docs) if resume else (Fill(), [])
+    settings = {"seed": seed, "docs": str(docs.resolve()) if docs else None, "budget_seconds": budget_seconds,
+                "plain_up_to": plain_up_to, "queries": len(queries), "k": k}
+    fill, results = resumed(progress, index, plain, semantic_path, settings) if resume else (Fill(), [])
     chunks = islice(real_chunks(root, docs), fill.real, None)
+    # Real chunks come first and synthetic ones after: once the budget is spent or the real text runs
+    # out, no real chunk follows (a resumed run keeps the budget and the documents), so this is the order.
     written = [f"real-{i}" for i in range(fill.real)] + [f"synthetic-{i}" for i in range(fill.random)]
     # A resumed run draws its synthetic rows from another stream: they are random either way.
     rng = np.random.default_rng([seed, fill.total] if resume else seed)
@@ -390,12 +394,16 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
 
     def record() -> None:
         semantic_file.flush()
-        save_progress(progress, fill, results, seed, docs)
+        save_progress(progress, fill, results, settings)
 
+    reported = False
     with semantic_path.open("ab") as semantic_file:
         for size in sizes:
             if any(r["size"] == size for r in results):
                 continue  # measured before the run was resumed
+            if size < fill.total:
+                print(f"skipping {size:,} chunks: the resumed run's index already holds {fill.total:,}", file=sys.stderr)
+                continue
             with_plain = plain_up_to is None or size <= plain_up_to
             grow(index, model, fill, size, chunks, pool, budget_seconds, rng, pool_vectors, plain if with_plain else None,
                  semantic_file, written, record)
@@ -429,6 +437,9 @@ def measure_sizes(model, root: Path, db: Path, sizes: list[int], budget_seconds:
                   + (f", {row['disk_ratio_to_plain']:.2f} x plain 384-d" if with_plain else ""),
                   flush=True)
             measured(fill, results)  # a report per size: a run stopped on the way to 1M keeps the smaller sizes
+            reported = True
+    if results and not reported:  # resumed with every size measured: its report may not have been written
+        measured(fill, results)
 
 
 PROGRESS = "progress.json"  # in a run's folder: where it stands, rewritten after every batch
@@ -439,14 +450,13 @@ def building(row: dict) -> str:
     return f"+{row['rss_growth_mb']:.0f} MB" if row["rss_growth_mb"] is not None else "(resumed: not measured)"
 
 
-def save_progress(path: Path, fill: Fill, results: list[dict], seed: int, docs: Path | None) -> None:
+def save_progress(path: Path, fill: Fill, results: list[dict], settings: dict) -> None:
     scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps({"fill": asdict(fill), "results": results, "seed": seed,
-                                   "docs": str(docs.resolve()) if docs else None}))
+    scratch.write_text(json.dumps({"fill": asdict(fill), "results": results, "settings": settings}))
     os.replace(scratch, path)  # a run killed while writing leaves the last whole record
 
 
-def resumed(progress: Path, index: SealIndex, plain, semantic_path: Path, seed: int, docs: Path | None) -> tuple[Fill, list[dict]]:
+def resumed(progress: Path, index: SealIndex, plain, semantic_path: Path, settings: dict) -> tuple[Fill, list[dict]]:
     """Where a stopped run stands (its `PROGRESS`), with what it wrote after its last record undone:
     the chunks of an unrecorded batch leave the index and the plain collection, and their semantic halves the file."""
     try:
@@ -454,11 +464,13 @@ def resumed(progress: Path, index: SealIndex, plain, semantic_path: Path, seed: 
         fill, results = Fill(**state["fill"]), list(state["results"])
     except (OSError, ValueError, TypeError, KeyError):
         raise SystemExit(f"no run to resume in {progress.parent}: start one with the same --db and without --resume") from None
-    if state["seed"] != seed or state["docs"] != (str(docs.resolve()) if docs else None):
-        raise SystemExit(f"the run in {progress.parent} used --seed {state['seed']} and --docs {state['docs']}: resume it with those")
+    if state.get("settings") != settings:
+        was = ", ".join(f"{name} {value}" for name, value in state.get("settings", {}).items())
+        raise SystemExit(f"the run in {progress.parent} was made with {was}: resume it with the same options")
+    # Chunks of a batch written after the last record (the phonetic index first, then Chroma, in pieces).
     extra = [f"real-{i}" for i in range(fill.real, fill.real + EMBED_BATCH)] + [
         f"synthetic-{i}" for i in range(fill.random, fill.random + RANDOM_BATCH)]
-    index.delete([i for i in index.collection.get(ids=extra, include=[])["ids"]])
+    index.delete(extra)
     plain.delete(ids=extra)
     if index.count() != fill.total:
         raise SystemExit(f"{index.count():,} chunks in the index but {fill.total:,} in the run's record: start a new run")
@@ -512,7 +524,10 @@ def main(argv: list[str] | None = None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = SpeechEmbedding.from_pretrained()
-        fitting, skipped = fitting_sizes(sizes, model.config.dim, shutil.disk_usage(db).free, available_memory_bytes(), db,
+        free_disk = shutil.disk_usage(db).free
+        if args.resume:  # the run's index and files already hold part of what its sizes need
+            free_disk += int((disk_mb(db) + disk_mb(run)) * 2**20)
+        fitting, skipped = fitting_sizes(sizes, model.config.dim, free_disk, available_memory_bytes(), db,
                                          sparse=(PHONETIC_DISK_BYTES, PHONETIC_MEMORY_BYTES))
         queries = spoken_query_vectors(model, root, args.queries, args.seed)
         measure_sizes(model, root, db, fitting, args.real_minutes * 60, queries, args.k, args.seed,

@@ -288,6 +288,9 @@ def test_scale_quick_writes_json_markdown_and_plot_and_a_stopped_run_resumes(tmp
     del index
     with pytest.raises(SystemExit, match="without --resume|already holds"):
         scale.main(argv)  # a new run never overwrites one that can be resumed
+    changed = [a if a != "2000" else "5000" for a in argv]  # --plain-up-to
+    with pytest.raises(SystemExit, match="resume it with the same options"):
+        scale.main(changed + ["--resume"])
     scale.main(argv + ["--resume"])
     assert SealIndex.open(model, db).count() == 5000 and (run / "semantic.f32").stat().st_size == 5000 * 384 * 4
     payload = json.loads((tmp_path / "scale-quick.json").read_text())
