@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 import soundfile as sf
 
@@ -126,7 +127,7 @@ def test_a_model_that_has_heard_a_question_can_be_copied_and_the_copy_hears_alik
 
 
 def test_bf16_text_tower_stays_within_its_stated_tolerance_of_fp32(embedding):
-    """Where the CPU has bf16 matrix units the sentence model runs under bf16 autocast; its
+    """Where the CPU has bf16 matrix units the sentence model runs as a bf16 copy; its
     vectors must stay within cosine 0.9999 of fp32 (the tolerance that keeps the space's fingerprint)."""
     from seal_rag.text_tower import hardware_bf16
 
@@ -145,3 +146,13 @@ def test_bf16_text_tower_stays_within_its_stated_tolerance_of_fp32(embedding):
         tower.bf16 = True
     cosines = np.sum(made * plain, axis=1)
     assert cosines.min() >= 0.9999 and not np.array_equal(made, plain), cosines.min()
+    with torch.no_grad():
+        semantic = [tower.project(tower.encode_base(texts)).numpy()]
+    tower.bf16 = False
+    try:
+        with torch.no_grad():
+            semantic.append(tower.project(tower.encode_base(texts)).numpy())
+    finally:
+        tower.bf16 = True
+    # The semantic half alone, where the joined vector's phonetic share cannot hide a drift.
+    assert np.sum(semantic[0] * semantic[1], axis=1).min() >= 0.9999

@@ -11,7 +11,7 @@ is embedded), and through plain `SentenceTransformer.encode` of the same MiniLM 
 turns block by block, so both see the same load on the machine; the figures are each side's
 chunks over its own seconds.
 
-It also prints how far the text tower's semantic vectors are from fp32 ones (bf16 autocast
+It also prints how far the text tower's semantic vectors are from fp32 ones (a bf16 copy
 runs the sentence model where the CPU multiplies bf16 in hardware, `text_tower.hardware_bf16`):
 the least cosine over the chunks, the tolerance behind keeping the space's fingerprint.
 `--quick` (400 chunks, blocks of 200) is the smoke run.
