@@ -118,6 +118,22 @@ def heldout_set(name: str, root: Path, max_queries: int, seed: int, family: str,
     return out
 
 
+def held_out_speakers(sets: list[str], families: list[str], roles: dict[str, str], prepare: bool = False) -> list[Voice]:
+    """The voices that speak the text sets' questions: every speaker of the one family in `families`,
+    which the model (`roles`, `benchmark_roles`) must have held out of training; none when `sets` are
+    human speech alone, which any model may take. Raises ValueError otherwise.
+
+    `prepare` (speaking and transcribing, no scoring) may fill the cache for flite before the model
+    that held it out exists."""
+    if all(name in SPEECH_SETS for name in sets):
+        return []
+    kept_out = [f for f, role in roles.items() if role in ("val", "bench")]
+    family = families[0]
+    if len(families) != 1 or (family not in kept_out and not (prepare and family == "flite")):
+        raise ValueError(f"held-out questions are spoken by one family this model held out of training: {kept_out}")
+    return family_voices(family, roles | ({family: "bench"} if prepare else {}))
+
+
 def model_roles(model_dir: Path) -> dict:
     """Which synthesizer families each half of a model heard (`voices.json`, written by
     `training.phonetic --release` for a run that held a family out; else the shipped roles)."""
@@ -434,17 +450,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.split:
         chosen_sets = val_sets(root, args.families, args.max_queries or 400)
     else:
-        kept_out = [f for f, role in roles.items() if role in ("val", "bench")]
+        try:
+            speakers = held_out_speakers(args.sets, args.families, roles, args.prepare)
+        except ValueError as error:
+            parser.error(str(error))
         family = args.families[0]
-        # --prepare scores nothing, so it may fill the cache (clips, transcripts) for a family before
-        # the model that held it out exists.
-        if len(args.families) != 1 or (family not in kept_out and not (args.prepare and family == "flite")):
-            parser.error(f"held-out questions are spoken by one family this model held out of training: {kept_out}")
-        speakers = family_voices(family, roles | ({family: "bench"} if args.prepare else {}))
         chosen_sets = [heldout_set(name, root, args.max_queries or (500 if name == "squad-holdout" else 200), args.seed,
                                    family, speakers) for name in args.sets]
     results = []
-    suffix = "-val" if args.split else "" if args.families == ["piper"] else f"-{args.families[0]}"
+    suffix = ("-val" if args.split else "-human" if not any(s.family != "human" for s in chosen_sets)
+              else "" if args.families == ["piper"] else f"-{args.families[0]}")
     out_path = args.out / f"unseen_voices{suffix}.json"
     for chosen in chosen_sets:
         runner = Runner(model, args.cache, chosen, args.conditions)
