@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 
 import torch
@@ -39,6 +40,9 @@ def hardware_bf16() -> bool:
     return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
+_TWIN_LOCK = threading.Lock()  # module-wide: a lock held by the tower would stop it being copied or pickled
+
+
 class TextTower(nn.Module):
     """Texts -> unit vectors in the shared space. The sentence model itself stays frozen.
 
@@ -61,10 +65,21 @@ class TextTower(nn.Module):
     @torch.no_grad()
     def encode_base(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> torch.Tensor:
         """The sentence model's own pooled embeddings, `(n, text_dim)` float32: the stage-1 targets."""
-        if self.bf16 and "_bf16" not in self.__dict__:
-            self.__dict__["_bf16"] = bf16_twin(self.sentence_model)  # outside the module tree, as the model itself
-        model = self.__dict__["_bf16"] if self.bf16 else self.sentence_model
-        return model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress).float()
+        twin = self._bf16_twin() if self.bf16 else None
+        # Autocast only for a model without a transformer module to cast; disabled, it also keeps
+        # the fp32 path fp32 under a caller's autocast.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and twin is None):
+            model = twin if twin is not None else self.sentence_model
+            return model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress).float()
+
+    def _bf16_twin(self):
+        """`bf16_twin` of the sentence model, made once on first use, whichever thread asks first
+        (the service embeds from several); kept outside the module tree, as the model itself."""
+        if "_bf16" not in self.__dict__:
+            with _TWIN_LOCK:
+                if "_bf16" not in self.__dict__:
+                    self.__dict__["_bf16"] = bf16_twin(self.sentence_model)
+        return self.__dict__["_bf16"]
 
     def project(self, base: torch.Tensor) -> torch.Tensor:
         """Apply the shared scaling layer to sentence embeddings."""
@@ -87,20 +102,27 @@ class TextTower(nn.Module):
 
 
 def bf16_twin(sentence_model):
-    """A copy of `sentence_model` whose transformer holds bf16 weights and hands fp32 token states on.
+    """A copy of `sentence_model` whose transformer holds bf16 weights and hands fp32 token states
+    on, or None if its first module is not a transformer.
 
-    Weights stored in bf16 run about 1.15 times faster than bf16 autocast, which casts every
-    layer's activations back and forth; pooling in fp32 keeps the embeddings within cosine
-    0.9999 of fp32 (pooling 150 tokens in bf16 drifts to 0.996).
+    Weights stored in bf16 run about 1.1 times faster than bf16 autocast, which casts every
+    layer's activations back and forth; the token states are pooled in fp32, which keeps the
+    embeddings within cosine 0.9999 of fp32 (measured 0.99991 over 4,000 chunks). The tokenizer is
+    shared, not copied.
     """
-    twin = copy.deepcopy(sentence_model)
+    from sentence_transformers.models import Transformer
+
+    if not isinstance(sentence_model[0], Transformer):
+        return None
+    tokenizer = sentence_model.tokenizer
+    twin = copy.deepcopy(sentence_model, {id(tokenizer): tokenizer})
     twin[0].to(torch.bfloat16)
     twin[0].register_forward_hook(_token_states_to_fp32)
     return twin
 
 
 def _token_states_to_fp32(module, inputs, features: dict) -> dict:
-    features["token_embeddings"] = features["token_embeddings"].float()
+    features["token_embeddings"] = features["token_embeddings"].float()  # pooling and what follows run in fp32
     return features
 
 

@@ -131,6 +131,13 @@ TRAINING_FAMILIES = ("espeak", "flite")
 TRAINABLE_FAMILIES = ("espeak", "flite", "piper")
 
 
+def family_roles(families: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Each family's role for a run that trains on `families` (`[data] families`): piper
+    validates unless it trains, and a family neither trains nor validates is a benchmark one."""
+    return {family: "train" if family in families else "val" if family == "piper" else "bench"
+            for family in TRAINABLE_FAMILIES}
+
+
 def pick_voice(split: str, rng: random.Random, families: tuple[str, ...] = TRAINING_FAMILIES) -> Voice:
     """A random voice of a split: flite with probability FLITE_SHARE, else an espeak combination.
 

@@ -26,7 +26,6 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from seal_rag.config import SealConfig
-from seal_rag.voices import FAMILY_ROLES, TRAINABLE_FAMILIES, TRAINING_FAMILIES
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
 
 from . import text_sources as ts
@@ -35,7 +34,7 @@ from .config import command_line, load_config, parse_command_line
 from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import rank_metrics
 from .model import EncoderTop
-from .train_common import Logger, learning_rate, load_checkpoint, save_checkpoint, seed_everything, use_bf16
+from .train_common import Logger, learning_rate, load_checkpoint, record_voices, save_checkpoint, seed_everything, use_bf16
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -200,15 +199,7 @@ def release(config: dict, model_dir: Path) -> None:
         if key in section:
             setattr(model_config, f"phonetic_{key}", section[key])
     model_config.save(model_dir / "config.json")
-    # Which families each half heard (training.unseen_voices benchmarks only on a family neither
-    # half with weight heard). Written when a run held a family out, or a file says otherwise.
-    families = data.get("families", TRAINING_FAMILIES)
-    roles = {family: "train" if family in families else "val" if family == "piper" else "bench"
-             for family in TRAINABLE_FAMILIES}
-    voices_path = model_dir / "voices.json"
-    if voices_path.is_file() or roles != FAMILY_ROLES:
-        semantic = json.loads(voices_path.read_text())["semantic"] if voices_path.is_file() else dict(FAMILY_ROLES)
-        voices_path.write_text(json.dumps({"phonetic": roles, "semantic": semantic}, indent=1) + "\n")
+    record_voices(model_dir, "phonetic", data)
     save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
     print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")
 

@@ -29,6 +29,7 @@ from .config import load_config
 from .data import load_clips, planned_size, shard_ranges
 from .evaluate import Validation, format_row
 from .text_sources import VAL_ARTICLES
+from .train_common import record_voices
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +98,7 @@ def main() -> None:
     shipped = SealConfig.load(dest / "config.json")
     shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
     shipped.save(dest / "config.json")
+    record_voices(dest, "semantic", config["data"])
     clips = load_clips(cache_dir, "train", best["shards"])
     card.write_text(model_card(config, best, summaries, earlier, clips, released, cascade, oracle,
                                untrained, len(validation.clips), len(validation.passages)) + hand_written(card))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from seal_rag.bench.data import add_data_argument
+from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES, family_roles
 
 from . import text_sources
 from .config import load_config
@@ -211,3 +212,17 @@ def main(train, description: str) -> None:
     start = time.time()
     train(config)
     print(f"wall time {time.time() - start:.0f} s")
+
+
+def record_voices(model_dir: Path, half: str, data: dict) -> None:
+    """Note in `model_dir`'s `voices.json` which families `half` ("phonetic" or "semantic") heard,
+    from the run's `[data] families`. training.unseen_voices benchmarks only on a family neither
+    half with weight heard. Written when a run held a family out, or the file is there already
+    (the other half's roles kept); a model trained as shipped needs none."""
+    roles = family_roles(data.get("families", TRAINING_FAMILIES))
+    path = model_dir / "voices.json"
+    if not path.is_file() and roles == FAMILY_ROLES:
+        return
+    both = json.loads(path.read_text()) if path.is_file() else {"phonetic": dict(FAMILY_ROLES), "semantic": dict(FAMILY_ROLES)}
+    both[half] = roles
+    path.write_text(json.dumps(both, indent=1) + "\n")

@@ -29,7 +29,8 @@ Everything is cached in chunks under `--cache` (default /tmp/unseen): a killed r
 `--prepare` fills the cache without scoring (so held-out figures need not be seen while choosing).
 "--no-cascade" transcribes nothing new but still scores cascade transcripts already cached. Piper
 draws its noise inside onnxruntime, so its clips are only repeatable through that cache.
-Prints one table per set and writes `<out>/unseen_voices[-val].json`.
+Prints one table per set and writes `<out>/unseen_voices.json` (piper), `-flite.json`, `-val.json`, or
+`-human.json` (human speech sets alone, which any model may take).
 """
 
 from __future__ import annotations

@@ -96,3 +96,20 @@ def test_a_card_names_its_shards_as_ranges_and_caches_before_each_config_whose_d
     assert recipe[0].startswith(f"sh training/run_cache.sh {tmp_path / 'a.toml'} ")
     assert recipe[3].startswith(f"sh training/run_cache.sh {tmp_path / 'c.toml'} ")
     assert len(recipe) == 5
+
+
+def test_voices_json_records_each_half_s_families_so_flite_can_benchmark_the_joined_vector(tmp_path):
+    """training.release (semantic half) and training.phonetic --release each note which families
+    their half heard; a model whose halves both held flite out may be benchmarked on flite with weight."""
+    from training.train_common import record_voices
+    from training.unseen_voices import benchmark_roles, model_roles
+
+    record_voices(tmp_path, "semantic", {})  # trained as shipped: nothing to note
+    assert not (tmp_path / "voices.json").exists()
+    record_voices(tmp_path, "semantic", {"families": ["espeak"]})
+    assert benchmark_roles(model_roles(tmp_path), 0.9)["flite"] == "train"  # the phonetic half still as shipped
+    record_voices(tmp_path, "phonetic", {"families": ["espeak", "piper"]})
+    roles = model_roles(tmp_path)
+    assert roles["semantic"] == {"espeak": "train", "flite": "bench", "piper": "val"}
+    assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "train"}
+    assert benchmark_roles(roles, 0.9) == {"espeak": "train", "flite": "bench", "piper": "train"}
