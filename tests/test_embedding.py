@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import torch
 import pytest
@@ -156,3 +158,40 @@ def test_bf16_text_tower_stays_within_its_stated_tolerance_of_fp32(embedding):
         tower.bf16 = True
     # The semantic half alone, where the joined vector's phonetic share cannot hide a drift.
     assert np.sum(semantic[0] * semantic[1], axis=1).min() >= 0.9999
+
+
+def test_the_bf16_twin_is_made_once_whichever_threads_ask_first(embedding, monkeypatch):
+    """The service embeds text questions from several threads; the first ones must not each
+    build (and hold) their own bf16 copy of the sentence model."""
+    import threading
+    import time
+
+    from seal_rag import text_tower
+
+    made = []
+    real = text_tower.bf16_twin
+
+    def slow_twin(model):
+        made.append(1)
+        time.sleep(0.2)  # widen the window in which other threads could start a second one
+        return real(model)
+
+    tower = copy.deepcopy(embedding.text)
+    tower.__dict__.pop("_bf16", None)
+    tower.bf16 = True
+    monkeypatch.setattr(text_tower, "bf16_twin", slow_twin)
+    threads = [threading.Thread(target=tower.encode_base, args=(["a question"],)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1
+
+
+def test_a_sentence_model_without_a_transformer_module_has_no_bf16_twin():
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling
+
+    from seal_rag.text_tower import bf16_twin
+
+    assert bf16_twin(SentenceTransformer(modules=[Pooling(8)], device="cpu")) is None
