@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .arguments import check_collection
-from .errors import IndexMismatchError, StoreError
+from .errors import IndexMismatchError, ModelLoadError, StoreError
 from .fused_search import Split, fused_search
 from .phonetic import phonemize
 from .phonetic_index import KEEP, PhoneticIndex, PhoneticIndexError
@@ -262,6 +262,9 @@ class SealIndex:
             return index
         index.check_layout(model)
         index.check_split(model)
+        if model.config.phonetic_weight >= 1:  # its semantic halves are all zero: no cosine to index in Chroma
+            raise ModelLoadError(f"{model.name} gives the semantic half no weight (phonetic_weight 1), so no index can hold "
+                                 "its vectors: use a model whose phonetic_weight is below 1 (seal-base-minilm: 0.9)")
         if folder is None:
             settings = collection._client.get_settings()
             folder = phonetic_dir(settings.persist_directory if settings.is_persistent else None,

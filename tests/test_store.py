@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seal_rag import IndexMismatchError, StoreError
+from seal_rag import IndexMismatchError, ModelLoadError, StoreError
 from seal_rag.ingest import ingest_folder
 from seal_rag.phonetic_index import _matrix
 from seal_rag.store import SealIndex, db_lock
@@ -49,6 +49,17 @@ def test_missing_db_and_missing_collection_are_clear(embedding, tmp_path):
     SealIndex.open(embedding, tmp_path / "db", collection="other", create=True)
     with pytest.raises(StoreError, match="no collection 'seal_rag'"):
         SealIndex.open(embedding, tmp_path / "db")
+
+
+def test_a_model_that_gives_the_semantic_half_no_weight_is_refused_clearly(embedding, tmp_path):
+    """Weight 1 (a phonetic-only benchmark model) leaves every semantic half zero, which Chroma
+    refuses as NaN: the user hears what to change, not that the index is damaged."""
+    import copy
+
+    phonetic_only = copy.deepcopy(embedding)
+    phonetic_only.config.phonetic_weight = 1.0
+    with pytest.raises(ModelLoadError, match="phonetic_weight is below 1"):
+        SealIndex.open(phonetic_only, tmp_path / "db", create=True)
 
 
 def test_empty_index_query_is_clear(embedding, tmp_path):
