@@ -263,8 +263,8 @@ class SealIndex:
         index.check_layout(model)
         index.check_split(model)
         if model.config.phonetic_weight >= 1:  # its semantic halves are all zero: no cosine to index in Chroma
-            raise ModelLoadError(f"{model.name} gives the semantic half no weight (phonetic_weight 1), so no index can hold "
-                                 "its vectors: use a model whose phonetic_weight is below 1 (seal-base-minilm: 0.9)")
+            raise ModelLoadError(f"{model.name} gives the semantic half no weight (phonetic_weight 1), so a seal-rag index "
+                                 "cannot hold its vectors: use a model whose phonetic_weight is below 1 (seal-base-minilm: 0.9)")
         if folder is None:
             settings = collection._client.get_settings()
             folder = phonetic_dir(settings.persist_directory if settings.is_persistent else None,

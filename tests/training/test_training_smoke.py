@@ -566,14 +566,6 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "val"} and roles["semantic"]["flite"] == "train"
     assert benchmark_roles(roles, 0.5)["flite"] == "train"  # the semantic half, with weight, heard flite
     assert benchmark_roles(roles, 1.0) == {"espeak": "train", "flite": "bench", "piper": "val"}
-    # Text sets are spoken by the one family held out; human speech sets suit any model.
-    from seal_rag.voices import HELD_OUT_VOICES
-    from training.unseen_voices import held_out_speakers
-
-    assert held_out_speakers(["covidqa"], ["flite"], benchmark_roles(roles, 1.0)) == HELD_OUT_VOICES["flite"]
-    with pytest.raises(ValueError, match="held out of training"):
-        held_out_speakers(["covidqa", "ljspeech-385"], ["flite"], benchmark_roles(roles, 0.5))
-    assert held_out_speakers(["ljspeech-385", "commonvoice-100"], ["flite"], benchmark_roles(roles, 0.5)) == []
 
 
 def test_a_clip_over_whisper_window_is_skipped_below_the_top_not_a_crash(tmp_path, capsys, monkeypatch):
