@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 
 MIN_WORDS, MAX_WORDS = 4, 30  # a spoken query is a few words to a long sentence (~10 s)
-# A candidate end: the stop, closing quotes or brackets, then the white space after them.
-_CANDIDATE = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+)")
+# A candidate end: the stop, closing quotes or brackets, then the white space after them. It starts
+# only where a run of stops starts: else a long run of dots not followed by white space
+# ("Contents.......1") is tried from each of its dots, in time that grows with the square of its length.
+_CANDIDATE = re.compile(r"(?<![.!?…])[.!?…]+[\"'”’)\]]*(\s+)")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _OPENERS = "\"'“‘([¿¡"
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # "U.S", "e.g", "a.m" before the final period
@@ -54,7 +56,9 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _ends_sentence(text: str, match: re.Match, start: int, end: int) -> bool:
-    following = text[match.end() : end].lstrip(_OPENERS)
+    # What follows, up to its first letter: a bounded slice, since copying the rest of the
+    # paragraph for each candidate would cost the square of a long paragraph's length.
+    following = text[match.end() : min(end, match.end() + 64)].lstrip(_OPENERS)
     if following[:1].islower():
         return False  # "e.g. the", "approx. three": a sentence does not start in lower case
     if match.group().rstrip()[0] != "." or match.group().startswith(".."):
