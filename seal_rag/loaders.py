@@ -79,6 +79,9 @@ def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
             if entry.name.startswith("."):
                 continue
             path, link = Path(entry.path), entry.is_symlink()
+            if not _utf8(entry.name):  # Chroma stores sources as UTF-8: one such file stopped the whole ingest
+                scan.skipped.append(Skipped(str(path), "its name is not valid UTF-8, which the index cannot store: rename it"))
+                continue
             real = os.path.realpath(path) if link else os.path.join(real_directory, entry.name)
             try:
                 is_dir = entry.is_dir()
@@ -87,7 +90,8 @@ def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
                 is_dir = is_file = False
             if not (is_dir or (is_file and path.suffix.lower() in SUPPORTED)):
                 if link and path.suffix.lower() in SUPPORTED:
-                    scan.skipped.append(Skipped(str(path), "a broken symbolic link"))
+                    problem = "a symbolic link to something that is not a file" if os.path.exists(real) else "a broken symbolic link"
+                    scan.skipped.append(Skipped(str(path), problem))
                 continue
             if link and not follow_links and not _inside(real, root):
                 scan.skipped.append(Skipped(str(path), f"a symbolic link leaving the folder (to {real}): pass --follow-links to index it"))
@@ -100,6 +104,15 @@ def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
                 scan.files.append(path)
     scan.files.sort()
     return scan
+
+
+def _utf8(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (Python holds them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _inside(path: str, root: str) -> bool:

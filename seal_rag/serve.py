@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from .answer import Answer
 from .retrieve import Retriever, index_keyword_reranker
@@ -317,15 +318,18 @@ async def _read_question(request, limit: int):
     if declared and declared.isdigit() and int(declared) > limit:
         return problem(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}: send a shorter clip")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return problem(413, f"upload is over the limit of {limit:,} bytes: send a shorter clip")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return problem(413, f"upload is over the limit of {limit:,} bytes: send a shorter clip")
+    except ClientDisconnect:  # nobody is left to read the answer; not a server error to log
+        return problem(400, "the client closed the connection before the upload ended")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         try:
             text = json.loads(body).get("text")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # RecursionError: arrays nested thousands deep
             text = None
         if not isinstance(text, str) or not text.strip():
             return problem(422, 'a JSON body must be {"text": "your question"} with a non-empty question')

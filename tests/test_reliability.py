@@ -373,6 +373,22 @@ def test_symlinks_leaving_the_folder_are_skipped_unless_follow_links(shared_mode
     assert "The vault code is written on the outside." in _stored(db, shared_model)
 
 
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(shared_model, tmp_path):
+    # A sweep found one such name stopped the whole ingest with a traceback (the source could not be encoded).
+    docs, db = tmp_path / "docs", tmp_path / "db"
+    docs.mkdir()
+    (docs / "giraffe.txt").write_text("Giraffes are the tallest animals on land.")
+    bad = os.fsencode(docs) + b"/bad\xff\x9b31mname.txt"
+    with open(bad, "w") as f:
+        f.write("Zebras have stripes.")
+    os.symlink("/dev/null", docs / "null.txt")  # exists, but not a file: not "broken"
+    code, out, err = cli("ingest", docs, "--db", db)
+    assert code == 2 and "Traceback" not in err
+    assert "name is not valid UTF-8" in err and "rename it" in err and "\x1b" not in err and "\x9b" not in err
+    assert "null.txt: a symbolic link to something that is not a file" in err
+    assert set(_stored(db, shared_model)) == {"Giraffes are the tallest animals on land."}
+
+
 def test_the_index_and_everything_in_it_are_private_to_their_owner(shared_model, tmp_path):
     # Finding 9: the index was 0644, so a 0600 document's text was readable by every local user.
     docs, db = tmp_path / "docs", tmp_path / "db"

@@ -94,6 +94,8 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(service, tmp_path):
         "bad mode": (http.post("/v1/ask?mode=loud", content=b"x"), 422),
         "bad json": (http.post("/v1/ask", content=b'{"text": 3}', headers={"Content-Type": "application/json"}), 422),
         "no file": (http.post("/v1/ask", files={"audio": (None, "q.wav")}), 422),  # a text field, not a file
+        "deep json": (http.post("/v1/ask", content=b"[" * 100_000 + b"]" * 100_000,  # was a RecursionError, a 500
+                                headers={"Content-Type": "application/json"}), 422),
     }
     for name, (response, status) in cases.items():
         assert response.status_code == status, (name, response.status_code, response.text)
@@ -193,6 +195,21 @@ def server(demo_db):
     yield url
     process.terminate()
     process.wait(timeout=30)
+    log = process.stderr.read()
+    assert "Traceback" not in log, log  # whatever the tests sent, the server logged no traceback
+
+
+def test_a_client_that_hangs_up_mid_upload_leaves_the_server_answering(server, demo_question):
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(server)
+    for _ in range(3):  # each was a ClientDisconnect traceback in the server's log (checked when it stops)
+        with socket.create_connection((address.hostname, address.port)) as connection:
+            connection.sendall(b"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                               b"Content-Length: 100000\r\n\r\n" + b"\0" * 5000)
+    response = httpx.post(f"{server}/v1/ask", content=demo_question.read_bytes(), timeout=120)
+    assert response.status_code == 200 and response.json()["hits"]
 
 
 @pytest.mark.slow
