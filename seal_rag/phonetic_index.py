@@ -139,13 +139,15 @@ class PhoneticIndex:
 
     def reload(self) -> None:
         """Read the manifest and map its segments (files that vanish mid-read mean a writer moved on: read again)."""
-        for _ in range(5):
+        for attempt in range(6):
             try:
                 self._load()
                 return
-            except FileNotFoundError:
-                continue
-        self._load()
+            except FileNotFoundError as error:
+                if attempt == 5:  # not a writer moving on: the file is gone
+                    raise PhoneticIndexError(f"its file {Path(error.filename or '?').name} is missing") from None
+            except (OSError, ValueError) as error:  # a segment's file cut short or overwritten
+                raise PhoneticIndexError(f"a file of it is unreadable ({' '.join(str(error).split())[:160]})") from None
 
     def _load(self) -> None:
         # Built aside and swapped in at the end: a search in another thread (serve) sees the old

@@ -136,6 +136,12 @@ def store_errors(where: str, action: str = "open"):
         raise
     except Exception as error:  # chromadb, sqlite, httpx and OS errors have no common base
         raise StoreError(_store_problem(where, action, error)) from None
+    except BaseException as error:
+        # Chroma's Rust side panics on some damaged databases (pyo3's PanicException derives from
+        # BaseException); KeyboardInterrupt and SystemExit are not the store's and go on.
+        if type(error).__name__ != "PanicException":
+            raise
+        raise StoreError(_store_problem(where, action, error)) from None
 
 
 def _store_problem(where: str, action: str, error: Exception) -> str:
