@@ -122,6 +122,12 @@ def ingest_folder(
     with progress_bar("Embedding chunks", len(pending), show_progress) as advance:
         summary.added = store_chunks(model, index, pending, advance)
 
+    # A chunk whose text an edit left alone keeps its id, but text added above it moves its place
+    # (characters, chunk number): its stored metadata is brought up to date.
+    moved = {c.id: c.metadata for chunks in wanted.values() for c in chunks
+             if c.id in present_ids and any(existing[c.id].get(k) != v for k, v in c.metadata.items())}
+    index.update_metadata(list(moved), list(moved.values()))
+
     # Only now, with every new chunk stored, drop what the new versions replace.
     keep = {c.id for chunks in wanted.values() for c in chunks}
     stale = [i for i, meta in existing.items() if stored_file(meta) in wanted and i not in keep]

@@ -402,6 +402,13 @@ class SealIndex:
             raise StoreError(_store_problem(str(self.phonetic.folder), "write the phonetic index of", error)) from None
         return len(missing)
 
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
+        """Set the metadata of chunks already stored; their text and vectors stay as they are."""
+        for start in range(0, len(ids), UPSERT_BATCH):
+            with self._guard("write to"):
+                self.collection.update(ids=list(ids[start : start + UPSERT_BATCH]),
+                                       metadatas=list(metadatas[start : start + UPSERT_BATCH]))
+
     def count(self) -> int:
         with self._guard("read"):
             return self.collection.count()

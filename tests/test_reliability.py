@@ -67,6 +67,27 @@ def test_a_path_holding_a_hash_keeps_its_chunks_through_prune_and_an_edit_replac
     assert index.collection.get()["documents"] == ["Alpha was rewritten entirely."]
 
 
+def test_text_added_above_unchanged_chunks_moves_their_stored_places(embedding, tmp_path):
+    # A sweep found kept chunks still claimed their old characters and chunk numbers: two chunks
+    # of one file then both said "chars 0-6xx".
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    paragraphs = [f"{word} " + " ".join(f"{word.lower()} sentence number {i}." for i in range(40))
+                  for word in ("Alpha", "Bravo", "Charlie", "Delta")]
+    story = docs / "story.txt"
+    story.write_text("\n\n".join(paragraphs[1:]))
+    index = SealIndex.open(embedding, tmp_path / "db", create=True)
+    ingest_folder(embedding, docs, index, show_progress=False)
+    story.write_text("\n\n".join(paragraphs))  # a new first paragraph
+    edited = ingest_folder(embedding, docs, index, show_progress=False)
+    assert 0 < edited.added < index.count()  # the old paragraphs' chunks were kept, not embedded again
+    text = read_file(story)[0].text
+    got = index.collection.get(include=["documents", "metadatas"])
+    assert len(got["ids"]) == index.count() == len({m["chunk_index"] for m in got["metadatas"]})
+    for document, meta in zip(got["documents"], got["metadatas"]):
+        assert text[meta["start_char"] : meta["end_char"]] == document
+
+
 def test_chunks_stored_before_the_path_field_still_map_to_their_file():
     from seal_rag.ingest import stored_file
 
