@@ -30,6 +30,7 @@ from typing import Literal
 # FastAPI reads the endpoints' annotations at run time, so these are module-level imports.
 from fastapi import FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -258,6 +259,14 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"])
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
     app.state.slots = slots
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request, error: RequestValidationError) -> JSONResponse:
+        # The README's promise for every 4xx: {"error": "one line"}, not FastAPI's list of fields.
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        message = " ".join(str(first.get("msg", "is not valid")).split())[:200]
+        return JSONResponse({"error": f"{where}: {message}"}, status_code=422)
 
     def problem(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
