@@ -79,8 +79,9 @@ def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
             if entry.name.startswith("."):
                 continue
             path, link = Path(entry.path), entry.is_symlink()
-            if not _utf8(entry.name):  # Chroma stores sources as UTF-8: one such file stopped the whole ingest
-                scan.skipped.append(Skipped(str(path), "its name is not valid UTF-8, which the index cannot store: rename it"))
+            # The whole path, not only the name: a folder above it (the one given too) can hold such bytes.
+            if not _utf8(entry.path):  # Chroma stores sources as UTF-8: one such file stopped the whole ingest
+                scan.skipped.append(Skipped(str(path), "its path is not valid UTF-8, which the index cannot store: rename it"))
                 continue
             real = os.path.realpath(path) if link else os.path.join(real_directory, entry.name)
             try:

@@ -405,9 +405,15 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(shared_mod
     os.symlink("/dev/null", docs / "null.txt")  # exists, but not a file: not "broken"
     code, out, err = cli("ingest", docs, "--db", db)
     assert code == 2 and "Traceback" not in err
-    assert "name is not valid UTF-8" in err and "rename it" in err and "\x1b" not in err and "\x9b" not in err
+    assert "path is not valid UTF-8" in err and "rename it" in err and "\x1b" not in err and "\x9b" not in err
     assert "null.txt: a symbolic link to something that is not a file" in err
     assert set(_stored(db, shared_model)) == {"Giraffes are the tallest animals on land."}
+    folder = os.fsencode(tmp_path) + b"/docs\xff"  # the folder given holds such bytes: one line, no traceback
+    os.mkdir(folder)
+    with open(folder + b"/a.txt", "w") as f:
+        f.write("Okapis live in forests.")
+    code, out, err = cli("ingest", os.fsdecode(folder), "--db", tmp_path / "db2")
+    assert code == 1 and "Traceback" not in err and "not valid UTF-8" in err
 
 
 def test_the_index_and_everything_in_it_are_private_to_their_owner(shared_model, tmp_path):
