@@ -53,7 +53,7 @@ def check_positive(value: float, option: str, maximum: float | None = None) -> f
     """`value` > 0 (and at most `maximum`), a finite number."""
     if not value > 0 or value == float("inf") or (maximum is not None and value > maximum):
         limit = f" and at most {maximum:g}" if maximum is not None else ""
-        raise ArgumentError(f"{option} must be above 0{limit}, not {value}")
+        raise ArgumentError(f"{option} must be a finite number above 0{limit}, not {value}")
     return value
 
 

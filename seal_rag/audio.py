@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +42,10 @@ MAX_CHANNELS = 32  # a wider array is more likely (channels, samples) by mistake
 # Shorter holds no word, and Whisper's 25 ms STFT window (and the heads' convolutions) need more.
 MIN_SECONDS = 0.1
 MIN_RATE, MAX_RATE = 1000, 768_000  # Hz: below, no speech survives; above, no real recorder
+
+# More than any clip up to the length limit (10 min of 48 kHz stereo float is 230 MB): a pipe
+# or stdin is read to this bound rather than to its end, which may be never.
+MAX_ENCODED_BYTES = 256 * 2**20
 
 AudioSource = str | Path | bytes | bytearray | np.ndarray
 
@@ -132,16 +137,13 @@ def _too_long(name: str, seconds: float, max_seconds: float) -> str:
 
 def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise AudioFileNotFoundError(f"{name} does not exist: check the path")
-        handle = path
+        handle = _open_path(Path(source), name)
     else:
         if len(source) == 0:
             raise EmptyAudioError(f"{name} is empty: pass the encoded bytes of a wav, flac, ogg or mp3 file")
         handle = io.BytesIO(bytes(source))
     try:
-        with sf.SoundFile(handle) as f:
+        with handle, sf.SoundFile(handle) as f:
             rate = _check_rate(f.samplerate, name)
             if not 1 <= f.channels <= MAX_CHANNELS:
                 raise InvalidSamplesError(f"{name} has {f.channels} channels: pass audio with 1 to {MAX_CHANNELS}")
@@ -152,8 +154,33 @@ def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: floa
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as error:
-        detail = " ".join(str(error).split())[:160]
+        # libsndfile names what it was given: for our handle, an object's address, not the user's name.
+        detail = " ".join(str(error).replace(f"Error opening {handle!r}: ", "").split())[:160]
         raise NotAudioError(f"{name} is not readable audio ({detail}): use wav, flac, ogg or mp3") from None
+
+
+def _open_path(path: Path, name: str) -> io.IOBase:
+    """The file opened by Python, not by libsndfile, which cannot open a name that is not UTF-8.
+    A pipe (`ask <(sox ...)`) is read whole, to a bound: libsndfile needs to seek."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise NotAudioError(f"{name} is a folder: pass an audio file")
+        if stat.S_ISREG(mode):
+            return path.open("rb")
+        if not stat.S_ISFIFO(mode):
+            raise NotAudioError(f"{name} is a device or socket, not a file: pass an audio file, or pipe it to `-`")
+        with path.open("rb") as pipe:
+            data = pipe.read(MAX_ENCODED_BYTES + 1)
+    except FileNotFoundError:
+        raise AudioFileNotFoundError(f"{name} does not exist: check the path") from None
+    except OSError as error:
+        raise NotAudioError(f"{name} cannot be read ({error.strerror or error}): check its permissions") from None
+    if len(data) > MAX_ENCODED_BYTES:
+        raise AudioTooLongError(f"{name} holds more than {MAX_ENCODED_BYTES // 2**20} MB: trim the audio")
+    if not data:
+        raise EmptyAudioError(f"{name} is empty: pass a wav, flac, ogg or mp3 file")
+    return io.BytesIO(data)
 
 
 def _read_blocks(f: sf.SoundFile, rate: int, name: str, max_seconds: float) -> np.ndarray:

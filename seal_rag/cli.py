@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,9 +33,6 @@ PortOption = Annotated[int, typer.Option("--chroma-port", help="Port of the Chro
 ModelOption = Annotated[Optional[Path], typer.Option("--model", help="A seal-rag model directory [default: shipped]")]
 CollectionOption = Annotated[str, typer.Option("--collection", help="Chroma collection name")]
 MIC_COMMAND = ["sox", "-q", "-d", "-r", "16000", "-c", "1", "-b", "16", "-t", "wav", "-"]
-# More than any question up to the length limit (10 min of 48 kHz stereo float is 230 MB);
-# stdin is read to this bound rather than to its end, which may be never.
-MAX_STDIN_BYTES = 256 * 2**20
 
 
 def say(kind: str, message: object) -> None:
@@ -104,10 +102,12 @@ def ingest(
     with index_lock(db, chroma_host, exclusive=True):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
         try:
-            summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb,
-                                    follow_links=follow_links)
-        except KeyboardInterrupt:
-            fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish", 130)
+            with _terminate_as_interrupt():
+                summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb,
+                                        follow_links=follow_links)
+        except (KeyboardInterrupt, _Terminated) as stop:
+            fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish",
+                 143 if isinstance(stop, _Terminated) else 130)
     for skipped in summary.skipped + summary.records_skipped:
         say("warning", f"skipped {skipped.path}: {skipped.reason}")
     records = f", {len(summary.records_skipped)} records skipped" if summary.records_skipped else ""
@@ -117,6 +117,24 @@ def ingest(
     )
     if summary.skipped or summary.records_skipped:
         raise typer.Exit(2)  # like grep: the rest was done, but not everything could be read
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (a service manager stopping ingest, `timeout`, `kill`)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops ingest as Ctrl-C does, saying what is stored and how to finish, where it
+    would otherwise end the process without a word."""
+    def stop(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object]]:
@@ -130,13 +148,17 @@ def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object
         return [("microphone", recorded.stdout)]
     if not audio:
         fail("no audio given: pass a .wav/.flac/.ogg/.mp3 file, `-` for stdin, or --mic SECONDS")
+    if audio.count("-") > 1:
+        fail("`-` (stdin) can be given once: stdin holds one clip; pass the others as files")
     return [("stdin", _read_stdin()) if a == "-" else (a, a) for a in audio]
 
 
 def _read_stdin() -> bytes:
-    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
-    if len(data) > MAX_STDIN_BYTES:
-        fail(f"stdin holds more than {MAX_STDIN_BYTES // 2**20} MB, more than any question up to the length limit: "
+    from .audio import MAX_ENCODED_BYTES
+
+    data = sys.stdin.buffer.read(MAX_ENCODED_BYTES + 1)
+    if len(data) > MAX_ENCODED_BYTES:
+        fail(f"stdin holds more than {MAX_ENCODED_BYTES // 2**20} MB, more than any question up to the length limit: "
              "pass a file, or trim the audio")
     return data
 

@@ -6,7 +6,9 @@ record of a JSONL file. Files that cannot be read are reported, not fatal.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -225,6 +227,20 @@ def _html_to_text(html: str) -> tuple[str, str]:
     return _one_line(title) or (text.splitlines()[0][:120] if text else ""), text
 
 
+@contextlib.contextmanager
+def _quiet_pypdf():
+    """pypdf logs each repair it makes to a damaged file ("Ignoring wrong pointing object 6 0"),
+    which Python prints raw, without our prefix, among ingest's own lines. The text it then reads
+    is what counts: a file it cannot read raises, and is reported as skipped."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_pdf(path: Path, source: str) -> list[Section]:
     from pypdf import PdfReader
 
@@ -232,12 +248,13 @@ def _read_pdf(path: Path, source: str) -> list[Section]:
     # IndexError, AssertionError, RecursionError, a missing `cryptography` for AES): any of
     # them means this one file is unreadable, never that the ingest should stop.
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ValueError("encrypted with a password: decrypt it first (qpdf --decrypt)")
-        title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or path.stem
-        return [Section(source, _one_line(str(title)), _clean(page.extract_text() or ""), page=number)
-                for number, page in enumerate(reader.pages, 1)]
+        with _quiet_pypdf():
+            reader = PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise ValueError("encrypted with a password: decrypt it first (qpdf --decrypt)")
+            title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or path.stem
+            return [Section(source, _one_line(str(title)), _clean(page.extract_text() or ""), page=number)
+                    for number, page in enumerate(reader.pages, 1)]
     except ValueError as error:
         if "encrypted" in str(error):
             raise

@@ -108,3 +108,45 @@ def test_log_mel_refuses_more_than_a_window():
     with pytest.raises(ValueError):
         audio.log_mel(np.zeros(audio.WINDOW_SAMPLES + 1, dtype=np.float32))
     assert isinstance(audio.log_mel(np.zeros(1600, dtype=np.float32) + 0.1), torch.Tensor)
+
+
+def test_a_file_whose_name_is_not_utf8_is_read(jfk, tmp_path):
+    # libsndfile cannot open such a name; a valid WAV was refused as "not readable audio".
+    name = tmp_path / "question-\udcff.wav"
+    name.write_bytes(open(jfk, "rb").read())
+    np.testing.assert_array_equal(audio.load_audio(name), audio.load_audio(jfk))
+
+
+def test_a_pipe_is_read_whole(jfk, tmp_path):
+    # `seal-rag ask <(sox ...)` hands over /dev/fd/N, a pipe libsndfile cannot seek.
+    import os
+    import threading
+
+    fifo = tmp_path / "question.fifo"
+    os.mkfifo(fifo)
+    data = open(jfk, "rb").read()
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data))
+    writer.start()
+    try:
+        clip = audio.load_audio(fifo)
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees a writer nobody read from
+        writer.join()
+    np.testing.assert_array_equal(clip, audio.load_audio(jfk))
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda tmp: tmp, NotAudioError, "is a folder: pass an audio file"),
+    (lambda tmp: "/dev/zero", NotAudioError, "is a device or socket, not a file"),
+    (lambda tmp: (tmp / "link.wav").symlink_to(tmp / "gone.wav") or tmp / "link.wav", AudioFileNotFoundError,
+     "does not exist"),
+])
+def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path, make, error, words):
+    with pytest.raises(error, match=words):
+        audio.load_audio(make(tmp_path))
+
+
+def test_undecodable_bytes_are_described_without_an_object_address():
+    with pytest.raises(NotAudioError) as raised:
+        audio.load_audio(b"garbage, not audio" * 10)
+    assert "object at" not in str(raised.value) and "180 bytes" in str(raised.value)

@@ -123,15 +123,16 @@ def test_an_ingest_killed_midway_finishes_on_rerun_with_exactly_the_clean_chunks
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embedding, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_ingest_says_how_to_finish_and_keeps_what_was_stored(embedding, tmp_path, sig, code):
     docs = _big_corpus(tmp_path / "docs", 1500)
     command = [sys.executable, "-m", "seal_rag.cli", "ingest", str(docs), "--db", str(tmp_path / "db")]
     # As a terminal's foreground job: a shell without job control starts background jobs with
     # SIGINT ignored, and a child inherits that, so a CI run launched with `&` would never see Ctrl-C.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=TERMINAL,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    stderr = _interrupt_midway(process, "Embedding chunks")
-    assert process.returncode == 130, stderr
+    stderr = _interrupt_midway(process, "Embedding chunks", sig)
+    assert process.returncode == code, stderr
     lines = [line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")]
     assert len(lines) == 1 and "interrupted" in lines[0] and "run the same command again" in lines[0], stderr
     assert "Traceback" not in stderr

@@ -67,3 +67,13 @@ def test_pdf_without_text_and_huge_files_are_refused(tmp_path):
         f.truncate(2**30)
     with pytest.raises(ValueError, match="1024 MB is over the 64 MB limit"):
         read_file(huge)
+
+
+def test_a_pdf_pypdf_repairs_is_read_without_its_raw_notes(tmp_path, caplog):
+    # pypdf logged each repair ("incorrect startxref pointer(3)"), printed raw among ingest's lines.
+    path = _pdf(tmp_path / "damaged.pdf", "Hello from a PDF")
+    data = path.read_bytes()
+    path.write_bytes(data[:data.rfind(b"startxref")] + b"startxref\n9\n%%EOF\n")  # a wrong offset
+    assert "Hello from a PDF" in read_file(path)[0].text
+    # Python prints pypdf's records raw when nothing handles them (pytest's own handler catches them here).
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pypdf")] == []

@@ -546,14 +546,14 @@ def test_a_damaged_tuned_model_is_skipped_with_a_warning_and_the_shipped_model_a
 @pytest.mark.parametrize("args, message", [
     (["ask", "Q", "-k", "0"], "-k/--top-k must be between 1 and 1000, not 0"),
     (["ask", "Q", "-k", "-3"], "-k/--top-k must be between 1 and 1000, not -3"),
-    (["ask", "Q", "--llm-timeout", "0"], "--llm-timeout must be above 0"),
-    (["ask", "--mic", "-1"], "--mic must be above 0 and at most 600"),
+    (["ask", "Q", "--llm-timeout", "0"], "--llm-timeout must be a finite number above 0"),
+    (["ask", "--mic", "-1"], "--mic must be a finite number above 0 and at most 600"),
     (["ask", "Q", "--chroma-port", "70000"], "--chroma-port must be between 1 and 65535"),
     (["ask", "Q", "--llm-audio-format", "mp3"], "--llm-audio-format must be one of"),
     (["ask", "Q", "--collection", "../evil"], "--collection '../evil' is not a valid name"),
     (["ingest", "DOCS", "--chunk-chars", "10", "--overlap-chars", "20"], "--chunk-chars must be at least 20, not 10"),
     (["ingest", "DOCS", "--chunk-chars", "100", "--overlap-chars", "200"], "--overlap-chars must be at least 0 and below"),
-    (["ingest", "DOCS", "--max-file-mb", "0"], "--max-file-mb must be above 0"),
+    (["ingest", "DOCS", "--max-file-mb", "0"], "--max-file-mb must be a finite number above 0"),
     (["ingest", "DOCS", "--collection", "../evil"], "--collection '../evil' is not a valid name"),
     (["adapt", "--collection", "../evil"], "--collection '../evil' is not a valid name"),
 ])
@@ -602,12 +602,19 @@ def test_ask_never_writes_into_a_folder_that_is_not_an_index(tmp_path):
 
 def test_stdin_is_read_only_up_to_a_bound(monkeypatch, tmp_path):
     # Finding 12: stdin was read to its end, whatever its size.
-    import seal_rag.cli
+    import seal_rag.audio
 
-    monkeypatch.setattr(seal_rag.cli, "MAX_STDIN_BYTES", 1000)
+    monkeypatch.setattr(seal_rag.audio, "MAX_ENCODED_BYTES", 1000)
     (tmp_path / "db").mkdir()
     code, out, err = cli("ask", "-", "--db", tmp_path / "db", input=b"\x00" * 5000)
     assert code == 1 and "stdin holds more than" in errors(err)[0]
+
+
+def test_stdin_is_given_once(tmp_path):
+    # `ask - -` read stdin twice: the second clip was empty.
+    (tmp_path / "db").mkdir()
+    code, out, err = cli("ask", "-", "-", "--db", tmp_path / "db", input=b"RIFF")
+    assert code == 1 and "`-` (stdin) can be given once" in errors(err)[0]
 
 
 @pytest.mark.slow
