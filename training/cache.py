@@ -106,7 +106,7 @@ def _training_pools() -> dict:
         "squad_sentence": lambda: ts.passage_sentences(ts.squad_passages(articles), "squad_sentence"),
         "medquad_question": lambda: _dedupe(ts.medquad_questions()),
         "medquad_sentence": lambda: _dedupe(ts.passage_sentences(ts.medquad_passages(), "medquad_sentence")),
-        "prose": ts.debian_prose,
+        "prose": ts.checked_debian_prose,
         "wordnet": ts.wordnet_glosses,
     }
 

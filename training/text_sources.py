@@ -8,8 +8,10 @@ own validation articles, `VAL_ARTICLES`) and MedQuAD. PubMedQA, COVID-QA, SQuAD'
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +145,30 @@ def debian_prose(limit_files: int | None = None) -> list[Utterance]:
                 seen.add(sentence.lower())
                 out.append(Utterance(sentence, "prose", extra={"file": path.name}))
     return out
+
+
+# The prose pool's digest (`prose_digest`) on the machines that made the recipe (this project's
+# Debian image; rebuilt there on 2026-12-06, a training plan made sessions before came out byte
+# for byte the same). Other man pages and docs give another pool, so another plan and phonetic
+# IDF: `checked_debian_prose` says so, rather than letting `make train` make another model unseen.
+RECIPE_PROSE_DIGEST = "cd6b8b73aeb67eb2"
+
+
+def prose_digest(utterances: list[Utterance]) -> str:
+    """The first 16 hex digits of the SHA-256 of the pool's sentences, in order."""
+    return hashlib.sha256("\n".join(u.text for u in utterances).encode()).hexdigest()[:16]
+
+
+def checked_debian_prose() -> list[Utterance]:
+    """`debian_prose`, with a warning on stderr when it is not the recipe's pool."""
+    prose = debian_prose()
+    digest = prose_digest(prose)
+    if digest != RECIPE_PROSE_DIGEST:
+        print(f"warning: this machine's man pages and /usr/share/doc give another prose pool than the recipe's "
+              f"({len(prose):,} sentences, digest {digest}, not {RECIPE_PROSE_DIGEST}): the training plan and the "
+              "phonetic IDF will differ, so the model will not be the shipped one (the recipe's pool is that of the "
+              "Debian 12 machines that made it)", file=sys.stderr)
+    return prose
 
 
 def _read_doc(path: Path) -> str:

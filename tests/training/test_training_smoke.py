@@ -520,6 +520,18 @@ def test_wordnet_glosses_name_their_words_and_stay_out_of_the_prose():
     assert prose_files and not any(re.search(r"\.\dWN", name) for name in prose_files)  # WordNet's man pages
 
 
+def test_a_prose_pool_other_than_the_recipes_is_named_on_stderr(monkeypatch, capsys):
+    # The pool comes from the machine's man pages and docs: another machine's makes another model.
+    from training import text_sources as ts
+
+    pool = [ts.Utterance("Another machine has other manuals.", "prose")]
+    monkeypatch.setattr(ts, "debian_prose", lambda: pool)
+    assert ts.checked_debian_prose() == pool
+    assert "another prose pool than the recipe's (1 sentences" in capsys.readouterr().err
+    monkeypatch.setattr(ts, "RECIPE_PROSE_DIGEST", ts.prose_digest(pool))
+    assert ts.checked_debian_prose() == pool and capsys.readouterr().err == ""
+
+
 def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path):
     import shutil
 
