@@ -8,6 +8,7 @@ one-line message naming the option and what it accepts.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 from .errors import ArgumentError
@@ -19,10 +20,32 @@ MIN_CHUNK_CHARS = 20  # a shorter chunk holds no sentence worth retrieving (and 
 _COLLECTION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){1,510}[A-Za-z0-9]$")
 
 
-def check_top_k(k: int) -> int:
-    if not 1 <= k <= MAX_TOP_K:
-        raise ArgumentError(f"-k/--top-k must be between 1 and {MAX_TOP_K}, not {k}")
-    return k
+def check_top_k(k: int, option: str = "-k/--top-k") -> int:
+    """`k` a whole number from 1 to `MAX_TOP_K` (the library names its `option` as `k`)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_TOP_K:
+        raise ArgumentError(f"{option} must be a whole number between 1 and {MAX_TOP_K}, not {k!r}")
+    return int(k)
+
+
+def check_filter(where: object) -> dict | None:
+    """A metadata filter as Chroma's `where`, checked before any search: Chroma's own ValueError
+    for a malformed one would read as a damaged index. A dict of several plain keys, as LangChain
+    users often write it, means all of them (`$and`); an empty one means no filter."""
+    if where is None or where == {}:
+        return None
+    if not isinstance(where, dict):
+        raise ArgumentError(f"a filter must be a dict, not a {type(where).__name__}: e.g. {{'source': 'a.txt'}}")
+    if len(where) > 1 and not any(str(key).startswith("$") for key in where):
+        where = {"$and": [{key: value} for key, value in where.items()]}
+    from chromadb.api.types import validate_where
+
+    try:
+        validate_where(where)
+    except (ValueError, TypeError) as error:
+        detail = " ".join(str(error).split())[:160]
+        raise ArgumentError(f"the filter is not one Chroma reads ({detail}): write {{'key': value}}, "
+                            "{'key': {'$in': [...]}} or {'$and': [...]}") from None
+    return where
 
 
 def check_chunking(chunk_chars: int, overlap_chars: int) -> None:

@@ -61,6 +61,8 @@ def audio_batch(audio: Any) -> tuple[list[AudioSource], bool]:
     single = isinstance(audio, AUDIO_TYPES)
     clips = [audio] if single else list(audio) if isinstance(audio, (list, tuple)) else None
     wrong = type(audio) if clips is None else next((type(c) for c in clips if not isinstance(c, AUDIO_TYPES)), None)
+    if clips == []:
+        raise NotAudioError("the list of clips is empty: pass at least one audio file path, encoded audio bytes or sample array")
     if wrong is not None:
         raise NotAudioError(
             f"cannot embed a {wrong.__name__} as audio: pass an audio file path, encoded audio bytes or a "

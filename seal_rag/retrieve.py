@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .arguments import MODES  # re-exported: callers import it from here
+from .arguments import MODES, check_top_k  # MODES re-exported: callers import it from here
+from .errors import ArgumentError
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .fusion import HYBRID_DEPTH, reciprocal_rank_fusion
 from .progress import progress_bar
@@ -60,7 +61,7 @@ class Retriever:
 
     def __init__(self, model, index: SealIndex, mode: str = "speech", transcriber=None, keywords=None):
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+            raise ArgumentError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.model, self.index, self.mode = model, index, mode
         self._transcriber = transcriber
         if keywords is not None and model.phonetic is None:
@@ -120,6 +121,7 @@ class Retriever:
 
     def retrieve_clip(self, clip: np.ndarray, k: int = 5, where: dict | None = None, want_transcript: bool = False) -> Retrieval:
         """Rank the index's chunks for a clip already decoded by `audio.load_audio` (16 kHz mono float32)."""
+        check_top_k(k, "k")
         timings: dict[str, float] = {}
         need_transcript = want_transcript or self.mode != "speech"
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -146,9 +148,12 @@ class Retriever:
         A typed question is its own transcript: speech, cascade and hybrid all come down to
         cascade's text search, and its scores are cascade's.
         """
+        check_top_k(k, "k")
+        if not isinstance(text, str) or not text.strip():
+            raise ArgumentError("the question is empty: ask it in words, or pass its audio")
         timings: dict[str, float] = {}
         with timed(timings, "text_embed"):
-            vector = self.model.embed_texts([text or " "])[0]
+            vector = self.model.embed_texts([text])[0]
         return Retrieval(self._search(vector, k, where, timings), vector, text, timings)
 
     def _speech_scored(self, fused: list[Hit], speech_hits: list[Hit], vector: np.ndarray) -> list[Hit]:

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .arguments import check_collection
-from .errors import IndexMismatchError, ModelLoadError, StoreError
+from .arguments import check_collection, check_filter, check_top_k
+from .errors import ArgumentError, IndexMismatchError, ModelLoadError, StoreError
 from .fused_search import Split, fused_search
 from .phonetic import phonemize
 from .phonetic_index import KEEP, PhoneticIndex, PhoneticIndexError
@@ -525,8 +525,21 @@ class SealIndex:
             self._mark_changed()
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
-        """The `k` chunks nearest to one unit vector, best first."""
+        """The `k` chunks nearest to one unit vector, best first.
+
+        Raises:
+            ArgumentError: `k` out of range, a malformed `where` (see `check_filter`), or a vector
+                not of this index's model (wrong length, NaN).
+        """
+        check_top_k(k, "k")
+        where = check_filter(where)
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not np.isfinite(vector).all():
+            raise ArgumentError("the query vector holds NaN or infinite values: embed the query again")
         if self.phonetic is not None:
+            if vector.size != self.split.semantic_dim + self.phonetic.width:
+                raise ArgumentError(f"the query vector has {vector.size} values, where this index's model makes "
+                                    f"{self.split.semantic_dim + self.phonetic.width}: embed it with that model")
             return self._fused_query(vector, k, where)
         self.ensure_not_empty()
         with self._guard("search"):

@@ -544,8 +544,8 @@ def test_a_damaged_tuned_model_is_skipped_with_a_warning_and_the_shipped_model_a
 
 
 @pytest.mark.parametrize("args, message", [
-    (["ask", "Q", "-k", "0"], "-k/--top-k must be between 1 and 1000, not 0"),
-    (["ask", "Q", "-k", "-3"], "-k/--top-k must be between 1 and 1000, not -3"),
+    (["ask", "Q", "-k", "0"], "-k/--top-k must be a whole number between 1 and 1000, not 0"),
+    (["ask", "Q", "-k", "-3"], "-k/--top-k must be a whole number between 1 and 1000, not -3"),
     (["ask", "Q", "--llm-timeout", "0"], "--llm-timeout must be a finite number above 0"),
     (["ask", "--mic", "-1"], "--mic must be a finite number above 0 and at most 600"),
     (["ask", "Q", "--chroma-port", "70000"], "--chroma-port must be between 1 and 65535"),

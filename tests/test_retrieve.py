@@ -68,6 +68,32 @@ def test_a_filter_keeps_only_matching_chunks(retriever, demo_question):
     assert hits and {h.metadata["source"] for h in hits} == {oxygen}
 
 
+def test_a_filter_of_several_plain_keys_means_all_of_them(retriever, demo_question):
+    # LangChain users write {"a": 1, "b": 2}; Chroma refuses it, and the refusal read as a damaged index.
+    first = retriever.retrieve(demo_question, k=1).hits[0]
+    where = {"source": first.metadata["source"], "chunk_index": first.metadata["chunk_index"]}
+    assert [h.id for h in retriever.retrieve(demo_question, k=5, where=where).hits] == [first.id]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda r, q: r.retrieve(q, k=0), "k must be a whole number between 1 and 1000, not 0"),
+    (lambda r, q: r.retrieve(q, k=-1), "k must be a whole number between 1 and 1000, not -1"),
+    (lambda r, q: r.retrieve(q, k=2.5), "k must be a whole number between 1 and 1000, not 2.5"),
+    (lambda r, q: r.retrieve(q, k="2"), "k must be a whole number between 1 and 1000, not '2'"),
+    (lambda r, q: r.retrieve(q, where={"title": {"$regex": "Ox"}}), "the filter is not one Chroma reads"),
+    (lambda r, q: r.retrieve(q, where="Oxygen"), "a filter must be a dict, not a str"),
+    (lambda r, q: r.retrieve_text("   "), "the question is empty"),
+    (lambda r, q: r.index.query(np.full(10, 0.1, np.float32)), "the query vector has 10 values"),
+    (lambda r, q: r.index.query(np.full(r.model.dim, np.nan, np.float32)), "NaN or infinite"),
+])
+def test_a_wrong_k_filter_question_or_vector_is_named_not_called_a_damaged_index(retriever, demo_question, call, message):
+    from seal_rag.errors import ArgumentError
+
+    with pytest.raises(ArgumentError) as raised:
+        call(retriever, demo_question)
+    assert message in str(raised.value) and "damaged" not in str(raised.value)
+
+
 def test_a_typed_question_is_searched_with_the_text_tower_in_every_mode(embedding, demo_db):
     index = SealIndex.open(embedding, demo_db)
     for mode in ("speech", "cascade", "hybrid"):

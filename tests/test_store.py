@@ -65,7 +65,7 @@ def test_a_model_that_gives_the_semantic_half_no_weight_is_refused_clearly(embed
 def test_empty_index_query_is_clear(embedding, tmp_path):
     index = SealIndex.open(embedding, tmp_path / "db", create=True)
     with pytest.raises(StoreError, match="is empty"):
-        index.query(np.ones(384, dtype=np.float32) / np.sqrt(384))
+        index.query(np.ones(embedding.dim, dtype=np.float32) / np.sqrt(embedding.dim))
 
 
 def test_a_writer_keeps_other_processes_out(tmp_path):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
+from seal_rag.arguments import check_filter
 from seal_rag.errors import StoreError
 from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
@@ -33,6 +34,8 @@ class VectorStoreSearch:
     def __init__(self, vectorstore: VectorStore, filter: Any = None, model: Any = None):
         self.vectorstore, self.filter = vectorstore, filter
         self.collection = chroma_collection(vectorstore)
+        if self.collection is not None:  # Chroma's own error for a malformed filter reads as a broken store
+            self.filter = check_filter(filter)
         self.space = distance_space(self.collection) if self.collection is not None else None
         # A collection `seal-rag ingest` filled holds only the semantic half in Chroma: seal-rag searches it.
         self.seal = seal_index(self.collection, model) if self.collection is not None and model is not None else None

@@ -93,7 +93,7 @@ class SealEmbeddings(BaseModel, Embeddings):
             seal_rag.AudioError: a clip is missing, not audio, empty, silent or too long, or
                 the input is neither a clip nor a list of clips.
         """
-        return embed_audio_forms(self._model, audio, sample_rate or self.sample_rate)
+        return embed_audio_forms(self._model, audio, self.sample_rate if sample_rate is None else sample_rate)
 
     async def aembed_audio(
         self, audio: AudioSource | list[AudioSource], sample_rate: int | None = None
@@ -103,4 +103,4 @@ class SealEmbeddings(BaseModel, Embeddings):
 
     def audio_vector(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
         """One clip's `embed_audio` as a float32 numpy vector."""
-        return embed_one_clip(self._model, audio, sample_rate or self.sample_rate)
+        return embed_one_clip(self._model, audio, self.sample_rate if sample_rate is None else sample_rate)

@@ -12,6 +12,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from seal_rag.collection_checks import verify_collection
+from seal_rag.errors import ArgumentError
 from seal_rag.retrieve import KeywordCache, Retriever
 
 from ._audio import AudioInput, SpokenQuestion, spoken_question
@@ -158,11 +159,14 @@ class SealSpeechRetriever(BaseRetriever):
             elif (source := search.knowledge_base()) is not None:
                 keywords = self._keyword_cache.get(*source)
         pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber, keywords=keywords)
+        k = self.k if k is None else k  # 0 is a wrong k, refused as such, not the default
         if question.audio is None:
-            result = pipeline.retrieve_text(str(question), k or self.k)
+            result = pipeline.retrieve_text(str(question), k)
         else:
-            result = pipeline.retrieve(question.audio, k or self.k, sample_rate=question.sample_rate)
+            result = pipeline.retrieve(question.audio, k, sample_rate=question.sample_rate)
         threshold = score_threshold if score_threshold is not None else self.score_threshold
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ArgumentError(f"score_threshold must be a number (a cosine), not {threshold!r}")
         return [
             Document(page_content=hit.text, metadata={**hit.metadata, "score": hit.score, "rank": hit.rank}, id=hit.id)
             for hit in result.hits

@@ -41,6 +41,15 @@ def test_embeddings_text_and_audio_sides(seal_embeddings, speech_embedding, reco
     assert np.allclose(asyncio.run(seal_embeddings.aembed_audio(recorded_flac.read_bytes())), audio, atol=1e-5)
 
 
+def test_an_empty_list_or_a_zero_rate_is_refused_not_guessed(seal_embeddings):
+    from seal_rag import InvalidSamplesError, NotAudioError
+
+    with pytest.raises(NotAudioError, match="the list of clips is empty"):
+        seal_embeddings.embed_audio([])  # was torch's RuntimeError
+    with pytest.raises(InvalidSamplesError, match="sample rate 0 Hz"):
+        seal_embeddings.embed_audio(np.full(16000, 0.1, np.float32), sample_rate=0)  # was taken as 16 kHz
+
+
 def test_returns_documents_with_metadata_and_score(retriever, served, question_wav):
     documents = retriever.invoke(str(question_wav))
     assert len(documents) == TOP_K and all(isinstance(d, Document) for d in documents)
@@ -70,6 +79,26 @@ def test_k_and_filter_per_call(retriever, question_wav):
     titles = ["Oxygen_0", "Oxygen_1", "Apollo_program_0"]
     documents = retriever.invoke(str(question_wav), filter={"title": {"$in": titles}})
     assert documents and {d.metadata["title"] for d in documents} <= set(titles)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"k": 0}, "k must be a whole number between 1 and 1000, not 0"),  # was the default k
+    ({"k": -1}, "k must be a whole number between 1 and 1000, not -1"),  # was every chunk
+    ({"filter": {"title": {"$regex": "Ox"}}}, "the filter is not one Chroma reads"),  # was "damaged index"
+    ({"score_threshold": "0.2"}, "score_threshold must be a number"),
+])
+def test_a_wrong_k_filter_or_threshold_per_call_is_named(retriever, question_wav, options, message):
+    from seal_rag import ArgumentError
+
+    with pytest.raises(ArgumentError, match=message):
+        retriever.invoke(str(question_wav), **options)
+
+
+def test_an_empty_typed_question_is_refused_not_answered(retriever):
+    from seal_rag import ArgumentError
+
+    with pytest.raises(ArgumentError, match="the question is empty"):
+        retriever.invoke("   ")
 
 
 def test_hybrid_mode_matches_seal_rag(kb_store, kb_index, speech_embedding, question_wav, transcriber):

@@ -76,6 +76,22 @@ def test_similarity_top_k_and_metadata_filters(kb_vector_store, seal_embedding, 
     assert nodes and {n.node.metadata["title"] for n in nodes} <= set(titles)
 
 
+def test_a_wrong_top_k_filter_or_question_is_named(retriever, kb_vector_store, seal_embedding, question_wav):
+    from seal_rag import ArgumentError
+
+    with pytest.raises(ArgumentError, match="similarity_top_k must be a whole number"):
+        retriever.similarity_top_k = -1  # the setter: it returned every chunk
+    with pytest.raises(ArgumentError, match="similarity_top_k must be a whole number"):
+        SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, similarity_top_k="5")
+    text_match = MetadataFilters(filters=[MetadataFilter(key="title", value="Oxy", operator=FilterOperator.TEXT_MATCH)])
+    with pytest.raises(ArgumentError, match="these filters cannot be searched in Chroma"):
+        SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, filters=text_match).retrieve(question_wav)
+    with pytest.raises(ArgumentError, match="the question is empty"):
+        retriever.retrieve("")
+    with pytest.raises(ArgumentError, match="the query vector has 10 values"):
+        retriever.retrieve(QueryBundle(query_str="x", embedding=[0.1] * 10))
+
+
 def test_extractive_answer_through_retriever_query_engine(retriever, seal_embedding, served, speech_embedding, question_wav):
     engine = RetrieverQueryEngine(retriever, response_synthesizer=SealExtractiveSynthesizer(seal_embedding))
     response = engine.query(str(question_wav))

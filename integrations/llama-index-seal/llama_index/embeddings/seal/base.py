@@ -138,7 +138,7 @@ class SealEmbedding(BaseEmbedding):
             seal_rag.AudioError: a clip is missing, not audio, empty, silent or too long, or
                 the input is neither a clip nor a list of clips.
         """
-        return embed_audio_forms(self._model, audio, sample_rate or self.sample_rate)
+        return embed_audio_forms(self._model, audio, self.sample_rate if sample_rate is None else sample_rate)
 
     async def aget_audio_embedding(
         self, audio: AudioSource | list[AudioSource], sample_rate: int | None = None
@@ -148,4 +148,4 @@ class SealEmbedding(BaseEmbedding):
 
     def audio_vector(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
         """One clip's `get_audio_embedding` as a float32 numpy vector."""
-        return embed_one_clip(self._model, audio, sample_rate or self.sample_rate)
+        return embed_one_clip(self._model, audio, self.sample_rate if sample_rate is None else sample_rate)

@@ -16,7 +16,7 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
 from llama_index.core.schema import BaseNode, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
-from seal_rag.errors import StoreError
+from seal_rag.errors import ArgumentError, StoreError
 from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
@@ -77,7 +77,11 @@ class IndexSearch:
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
         from llama_index.vector_stores.chroma.base import _to_chroma_filter
 
-        where = (_to_chroma_filter(self.filters) or None) if self.filters is not None else None
+        try:
+            where = (_to_chroma_filter(self.filters) or None) if self.filters is not None else None
+        except ValueError as error:  # an operator Chroma has no counterpart for (TEXT_MATCH, CONTAINS, NOT)
+            raise ArgumentError(f"these filters cannot be searched in Chroma ({' '.join(str(error).split())[:120]}): "
+                                "use EQ, NE, GT, GTE, LT, LTE, IN or NIN, joined by AND or OR") from None
         hits = self.seal.query(vector, k, where)
         for hit in hits:
             try:  # a node LlamaIndex stored carries itself in its metadata, as ChromaVectorStore reads it

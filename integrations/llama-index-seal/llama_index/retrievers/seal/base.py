@@ -17,8 +17,10 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType
 from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 from llama_index.embeddings.seal import SealEmbedding
 from seal_rag.retrieve import MODES, KeywordCache, Retriever
+from seal_rag.arguments import check_top_k
 from seal_rag.audio import AudioSource
 from seal_rag.collection_checks import verify_collection
+from seal_rag.errors import ArgumentError
 from seal_rag.store import DEFAULT_COLLECTION, Hit
 
 from ._query import SpokenQueryBundle, as_query_bundle
@@ -98,9 +100,8 @@ class SealSpeechRetriever(BaseRetriever):
                 "(SealSpeechRetriever.from_defaults picks one)"
             )
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if similarity_top_k < 1:
-            raise ValueError(f"similarity_top_k must be at least 1, not {similarity_top_k}")
+            raise ArgumentError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        check_top_k(similarity_top_k, "similarity_top_k")
         if index is None:
             index = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
         collection = chroma_collection(index.vector_store)
@@ -124,7 +125,7 @@ class SealSpeechRetriever(BaseRetriever):
 
     @similarity_top_k.setter
     def similarity_top_k(self, value: int) -> None:
-        self._similarity_top_k = value
+        self._similarity_top_k = check_top_k(value, "similarity_top_k")
 
     @property
     def mode(self) -> str:
@@ -188,7 +189,10 @@ class SealSpeechRetriever(BaseRetriever):
         bundle = as_query_bundle(query_bundle, self._sample_rate)
         search = IndexSearch(self._index, self._filters, label=bundle.query_str, model=self._embed_model.speech_embedding)
         if bundle.embedding is not None:
-            hits = search.query(np.asarray(bundle.embedding, dtype=np.float32), self._similarity_top_k)
+            vector = np.asarray(bundle.embedding, dtype=np.float32)
+            if not np.isfinite(vector).all():
+                raise ArgumentError("the QueryBundle's embedding holds NaN or infinite values: embed the query again")
+            hits = search.query(vector, self._similarity_top_k)
         else:
             hits = self._search(bundle, search)
         return [NodeWithScore(node=search.nodes[hit.id], score=hit.score) for hit in hits]
