@@ -116,7 +116,7 @@ def test_llm_reads_the_transcript_and_the_callers_bundle_is_untouched(retriever,
     response = retriever.as_query_engine(llm=MockLLM()).query(question)  # MockLLM echoes its prompt
     assert question.query_str == str(question_wav) and question.embedding is None
     transcript = response.metadata["transcript"]
-    assert "steam" in transcript.lower() and f"Query: {transcript}" in str(response)
+    assert "steam" in transcript.lower() and f"Question: {transcript}" in str(response)
     assert ".wav" not in str(response)
     assert response.metadata["audio"] == str(question_wav)
     assert response.metadata["model"] == seal_embedding.model_name and response.metadata["mode"] == "speech"
@@ -170,7 +170,7 @@ def test_streaming_with_and_without_an_llm(retriever, question_wav, asr, capsys)
     with_llm = retriever.as_query_engine(llm=MockLLM(), streaming=True).query(str(question_wav))
     assert isinstance(with_llm, StreamingResponse)
     text = "".join(with_llm.response_gen)
-    assert "Query: " in text and ".wav" not in text and with_llm.metadata["transcript"]
+    assert "Question: " in text and "<passage n=\"1\"" in text and ".wav" not in text and with_llm.metadata["transcript"]
 
 
 def test_extractive_settings_for_an_llm_are_refused(retriever):

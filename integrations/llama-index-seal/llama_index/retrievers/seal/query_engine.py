@@ -14,6 +14,7 @@ from llama_index.core.schema import QueryBundle, QueryType
 from seal_rag.audio import AudioSource
 
 from ._query import SpokenQueryBundle, as_query_bundle
+from .prompt_guard import SEAL_QA_TEMPLATE, GuardedSynthesizer
 from .synthesizer import SealExtractiveSynthesizer
 
 class SealQueryEngine(RetrieverQueryEngine):
@@ -62,7 +63,9 @@ class SealQueryEngine(RetrieverQueryEngine):
 
         Args:
             retriever: The `SealSpeechRetriever`.
-            llm: Any LlamaIndex LLM; None answers extractively (never `Settings.llm`).
+            llm: Any LlamaIndex LLM; None answers extractively (never `Settings.llm`). It reads
+                seal-rag's system prompt and each passage as a `<passage>` block whose text
+                cannot close it (`GuardedSynthesizer`), as `seal-rag ask --llm` sends them.
             response_synthesizer: Instead of `llm`, a synthesizer of your own.
             streaming: A `StreamingResponse` (`print_response_stream`), with or without an LLM.
             **kwargs: `RetrieverQueryEngine.from_args`'s (`node_postprocessors`,
@@ -72,7 +75,10 @@ class SealQueryEngine(RetrieverQueryEngine):
             ValueError: LLM settings (a template, a response mode) given without an LLM.
         """
         if llm is not None and response_synthesizer is None:
-            return super().from_args(retriever, llm=llm, streaming=streaming, **kwargs)
+            kwargs.setdefault("text_qa_template", SEAL_QA_TEMPLATE)
+            engine = super().from_args(retriever, llm=llm, streaming=streaming, **kwargs)
+            engine._response_synthesizer = GuardedSynthesizer(engine._response_synthesizer)
+            return engine
         ignored = sorted(set(kwargs) - {"node_postprocessors", "callback_manager"})
         if ignored:
             raise ValueError(
