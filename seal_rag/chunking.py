@@ -10,7 +10,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .arguments import check_chunking
 from .errors import DocumentError
@@ -115,12 +115,24 @@ def chunk_paths(
         DocumentError: a path does not exist, nothing under it could be read, or (with
             `raise_on_error`) a file could not be read.
     """
-    for root in [paths] if isinstance(paths, (str, Path)) else paths:
+    roots = [paths] if isinstance(paths, (str, Path)) else paths
+    if isinstance(roots, (bytes, bytearray)) or not isinstance(roots, Iterable):
+        roots = [roots]  # reported below, by its type
+    # A file given twice (itself and its folder) is read once: its chunks' ids would repeat,
+    # which Chroma refuses in one batch and other stores keep twice.
+    read, given = set(), set()
+    for root in roots:
+        if not isinstance(root, (str, Path)):
+            raise DocumentError(f"cannot read documents from a {type(root).__name__}: pass a file or folder path, "
+                                "or a list of them")
         root = Path(root).expanduser()
         if not root.exists():
             raise DocumentError(f"{root} does not exist: pass a document or a folder of them")
         found = 0
         for path in find_files(root) if root.is_dir() else [root]:
+            if path.resolve() in read:
+                found += 1
+                continue
             try:
                 chunks = [c for s in read_file(path, max_file_mb) for c in chunk_section(s, chunk_chars, overlap_chars)]
             except (ValueError, OSError) as error:
@@ -128,7 +140,11 @@ def chunk_paths(
                     raise DocumentError(f"cannot read {path}: {error}") from None
                 warnings.warn(f"seal-rag: skipped {path}: {error}", stacklevel=2)
                 continue
-            found += len(chunks)
-            yield from chunks
+            read.add(path.resolve())
+            found += 1
+            for chunk in chunks:
+                if chunk.id not in given:
+                    given.add(chunk.id)
+                    yield chunk
         if not found:
             raise DocumentError(f"no readable .txt, .md, .html, .pdf or .jsonl document at {root}: add documents or point elsewhere")

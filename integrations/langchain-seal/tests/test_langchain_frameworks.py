@@ -154,6 +154,17 @@ def test_loader_gives_ingests_chunks(kb_index, seal_embeddings, tmp_path, questi
     assert ids(SealSpeechRetriever(vectorstore=store, k=TOP_K).invoke(str(question_wav))) == cli_top_ids
 
 
+def test_a_file_given_with_its_folder_is_read_once_and_bad_paths_are_named(tmp_path):
+    from seal_rag import DocumentError
+
+    alone = SealDocumentLoader(DEMOS / "kb").load()
+    overlapping = SealDocumentLoader([DEMOS / "kb" / "Oxygen_0.txt", DEMOS / "kb", DEMOS / "kb" / "Oxygen_0.txt"]).load()
+    assert sorted(ids(overlapping)) == sorted(ids(alone))  # Chroma refused the repeated ids (DuplicateIDError)
+    for paths in (None, b"/srv/kb", [DEMOS / "kb", 3]):
+        with pytest.raises(DocumentError, match="cannot read documents from a"):
+            SealDocumentLoader(paths).load()
+
+
 def test_default_chunks_fit_the_text_tower_and_longer_text_warns(seal_embeddings, speech_embedding):
     texts = [d.page_content for d in SealDocumentLoader(DEMOS / "kb").load()]
     assert speech_embedding.text.overlong(texts) == 0

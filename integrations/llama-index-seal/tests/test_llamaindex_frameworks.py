@@ -197,6 +197,10 @@ def test_reader_gives_ingests_chunks(kb_db, speech_embedding, seal_embedding, tm
     index = VectorStoreIndex(documents, storage_context=storage, embed_model=seal_embedding)
     retriever = SealSpeechRetriever(index=index, similarity_top_k=TOP_K)
     assert ids(retriever.retrieve(str(question_wav))) == cli_top_ids
+    # Deleting a document by its id deletes it (its nodes had no ref_doc_id, so nothing went).
+    top = next(d for d in documents if d.id_ == cli_top_ids[0])
+    index.delete_ref_doc(top.id_, delete_from_docstore=True)
+    assert collection.count() == len(documents) - 1 and top.id_ not in ids(retriever.retrieve(str(question_wav)))
 
 
 def test_default_chunks_fit_the_text_tower_and_longer_text_warns(seal_embedding, speech_embedding):

@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.readers.base import BasePydanticReader
-from llama_index.core.schema import Document
+from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo
 from seal_rag.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, chunk_paths
 from seal_rag.loaders import DEFAULT_MAX_FILE_MB
 
@@ -65,6 +65,9 @@ class SealReader(BasePydanticReader):
         for chunk in chunks:
             yield Document(
                 id_=chunk.id,
+                # Indexed as nodes, a document is its own source: without this its nodes carry no
+                # ref_doc_id, and `index.delete_ref_doc(document.id_)` deletes nothing.
+                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=chunk.id)},
                 text=chunk.text,
                 metadata=chunk.metadata,
                 excluded_embed_metadata_keys=list(chunk.metadata),
