@@ -123,3 +123,12 @@ def check_serve_options(host: str, port: int, api_key: str | None, max_concurren
         raise ArgumentError(f"--max-concurrent must be at least 1, not {max_concurrent}")
     check_positive(max_upload_mb, "--max-upload-mb")
     check_ask_options(1, "speech", llm, llm_audio_format, llm_timeout, None)
+
+
+def check_texts(texts) -> list[str]:
+    """Passages to embed, each a string (None from a loader is a common slip)."""
+    texts = list(texts)
+    wrong = next(((i, t) for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if wrong is not None:
+        raise ArgumentError(f"text {wrong[0]} is a {type(wrong[1]).__name__}, not a string: pass the passages' text")
+    return texts

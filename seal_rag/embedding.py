@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .arguments import check_texts
 from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
@@ -350,6 +351,7 @@ class SpeechEmbedding(nn.Module):
             texts = [texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = check_texts(texts)
         base = self.text.encode_base(list(texts), batch_size, show_progress)
         semantic = self.text.project(base).numpy()
         if self.phonetic is None:

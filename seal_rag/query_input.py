@@ -36,7 +36,7 @@ def is_audio_path(query: Any) -> bool:
     """
     if isinstance(query, Path):
         return True
-    if not isinstance(query, str) or "\n" in query or len(query) > _LONGEST_PATH or not query.strip():
+    if not isinstance(query, str) or "\n" in query or "\x00" in query or len(query) > _LONGEST_PATH or not query.strip():
         return False
     text = query.strip()
     if any(c.isspace() for c in text):

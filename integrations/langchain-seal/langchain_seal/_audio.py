@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from seal_rag.audio import SAMPLE_RATE, AudioSource
-from seal_rag.errors import NotAudioError
+from seal_rag.errors import InvalidSamplesError, NotAudioError
 from seal_rag.query_input import AUDIO_TYPES, audio_reference, describe_audio, is_audio_path, reject_encoded_audio
 
 # A path, encoded bytes, a sample array, a typed question, or {"audio": ..., "sample_rate": 16000}.
@@ -65,4 +66,9 @@ def sample_rate_of(query: Any, default: int) -> int:
     """The rate of a sample array: the input's own `sample_rate`, else `default`."""
     if isinstance(query, SpokenQuestion):
         return query.sample_rate
-    return int(query.get("sample_rate", default)) if isinstance(query, dict) else default
+    if not isinstance(query, dict) or "sample_rate" not in query:
+        return default
+    rate = query["sample_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate != int(rate) or rate <= 0:
+        raise InvalidSamplesError(f"'sample_rate' {rate!r} is not a rate: give the samples' rate in Hz, e.g. 16000")
+    return int(rate)

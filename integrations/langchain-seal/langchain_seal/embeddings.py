@@ -10,6 +10,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from seal_rag import SpeechEmbedding
+from seal_rag.arguments import check_texts
 from seal_rag.audio import SAMPLE_RATE, AudioSource
 from seal_rag.query_input import embed_audio_forms, embed_one_clip, is_audio_path, reject_encoded_audio
 from seal_rag.text_tower import warn_if_truncated
@@ -66,6 +67,7 @@ class SealEmbeddings(BaseModel, Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages with the text tower."""
         texts = list(texts)
+        texts = check_texts(texts)
         warn_if_truncated(self._model.text, texts)
         return self._model.embed_texts(texts, batch_size=self.batch_size).tolist()
 

@@ -149,7 +149,11 @@ class SealSpeechRetriever(BaseRetriever):
         k: int | None = None,
         filter: dict[str, Any] | None = None,
         score_threshold: float | None = None,
+        **unknown: Any,
     ) -> list[Document]:
+        if unknown:  # Python's own TypeError would not say what is taken instead
+            raise ArgumentError(f"{', '.join(sorted(unknown))} cannot be given per call: SealSpeechRetriever takes "
+                                f"{', '.join(SEARCH_KWARGS)} per call (others in its constructor)")
         question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
         keywords = None

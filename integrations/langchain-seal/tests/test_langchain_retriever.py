@@ -50,6 +50,18 @@ def test_an_empty_list_or_a_zero_rate_is_refused_not_guessed(seal_embeddings):
         seal_embeddings.embed_audio(np.full(16000, 0.1, np.float32), sample_rate=0)  # was taken as 16 kHz
 
 
+def test_odd_inputs_are_named_not_tracebacks(retriever, seal_embeddings, question_wav):
+    from seal_rag import ArgumentError, InvalidSamplesError
+
+    with pytest.raises(NotAudioError, match="encoded audio decoded as a string"):
+        seal_embeddings.embed_query("q\x00.wav")  # was ValueError: embedded null byte
+    with pytest.raises(ArgumentError, match="text 1 is a NoneType, not a string"):
+        seal_embeddings.embed_documents(["A passage.", None])  # was TypeError inside the text tower
+    for rate in ("abc", None, float("nan"), 0):
+        with pytest.raises(InvalidSamplesError, match="is not a rate"):
+            retriever.invoke({"audio": str(question_wav), "sample_rate": rate})
+
+
 def test_returns_documents_with_metadata_and_score(retriever, served, question_wav):
     documents = retriever.invoke(str(question_wav))
     assert len(documents) == TOP_K and all(isinstance(d, Document) for d in documents)
@@ -86,6 +98,7 @@ def test_k_and_filter_per_call(retriever, question_wav):
     ({"k": -1}, "k must be a whole number between 1 and 1000, not -1"),  # was every chunk
     ({"filter": {"title": {"$regex": "Ox"}}}, "the filter is not one Chroma reads"),  # was "damaged index"
     ({"score_threshold": "0.2"}, "score_threshold must be a number"),
+    ({"fetch_k": 10, "search_kwargs": {"k": 1}}, "fetch_k, search_kwargs cannot be given per call"),
 ])
 def test_a_wrong_k_filter_or_threshold_per_call_is_named(retriever, question_wav, options, message):
     from seal_rag import ArgumentError

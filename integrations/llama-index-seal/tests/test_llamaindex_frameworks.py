@@ -203,6 +203,18 @@ def test_reader_gives_ingests_chunks(kb_db, speech_embedding, seal_embedding, tm
     assert collection.count() == len(documents) - 1 and top.id_ not in ids(retriever.retrieve(str(question_wav)))
 
 
+def test_the_reader_serves_simple_directory_reader_as_its_file_extractor():
+    # SimpleDirectoryReader calls load_data(path, extra_info=...): it was "Error loading file".
+    from llama_index.core import SimpleDirectoryReader
+
+    alone = SealReader().load_data(DEMOS / "kb")
+    documents = SimpleDirectoryReader(DEMOS / "kb", file_extractor={".txt": SealReader()}, raise_on_error=True).load_data()
+    assert sorted(d.id_ for d in documents) == sorted(d.id_ for d in alone)
+    assert all(d.metadata["file_name"].endswith(".txt") and "chunk_index" in d.metadata for d in documents)
+    assert [d.id_ for d in SealReader().load_data(file_path=DEMOS / "kb" / "Oxygen_0.txt")] == \
+        [d.id_ for d in alone if d.metadata["source"].endswith("Oxygen_0.txt")]
+
+
 def test_default_chunks_fit_the_text_tower_and_longer_text_warns(seal_embedding, speech_embedding):
     documents = SealReader().load_data(DEMOS / "kb")
     assert speech_embedding.text.overlong([d.text for d in documents]) == 0

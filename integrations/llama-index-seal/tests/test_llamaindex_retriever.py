@@ -77,6 +77,7 @@ def test_similarity_top_k_and_metadata_filters(kb_vector_store, seal_embedding, 
 
 
 def test_a_wrong_top_k_filter_or_question_is_named(retriever, kb_vector_store, seal_embedding, question_wav):
+    from llama_index.core.llms import MockLLM
     from seal_rag import ArgumentError
 
     with pytest.raises(ArgumentError, match="similarity_top_k must be a whole number"):
@@ -88,6 +89,9 @@ def test_a_wrong_top_k_filter_or_question_is_named(retriever, kb_vector_store, s
         SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, filters=text_match).retrieve(question_wav)
     with pytest.raises(ArgumentError, match="the question is empty"):
         retriever.retrieve("")
+    for llm in (None, MockLLM()):  # LlamaIndex's own from_args ignored it with an LLM; without, blamed an LLM setting
+        with pytest.raises(ArgumentError, match="similarity_top_k belong to the retriever"):
+            retriever.as_query_engine(llm=llm, similarity_top_k=1)
     with pytest.raises(ArgumentError, match="the query vector has 10 values"):
         retriever.retrieve(QueryBundle(query_str="x", embedding=[0.1] * 10))
 

@@ -10,6 +10,7 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from seal_rag import ModelLoadError, SpeechEmbedding
+from seal_rag.arguments import check_texts
 from seal_rag.audio import SAMPLE_RATE, AudioSource
 from seal_rag.query_input import embed_audio_forms, embed_one_clip, is_audio_path, reject_encoded_audio
 from seal_rag.text_tower import warn_if_truncated
@@ -116,6 +117,7 @@ class SealEmbedding(BaseEmbedding):
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
     def _embed_texts(self, texts: list[str]) -> list[Embedding]:
+        texts = check_texts(texts)
         warn_if_truncated(self._model.text, texts)
         return self._model.embed_texts(texts, batch_size=self.embed_batch_size).tolist()
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo
 from seal_rag.chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, chunk_paths
+from seal_rag.errors import DocumentError
 from seal_rag.loaders import DEFAULT_MAX_FILE_MB
 
 # Where in its file a chunk sits: useful to cite, noise to an LLM.
@@ -55,21 +56,31 @@ class SealReader(BasePydanticReader):
     def class_name(cls) -> str:
         return "SealReader"
 
-    def lazy_load_data(self, paths: str | Path | Sequence[str | Path]) -> Iterable[Document]:
+    def lazy_load_data(self, paths: str | Path | Sequence[str | Path] | None = None, *,
+                       file_path: str | Path | None = None, extra_info: dict | None = None,
+                       fs: Any = None) -> Iterable[Document]:
         """One `Document` per chunk of the files, or of the supported files under the folders, in `paths`.
 
+        `file_path=` and `extra_info=` are what `SimpleDirectoryReader` passes a reader in
+        its `file_extractor`: the path, and metadata added under each chunk's own.
+
         Raises:
-            seal_rag.DocumentError: a path does not exist or holds nothing readable.
+            seal_rag.DocumentError: a path does not exist or holds nothing readable, or `fs`
+                names a file system other than the local one.
         """
+        if fs is not None:
+            raise DocumentError("SealReader reads local files only: copy the files to a local folder first")
+        paths = file_path if paths is None else paths
         chunks = chunk_paths(paths, self.chunk_chars, self.overlap_chars, self.max_file_mb, self.raise_on_error)
         for chunk in chunks:
+            metadata = {**(extra_info or {}), **chunk.metadata}
             yield Document(
                 id_=chunk.id,
                 # Indexed as nodes, a document is its own source: without this its nodes carry no
                 # ref_doc_id, and `index.delete_ref_doc(document.id_)` deletes nothing.
                 relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=chunk.id)},
                 text=chunk.text,
-                metadata=chunk.metadata,
-                excluded_embed_metadata_keys=list(chunk.metadata),
-                excluded_llm_metadata_keys=[key for key in chunk.metadata if key in POSITION_KEYS],
+                metadata=metadata,
+                excluded_embed_metadata_keys=list(metadata),
+                excluded_llm_metadata_keys=[key for key in metadata if key in POSITION_KEYS],
             )

@@ -12,10 +12,15 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.response_synthesizers import BaseSynthesizer
 from llama_index.core.schema import QueryBundle, QueryType
 from seal_rag.audio import AudioSource
+from seal_rag.errors import ArgumentError
 
 from ._query import SpokenQueryBundle, as_query_bundle
 from .prompt_guard import SEAL_QA_TEMPLATE, GuardedSynthesizer
 from .synthesizer import SealExtractiveSynthesizer
+
+# What `index.as_query_engine(...)` takes for its retriever, but belongs to SealSpeechRetriever here.
+RETRIEVER_SETTINGS = frozenset({"similarity_top_k", "filters", "mode", "sample_rate", "keywords", "transcribe"})
+
 
 class SealQueryEngine(RetrieverQueryEngine):
     """Answers spoken (or typed) questions with a `SealSpeechRetriever`, leaving the caller's query alone.
@@ -74,6 +79,10 @@ class SealQueryEngine(RetrieverQueryEngine):
         Raises:
             ValueError: LLM settings (a template, a response mode) given without an LLM.
         """
+        misplaced = sorted(set(kwargs) & RETRIEVER_SETTINGS)
+        if misplaced:  # LlamaIndex's from_args would ignore them
+            raise ArgumentError(f"{', '.join(misplaced)} belong to the retriever: set them on SealSpeechRetriever(...) "
+                                "(or retriever.similarity_top_k = n), not on its query engine")
         if llm is not None and response_synthesizer is None:
             kwargs.setdefault("text_qa_template", SEAL_QA_TEMPLATE)
             engine = super().from_args(retriever, llm=llm, streaming=streaming, **kwargs)
