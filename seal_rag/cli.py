@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -173,7 +174,7 @@ def _decode_sources(sources: list[tuple[str, object]], max_seconds: float) -> tu
     for name, source in sources:
         start = time.perf_counter()
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, _decoder_notes(name):
                 warnings.simplefilter("always", AudioQualityWarning)
                 clips.append((name, load_audio(source, max_seconds=max_seconds), time.perf_counter() - start))
             for warning in caught:
@@ -182,6 +183,30 @@ def _decode_sources(sources: list[tuple[str, object]], max_seconds: float) -> tu
             say("error", error)
             failed = True
     return clips, failed
+
+
+@contextlib.contextmanager
+def _decoder_notes(name: str):
+    """libmpg123 (inside libsndfile) writes a line to the process's stderr for each damaged MP3
+    frame it skips, unprefixed and outside Python. Catch them at the descriptor while the clip is
+    decoded (the CLI decodes before anything else runs), and say it once, as ours."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as notes:
+        os.dup2(notes.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            notes.seek(0)
+            lines = notes.read().decode(errors="replace").splitlines()
+    skipped = sum("libmpg123" in line for line in lines)
+    if skipped:
+        say("warning", f"{name}: the MP3 decoder skipped damaged data ({skipped} notes from libmpg123); the rest was decoded")
+    for line in lines:
+        if line.strip() and "libmpg123" not in line:
+            say("warning", f"{name}: {line}")
 
 
 def _max_seconds(model_dir: Path | None) -> float:

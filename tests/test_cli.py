@@ -111,6 +111,23 @@ def test_bad_input_gives_one_line_errors_and_nonzero_exit(demo_db, demo_question
 
 
 @pytest.mark.slow
+def test_a_damaged_mp3s_decoder_notes_are_one_warning_of_ours(demo_db, demo_question, tmp_path):
+    # libmpg123 printed a raw "[src/libmpg123/layer3.c:...] error: ..." line per damaged frame.
+    import soundfile as sf
+
+    samples, rate = sf.read(demo_question)
+    sf.write(tmp_path / "q.mp3", samples, rate, format="MP3")
+    data = bytearray((tmp_path / "q.mp3").read_bytes())
+    for i in range(2000, len(data), 997):
+        data[i] = 0
+    (tmp_path / "damaged.mp3").write_bytes(data)
+    result = seal("ask", tmp_path / "damaged.mp3", "--db", demo_db, "-k", "1", real_process=True)
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 0 and lines and all(line.startswith("warning: ") for line in lines), lines
+    assert sum("the MP3 decoder skipped damaged data" in line for line in lines) == 1
+
+
+@pytest.mark.slow
 def test_a_bad_file_among_good_ones_is_one_error_and_the_rest_are_answered(demo_db, demo_question, tmp_path):
     bad = _bad_audio(tmp_path)["not audio"]
     result = seal("ask", bad, demo_question, "--db", demo_db, "--json", "-k", "2")
