@@ -162,6 +162,8 @@ def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: floa
 def _open_path(path: Path, name: str) -> io.IOBase:
     """The file opened by Python, not by libsndfile, which cannot open a name that is not UTF-8.
     A pipe (`ask <(sox ...)`) is read whole, to a bound: libsndfile needs to seek."""
+    if "\x00" in str(path):  # no file has such a name (and the OS call would raise ValueError)
+        raise AudioFileNotFoundError(f"{name} is not a path (it holds a NUL byte): check the path")
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
@@ -174,8 +176,10 @@ def _open_path(path: Path, name: str) -> io.IOBase:
             data = pipe.read(MAX_ENCODED_BYTES + 1)
     except FileNotFoundError:
         raise AudioFileNotFoundError(f"{name} does not exist: check the path") from None
+    except PermissionError:
+        raise NotAudioError(f"{name} cannot be read (permission denied): check its permissions") from None
     except OSError as error:
-        raise NotAudioError(f"{name} cannot be read ({error.strerror or error}): check its permissions") from None
+        raise NotAudioError(f"{name} cannot be read ({error.strerror or error}): check the path") from None
     if len(data) > MAX_ENCODED_BYTES:
         raise AudioTooLongError(f"{name} holds more than {MAX_ENCODED_BYTES // 2**20} MB: trim the audio")
     if not data:

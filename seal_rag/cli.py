@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -120,8 +121,10 @@ def ingest(
         raise typer.Exit(2)  # like grep: the rest was done, but not everything could be read
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived (a service manager stopping ingest, `timeout`, `kill`)."""
+class _Terminated(BaseException):
+    """SIGTERM arrived (a service manager stopping ingest, `timeout`, `kill`). A BaseException, as
+    KeyboardInterrupt is: the handlers that turn a store's or a PDF's failure into a one-line
+    error catch Exception, and must not call a stop a damaged index or an unreadable file."""
 
 
 @contextlib.contextmanager
@@ -131,6 +134,9 @@ def _terminate_as_interrupt():
     def stop(signum, frame):
         raise _Terminated
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield

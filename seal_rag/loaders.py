@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,18 +228,32 @@ def _html_to_text(html: str) -> tuple[str, str]:
     return _one_line(title) or (text.splitlines()[0][:120] if text else ""), text
 
 
+_PYPDF_QUIET = {"readers": 0, "level": logging.NOTSET}
+_PYPDF_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_pypdf():
     """pypdf logs each repair it makes to a damaged file ("Ignoring wrong pointing object 6 0"),
     which Python prints raw, without our prefix, among ingest's own lines. The text it then reads
-    is what counts: a file it cannot read raises, and is reported as skipped."""
+    is what counts: a file it cannot read raises, and is reported as skipped.
+
+    pypdf names its loggers per module as it first logs, so only the parent's level reaches
+    them all. Readers in several threads share one quiet spell: the first in sets it, the last
+    out puts back the level that was set before."""
     logger = logging.getLogger("pypdf")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    with _PYPDF_LOCK:
+        if _PYPDF_QUIET["readers"] == 0:
+            _PYPDF_QUIET["level"] = logger.level
+            logger.setLevel(logging.CRITICAL)
+        _PYPDF_QUIET["readers"] += 1
     try:
         yield
     finally:
-        logger.setLevel(level)
+        with _PYPDF_LOCK:
+            _PYPDF_QUIET["readers"] -= 1
+            if _PYPDF_QUIET["readers"] == 0:
+                logger.setLevel(_PYPDF_QUIET["level"])
 
 
 def _read_pdf(path: Path, source: str) -> list[Section]:

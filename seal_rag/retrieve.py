@@ -149,7 +149,9 @@ class Retriever:
         cascade's text search, and its scores are cascade's.
         """
         check_top_k(k, "k")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise ArgumentError(f"a typed question must be a string, not a {type(text).__name__}")
+        if not text.strip():
             raise ArgumentError("the question is empty: ask it in words, or pass its audio")
         timings: dict[str, float] = {}
         with timed(timings, "text_embed"):

@@ -140,6 +140,7 @@ def test_a_pipe_is_read_whole(jfk, tmp_path):
     (lambda tmp: "/dev/zero", NotAudioError, "is a device or socket, not a file"),
     (lambda tmp: (tmp / "link.wav").symlink_to(tmp / "gone.wav") or tmp / "link.wav", AudioFileNotFoundError,
      "does not exist"),
+    (lambda tmp: str(tmp / "q\x00.wav"), AudioFileNotFoundError, "holds a NUL byte"),
 ])
 def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path, make, error, words):
     with pytest.raises(error, match=words):

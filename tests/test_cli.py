@@ -171,3 +171,30 @@ def test_no_keywords_ranks_by_the_vector_alone(demo_db, demo_question):
     model = Retriever.open(db=str(demo_db), keywords=False).model
     plain = Retriever(model, SealIndex.open(model, demo_db)).retrieve(demo_question, k=5).hits
     assert [s["id"] for s in row["sources"]] == [h.id for h in plain]
+
+
+def test_sigterm_is_not_taken_for_a_store_or_pdf_failure_and_threads_may_ingest():
+    # As an Exception, the stop was caught by the handlers that call a failure a damaged index
+    # ("re-ingest into a new --db") or an unreadable PDF (skipped, ingest went on).
+    import threading
+
+    from seal_rag import cli
+    from seal_rag.store import store_errors
+
+    with pytest.raises(cli._Terminated):
+        with store_errors("/tmp/db", "write"):
+            raise cli._Terminated
+    assert not issubclass(cli._Terminated, Exception)
+    failures = []
+
+    def ingest_in_a_thread():  # signal.signal raises ValueError outside the main thread
+        try:
+            with cli._terminate_as_interrupt():
+                pass
+        except BaseException as error:  # noqa: BLE001 - the test reports whatever it was
+            failures.append(error)
+
+    worker = threading.Thread(target=ingest_in_a_thread)
+    worker.start()
+    worker.join()
+    assert failures == []

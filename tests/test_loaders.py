@@ -77,3 +77,24 @@ def test_a_pdf_pypdf_repairs_is_read_without_its_raw_notes(tmp_path, caplog):
     assert "Hello from a PDF" in read_file(path)[0].text
     # Python prints pypdf's records raw when nothing handles them (pytest's own handler catches them here).
     assert [r.getMessage() for r in caplog.records if r.name.startswith("pypdf")] == []
+
+
+def test_overlapping_pdf_reads_put_back_the_pypdf_level_that_was_set():
+    # Two threads reading PDFs: the first out restored its saved level while the second read,
+    # and the second then "restored" CRITICAL for good.
+    import logging
+
+    from seal_rag import loaders
+
+    logger = logging.getLogger("pypdf")
+    logger.setLevel(logging.INFO)
+    try:
+        first, second = loaders._quiet_pypdf(), loaders._quiet_pypdf()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert logger.level == logging.CRITICAL  # the second is still reading
+        second.__exit__(None, None, None)
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(logging.NOTSET)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def sample_rate_of(query: Any, default: int) -> int:
     if not isinstance(query, dict) or "sample_rate" not in query:
         return default
     rate = query["sample_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate != int(rate) or rate <= 0:
+    # numbers.Real takes numpy's scalars too (np.int64(16000) from an array's metadata).
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) \
+            or rate != int(rate) or rate <= 0:
         raise InvalidSamplesError(f"'sample_rate' {rate!r} is not a rate: give the samples' rate in Hz, e.g. 16000")
     return int(rate)

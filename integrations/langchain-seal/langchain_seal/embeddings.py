@@ -66,7 +66,6 @@ class SealEmbeddings(BaseModel, Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages with the text tower."""
-        texts = list(texts)
         texts = check_texts(texts)
         warn_if_truncated(self._model.text, texts)
         return self._model.embed_texts(texts, batch_size=self.batch_size).tolist()

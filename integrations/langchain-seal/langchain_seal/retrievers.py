@@ -154,6 +154,9 @@ class SealSpeechRetriever(BaseRetriever):
         if unknown:  # Python's own TypeError would not say what is taken instead
             raise ArgumentError(f"{', '.join(sorted(unknown))} cannot be given per call: SealSpeechRetriever takes "
                                 f"{', '.join(SEARCH_KWARGS)} per call (others in its constructor)")
+        threshold = score_threshold if score_threshold is not None else self.score_threshold
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ArgumentError(f"score_threshold must be a number (a cosine), not {threshold!r}")
         question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
         keywords = None
@@ -168,9 +171,6 @@ class SealSpeechRetriever(BaseRetriever):
             result = pipeline.retrieve_text(str(question), k)
         else:
             result = pipeline.retrieve(question.audio, k, sample_rate=question.sample_rate)
-        threshold = score_threshold if score_threshold is not None else self.score_threshold
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-            raise ArgumentError(f"score_threshold must be a number (a cosine), not {threshold!r}")
         return [
             Document(page_content=hit.text, metadata={**hit.metadata, "score": hit.score, "rank": hit.rank}, id=hit.id)
             for hit in result.hits

@@ -60,6 +60,9 @@ def test_odd_inputs_are_named_not_tracebacks(retriever, seal_embeddings, questio
     for rate in ("abc", None, float("nan"), 0):
         with pytest.raises(InvalidSamplesError, match="is not a rate"):
             retriever.invoke({"audio": str(question_wav), "sample_rate": rate})
+    samples, rate = sf.read(question_wav, dtype="float32")
+    assert ids(retriever.invoke({"audio": samples, "sample_rate": np.int64(rate)})) == \
+        ids(retriever.invoke({"audio": samples, "sample_rate": rate}))  # numpy's scalars are rates too
 
 
 def test_returns_documents_with_metadata_and_score(retriever, served, question_wav):

@@ -16,6 +16,7 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
 from llama_index.core.schema import BaseNode, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
+from seal_rag.arguments import check_filter
 from seal_rag.errors import ArgumentError, StoreError
 from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
@@ -37,9 +38,16 @@ class IndexSearch:
         # A collection `seal-rag ingest` filled holds only the semantic half in Chroma: seal-rag searches it.
         self.seal = seal_index(self.collection, model) if self.collection is not None and model is not None else None
         self.nodes: dict[str, BaseNode] = {}
+        # Checked before any search: a filter Chroma cannot read, or (in `query`) a vector of another
+        # model, would otherwise come back as "the vector store failed to answer".
+        self.where = _chroma_where(filters) if self.collection is not None else None
+        self.dim = model.dim if model is not None else None
 
     def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[Hit]:
         # `where` is seal-rag's Chroma filter; here filters are LlamaIndex's, set on the retriever.
+        if self.dim is not None and np.asarray(vector).size != self.dim:
+            raise ArgumentError(f"the query vector has {np.asarray(vector).size} values, where this index's model "
+                                f"makes {self.dim}: embed it with that model")
         if self.seal is not None:
             return self._seal_query(vector, k)
         if self.collection is not None:
@@ -75,14 +83,8 @@ class IndexSearch:
     def _seal_query(self, vector: np.ndarray, k: int) -> list[Hit]:
         from llama_index.core.schema import TextNode
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
-        from llama_index.vector_stores.chroma.base import _to_chroma_filter
 
-        try:
-            where = (_to_chroma_filter(self.filters) or None) if self.filters is not None else None
-        except ValueError as error:  # an operator Chroma has no counterpart for (TEXT_MATCH, CONTAINS, NOT)
-            raise ArgumentError(f"these filters cannot be searched in Chroma ({' '.join(str(error).split())[:120]}): "
-                                "use EQ, NE, GT, GTE, LT, LTE, IN or NIN, joined by AND or OR") from None
-        hits = self.seal.query(vector, k, where)
+        hits = self.seal.query(vector, k, self.where)
         for hit in hits:
             try:  # a node LlamaIndex stored carries itself in its metadata, as ChromaVectorStore reads it
                 node = metadata_dict_to_node(hit.metadata, text=hit.text)
@@ -98,6 +100,21 @@ class IndexSearch:
             return float(score)  # other stores report their own similarity
         # ChromaVectorStore reports exp(-distance); undo it to get seal-rag's cosine score.
         return cosine_from_distance(-math.log(max(score, 1e-300)), self.space)
+
+
+def _chroma_where(filters: MetadataFilters | None) -> dict | None:
+    """LlamaIndex filters as the Chroma `where` the ChromaVectorStore would send, checked."""
+    from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
+    if filters is None:
+        return None
+    try:
+        return check_filter(_to_chroma_filter(filters) or None)
+    except ValueError as error:  # an operator Chroma has no counterpart for (TEXT_MATCH, CONTAINS, NOT)
+        if isinstance(error, ArgumentError):
+            raise
+        raise ArgumentError(f"these filters cannot be searched in Chroma ({' '.join(str(error).split())[:120]}): "
+                            "use EQ, NE, GT, GTE, LT, LTE, IN or NIN, joined by AND or OR") from None
 
 
 def chroma_collection(vector_store: Any) -> Any | None:

@@ -23,11 +23,20 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from seal_rag.answer import SYSTEM_PROMPT, context_block, quoted
 from seal_rag.store import Hit
 
-# The default question-answering prompt of an engine with an LLM; `text_qa_template=` replaces it.
+# An engine with an LLM answers under seal-rag's system prompt in every response mode that reads
+# passages: these replace LlamaIndex's defaults (`text_qa_template=`, ... replace them in turn).
 SEAL_QA_TEMPLATE = ChatPromptTemplate(message_templates=[
     ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM_PROMPT),
     ChatMessage(role=MessageRole.USER, content="Context:\n{context_str}\n\nQuestion: {query_str}"),
 ])
+SEAL_REFINE_TEMPLATE = ChatPromptTemplate(message_templates=[
+    ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM_PROMPT),
+    ChatMessage(role=MessageRole.USER, content=(
+        "Question: {query_str}\n\nAn answer so far: {existing_answer}\n\nMore context:\n{context_msg}\n\n"
+        "Improve the answer with these passages if they help; otherwise give it unchanged.")),
+])
+SEAL_TEMPLATES = {"text_qa_template": SEAL_QA_TEMPLATE, "summary_template": SEAL_QA_TEMPLATE,
+                  "refine_template": SEAL_REFINE_TEMPLATE}
 
 
 class GuardedSynthesizer(BaseSynthesizer):
@@ -51,14 +60,15 @@ class GuardedSynthesizer(BaseSynthesizer):
     def inner(self) -> BaseSynthesizer:
         return self._inner
 
+    # The prompts are the inner synthesizer's, under their usual keys.
     def _get_prompts(self) -> PromptDictType:
-        return {}
+        return self._inner.get_prompts()
 
     def _get_prompt_modules(self) -> PromptMixinType:
-        return {"inner": self._inner}  # get_prompts / update_prompts reach the wrapped templates
+        return {}
 
     def _update_prompts(self, prompts: PromptDictType) -> None:
-        """The prompts are the inner synthesizer's."""
+        self._inner.update_prompts(prompts)
 
     def synthesize(self, query: QueryTextType, nodes: list[NodeWithScore],
                    additional_source_nodes: Sequence[NodeWithScore] | None = None, **response_kwargs: Any) -> RESPONSE_TYPE:

@@ -15,7 +15,7 @@ from seal_rag.audio import AudioSource
 from seal_rag.errors import ArgumentError
 
 from ._query import SpokenQueryBundle, as_query_bundle
-from .prompt_guard import SEAL_QA_TEMPLATE, GuardedSynthesizer
+from .prompt_guard import SEAL_TEMPLATES, GuardedSynthesizer
 from .synthesizer import SealExtractiveSynthesizer
 
 # What `index.as_query_engine(...)` takes for its retriever, but belongs to SealSpeechRetriever here.
@@ -84,7 +84,8 @@ class SealQueryEngine(RetrieverQueryEngine):
             raise ArgumentError(f"{', '.join(misplaced)} belong to the retriever: set them on SealSpeechRetriever(...) "
                                 "(or retriever.similarity_top_k = n), not on its query engine")
         if llm is not None and response_synthesizer is None:
-            kwargs.setdefault("text_qa_template", SEAL_QA_TEMPLATE)
+            for name, template in SEAL_TEMPLATES.items():
+                kwargs.setdefault(name, template)
             engine = super().from_args(retriever, llm=llm, streaming=streaming, **kwargs)
             engine._response_synthesizer = GuardedSynthesizer(engine._response_synthesizer)
             return engine
