@@ -24,7 +24,6 @@ layers: the fp32 torch encoder's states n layers short of the top, at full resol
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -41,10 +40,9 @@ from seal_rag.augment import AugmentConfig, augment
 from seal_rag.whisper_int8 import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
 from seal_rag.voices import TRAINING_FAMILIES, Voice, pick_voice
-from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
-from .config import load_config
+from .config import command_line, load_config, parse_command_line, run_command
 from .data import planned_size, shard_numbers
 
 HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips are cut to a multiple
@@ -316,17 +314,14 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--split", default="train", choices=["train", "val"])
     parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the plan")
     parser.add_argument("--worker", default="0/1", help="i/n: this process makes shards k with k %% n == i")
     parser.add_argument("--plan-only", action="store_true", help="write the plan and stop (before starting workers)")
     parser.add_argument("--threads", type=int, default=None, help="override data.threads")
     parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255 (default: [data] shards, else all)")
-    args = parser.parse_args()
-    ts.use_data(args.data)
+    args = parse_command_line(parser)
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads
@@ -335,4 +330,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tomllib
 from pathlib import Path
+from typing import Callable
+
+from seal_rag.safe_text import for_terminal
 
 
 def load_config(path: str | Path) -> dict:
-    """Parse a config; `inherit = "base.toml"` at the top merges this file over another."""
+    """Parse a config; `inherit = "base.toml"` at the top merges this file over another.
+    A missing, unreadable or malformed file ends the command with a one-line error."""
     path = Path(path)
-    config = tomllib.loads(path.read_text())
+    shown = for_terminal(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"error: config {shown} does not exist: give a .toml file (the recipe's are in training/configs/)") from None
+    except IsADirectoryError:
+        raise SystemExit(f"error: config {shown} is a folder: give one .toml file in it") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise SystemExit(f"error: config {shown} cannot be read ({reason}): give a readable .toml file") from None
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SystemExit(f"error: config {shown} is not valid TOML ({error}): fix that line") from None
     parent = config.pop("inherit", None)
     if parent:
         config = _merge(load_config(path.parent / parent), config)
@@ -33,6 +51,28 @@ def command_line(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True)
     add_data_argument(parser)
     return parser
+
+
+def run_command(main: Callable[[], None]) -> None:
+    """Run a training command's `main`. Every long run here saves as it goes and resumes when
+    rerun, so Ctrl-C (or SIGTERM) says that in one line instead of a traceback."""
+    import signal
+
+    def terminated(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        main()
+    except (KeyboardInterrupt, _Terminated) as stop:
+        print("\nstopped: run the same command again to resume from the last saved step", file=sys.stderr)
+        raise SystemExit(143 if isinstance(stop, _Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM's stop: a BaseException, so no `except Exception` on the way takes it for a failure."""
 
 
 def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

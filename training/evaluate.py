@@ -11,7 +11,6 @@ paragraphs among those of the 34 training ones), so a query must find its paragr
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -20,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seal_rag.bench.data import add_data_argument
 
 from . import text_sources as ts
-from .config import load_config
+from .config import command_line, load_config, parse_command_line, run_command
 from .data import ClipSet, load_clips
 
 
@@ -161,16 +159,13 @@ def format_row(name: str, m: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--model", help="a SpeechEmbedding directory, run on the validation audio")
     parser.add_argument("--untrained", action="store_true", help="also the untrained model")
     parser.add_argument("--cascade", action="store_true")
     parser.add_argument("--oracle", action="store_true")
     parser.add_argument("--hybrid", action="store_true", help="with --model: also its fusion with the cascade")
-    args = parser.parse_args()
-    ts.use_data(args.data)
+    args = parse_command_line(parser)
     torch.set_num_threads(2)
     config = load_config(args.config)
     validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))
@@ -196,4 +191,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -30,7 +30,7 @@ from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, p
 
 from . import text_sources as ts
 from .cache import _training_pools
-from .config import command_line, load_config, parse_command_line
+from .config import command_line, load_config, parse_command_line, run_command
 from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import rank_metrics
 from .model import EncoderTop
@@ -216,4 +216,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -11,7 +11,6 @@ Held-out sets are never read.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import shutil
@@ -22,10 +21,8 @@ from pathlib import Path
 import torch
 
 from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
-from seal_rag.bench.data import add_data_argument
 
-from . import text_sources
-from .config import load_config
+from .config import command_line, load_config, parse_command_line, run_command
 from .data import load_clips, planned_size, shard_ranges
 from .evaluate import Validation, format_row
 from .text_sources import VAL_ARTICLES
@@ -55,14 +52,11 @@ def candidate_runs(config: dict, explicit: list[str] | None = None) -> list[Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(__doc__)
     parser.add_argument("--runs", nargs="*", default=None, help="run out_dirs to choose from (default: base + ablations)")
     parser.add_argument("--dest", default=str(REPO / "seal_rag" / "models" / "seal-base-minilm"))
     parser.add_argument("--allow-worse", action="store_true", help="ship the best run here even if an earlier card's run scored higher")
-    args = parser.parse_args()
-    text_sources.use_data(args.data)
+    args = parse_command_line(parser)
     torch.set_num_threads(2)
     config = load_config(args.config)
     cache_dir = Path(config["data"]["cache_dir"]).expanduser()
@@ -253,4 +247,4 @@ Chosen run: `{best['name']}`, {best['out_dir']}. Architecture: `config.json`.
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

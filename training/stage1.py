@@ -24,6 +24,7 @@ from torch import nn
 from .data import completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
+from .config import run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 
@@ -95,4 +96,4 @@ def train(config: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main(train, __doc__.split("\n")[0])
+    run_command(lambda: main(train, __doc__))

@@ -31,6 +31,7 @@ from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
 from .stage1 import mse
+from .config import run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
@@ -173,4 +174,4 @@ def train(config: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main(train, __doc__.split("\n")[0])
+    run_command(lambda: main(train, __doc__))

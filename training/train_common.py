@@ -10,7 +10,6 @@ CPU computes bf16 natively; elsewhere it is emulated and slower than fp32 (see `
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -20,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seal_rag.bench.data import add_data_argument
 from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES, family_roles
 
-from . import text_sources
-from .config import load_config
+from .config import command_line, load_config, parse_command_line
 
 
 def seed_everything(seed: int) -> random.Random:
@@ -200,12 +197,9 @@ class Run:
 
 def main(train, description: str) -> None:
     """The command line both stages share: --config, and --threads to override data.threads."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", required=True)
-    add_data_argument(parser)
+    parser = command_line(description)
     parser.add_argument("--threads", type=int, default=None, help="override data.threads (torch CPU threads)")
-    args = parser.parse_args()
-    text_sources.use_data(args.data)
+    args = parse_command_line(parser)
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads

@@ -62,6 +62,7 @@ from seal_rag.tts import synthesize
 from seal_rag.voices import FAMILY_ROLES, Voice, family_voices
 
 from . import text_sources as ts
+from .config import run_command
 
 CHUNK = 25
 SNR_DB = (10.0, 25.0)
@@ -502,4 +503,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from training.config import load_config
+from training.config import load_config, run_command
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "training" / "configs"
@@ -81,3 +85,54 @@ def test_make_train_noflite_is_the_recipe_s_semantic_steps_with_espeak_alone_and
 def test_every_experiment_config_loads(path):
     config = load_config(path)
     assert config["data"]["cache_dir"] and ("stage2" in config or "phonetic" in config)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "does not exist"),
+        ("folder", "is a folder"),
+        ("steps = = 3\n", "is not valid TOML"),
+        (b"\xff\xfe bad", "cannot be read (not UTF-8 text)"),
+    ],
+)
+def test_a_bad_config_is_a_one_line_error(tmp_path, content, expected):
+    path = tmp_path / "run.toml"
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as stop:
+        load_config(path)
+    message = str(stop.value.code)
+    assert message.startswith(f"error: config {path} ") and expected in message
+    assert "\n" not in message
+
+
+def test_a_missing_parent_config_is_named(tmp_path):
+    (tmp_path / "child.toml").write_text('inherit = "gone.toml"\n')
+    with pytest.raises(SystemExit) as stop:
+        load_config(tmp_path / "child.toml")
+    assert str(stop.value.code).startswith(f"error: config {tmp_path / 'gone.toml'} does not exist")
+
+
+@pytest.mark.parametrize("stop, code", [(lambda: (_ for _ in ()).throw(KeyboardInterrupt), 130),
+                                        (lambda: os.kill(os.getpid(), signal.SIGTERM), 143)])
+def test_a_stopped_training_command_says_how_to_resume(capsys, stop, code):
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as ended:
+        run_command(stop)
+    assert ended.value.code == code
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("module", ["training.stage1", "training.cache", "training.release", "training.phonetic"])
+def test_training_commands_name_a_missing_config(tmp_path, module):
+    missing = tmp_path / "nope.toml"
+    done = subprocess.run([sys.executable, "-m", module, "--config", str(missing)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: config {missing} does not exist: give a .toml file (the recipe's are in training/configs/)"
