@@ -11,7 +11,7 @@ the plan on disk at its end, so more data costs only the new clips. Work is done
 temporary name, then renamed), so a killed run resumes at the first missing shard.
 
 Each shard holds, per clip: encoder states mean-pooled over `pool` positions (zero-padded to
-a multiple of `pool` first, exactly as `training.export` assumes) in fp16, and the text
+a multiple of `pool` first, exactly as `training.model` pools them) in fp16, and the text
 tower's own embedding of the transcript (the stage-1 target). Validation shards also keep
 the audio (int16), so the cascade and the full model can be run on the same clips.
 
@@ -112,12 +112,17 @@ def _training_pools() -> dict:
 def _pick(mix: dict, pools: dict, rng: random.Random, planned: set[str]) -> list[tuple]:
     """`mix[kind]` utterances of each kind, shuffled together; unplanned texts first, then repeats
     (a repeated text gets another random voice and augmentation)."""
+    unknown = sorted(set(mix) - set(pools))
+    if unknown:
+        raise SystemExit(f"error: the config's text mix ([data.mix] or [[data.extend]]) names {', '.join(unknown)}: the text kinds are {', '.join(pools)}")
     utterances = []
     for kind, make_pool in pools.items():
         want = mix.get(kind, 0)
         if not want:
             continue
         pool = make_pool()
+        if not pool:  # rng.sample of an empty pool would never fill `want`
+            raise SystemExit(f"error: this machine has no {kind} texts for the config's text mix: set {kind} = 0 in the config, or install their source")
         fresh = [u for u in pool if u.text.lower() not in planned]
         picks = rng.sample(fresh, min(want, len(fresh)))
         while len(picks) < want:  # several voices for the same text
@@ -158,7 +163,7 @@ def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
             return plan
         # The plan on disk and this config's differ in length: one must extend the other.
         if not _same_mixes(plan[: min(len(plan), wanted)], data):
-            raise SystemExit(f"{path} holds another plan than this config's: use another cache_dir")
+            raise SystemExit(f"error: {path} holds another plan than this config's: use another cache_dir")
         if len(plan) > wanted:  # a config that extends this one grew it
             return plan[:wanted]
         plan = build_plan(data, split, done=plan)  # a [[data.extend]] was added: append to the plan on disk
@@ -278,7 +283,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         meta |= dict(families=list(data["families"]))
     meta_path = directory / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
-        raise SystemExit(f"{meta_path} was made with other settings: use another cache_dir")
+        raise SystemExit(f"error: {meta_path} was made with other settings: use another cache_dir")
     if not meta_path.is_file():
         partial = meta_path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps(meta))

@@ -67,7 +67,13 @@ def shard_number(name: str) -> int:
 
 def shard_numbers(ranges: str) -> set[int]:
     """`"0:80,207:255"` -> {0, ..., 79, 207, ..., 254}: shard numbers as half-open ranges."""
-    return {k for part in ranges.split(",") for k in range(*map(int, part.split(":")))}
+    try:
+        bounds = [tuple(map(int, part.split(":"))) for part in ranges.split(",")]
+    except ValueError:
+        bounds = [()]
+    if any(len(pair) != 2 for pair in bounds):
+        raise SystemExit(f"error: shards {ranges!r} is not a list of ranges: write them as start:end, e.g. \"0:80,207:255\"")
+    return {k for start, end in bounds for k in range(start, end)}
 
 
 def shard_ranges(names: list[str]) -> str:
@@ -91,15 +97,18 @@ def completed_shards(data: dict, split: str) -> list[str]:
 
 
 def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = None, max_clips: int | None = None) -> ClipSet:
-    """Load the named shards (default: every completed one), up to `max_clips` clips.
+    """Load the named shards (default: every shard file of `split` in the cache, `cached_shards`), up to `max_clips` clips.
 
     The states of 60k clips take about 9 GB in fp16. They are joined once into one `.npy` file
     per shard list, which is then memory-mapped: two runs training side by side on the same
     shards share one copy in the page cache instead of holding 9 GB each.
     """
     cache_dir = Path(cache_dir).expanduser()
-    plan = [json.loads(line) for line in (cache_dir / f"plan_{split}.jsonl").open()]
-    shards = shards if shards is not None else cached_shards(cache_dir, split)
+    plan_path = cache_dir / f"plan_{split}.jsonl"
+    shards = shards if shards is not None else cached_shards(cache_dir, split) if plan_path.is_file() else []
+    if not plan_path.is_file() or not shards:
+        raise SystemExit(f"error: no cached {split} clips in {cache_dir}: run `sh training/run_cache.sh CONFIG` with this config first")
+    plan = [json.loads(line) for line in plan_path.open()]
     lengths, targets, indices, used = [], [], [], []
     count = 0
     for name in shards:  # the small arrays only

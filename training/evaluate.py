@@ -65,7 +65,7 @@ class Validation:
 
     @torch.no_grad()
     def evaluate_head(self, model) -> dict[str, float]:
-        """A `training.model.HeadModel` on the cached (CTranslate2 int8, pooled) states."""
+        """A `training.model.HeadModel` on the cached states (CTranslate2 int8, pooled, or full-rate below the top layers)."""
         queries = self.head_queries(model)
         out = metrics(queries.numpy(), model.project_text(self.passage_base).numpy(), self.gold)
         out["cos"] = float(torch.nn.functional.cosine_similarity(model(*self.clips.batch(range(len(self.clips)))),

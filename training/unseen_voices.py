@@ -138,7 +138,7 @@ def held_out_speakers(sets: list[str], families: list[str], roles: dict[str, str
 
 def model_roles(model_dir: Path) -> dict:
     """Which synthesizer families each half of a model heard (`voices.json`, written by
-    `training.phonetic --release` for a run that held a family out; else the shipped roles)."""
+    `training.release` and `training.phonetic --release` for a run that held a family out; else the shipped roles)."""
     path = model_dir / "voices.json"
     if path.is_file():
         return json.loads(path.read_text())

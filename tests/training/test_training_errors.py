@@ -1,0 +1,72 @@
+"""Mistakes a user running the training commands can make end in one line naming the fix."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from seal_rag.errors import DataNotFoundError
+from training.cache import _pick
+from training.config import run_command
+from training.data import load_clips, shard_numbers
+from training.text_sources import Utterance
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_seal_rag_errors_are_one_line(capsys):
+    def main():
+        raise DataNotFoundError("no data folder: pass --data DIR or set SEAL_RAG_DATA")
+
+    with pytest.raises(SystemExit) as stop:
+        run_command(main)
+    assert stop.value.code == "error: no data folder: pass --data DIR or set SEAL_RAG_DATA"
+
+
+def test_a_misspelt_text_kind_is_named():
+    pools = {"squad_question": lambda: [Utterance("what is it", "squad_question")]}
+    with pytest.raises(SystemExit) as stop:
+        _pick({"squad_questoin": 3}, pools, random.Random(0), set())
+    assert str(stop.value.code) == "error: the config's text mix ([data.mix] or [[data.extend]]) names squad_questoin: the text kinds are squad_question"
+
+
+def test_an_empty_text_pool_stops_instead_of_looping_forever():
+    pools = {"prose": lambda: []}
+    with pytest.raises(SystemExit) as stop:
+        _pick({"prose": 5}, pools, random.Random(0), set())
+    assert "no prose texts" in str(stop.value.code) and "set prose = 0" in str(stop.value.code)
+
+
+def test_a_full_pool_is_drawn_with_repeats():
+    pools = {"prose": lambda: [Utterance("one", "prose"), Utterance("two", "prose")]}
+    picked = _pick({"prose": 5}, pools, random.Random(0), set())
+    assert len(picked) == 5 and {u.text for u, _ in picked} == {"one", "two"}
+
+
+@pytest.mark.parametrize("ranges", ["0-80", "1:2:3", "", "a:b"])
+def test_malformed_shard_ranges_are_named(ranges):
+    with pytest.raises(SystemExit) as stop:
+        shard_numbers(ranges)
+    assert str(stop.value.code).startswith(f"error: shards {ranges!r} is not a list of ranges")
+
+
+def test_training_before_caching_says_to_cache(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        load_clips(tmp_path, "train")
+    assert str(stop.value.code) == f"error: no cached train clips in {tmp_path}: run `sh training/run_cache.sh CONFIG` with this config first"
+
+
+def test_run_cache_fails_when_a_worker_fails(tmp_path):
+    # A stand-in interpreter: every step succeeds but the second training worker.
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\ncase "$*" in *"--worker 1/2"*) exit 3;; esac\nexit 0\n')
+    python.chmod(0o755)
+    done = subprocess.run(["sh", "training/run_cache.sh", "cfg.toml"], cwd=REPO, env={"PYTHON": str(python), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    python.write_text("#!/bin/sh\nexit 0\n")
+    assert subprocess.run(["sh", "training/run_cache.sh", "cfg.toml"], cwd=REPO, env={"PYTHON": str(python), "PATH": "/usr/bin:/bin"},
+                          timeout=60).returncode == 0
