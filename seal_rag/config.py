@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,10 @@ class SealConfig:
             raise ModelLoadError("tuned_reader_layers needs token_level = true: only a token-level head has a reader")
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        """Write atomically: a reader, or a stop mid-write, sees the old file or the new one."""
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path) -> "SealConfig":

@@ -15,6 +15,7 @@ model directory and sets `phonetic_weight`, the phonetic half's share of the cos
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -182,26 +183,53 @@ def train(config: dict) -> Path:
 
 
 def release(config: dict, model_dir: Path) -> None:
-    """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are)."""
+    """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are),
+    then set the model's status from the joined model against the cascade on validation."""
     section, data = config["phonetic"], config["data"]
     out_dir = Path(section["out_dir"]).expanduser()
     best = load_checkpoint(out_dir / "best.pt")
     if best is None:
         raise SystemExit(f"error: no {out_dir / 'best.pt'}: train first (python -m training.phonetic --config ...)")
+    idf_path = out_dir / f"idf_{section['hash_dim']}.npy"
+    if not idf_path.is_file():
+        raise SystemExit(f"error: no {idf_path}: [phonetic] hash_dim differs from the run's; release with the config it trained with")
     weights = {k: v for k, v in load_file(model_dir / "model.safetensors").items() if not k.startswith("phonetic.")}
     weights |= {f"phonetic.recognizer.{k}": v.contiguous() for k, v in best["model"].items()}
-    weights["phonetic.idf"] = torch.from_numpy(np.load(out_dir / f"idf_{section['hash_dim']}.npy"))
-    model_config = SealConfig.load(model_dir / "config.json")
-    model_config.phonetic_dim, model_config.phonetic_weight = section["hash_dim"], section["weight"]
+    weights["phonetic.idf"] = torch.from_numpy(np.load(idf_path))
     # How queries read the recognizer (chosen on the piper validation family, training/unseen_voices.py).
-    model_config.phonetic_decoding = section.get("decoding", "greedy")
-    for key in ("temperature", "top_k", "min_prob", "min_insert"):
-        if key in section:
-            setattr(model_config, f"phonetic_{key}", section[key])
+    # `replace` checks the values as loading would (a misspelt decoding fails here, not at `ask`).
+    settings = {f"phonetic_{key}": section[key] for key in ("temperature", "top_k", "min_prob", "min_insert") if key in section}
+    model_config = dataclasses.replace(SealConfig.load(model_dir / "config.json"), phonetic_dim=section["hash_dim"],
+                                       phonetic_weight=section["weight"], phonetic_decoding=section.get("decoding", "greedy"),
+                                       status="experimental", **settings)
+    # The weights first, whole (a stop mid-write leaves the old file), then the config that describes them.
+    partial = model_dir / "model.safetensors.partial"
+    save_file(weights, partial, metadata={"format": "pt"})
+    partial.chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
+    os.replace(partial, model_dir / "model.safetensors")
     model_config.save(model_dir / "config.json")
     record_voices(model_dir, "phonetic", data)
-    save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
+    joined, cascade = validate_release(model_dir, data)
+    model_config.status = "released" if joined["top1"] >= cascade["top1"] else "experimental"
+    model_config.save(model_dir / "config.json")
+    print(f"validation Top-1: joined model {joined['top1']:.3f}, cascade {cascade['top1']:.3f}: {model_config.status}")
     print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")
+
+
+def validate_release(model_dir: Path, data: dict) -> tuple[dict, dict]:
+    """Validation figures of the model in `model_dir` (the real path: its fp32 encoder on the
+    validation audio) and of the cascade, as `training.release` compares the semantic half alone."""
+    import warnings
+
+    from seal_rag import SpeechEmbedding
+
+    from .evaluate import Validation
+
+    validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it loads as experimental until these figures say otherwise
+        model = SpeechEmbedding.from_pretrained(model_dir)
+    return validation.evaluate_embedding(model)["speech"], validation.evaluate_cascade()
 
 
 def main() -> None:

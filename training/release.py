@@ -93,9 +93,12 @@ def main() -> None:
     shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
     shipped.save(dest / "config.json")
     record_voices(dest, "semantic", config["data"])
-    clips = load_clips(cache_dir, "train", best["shards"])
-    card.write_text(model_card(config, best, summaries, earlier, clips, released, cascade, oracle,
-                               untrained, len(validation.clips), len(validation.passages)) + hand_written(card))
+    if written_by_hand(card):
+        print(f"kept {card}: its model card is written by hand (update its figures from the lines above)")
+    else:
+        clips = load_clips(cache_dir, "train", best["shards"])
+        card.write_text(model_card(config, best, summaries, earlier, clips, released, cascade, oracle,
+                                   untrained, len(validation.clips), len(validation.passages)) + hand_written(card))
     print(f"released to {dest}")
 
 
@@ -145,6 +148,13 @@ def recipe(run_config: dict, out_dir: Path) -> list[str]:
     config_path = config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path
     stage = "stage1" if Path(run_config["stage1"]["out_dir"]).expanduser() == out_dir else "stage2"
     return list(dict.fromkeys(chain(config_path, stage)))  # each command once, first use kept
+
+
+def written_by_hand(card: Path) -> bool:
+    """Whether `card` is a model card this command did not write (no runs table, no hand-written
+    tail): the shipped model's is, with figures no release computes (unseen voices, the cascade as served)."""
+    text = card.read_text() if card.is_file() else ""
+    return bool(text) and RUNS_HEADER not in text and HAND_WRITTEN not in text
 
 
 def hand_written(card: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.release import RUNS_HEADER, better_earlier_row, candidate_runs, earlier_rows, recipe
+from training.release import HAND_WRITTEN, RUNS_HEADER, better_earlier_row, candidate_runs, earlier_rows, recipe, written_by_hand
 
 REPO = Path(__file__).resolve().parents[2]
 # Every committed config that trains stages (the phonetic step trains none).
@@ -113,3 +113,13 @@ def test_voices_json_records_each_half_s_families_so_flite_can_benchmark_the_joi
     assert roles["semantic"] == {"espeak": "train", "flite": "bench", "piper": "val"}
     assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "train"}
     assert benchmark_roles(roles, 0.9) == {"espeak": "train", "flite": "bench", "piper": "train"}
+
+
+def test_a_hand_written_model_card_is_kept(tmp_path):
+    # The shipped card gives figures no release computes: `training.release` must not replace it.
+    assert written_by_hand(REPO / "seal_rag" / "models" / "seal-base-minilm" / "README.md")
+    generated = tmp_path / "generated.md"
+    generated.write_text(f"# a model\n\n{RUNS_HEADER}\n|---|\n")
+    with_tail = tmp_path / "tail.md"
+    with_tail.write_text(f"# a model\n\n{HAND_WRITTEN})\nnotes\n")
+    assert not written_by_hand(generated) and not written_by_hand(with_tail) and not written_by_hand(tmp_path / "none.md")

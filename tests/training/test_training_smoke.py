@@ -532,10 +532,14 @@ def test_a_prose_pool_other_than_the_recipes_is_named_on_stderr(monkeypatch, cap
     assert ts.checked_debian_prose() == pool and capsys.readouterr().err == ""
 
 
-def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path):
+@pytest.mark.timeout(600)  # trains, resumes, and validates two releases on the real path
+def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path, capsys):
     import shutil
 
+    import warnings
+
     from seal_rag import SpeechEmbedding
+    from seal_rag.errors import ModelLoadError
     from seal_rag.phonetic import phonemize
     from training import phonetic
     from training.data import load_clips
@@ -553,8 +557,23 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
 
     model_dir = tmp_path / "model"
     shutil.copytree(Path(trained["stage2"]["out_dir"]) / "best", model_dir)
+    weights_before = (model_dir / "model.safetensors").read_bytes()
+    bad = json.loads(json.dumps(run))
+    bad["phonetic"]["decoding"] = "sofft"
+    with pytest.raises(ModelLoadError, match="sofft"):  # refused before anything is written
+        phonetic.release(bad, model_dir)
+    assert (model_dir / "model.safetensors").read_bytes() == weights_before
+    capsys.readouterr()
     phonetic.release(run, model_dir)
-    model = SpeechEmbedding.from_pretrained(model_dir)
+    # The status is the joined model's against the cascade on validation, not the semantic half's.
+    said = re.search(r"validation Top-1: joined model ([\d.]+), cascade ([\d.]+): (\w+)", capsys.readouterr().out)
+    joined, cascade, status = float(said[1]), float(said[2]), said[3]
+    assert status == ("released" if joined >= cascade else "experimental")
+    assert json.loads((model_dir / "config.json").read_text())["status"] == status
+    assert not list(model_dir.glob("*.partial"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an experimental model warns on load
+        model = SpeechEmbedding.from_pretrained(model_dir)
     best = torch.load(tmp_path / "phonetic" / "best.pt", weights_only=False)["model"]
     assert model.dim == model.config.dim + 256 and model.config.phonetic_weight == 0.5
     assert all(torch.equal(model.phonetic.recognizer.state_dict()[k], v) for k, v in best.items())
