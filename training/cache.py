@@ -330,7 +330,12 @@ def main() -> None:
     config = load_config(args.config)
     if args.threads:
         config["data"]["threads"] = args.threads
-    i, n = (int(x) for x in args.worker.split("/"))
+    try:
+        i, n = (int(x) for x in args.worker.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        parser.error(f"--worker {args.worker}: give i/n with 0 <= i < n, e.g. 0/2")
     run(config, args.split, args.max_clips, (i, n), args.plan_only, shard_numbers(args.shards) if args.shards else None)
 
 

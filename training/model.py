@@ -28,13 +28,18 @@ D_MODEL = 512  # Whisper-base encoder width
 
 def seal_config(model_section: dict) -> SealConfig:
     """The released architecture, from a config's [model] table."""
+    fields = {f.name for f in dataclasses.fields(SealConfig)}
+    unknown = sorted(set(model_section) - fields)
+    if unknown:
+        raise SystemExit(f"error: [model] has no setting {', '.join(unknown)}: see seal_rag/config.py's SealConfig for the names")
     return SealConfig(**model_section)
 
 
 def pooled_config(config: SealConfig, pool: int) -> SealConfig:
     """The same head, seen from states already pooled by `pool`."""
     if config.adapter_kernel % pool or config.adapter_stride % pool:
-        raise ValueError(f"adapter kernel {config.adapter_kernel} and stride {config.adapter_stride} must be multiples of pool={pool}")
+        raise SystemExit(f"error: [model] adapter_kernel {config.adapter_kernel} and adapter_stride {config.adapter_stride} "
+                         f"must be multiples of [data] pool = {pool}")
     return dataclasses.replace(config, adapter_kernel=config.adapter_kernel // pool, adapter_stride=config.adapter_stride // pool)
 
 

@@ -107,7 +107,8 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head.context.", "ctc.", "head.reader.tuned.", "encoder_top."))]
     if missing or unexpected:
-        raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
+        raise SystemExit(f"error: init {path} does not fit this config's [model] ({len(missing)} weights missing, {len(unexpected)} "
+                         f"unexpected, e.g. {(missing or unexpected)[0]!r}): start from a run of the same architecture")
     print(f"initialised from {path}")
 
 
@@ -143,7 +144,11 @@ class Run:
         self.out_dir = Path(section["out_dir"]).expanduser()
         self.step, self.best, self.order = 0, {"mrr": -1.0}, []
         if checkpoint:
-            model.load_state_dict(checkpoint["model"])
+            try:
+                model.load_state_dict(checkpoint["model"])
+            except RuntimeError:  # the weights' names or shapes differ from this config's
+                raise SystemExit(f"error: {self.out_dir / 'ckpt.pt'} was trained with other [model] settings: restore them, "
+                                 "or give this run a new out_dir") from None
             optimizer.load_state_dict(checkpoint["optimizer"])
             self.step, self.best = checkpoint["step"], checkpoint["best"]
             rng.setstate(checkpoint["rng"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,43 @@ def test_run_cache_fails_when_a_worker_fails(tmp_path):
     python.write_text("#!/bin/sh\nexit 0\n")
     assert subprocess.run(["sh", "training/run_cache.sh", "cfg.toml"], cwd=REPO, env={"PYTHON": str(python), "PATH": "/usr/bin:/bin"},
                           timeout=60).returncode == 0
+
+
+def test_a_misspelt_model_setting_is_named():
+    from training.model import seal_config
+
+    with pytest.raises(SystemExit) as stop:
+        seal_config({"adapter_dim": 384, "adaptr_kernel": 8})
+    assert str(stop.value.code).startswith("error: [model] has no setting adaptr_kernel")
+
+
+def test_an_adapter_that_does_not_fit_the_pooling_is_named():
+    from seal_rag import SealConfig
+    from training.model import pooled_config
+
+    with pytest.raises(SystemExit) as stop:
+        pooled_config(SealConfig(adapter_kernel=6, adapter_stride=6), 4)
+    assert str(stop.value.code) == "error: [model] adapter_kernel 6 and adapter_stride 6 must be multiples of [data] pool = 4"
+
+
+def test_an_init_of_another_architecture_is_named(tmp_path):
+    import torch
+
+    from seal_rag import SealConfig
+    from training.model import HeadModel
+    from training.train_common import warm_start
+
+    small = HeadModel(SealConfig(mlp_hidden=64, token_level=False), 2)
+    path = tmp_path / "head.pt"
+    torch.save({"head.unrelated.weight": torch.zeros(1)}, path)
+    with pytest.raises(SystemExit) as stop:
+        warm_start(small, path)
+    message = str(stop.value.code)
+    assert message.startswith(f"error: init {path} does not fit this config's [model] (") and "weights missing, 1 unexpected" in message
+
+
+@pytest.mark.parametrize("worker", ["0", "2/2", "a/b", "0/0"])
+def test_a_bad_worker_split_is_named(worker):
+    done = subprocess.run([sys.executable, "-m", "training.cache", "--config", "training/configs/base.toml", "--worker", worker],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"--worker {worker}: give i/n with 0 <= i < n" in done.stderr and "Traceback" not in done.stderr
