@@ -185,7 +185,8 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
     kinds = collections.Counter(item["kind"] for item in clips.items)
     engines = collections.Counter(item["voice"]["engine"] for item in clips.items)
     voices = len({json.dumps(item["voice"], sort_keys=True) for item in clips.items})
-    hours = float(clips.lengths.sum()) * config["data"]["pool"] / 50 / 3600
+    # Cached lengths count pooled positions, or full-rate ones (50 a second) below the top.
+    hours = float(clips.lengths.sum()) * (1 if config["data"].get("below_top") else config["data"]["pool"]) / 50 / 3600
     rows = "\n".join(
         f"| {s['name']} ({s['out_dir'].name}) | {s['best']['top1']:.3f} | {s['best']['top10']:.3f} | {s['best']['mrr']:.3f} "
         f"| {s['best'].get('step', '?')}/{s['step']} | {s['wall'] / 60:.0f} min |"
@@ -199,11 +200,14 @@ def model_card(config, best, summaries, earlier, clips, released, cascade, oracl
     reader = f"MiniLM, its bottom {tuned} layers tuned in the speech tower's own copy," if tuned else "the frozen MiniLM"
     pooling = (f"{reader} reading the positions as tokens (token_level), its mean pool" if architecture.get("token_level")
                else f"{architecture.get('pooling', 'attention')} pooling")
+    trainable = architecture.get("trainable_encoder_layers", 0)
+    encoder = f"its top {trainable} layer{'s' if trainable > 1 else ''} tuned" if trainable else "frozen"
+    flite = (f", and\nflite {', '.join(FLITE_VOICES['train'])}" if engines.get("flite") else "")
     steps = recipe(best["config"], best["out_dir"])
     commands = "\n".join(with_cache_commands(steps))
     return f"""# seal-base-minilm
 
-Speech tower for seal-rag: Whisper-base encoder (frozen) -> Conv1D adapter -> {layers}MLP ->
+Speech tower for seal-rag: Whisper-base encoder ({encoder}) -> Conv1D adapter -> {layers}MLP ->
 {pooling} -> shared scaling, aligned with all-MiniLM-L6-v2. Trained with `training/` (SEAL stage 1
 MSE alignment, then stage 2 InfoNCE with mined hard negatives, CoSENT and MSE, as weighted in its
 config). Only the trained parts (the head{" and the tuned MiniLM layers" if tuned else ""}) are stored here; the base models come from their PyPI packages.
@@ -238,13 +242,12 @@ the training plan ({shard_ranges(clips.shards)}): {", ".join(f"{k} {v}" for k, v
 Texts: SQuAD v1.1 dev `train_articles` minus the 4 validation articles (questions and paragraph
 sentences), MedQuAD questions and answer sentences, sentences of Debian man pages and
 /usr/share/doc{", and WordNet's glosses" if kinds.get("wordnet") else ""}. Voices: {voices} distinct voices ({", ".join(f"{k} {v}" for k, v in sorted(engines.items()))}),
-from espeak-ng accents {", ".join(ESPEAK_ACCENTS["train"])} with all but 16 `+variant`s, and
-flite {", ".join(FLITE_VOICES["train"])}, with random speed and pitch; augmentation: synthetic-RIR
+from espeak-ng accents {", ".join(ESPEAK_ACCENTS["train"])} with all but 16 `+variant`s{flite}, with random speed and pitch; augmentation: synthetic-RIR
 reverberation, telephone band, coloured noise at 5-30 dB SNR, gain, leading/trailing silence.
 Held out of training: espeak {", ".join(ESPEAK_ACCENTS["val"])} and variants {", ".join(VAL_VARIANTS)}
-and flite {", ".join(FLITE_VOICES["val"])} (validation); espeak {", ".join(ESPEAK_ACCENTS["bench"])},
-variants {", ".join(BENCH_VARIANTS)} and flite {", ".join(FLITE_VOICES["bench"])} (never used: kept
-for the benchmark). See `seal_rag/voices.py`.
+{f'and flite {", ".join(FLITE_VOICES["val"])} ' if flite else ""}(validation); espeak {", ".join(ESPEAK_ACCENTS["bench"])},
+variants {", ".join(BENCH_VARIANTS)}{f' and flite {", ".join(FLITE_VOICES["bench"])}' if flite else ""} (never used: kept
+for the benchmark){"" if flite else "; flite, every voice: never heard, kept as a synthesizer family to benchmark on"}. See `seal_rag/voices.py`.
 
 ## Reproduce
 

@@ -123,3 +123,30 @@ def test_a_hand_written_model_card_is_kept(tmp_path):
     with_tail = tmp_path / "tail.md"
     with_tail.write_text(f"# a model\n\n{HAND_WRITTEN})\nnotes\n")
     assert not written_by_hand(generated) and not written_by_hand(with_tail) and not written_by_hand(tmp_path / "none.md")
+
+
+@pytest.mark.parametrize("engines", [("espeak",), ("espeak", "flite")])
+def test_the_generated_card_names_the_voices_and_encoder_the_run_had(monkeypatch, engines):
+    import numpy as np
+
+    import training.release as release
+
+    monkeypatch.setattr(release, "recipe", lambda config, out_dir: ["python -m training.stage1 --config x.toml"])
+    monkeypatch.setattr(release, "with_cache_commands", lambda steps: steps)
+
+    class Clips:
+        items = [dict(kind="prose", voice=dict(engine=engine, name="v", variant="")) for engine in engines]
+        lengths, shards = np.array([50 * 3600] * len(engines)), ["train_00000.npz"]
+
+        def __len__(self):
+            return len(self.items)
+
+    figures = dict(top1=0.1, top10=0.2, mrr=0.15)
+    best = dict(config=dict(model=dict(trainable_encoder_layers=1)), out_dir=Path("/runs/a"), best=dict(figures, step=3),
+                step=5, wall=60, name="a")
+    card = release.model_card(dict(_path="x.toml", data=dict(pool=2, below_top=1)), best, [best], [], Clips(),
+                              figures, figures, figures, figures, 400, 1551)
+    assert "Whisper-base encoder (its top 1 layer tuned)" in card
+    assert f"({len(engines)}.0 h of speech)" in card  # full-rate lengths below the top: 50 a second, not pooled
+    assert ("flite, every voice: never heard" in card) == ("flite" not in engines)
+    assert ("and\nflite kal" in card) == ("flite" in engines)
