@@ -36,6 +36,18 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+def require(config: dict, section: str, keys: tuple[str, ...]) -> dict:
+    """`config[section]`, having checked it sets `keys`: a run that reads a setting only at its
+    first step or its release should not fail there, minutes or hours in."""
+    table = config.get(section)
+    if not isinstance(table, dict):
+        raise SystemExit(f"error: config {config.get('_path', '')} has no [{section}] table: is it the config for this command?")
+    missing = [key for key in keys if key not in table]
+    if missing:
+        raise SystemExit(f"error: [{section}] in {config.get('_path', 'the config')} lacks {', '.join(missing)}: set them (training/configs/ has examples)")
+    return table
+
+
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():

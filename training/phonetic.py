@@ -31,7 +31,7 @@ from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, p
 
 from . import text_sources as ts
 from .cache import _training_pools
-from .config import command_line, load_config, parse_command_line, run_command
+from .config import command_line, load_config, parse_command_line, require, run_command
 from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import rank_metrics
 from .model import EncoderTop
@@ -120,8 +120,16 @@ class PhoneticValidation:
         return {"per": errors / sum(map(len, self.targets)), **rank_metrics(scores, self.gold)}
 
 
+# What train() reads, checked at its start (some only at the first batch or the release).
+REQUIRED = {
+    "phonetic": ("out_dir", "seed", "steps", "lr", "warmup", "eval_interval", "batch_size", "hash_dim", "weight",
+                 "weight_decay", "time_mask", "log_interval"),
+    "data": ("cache_dir",),
+}
+
+
 def train(config: dict) -> Path:
-    section, data = config["phonetic"], config["data"]
+    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     if data.get("below_top") != 1:
         raise SystemExit("error: the phoneme recognizer reads full-rate states: use a cache made with [data] below_top = 1")
     torch.set_num_threads(section.get("threads", 1))

@@ -24,7 +24,7 @@ from torch import nn
 from .data import completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
-from .config import run_command
+from .config import require, run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 
@@ -33,8 +33,15 @@ def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return ((predicted - targets) ** 2).sum(dim=-1).mean()
 
 
+# What train() reads, checked at its start (some only at the first batch or the release).
+REQUIRED = {
+    "stage1": ("out_dir", "seed", "steps", "lr", "warmup", "eval_interval", "batch_size"),
+    "data": ("cache_dir", "pool"),
+}
+
+
 def train(config: dict) -> dict:
-    section, data = config["stage1"], config["data"]
+    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(data.get("threads", 2))

@@ -31,7 +31,7 @@ from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
 from .stage1 import mse
-from .config import run_command
+from .config import require, run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
@@ -120,8 +120,16 @@ def cosent(similarities: torch.Tensor, targets: torch.Tensor, scale: float) -> t
     return torch.logsumexp(torch.cat([torch.zeros(1), difference]), dim=0)
 
 
+# What train() reads, checked at its start (some only at the first batch or the release).
+REQUIRED = {
+    "stage2": ("out_dir", "seed", "steps", "lr", "warmup", "eval_interval", "batch_size", "hard_negatives", "temperature",
+               "cosent_scale", "w_nce", "w_cosent", "w_mse"),
+    "data": ("cache_dir", "pool"),
+}
+
+
 def train(config: dict) -> dict:
-    section, data = config["stage2"], config["data"]
+    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(data["cache_dir"]).expanduser()

@@ -111,3 +111,34 @@ def test_a_bad_worker_split_is_named(worker):
     done = subprocess.run([sys.executable, "-m", "training.cache", "--config", "training/configs/base.toml", "--worker", worker],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and f"--worker {worker}: give i/n with 0 <= i < n" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_setting_read_late_is_checked_at_the_start(tmp_path):
+    from training import stage2
+    from training.config import load_config
+
+    config = load_config(REPO / "training" / "configs" / "seal-base-minilm-1-pooled.toml")
+    del config["stage2"]["cosent_scale"]  # read only at stage 2's first batch, after mining
+    with pytest.raises(SystemExit) as stop:
+        stage2.train(config)
+    assert str(stop.value.code).startswith("error: [stage2] in ") and "lacks cosent_scale" in str(stop.value.code)
+    del config["stage2"]
+    with pytest.raises(SystemExit, match=r"has no \[stage2\] table: is it the config for this command"):
+        stage2.train(config)
+
+
+def test_every_committed_config_sets_what_its_commands_require():
+    # The checks above must not refuse a config the recipe or an experiment runs.
+    from training import phonetic, stage1, stage2
+    from training.config import load_config, require
+
+    checked = 0
+    for path in sorted((REPO / "training").rglob("*.toml")):
+        config = load_config(path)
+        for module in (stage1, stage2, phonetic):
+            section = next(iter(module.REQUIRED))
+            if section in config:
+                for table, keys in module.REQUIRED.items():
+                    require(config, table, keys)
+                checked += 1
+    assert checked > 50
