@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +24,7 @@ from .arguments import check_ask_options, check_index_options, check_ingest_opti
 from .config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from .errors import SealError
 from .safe_text import for_terminal
+from .stopping import Terminated, terminate_as_interrupt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask a knowledge base a question by voice.")
 
@@ -104,12 +103,12 @@ def ingest(
     with index_lock(db, chroma_host, exclusive=True):
         index = SealIndex.open(model, db, chroma_host, chroma_port, collection, create=True)
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 summary = ingest_folder(model, folder, index, chunk_chars, overlap_chars, prune, max_file_mb,
                                         follow_links=follow_links)
-        except (KeyboardInterrupt, _Terminated) as stop:
+        except (KeyboardInterrupt, Terminated) as stop:
             fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish",
-                 143 if isinstance(stop, _Terminated) else 130)
+                 143 if isinstance(stop, Terminated) else 130)
     for skipped in summary.skipped + summary.records_skipped:
         say("warning", f"skipped {skipped.path}: {skipped.reason}")
     records = f", {len(summary.records_skipped)} records skipped" if summary.records_skipped else ""
@@ -119,29 +118,6 @@ def ingest(
     )
     if summary.skipped or summary.records_skipped:
         raise typer.Exit(2)  # like grep: the rest was done, but not everything could be read
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived (a service manager stopping ingest, `timeout`, `kill`). A BaseException, as
-    KeyboardInterrupt is: the handlers that turn a store's or a PDF's failure into a one-line
-    error catch Exception, and must not call a stop a damaged index or an unreadable file."""
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM stops ingest as Ctrl-C does, saying what is stored and how to finish, where it
-    would otherwise end the process without a word."""
-    def stop(signum, frame):
-        raise _Terminated
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_sources(audio: list[str], mic: float | None) -> list[tuple[str, object]]:

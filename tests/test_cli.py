@@ -178,18 +178,18 @@ def test_sigterm_is_not_taken_for_a_store_or_pdf_failure_and_threads_may_ingest(
     # ("re-ingest into a new --db") or an unreadable PDF (skipped, ingest went on).
     import threading
 
-    from seal_rag import cli
+    from seal_rag.stopping import Terminated, terminate_as_interrupt
     from seal_rag.store import store_errors
 
-    with pytest.raises(cli._Terminated):
+    with pytest.raises(Terminated):
         with store_errors("/tmp/db", "write"):
-            raise cli._Terminated
-    assert not issubclass(cli._Terminated, Exception)
+            raise Terminated
+    assert not issubclass(Terminated, Exception)
     failures = []
 
     def ingest_in_a_thread():  # signal.signal raises ValueError outside the main thread
         try:
-            with cli._terminate_as_interrupt():
+            with terminate_as_interrupt():
                 pass
         except BaseException as error:  # noqa: BLE001 - the test reports whatever it was
             failures.append(error)

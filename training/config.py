@@ -69,27 +69,17 @@ def run_command(main: Callable[[], None]) -> None:
     """Run a training command's `main`. Every long run here saves as it goes and resumes when
     rerun, so Ctrl-C (or SIGTERM) says that in one line instead of a traceback; so do
     seal-rag's own errors, such as a missing data folder."""
-    import signal
-
-    def terminated(signum, frame):
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminated)
     from seal_rag.errors import SealError
+    from seal_rag.stopping import Terminated, terminate_as_interrupt
 
     try:
-        main()
+        with terminate_as_interrupt():
+            main()
     except SealError as error:  # seal-rag's own errors (no data folder, a bad model name) are one line already
         raise SystemExit(f"error: {error}") from None
-    except (KeyboardInterrupt, _Terminated) as stop:
+    except (KeyboardInterrupt, Terminated) as stop:
         print("\nstopped: run the same command again to resume from the last saved step", file=sys.stderr)
-        raise SystemExit(143 if isinstance(stop, _Terminated) else 130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class _Terminated(BaseException):
-    """SIGTERM's stop: a BaseException, so no `except Exception` on the way takes it for a failure."""
+        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
 
 
 def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

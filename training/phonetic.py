@@ -193,7 +193,7 @@ def train(config: dict) -> Path:
 def release(config: dict, model_dir: Path) -> None:
     """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are),
     then set the model's status from the joined model against the cascade on validation."""
-    section, data = config["phonetic"], config["data"]
+    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
     best = load_checkpoint(out_dir / "best.pt")
     if best is None:
