@@ -105,7 +105,7 @@ def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = Non
     """
     cache_dir = Path(cache_dir).expanduser()
     plan_path = cache_dir / f"plan_{split}.jsonl"
-    shards = shards if shards is not None else cached_shards(cache_dir, split) if plan_path.is_file() else []
+    shards = shards if shards is not None else cached_shards(cache_dir, split)
     if not plan_path.is_file() or not shards:
         raise SystemExit(f"error: no cached {split} clips in {cache_dir}: run `sh training/run_cache.sh CONFIG` with this config first")
     plan = [json.loads(line) for line in plan_path.open()]
