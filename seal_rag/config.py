@@ -59,6 +59,11 @@ class SealConfig:
         phonetic_temperature, phonetic_top_k, phonetic_min_prob, phonetic_min_insert: the soft
             decoding's settings (`seal_rag.phonetic.SoftDecoding`), chosen on the piper
             validation family (`training/unseen_voices.py`).
+        spelled_weight: With a knowledge base (`ask`, `serve`, the retrievers), a spoken query's
+            semantic half is the text tower's vector of its decoded phonemes spelled with the
+            knowledge base's words (`seal_rag.spelling`), and the phonetic half has this share of
+            the score instead of `phonetic_weight` (chosen on the piper validation family); 0 = the
+            speech tower's semantic half always. Query side only: the index is the same either way.
         max_seconds: Longest query accepted.
         status: "released" once the speech tower beats the cascade on validation;
             "experimental" for an early checkpoint, which warns on every load.
@@ -84,6 +89,7 @@ class SealConfig:
     phonetic_top_k: int = 3
     phonetic_min_prob: float = 0.02
     phonetic_min_insert: float = 1.0
+    spelled_weight: float = 0.0
     max_seconds: float = 600.0
     status: str = "released"
 
@@ -98,6 +104,8 @@ class SealConfig:
             raise ModelLoadError("adapter_kernel must be at least adapter_stride, or frames are skipped")
         if not 0.0 <= self.phonetic_weight <= 1.0 or (self.phonetic_weight > 0) != (self.phonetic_dim > 0):
             raise ModelLoadError("phonetic_weight must be in (0, 1] with phonetic_dim > 0, or 0 with phonetic_dim = 0")
+        if not 0.0 <= self.spelled_weight <= 1.0 or (self.spelled_weight > 0 and self.phonetic_dim == 0):
+            raise ModelLoadError("spelled_weight must be in [0, 1], and 0 for a model without a phonetic half")
         if self.phonetic_decoding not in ("greedy", "soft"):
             raise ModelLoadError(f"phonetic_decoding must be 'greedy' or 'soft', not {self.phonetic_decoding!r}")
         if (self.phonetic_temperature <= 0 or self.phonetic_top_k < 1 or not 0 <= self.phonetic_min_prob < 1

@@ -331,6 +331,21 @@ class SpeechEmbedding(nn.Module):
         w = self.config.phonetic_weight
         return np.concatenate([semantic * np.sqrt(1 - w), phonetic * np.sqrt(w)], axis=1).astype(np.float32)
 
+    def weighted(self, semantic: np.ndarray, phonetic: np.ndarray, weight: float) -> np.ndarray:
+        """A query's halves (each unit norm) -> unit vectors whose cosine with a passage's joined vector
+        ranks passages by `(1 - weight) * semantic cosine + weight * phonetic cosine`, whatever the
+        model's own `phonetic_weight`: the passages' vectors stay as indexed. (The cosine is that
+        sum divided by a constant of the query, its norm before normalising; with `weight` equal
+        to `phonetic_weight` it is `join`.)"""
+        w = self.config.phonetic_weight
+        out = np.concatenate([semantic * ((1 - weight) / np.sqrt(1 - w)), phonetic * (weight / np.sqrt(w))], axis=1)
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+    @torch.no_grad()
+    def text_semantic(self, texts: list[str]) -> np.ndarray:
+        """The text tower's semantic half of `texts`, `(n, dim)` unit vectors (`embed_texts` without the phonetic half)."""
+        return self.text.project(self.text.encode_base(texts)).numpy()
+
     def split(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joined vectors `(n, dim)` -> their semantic and phonetic halves, each unit norm again.
 

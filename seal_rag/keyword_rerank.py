@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from .kb_decoding import DecodingSettings, KBDecoder, NgramCounts
 from .phonetic import PHONEMES, phonemize
+from .spelling import Speller, words_of
 from .store import Hit
 
 
@@ -187,11 +189,12 @@ class KeywordReranker:
         stored: espeak-ng phonemizes about 1,500 paragraphs a second). Memory holds the tables, not
         the text: a million chunks' texts and phonemes are gigabytes as Python strings.
 
-        With `decoding`, it also carries the knowledge base's phoneme model (`kb_decoding.KBDecoder`,
-        from the same phonemes) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
+        With `decoding`, it also carries the knowledge base's phoneme model and speller (`kb_decoding.KBDecoder`,
+        from the same phonemes and texts) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
         half with it before the vector search."""
         reranker = cls(settings, symbols)
         counts = NgramCounts(decoding.order, symbols) if decoding is not None else None
+        vocabulary: Counter = Counter()  # every passage's words, for the decoder's speller
         keys, lengths, ids = [], [], []
         for texts, phonemes in pages:
             phonemes = [p if p is not None else phonemize(t) for t, p in zip(texts, phonemes)]
@@ -201,6 +204,8 @@ class KeywordReranker:
             ids.append(np.concatenate(words + [np.zeros(0, np.int32)]))
             if counts is not None:
                 counts.add(phonemes)
+                for text in texts:
+                    vocabulary.update(words_of(text))
         lengths = np.concatenate(lengths + [np.zeros(0, np.int64)])
         ids = np.concatenate(ids + [np.zeros(0, np.int32)])
         df = np.bincount(ids, minlength=len(reranker._words))
@@ -208,7 +213,7 @@ class KeywordReranker:
         reranker.idf = np.log(reranker.passages / np.maximum(df, 1)).astype(np.float32)
         reranker._stored = PassageWords.build(b"".join(keys), lengths, ids)
         if counts is not None:
-            reranker.decoder = KBDecoder.from_counts(counts, decoding)
+            reranker.decoder = KBDecoder.from_counts(counts, decoding, Speller.from_counts(vocabulary))
         return reranker
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -34,7 +34,7 @@ from .keyword_rerank import KeywordReranker, KeywordSettings
 from .phonetic_index import SCRATCH
 
 FILE = "keywords.npz"
-FORMAT = 2
+FORMAT = 3  # 3: the decoder's speller (`spelling`) is kept too
 STALE_SCRATCH_SECONDS = 3600  # a scratch file this old belongs to no live reader: the largest take seconds to write
 
 

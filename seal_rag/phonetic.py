@@ -16,6 +16,7 @@ import math
 import threading
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,13 @@ def phonemize(text: str, symbols: str = PHONEMES) -> str:
             _engine = _Espeak()
     kept = set(symbols)
     return " ".join("".join(c for c in word if c in kept) for word in _engine.ipa(text).split()).strip()
+
+
+def phonemize_words(words: Sequence[str], symbols: str = PHONEMES) -> list[str]:
+    """Each word's phonemes alone, as one run of `symbols` (a word espeak-ng reads as several, 1990 say, is joined)."""
+    phonemize("")  # starts the engine
+    kept = set(symbols) - {" "}
+    return ["".join(c for c in _engine.ipa(word) if c in kept) for word in words]
 
 
 class PhonemeRecognizer(nn.Module):

@@ -525,7 +525,8 @@ class SealIndex:
             self._mark_changed()
 
     def query(self, vector: np.ndarray, k: int = 5, where: dict | None = None) -> list[Hit]:
-        """The `k` chunks nearest to one unit vector, best first.
+        """The `k` chunks nearest to one unit vector, best first (its halves in any proportion:
+        `SpeechEmbedding.weighted`).
 
         Raises:
             ArgumentError: `k` out of range, a malformed `where` (see `check_filter`), or a vector

@@ -19,6 +19,7 @@ from seal_rag.kb_decoding import (
 )
 from seal_rag.keyword_rerank import KeywordReranker
 from seal_rag.phonetic import PHONEMES, phonemize
+from seal_rag.spelling import words_of
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 BLANK = len(PHONEMES)
@@ -121,12 +122,49 @@ def test_decoding_with_the_knowledge_base_brings_spoken_questions_nearer_their_p
         vectors, logits = embedding.encode_clips([load_audio(DEMOS / "questions" / question["audio"])])
         gold = embedding.split(embedding.embed_texts([(DEMOS / "kb" / question["gold_source"]).read_text()]))[1][0]
         decoded = demo_decoder.query_vector(embedding, vectors[0], logits[0])
-        soft_half, decoded_half = embedding.split(vectors)[1][0], embedding.split(decoded[None])[1][0]
+        soft_half = embedding.split(vectors)[1][0]
+        decoded_half = embedding.split(decoded[None])[1][0]
+        decoded_half /= np.linalg.norm(decoded_half)
         nearer += float(decoded_half @ gold) > float(soft_half @ gold)
-        semantic = embedding.split(vectors)[0][0]
-        np.testing.assert_allclose(embedding.split(decoded[None])[0][0], semantic, atol=1e-6)  # the semantic half kept
-        assert np.linalg.norm(decoded) == pytest.approx(1.0, abs=1e-5)
     assert nearer >= 5
+
+
+def test_the_spelled_query_reads_the_decoding_with_the_text_tower_at_its_own_weight(embedding, demo_decoder):
+    """The shipped model spells the decoded question's 5-best with the knowledge base's words: its semantic
+    half is the mean of the text tower's vectors of those spellings, and the query ranks passages by
+    (1 - spelled_weight) * semantic + spelled_weight * phonetic cosine (a unit vector: its cosine is that over a constant)."""
+    w = embedding.config.spelled_weight
+    assert 0 < w < 1 and demo_decoder.speller is not None
+    spelled_words = 0
+    for question in QUESTIONS:
+        vectors, logits = embedding.encode_clips([load_audio(DEMOS / "questions" / question["audio"])])
+        nbest = demo_decoder.nbest(logits[0])
+        spelled = demo_decoder.spelled(nbest)
+        assert 1 <= len(spelled) <= 5
+        spelled_words += len(set(spelled[0].split()) & set(words_of(question["question"])))
+        decoded = demo_decoder.query_vector(embedding, vectors[0], logits[0])
+        semantic = embedding.text_semantic(spelled).mean(axis=0, keepdims=True)
+        semantic /= np.linalg.norm(semantic)
+        phonetic = demo_decoder.phonetic_vector(logits[0], embedding.phonetic, nbest)[None]
+        np.testing.assert_allclose(decoded, embedding.weighted(semantic, phonetic, w)[0], atol=1e-6)
+        passage = embedding.embed_texts([(DEMOS / "kb" / question["gold_source"]).read_text()])
+        cosines = [float(half[0] @ p[0]) for half, p in zip((semantic, phonetic), embedding.split(passage))]
+        w0 = embedding.config.phonetic_weight
+        scale = np.linalg.norm(np.concatenate([semantic[0] * (1 - w) / np.sqrt(1 - w0), phonetic[0] * w / np.sqrt(w0)]))
+        assert np.linalg.norm(decoded) == pytest.approx(1.0, abs=1e-5)
+        assert float(decoded @ passage[0]) * scale == pytest.approx((1 - w) * cosines[0] + w * cosines[1], abs=1e-5)
+    assert spelled_words >= 3 * len(QUESTIONS)  # many of each question's words come back spelled right
+
+
+def test_a_model_without_a_spelled_weight_keeps_the_speech_towers_semantic_half(embedding, demo_decoder):
+    from dataclasses import replace
+
+    speech_semantic = SimpleNamespace(config=replace(embedding.config, spelled_weight=0.0), phonetic=embedding.phonetic,
+                                      split=embedding.split, join=embedding.join)
+    vectors, logits = embedding.encode_clips([load_audio(DEMOS / "questions" / QUESTIONS[0]["audio"])])
+    decoded = demo_decoder.query_vector(speech_semantic, vectors[0], logits[0])
+    np.testing.assert_allclose(embedding.split(decoded[None])[0][0], embedding.split(vectors)[0][0], atol=1e-6)
+    assert np.linalg.norm(decoded) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_an_empty_knowledge_base_or_a_model_without_a_phonetic_half_keeps_the_vector(embedding):

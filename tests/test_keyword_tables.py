@@ -34,6 +34,8 @@ def test_tables_read_back_from_their_arrays_rank_as_the_built_ones():
     assert np.array_equal(lm.rows(states), again.rows(states))
     logits = np.random.default_rng(0).normal(size=(60, len(PHONEMES) + 1)).astype(np.float32)
     assert np.array_equal(read.evidence(logits, TEXTS), built.evidence(logits, TEXTS))
+    assert read.decoder.speller.spellings == built.decoder.speller.spellings and "nairobi" in read.decoder.speller.spellings
+    assert read.decoder.spelled(read.decoder.nbest(logits)) == built.decoder.spelled(built.decoder.nbest(logits))
     # A passage the tables never held is phonemized when met, its new words as rare as can be.
     new = "Tenochtitlan stood on an island in Lake Texcoco."
     assert np.array_equal(read.words_of(new), built.words_of(new)) and len(read.idf) == len(built.idf) > len(arrays["idf"])
@@ -159,6 +161,7 @@ def test_inconsistent_tables_on_disk_are_built_again(embedding, index):
     assert keyword_tables.load(index.phonetic.folder, stamped) is not None
     for name, bad in [("passage_ids", good["passage_ids"] + 10**6), ("passage_starts", good["passage_starts"][:-1]),
                       ("passage_high", good["passage_high"][::-1].copy()), ("decoder.lm.4.first", good["decoder.lm.4.first"] + 10**7),
+                      ("decoder.speller.spellings", good["decoder.speller.spellings"][:-40]),
                       ("idf", good["idf"][:-1]), ("passage_ids", good["passage_ids"].astype(np.float32))]:
         np.savez(path, **(good | {name: bad}))
         assert keyword_tables.load(index.phonetic.folder, stamped) is None, name

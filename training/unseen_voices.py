@@ -290,9 +290,17 @@ def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.n
     scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
               "seal (soft posteriors)": (1 - w) * sem + w * softer}
     scores["seal + keywords"] = keyword_scores(reranker, scores["seal (soft posteriors)"], logits, texts)
-    if reranker.decoder is not None:  # what ask and serve do: the KB's phoneme model decodes, then keywords re-rank
-        decoded = np.stack([reranker.decoder.phonetic_vector(x, model.phonetic) for x in logits]) @ passages["phonetic"].T
-        scores["seal + KB decoding + keywords (as served)"] = keyword_scores(reranker, (1 - w) * sem + w * decoded, logits, texts)
+    if reranker.decoder is not None:  # what ask and serve do: the KB's phoneme model decodes (and spells), then keywords re-rank
+        decoder = reranker.decoder
+        joined = model.join(semantic, model.phonetic.vectors_from_logits(logits, soft))  # as `encode_clips` gives them
+        vectors = np.stack([decoder.query_vector(model, v, x) for v, x in zip(joined, logits)])
+        d = model.config.dim  # each query's dot product with each passage's joined vector, as the index scores it
+        served = np.sqrt(1 - w) * vectors[:, :d] @ passages["semantic"].T + np.sqrt(w) * vectors[:, d:] @ passages["phonetic"].T
+        scores["seal + KB decoding + keywords (as served)"] = keyword_scores(reranker, served, logits, texts)
+        if decoder.speller is not None:
+            halves = [decoder.spelled_semantic(model, decoder.nbest(x) if len(x) else []) for x in logits]
+            spelled = np.concatenate([h if h is not None else np.zeros((1, model.config.dim), np.float32) for h in halves])
+            scores["seal/spelled semantic half"] = spelled @ passages["semantic"].T
     scores.update({"seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer})
     if transcripts is not None:
         q = query_halves(model, transcripts)
