@@ -48,10 +48,12 @@ def _digest(prefix: str, state: dict[str, torch.Tensor]) -> str:
 
 
 def _model_digest(config: SealConfig, state: dict[str, torch.Tensor]) -> str:
-    # Soft phonetic decoding changes what a query embeds to, so it is part of the model's identity;
-    # greedy (every older directory) adds nothing, so their fingerprints stay as they were.
+    # Soft phonetic decoding and the spelled semantic half change what a query embeds to, so they
+    # are part of the model's identity; greedy and no spelling (every older directory) add nothing,
+    # so their fingerprints stay as they were.
     decoding = f"|soft:{_soft(config)}" if config.phonetic_decoding == "soft" else ""
-    return _digest(f"{config.whisper_model}|{config.text_model}{decoding}", state)
+    spelled = f"|spelled:{config.spelled_weight}" if config.spelled_weight else ""
+    return _digest(f"{config.whisper_model}|{config.text_model}{decoding}{spelled}", state)
 
 
 def _soft(config: SealConfig) -> SoftDecoding | None:

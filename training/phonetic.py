@@ -207,6 +207,7 @@ def release(config: dict, model_dir: Path) -> None:
     # How queries read the recognizer (chosen on the piper validation family, training/unseen_voices.py).
     # `replace` checks the values as loading would (a misspelt decoding fails here, not at `ask`).
     settings = {f"phonetic_{key}": section[key] for key in ("temperature", "top_k", "min_prob", "min_insert") if key in section}
+    settings |= {"spelled_weight": section["spelled_weight"]} if "spelled_weight" in section else {}
     model_config = dataclasses.replace(SealConfig.load(model_dir / "config.json"), phonetic_dim=section["hash_dim"],
                                        phonetic_weight=section["weight"], phonetic_decoding=section.get("decoding", "greedy"),
                                        status="experimental", **settings)

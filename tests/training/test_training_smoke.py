@@ -547,7 +547,7 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     run = json.loads(json.dumps(below_top))
     run["phonetic"] = dict(out_dir=str(tmp_path / "phonetic"), seed=0, steps=30, batch_size=8, lr=2e-3, warmup=3,
                            weight_decay=0.01, time_mask=0.0, hash_dim=256, idf_texts=2000, weight=0.5, threads=2,
-                           log_interval=5, eval_interval=15)
+                           log_interval=5, eval_interval=15, spelled_weight=0.6)
     phonetic.train(run)
     losses = [json.loads(line)["ctc"] for line in (tmp_path / "phonetic" / "log.jsonl").open()]
     assert np.mean(losses[-2:]) < 0.7 * losses[0]
@@ -575,7 +575,7 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
         warnings.simplefilter("ignore")  # an experimental model warns on load
         model = SpeechEmbedding.from_pretrained(model_dir)
     best = torch.load(tmp_path / "phonetic" / "best.pt", weights_only=False)["model"]
-    assert model.dim == model.config.dim + 256 and model.config.phonetic_weight == 0.5
+    assert model.dim == model.config.dim + 256 and model.config.phonetic_weight == 0.5 and model.config.spelled_weight == 0.6
     assert all(torch.equal(model.phonetic.recognizer.state_dict()[k], v) for k, v in best.items())
     clips = load_clips(run["data"]["cache_dir"], "val").audio[:2]
     queries, passages = model.embed_clips(clips), model.embed_texts(["a passage", "another one"])
