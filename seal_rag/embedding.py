@@ -279,12 +279,13 @@ class SpeechEmbedding(nn.Module):
 
     @torch.no_grad()
     def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False,
-                     timings: dict[str, float] | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+                     timings: dict[str, float] | None = None, semantic: bool = True) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """`embed_clips`, and the phoneme recognizer's `(steps, classes)` logits per clip (None without
-        a phonetic half), which keyword re-ranking reads (`keyword_rerank`)."""
+        a phonetic half), which keyword re-ranking reads (`keyword_rerank`). `semantic=False` leaves the
+        speech tower's semantic half out (zeros), for a caller that spells its own (`KBDecoder.query_vector`)."""
         states = self.encode_queries(clips, pad_to_window, timings)
         with timed(timings, "encode"):  # the heads count as encoding: they run on the encoder's states
-            return self._embed_states(states)
+            return self._embed_states(states, semantic)
 
     @torch.no_grad()
     def encode_queries(self, clips: list[np.ndarray], pad_to_window: bool = False,
@@ -312,8 +313,11 @@ class SpeechEmbedding(nn.Module):
         """Whisper encoder states per clip (`speech.encode_clips`) -> `(n, dim)` query vectors."""
         return self._embed_states(states)[0]
 
-    def _embed_states(self, states: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        semantic = self.speech.embed_states(states).numpy()
+    def _embed_states(self, states: list[torch.Tensor], semantic: bool = True) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        if semantic or self.phonetic is None:
+            semantic = self.speech.embed_states(states).numpy()
+        else:
+            semantic = np.zeros((len(states), self.config.dim), np.float32)
         if self.phonetic is None:
             return semantic.astype(np.float32), None
         logits = self.phonetic.logits(states)

@@ -431,7 +431,8 @@ class KBDecoder:
         """A query's vector (`SpeechEmbedding.encode_clips`) decoded again from the same logits, through
         the knowledge base's model. For a model with `spelled_weight`, the semantic half is the text
         tower's vectors of the spelled decodings, averaged, weighed by it (`SpeechEmbedding.weighted`); else, or
-        when nothing could be spelled, the speech tower's semantic half is kept. A model without a
+        when nothing could be spelled, the vector's own semantic half is kept (none, if it was made
+        without: `encode_clips(semantic=False)`). A model without a
         phonetic half (no logits), or an empty knowledge base, keeps the vector."""
         if model.phonetic is None or logits is None or self.lm is None:
             return vector
@@ -440,5 +441,5 @@ class KBDecoder:
         semantic = self.spelled_semantic(model, nbest) if model.config.spelled_weight else None
         if semantic is not None:
             return model.weighted(semantic, phonetic, model.config.spelled_weight)[0]
-        semantic, _ = model.split(vector[None])
-        return model.join(semantic, phonetic)[0]
+        semantic, _ = model.split(vector[None])  # zeros if the caller left the speech tower's half out
+        return model.weighted(semantic, phonetic, model.config.phonetic_weight)[0]

@@ -175,7 +175,9 @@ class Retriever:
     def _speech_ranked(self, clip: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> tuple[np.ndarray, list[Hit]]:
         """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set
         (the vector decoded again by its `decoder` first, when it has one)."""
-        vectors, logits = self.model.encode_clips([clip], timings=timings)
+        # A query that spells its semantic half (`KBDecoder.query_vector`) need not run the speech tower's.
+        spelled = self.keywords is not None and self.keywords.decoder is not None and bool(self.model.config.spelled_weight)
+        vectors, logits = self.model.encode_clips([clip], timings=timings, semantic=not spelled)
         if self.keywords is None:
             return vectors[0], self._search(vectors[0], k, where, timings)
         vector = vectors[0]

@@ -160,7 +160,7 @@ def test_a_model_without_a_spelled_weight_keeps_the_speech_towers_semantic_half(
     from dataclasses import replace
 
     speech_semantic = SimpleNamespace(config=replace(embedding.config, spelled_weight=0.0), phonetic=embedding.phonetic,
-                                      split=embedding.split, join=embedding.join)
+                                      split=embedding.split, weighted=embedding.weighted)
     vectors, logits = embedding.encode_clips([load_audio(DEMOS / "questions" / QUESTIONS[0]["audio"])])
     decoded = demo_decoder.query_vector(speech_semantic, vectors[0], logits[0])
     np.testing.assert_allclose(embedding.split(decoded[None])[0][0], embedding.split(vectors)[0][0], atol=1e-6)
@@ -211,3 +211,14 @@ def test_keyword_reranker_without_decoding_and_for_a_model_without_a_phonetic_ha
     index = SealIndex.open(embedding, demo_db)
     assert keyword_reranker(embedding, index.all_texts(), decoding=False).decoder is None
     assert keyword_reranker(SimpleNamespace(phonetic=None), index.all_texts()) is None
+
+
+def test_a_query_that_spells_its_semantic_half_does_not_run_the_speech_towers(decoding_retriever, monkeypatch):
+    speech = decoding_retriever.model.speech
+    calls, original = [], speech.embed_states
+    monkeypatch.setattr(speech, "embed_states", lambda *args: calls.append(1) or original(*args))
+    question = QUESTIONS[0]
+    found = decoding_retriever.retrieve(DEMOS / "questions" / question["audio"], k=3)
+    assert Path(found.hits[0].metadata["source"]).name == question["gold_source"] and calls == []
+    decoding_retriever.model.embed_audio(DEMOS / "questions" / question["audio"])  # without a knowledge base it does
+    assert calls == [1]

@@ -145,10 +145,12 @@ def model_roles(model_dir: Path) -> dict:
     return {"phonetic": dict(FAMILY_ROLES), "semantic": dict(FAMILY_ROLES)}
 
 
-def benchmark_roles(roles: dict, phonetic_weight: float) -> dict[str, str]:
-    """The family roles of the model as a whole: a family either half heard counts as heard,
-    except the semantic half's when it carries no weight."""
-    halves = [roles["phonetic"]] + ([roles["semantic"]] if phonetic_weight < 1 else [])
+def benchmark_roles(roles: dict, phonetic_weight: float, spelled_weight: float = 0.0) -> dict[str, str]:
+    """The family roles of the model as served: a family either half heard counts as heard, except
+    the semantic half's when it carries no weight or when queries spell their semantic half from
+    the knowledge base's words (`spelled_weight`: the speech tower's half is then not served; on
+    a family only it heard, `score_systems` scores nothing that reads it)."""
+    halves = [roles["phonetic"]] + ([roles["semantic"]] if phonetic_weight < 1 and not spelled_weight else [])
     families = set().union(*halves)
     heard = {f for half in halves for f, role in half.items() if role == "train"}
     chose = {f for half in halves for f, role in half.items() if role == "val"}
@@ -282,14 +284,22 @@ def query_halves(model, texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.ndarray], transcripts: list[str] | None,
-                  truth: list[str], soft: SoftDecoding, reranker: KeywordReranker, texts: list[str]) -> dict[str, np.ndarray]:
+                  truth: list[str], soft: SoftDecoding, reranker: KeywordReranker, texts: list[str],
+                  speech_semantic: bool = True) -> dict[str, np.ndarray]:
+    """Each system's (queries, passages) scores. Without `speech_semantic` (a family the speech tower's
+    semantic half heard, benchmarked on a model that spells its semantic half instead), the systems
+    that read that half are left out, and a served query that spells no word is ranked by its phonetic half alone."""
     w = model.config.phonetic_weight
-    sem = semantic @ passages["semantic"].T
     greedy = model.phonetic.vectors_from_logits(logits) @ passages["phonetic"].T
     softer = model.phonetic.vectors_from_logits(logits, soft) @ passages["phonetic"].T
-    scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
-              "seal (soft posteriors)": (1 - w) * sem + w * softer}
-    scores["seal + keywords"] = keyword_scores(reranker, scores["seal (soft posteriors)"], logits, texts)
+    scores = {}
+    if speech_semantic:
+        sem = semantic @ passages["semantic"].T
+        scores = {"seal (greedy 1-best, control)": (1 - w) * sem + w * greedy,
+                  "seal (soft posteriors)": (1 - w) * sem + w * softer}
+        scores["seal + keywords"] = keyword_scores(reranker, scores["seal (soft posteriors)"], logits, texts)
+    else:
+        semantic = np.zeros_like(semantic)
     if reranker.decoder is not None:  # what ask and serve do: the KB's phoneme model decodes (and spells), then keywords re-rank
         decoder = reranker.decoder
         joined = model.join(semantic, model.phonetic.vectors_from_logits(logits, soft))  # as `encode_clips` gives them
@@ -301,7 +311,9 @@ def score_systems(model, passages: dict, semantic: np.ndarray, logits: list[np.n
             halves = [decoder.spelled_semantic(model, decoder.nbest(x) if len(x) else []) for x in logits]
             spelled = np.concatenate([h if h is not None else np.zeros((1, model.config.dim), np.float32) for h in halves])
             scores["seal/spelled semantic half"] = spelled @ passages["semantic"].T
-    scores.update({"seal/semantic half": sem, "seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer})
+    if speech_semantic:
+        scores["seal/semantic half"] = sem
+    scores.update({"seal/phonetic half, greedy": greedy, "seal/phonetic half, soft": softer})
     if transcripts is not None:
         q = query_halves(model, transcripts)
         scores["cascade beam 5, same text tower"] = (1 - w) * q["semantic"] @ passages["semantic"].T + w * q["phonetic"] @ passages["phonetic"].T
@@ -358,7 +370,7 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
         return [Hit(r, str(p), float(scores[p]), kb.passages[p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
 
     def keywords(audio: bytes, decode: bool = False) -> list[Hit]:  # as `Retriever` does it
-        vectors, logits = model.encode_clips([load_audio(audio)])
+        vectors, logits = model.encode_clips([load_audio(audio)], semantic=not (decode and model.config.spelled_weight))
         vector = reranker.decoder.query_vector(model, vectors[0], logits[0]) if decode else vectors[0]
         return reranker.rerank(logits[0], search(vector, max(5, settings.depth)))[:5]
 
@@ -459,7 +471,9 @@ def main(argv: list[str] | None = None) -> None:
              "soft": model.phonetic.soft.__dict__ if model.phonetic.soft else None, "keywords": keywords.__dict__,
              "load_average": os.getloadavg(), "figures": figures}, indent=1))
         return
-    roles = benchmark_roles(model_roles(args.model), model.config.phonetic_weight)
+    halves = model_roles(args.model)
+    roles = benchmark_roles(halves, model.config.phonetic_weight, model.config.spelled_weight)
+    head_heard = {family for family, role in halves["semantic"].items() if role == "train"}
     if args.split:
         chosen_sets = val_sets(root, args.families, args.max_queries or 400)
     else:
@@ -485,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         for condition in runner.conditions:
             semantic, logits, transcripts = runner.loaded(condition)
             scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft,
-                                   reranker, chosen.passages)
+                                   reranker, chosen.passages, speech_semantic=chosen.family not in head_heard)
             systems = {s: summarise(gold_ranks(m, chosen.passage_ids, golds)) for s, m in scores.items()}
             entry = {"set": chosen.name, "voices": chosen.family, "condition": condition,
                      "family_role": roles.get(chosen.family, chosen.family), "queries": len(chosen.queries),

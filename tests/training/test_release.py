@@ -115,6 +115,19 @@ def test_voices_json_records_each_half_s_families_so_flite_can_benchmark_the_joi
     assert benchmark_roles(roles, 0.9) == {"espeak": "train", "flite": "bench", "piper": "train"}
 
 
+def test_a_model_that_spells_its_semantic_half_is_benchmarked_on_what_its_recognizer_never_heard(tmp_path):
+    """The shipped semantic half heard flite; a recognizer that did not, in a model that spells its
+    served semantic half, may be benchmarked on flite, scoring only what does not read that half."""
+    from training.train_common import record_voices
+    from training.unseen_voices import benchmark_roles, model_roles
+
+    record_voices(tmp_path, "phonetic", {"families": ["espeak", "piper"]})
+    roles = model_roles(tmp_path)
+    assert roles["semantic"]["flite"] == "train"
+    assert benchmark_roles(roles, 0.9)["flite"] == "train"  # the speech tower's half is served
+    assert benchmark_roles(roles, 0.9, spelled_weight=0.7) == {"espeak": "train", "flite": "bench", "piper": "train"}
+
+
 def test_a_hand_written_model_card_is_kept(tmp_path):
     # The shipped card gives figures no release computes: `training.release` must not replace it.
     assert written_by_hand(REPO / "seal_rag" / "models" / "seal-base-minilm" / "README.md")

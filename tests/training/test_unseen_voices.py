@@ -26,3 +26,38 @@ def test_a_missing_data_folder_is_one_line_not_a_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--sets", "covidqa", "--families", "flite", "--data", str(tmp_path / "nowhere")])
     assert stopped.value.code == 2 and "data" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_family_the_speech_towers_semantic_half_heard_is_scored_without_it(embedding):
+    """On such a family (flite, for a recognizer that never heard it in a model that spells its served
+    semantic half), no score reads the speech tower's semantic half: the same with any values there."""
+    import numpy as np
+
+    from seal_rag.audio import load_audio
+    from seal_rag.kb_decoding import DecodingSettings
+    from seal_rag.keyword_rerank import KeywordReranker
+    from seal_rag.phonetic import SoftDecoding
+    from training.unseen_voices import score_systems
+
+    from ..conftest import DEMOS
+
+    texts = [p.read_text() for p in sorted((DEMOS / "kb").glob("*.txt"))]
+    passages = {"semantic": embedding.text_semantic(texts), "phonetic": embedding.phonetic.embed_texts(texts)}
+    semantic, logits = [], []
+    for clip in [load_audio(path) for path in sorted((DEMOS / "questions").glob("*.wav"))[:3]]:
+        states = embedding.encode_queries([clip])
+        semantic.append(embedding.embed_states(states)[0, : embedding.config.dim] / np.sqrt(1 - embedding.config.phonetic_weight))
+        logits.append(embedding.phonetic.logits(states)[0])
+    semantic = np.stack(semantic)
+    reranker = KeywordReranker.from_texts(texts, decoding=DecodingSettings())
+    args = (logits, None, ["a question"] * 3, SoftDecoding(), reranker, texts)
+    served = "seal + KB decoding + keywords (as served)"
+    heard = score_systems(embedding, passages, semantic, *args)
+    unheard = [score_systems(embedding, passages, s, *args, speech_semantic=False)
+               for s in (semantic, np.random.default_rng(0).normal(size=semantic.shape).astype(np.float32))]
+    assert {"seal/semantic half", "seal + keywords", "seal (soft posteriors)"} <= heard.keys()
+    assert set(unheard[0]) == set(heard) - {"seal/semantic half", "seal + keywords", "seal (soft posteriors)",
+                                            "seal (greedy 1-best, control)"}
+    for name in unheard[0]:
+        np.testing.assert_array_equal(unheard[0][name], unheard[1][name])
+    np.testing.assert_allclose(unheard[0][served], heard[served], atol=1e-6)  # every question spelled some word
