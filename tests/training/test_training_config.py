@@ -64,21 +64,22 @@ def test_make_train_runs_the_flat_configs_in_recipe_order_and_they_are_all_of_tr
     assert {p.name for p in CONFIGS.glob("*.toml")} == {flat for flat, _ in RECIPE} | {"base.toml", "smoke.toml"}
 
 
-def test_make_train_noflite_is_the_recipe_s_semantic_steps_with_espeak_alone_and_paths_of_its_own():
-    """Issue 32's chain: every semantic step of the recipe, in order, identical but for espeak-ng
-    speaking every clip and every path moved out of the shipped recipe's cache."""
+def test_make_train_noflite_is_the_recipe_s_recognizer_with_espeak_and_piper_released_into_the_shipped_files():
+    """Issue 32's chain: the recipe's recognizer step, identical but for espeak-ng and piper speaking
+    every clip and its paths moved out of the shipped recipe's cache, released into a copy of the
+    shipped model's files (whose served semantic half is spelled, learned from no voice)."""
     import json
 
     target = (REPO / "Makefile").read_text().split("\ntrain-noflite:", 1)[1].split("\n\n", 1)[0]
-    named = list(dict.fromkeys(re.findall(r"\$\(NOFLITE\)(_\w+\.toml)", target)))
-    semantic_steps = [flat for flat, _ in RECIPE if "phonetic" not in flat]
-    assert len(named) == len(semantic_steps) == 5
-    for suffix, flat in zip(named, semantic_steps):
-        ours, recipe = load_config(EXPERIMENTS / f"semantic_espeak{suffix}"), load_config(CONFIGS / flat)
-        assert ours["data"].pop("families") == ["espeak"] and suffix[1] == flat.split("-")[3]
-        assert "training/base" not in json.dumps(ours)
-        ours.pop("_path"), recipe.pop("_path")  # where each file is
-        assert json.dumps(ours, sort_keys=True) == json.dumps(recipe, sort_keys=True).replace("training/base", "training/semantic_espeak")
+    makefile = (REPO / "Makefile").read_text()
+    assert "NOFLITE_PHONETIC = training/experiments/configs/phonetic_espeak_piper.toml" in makefile
+    assert "--release $(NOFLITE_DIR)" in target and "seal_rag/models/seal-base-minilm/model.safetensors" in target
+    ours = load_config(EXPERIMENTS / "phonetic_espeak_piper.toml")
+    recipe = load_config(CONFIGS / "seal-base-minilm-6-phonetic.toml")
+    assert ours["data"].pop("families") == ["espeak", "piper"] and ours["phonetic"]["spelled_weight"] > 0
+    for config in (ours, recipe):
+        config.pop("_path"), config["data"].pop("cache_dir"), config["phonetic"].pop("out_dir")
+    assert "top1" not in json.dumps(ours) and json.dumps(ours, sort_keys=True) == json.dumps(recipe, sort_keys=True)
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
