@@ -424,7 +424,8 @@ class KBDecoder:
         spelled = self.spelled(nbest)
         if not spelled:
             return None
-        semantic = model.text_semantic(spelled).mean(axis=0, keepdims=True)
+        texts, counts = np.unique(spelled, return_counts=True)  # decodings often spell alike: embed each once
+        semantic = (model.text_semantic(list(texts)) * counts[:, None]).sum(axis=0, keepdims=True)
         return semantic / np.linalg.norm(semantic)
 
     def query_vector(self, model, vector: np.ndarray, logits: np.ndarray | None) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -32,6 +33,10 @@ COMMON_WORDS = Path(__file__).with_name("common_words.txt")
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # letters and digits, with an inner apostrophe (don't, Newton's)
 MIN_SIMILARITY = 0.5  # below it a recognized word is left out: a wrong word moves the vector more than a missing one
 LARGE = 1_000_000_000  # the count given to common words: they are spelled as themselves
+# The most frequent words kept: a million chunks hold millions of distinct strings (codes, numbers,
+# typos), each costing the tables and every fuzzy lookup; a knowledge base of 20,000 chunks has about 60,000.
+MAX_WORDS = 200_000
+LOOKUPS_KEPT = 50_000  # recognized words whose spelling is remembered (the 5-best repeat most of them)
 
 
 def words_of(text: str) -> list[str]:
@@ -68,14 +73,15 @@ class Speller:
         self._vocabulary = vocabulary
         self._norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1), np.float32).ravel())
         self._by_gram = counts.T.tocsr()  # gram -> the pronunciations holding it, with its count in each
+        self.word = lru_cache(maxsize=LOOKUPS_KEPT)(self._word)  # thread-safe; one per speller
 
     @classmethod
     def from_counts(cls, counts: Counter) -> Speller:
-        """From word counts (`words_of` each passage), with the common words added."""
+        """From word counts (`words_of` each passage), with the common words added; the `MAX_WORDS` most frequent kept."""
         counts = Counter(counts)
         for word in common_words():
             counts[word] += LARGE
-        words = sorted(counts, key=lambda w: (-counts[w], w))
+        words = sorted(counts, key=lambda w: (-counts[w], w))[:MAX_WORDS]
         best: dict[str, str] = {}  # pronunciation -> its most frequent spelling (words come most frequent first)
         for word, pronunciation in zip(words, phonemize_words(words)):
             if pronunciation:
@@ -102,8 +108,8 @@ class Speller:
             raise ValueError(f"{len(pronunciations)} pronunciations but {len(spellings)} spellings")
         return cls(pronunciations, spellings)
 
-    def word(self, pronunciation: str) -> str | None:
-        """One recognized word's spelling, or None if no known word is near enough."""
+    def _word(self, pronunciation: str) -> str | None:
+        """One recognized word's spelling, or None if no known word is near enough (`word`, remembered)."""
         found = self._exact.get(pronunciation)
         if found is not None:
             return self.spellings[found]

@@ -61,3 +61,13 @@ def test_arrays_round_trip(speller):
     broken = dict(speller.arrays(), spellings=np.frombuffer(b"one", np.uint8))
     with pytest.raises(ValueError, match="spellings"):
         Speller.from_arrays(broken)
+
+
+def test_only_the_most_frequent_words_are_kept_and_lookups_are_remembered(monkeypatch):
+    from seal_rag import spelling
+
+    monkeypatch.setattr(spelling, "MAX_WORDS", 3002)  # the common words are the most frequent, then the knowledge base's
+    speller = Speller.from_counts(Counter({"khwarezmia": 5, "tenochtitlan": 2, "xochimilco": 1}))
+    assert "khwarezmia" in speller.spellings and "xochimilco" not in speller.spellings
+    heard = phonemize("Khwarezmia").replace("z", "s")
+    assert speller.word(heard) == speller.word(heard) == "khwarezmia" and speller.word.cache_info().hits == 1
