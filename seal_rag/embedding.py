@@ -281,11 +281,10 @@ class SpeechEmbedding(nn.Module):
     def encode_clips(self, clips: list[np.ndarray], pad_to_window: bool = False,
                      timings: dict[str, float] | None = None, semantic: bool = True) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """`embed_clips`, and the phoneme recognizer's `(steps, classes)` logits per clip (None without
-        a phonetic half), which keyword re-ranking reads (`keyword_rerank`). `semantic=False` leaves the
-        speech tower's semantic half out (zeros), for a caller that spells its own (`KBDecoder.query_vector`)."""
+        a phonetic half), which keyword re-ranking reads (`keyword_rerank`). `semantic=False`: see `heads`."""
         states = self.encode_queries(clips, pad_to_window, timings)
         with timed(timings, "encode"):  # the heads count as encoding: they run on the encoder's states
-            return self._embed_states(states, semantic)
+            return self.heads(states, semantic)
 
     @torch.no_grad()
     def encode_queries(self, clips: list[np.ndarray], pad_to_window: bool = False,
@@ -311,9 +310,13 @@ class SpeechEmbedding(nn.Module):
     @torch.no_grad()
     def embed_states(self, states: list[torch.Tensor]) -> np.ndarray:
         """Whisper encoder states per clip (`speech.encode_clips`) -> `(n, dim)` query vectors."""
-        return self._embed_states(states)[0]
+        return self.heads(states)[0]
 
-    def _embed_states(self, states: list[torch.Tensor], semantic: bool = True) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    @torch.no_grad()
+    def heads(self, states: list[torch.Tensor], semantic: bool = True) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Encoder states per clip (`encode_queries`) -> query vectors and recognizer logits, as `encode_clips`.
+        `semantic=False` leaves the speech tower's semantic half out (zeros: the vectors are then not unit
+        norm), for a caller that spells its own (`KBDecoder.query_vector`)."""
         if semantic or self.phonetic is None:
             semantic = self.speech.embed_states(states).numpy()
         else:
@@ -345,7 +348,7 @@ class SpeechEmbedding(nn.Module):
         to `phonetic_weight` it is `join`.)"""
         w = self.config.phonetic_weight
         out = np.concatenate([semantic * ((1 - weight) / np.sqrt(1 - w)), phonetic * (weight / np.sqrt(w))], axis=1)
-        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)  # zeros stay zeros
 
     @torch.no_grad()
     def text_semantic(self, texts: list[str]) -> np.ndarray:

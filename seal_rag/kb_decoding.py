@@ -419,6 +419,10 @@ class KBDecoder:
             return []
         return [text for text in (self.speller.spell(p) for p, _ in nbest[:SPELLED]) if text]
 
+    def spells(self, model) -> bool:
+        """Whether `query_vector` gives `model`'s queries a spelled semantic half (when any word is spelled)."""
+        return bool(model.config.spelled_weight) and self.speller is not None and self.lm is not None
+
     def spelled_semantic(self, model, nbest: list[tuple[str, float]]) -> np.ndarray | None:
         """The `(1, dim)` unit semantic half the spelled decodings give (`spelled`), or None if none has a word."""
         spelled = self.spelled(nbest)
@@ -439,7 +443,7 @@ class KBDecoder:
             return vector
         nbest = self.nbest(logits) if len(logits) else []
         phonetic = self.phonetic_vector(logits, model.phonetic, nbest)[None]
-        semantic = self.spelled_semantic(model, nbest) if model.config.spelled_weight else None
+        semantic = self.spelled_semantic(model, nbest) if self.spells(model) else None
         if semantic is not None:
             return model.weighted(semantic, phonetic, model.config.spelled_weight)[0]
         semantic, _ = model.split(vector[None])  # zeros if the caller left the speech tower's half out

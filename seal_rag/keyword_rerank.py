@@ -191,7 +191,7 @@ class KeywordReranker:
 
         With `decoding`, it also carries the knowledge base's phoneme model and speller (`kb_decoding.KBDecoder`,
         from the same phonemes and texts) as `decoder`: `retrieve.Retriever` then decodes the query's phonetic
-        half with it before the vector search."""
+        half, and spells its semantic half, with it before the vector search."""
         reranker = cls(settings, symbols)
         counts = NgramCounts(decoding.order, symbols) if decoding is not None else None
         vocabulary: Counter = Counter()  # every passage's words, for the decoder's speller

@@ -32,6 +32,7 @@ import numpy as np
 from .kb_decoding import DecodingSettings
 from .keyword_rerank import KeywordReranker, KeywordSettings
 from .phonetic_index import SCRATCH
+from .spelling import tables_stamp
 
 FILE = "keywords.npz"
 FORMAT = 3  # 3: the decoder's speller (`spelling`) is kept too
@@ -44,7 +45,8 @@ def stamp(index) -> dict:
     phonetic = index.phonetic
     phonetic.refresh()
     return {"format": FORMAT, "space": phonetic.space, "generation": phonetic.generation, "rows": phonetic.live_count,
-            "chunks": index.count(), "keywords": asdict(KeywordSettings()), "decoding": asdict(DecodingSettings())}
+            "chunks": index.count(), "keywords": asdict(KeywordSettings()), "decoding": asdict(DecodingSettings()),
+            "spelling": tables_stamp()}
 
 
 def load(folder: Path, expected: dict) -> KeywordReranker | None:

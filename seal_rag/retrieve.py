@@ -31,7 +31,7 @@ PROGRESS_FROM = 20_000
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    query_vector: np.ndarray  # the vector searched (speech tower, or text tower of the transcript)
+    query_vector: np.ndarray  # the vector searched (speech tower, spelled from the decoding, or text tower of the transcript)
     transcript: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -47,8 +47,9 @@ class Retriever:
         keywords: A `keyword_rerank.KeywordReranker` built from this index's texts: the speech
             ranking (speech and hybrid modes) is then re-ranked by which of its passages' words
             the query says; if it carries a `decoder` (`kb_decoding`, as `keyword_reranker` builds
-            it), the query's phonetic half is first decoded with the index's phoneme model, and
-            that vector is searched. None: the cosine alone.
+            it), the query's phonetic half is first decoded with the index's phoneme model, its
+            semantic half spelled with the index's words (a model with `spelled_weight`), and that
+            vector is searched. None: the speech tower's vector and its cosine alone.
 
     Example:
         >>> retriever = Retriever.open(db=".seal_rag")  # the index's tuned model (seal-rag adapt), if it has one
@@ -173,17 +174,23 @@ class Retriever:
         return [Hit(h.rank, h.id, cosine[h.id], h.text, {**h.metadata, "rrf_score": h.score}) for h in fused]
 
     def _speech_ranked(self, clip: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> tuple[np.ndarray, list[Hit]]:
-        """The speech tower's vector and its top `k` hits, re-ranked by `keywords` when it is set
-        (the vector decoded again by its `decoder` first, when it has one)."""
-        # A query that spells its semantic half (`KBDecoder.query_vector`) need not run the speech tower's.
-        spelled = self.keywords is not None and self.keywords.decoder is not None and bool(self.model.config.spelled_weight)
-        vectors, logits = self.model.encode_clips([clip], timings=timings, semantic=not spelled)
+        """The query's vector and its top `k` hits, re-ranked by `keywords` when it is set (the vector
+        decoded again, and its semantic half spelled, by its `decoder` first, when it has one)."""
+        decoder = self.keywords.decoder if self.keywords is not None else None
+        # A query that spells its semantic half (`KBDecoder.query_vector`) runs the speech tower's only
+        # if nothing could be spelled (a clip with no word in it).
+        spells = decoder is not None and decoder.spells(self.model)
+        states = self.model.encode_queries([clip], timings=timings)
+        with timed(timings, "encode"):
+            vectors, logits = self.model.heads(states, semantic=not spells)
         if self.keywords is None:
             return vectors[0], self._search(vectors[0], k, where, timings)
         vector = vectors[0]
-        if self.keywords.decoder is not None:
+        if decoder is not None:
             with timed(timings, "kb_decoding"):
-                vector = self.keywords.decoder.query_vector(self.model, vector, logits[0])
+                vector = decoder.query_vector(self.model, vector, logits[0])
+                if spells and not vector[: self.model.config.dim].any():  # nothing spelled
+                    vector = decoder.query_vector(self.model, self.model.heads(states)[0][0], logits[0])
         hits = self._search(vector, max(k, self.keywords.settings.depth), where, timings)
         with timed(timings, "keywords"):
             return vector, self.keywords.rerank(logits[0], hits)[:k]

@@ -222,3 +222,21 @@ def test_a_query_that_spells_its_semantic_half_does_not_run_the_speech_towers(de
     assert Path(found.hits[0].metadata["source"]).name == question["gold_source"] and calls == []
     decoding_retriever.model.embed_audio(DEMOS / "questions" / question["audio"])  # without a knowledge base it does
     assert calls == [1]
+
+
+def test_a_question_with_nothing_to_spell_takes_the_speech_towers_semantic_half(decoding_retriever, monkeypatch):
+    """Where no decoding spells a word, the served query falls back on the speech tower's semantic half
+    (at the model's own weight), not on a zero half or NaN."""
+    model, decoder = decoding_retriever.model, decoding_retriever.keywords.decoder
+    monkeypatch.setattr(decoder, "spelled", lambda nbest: [])
+    clip = load_audio(DEMOS / "questions" / QUESTIONS[0]["audio"])
+    found = decoding_retriever.retrieve_clip(clip, k=3)
+    vectors, logits = model.encode_clips([clip])
+    np.testing.assert_allclose(found.query_vector, decoder.query_vector(model, vectors[0], logits[0]), atol=1e-5)
+    assert np.linalg.norm(found.query_vector) == pytest.approx(1.0, abs=1e-5)
+    assert Path(found.hits[0].metadata["source"]).name == QUESTIONS[0]["gold_source"]
+
+
+def test_weighing_halves_that_are_both_zero_gives_zeros_not_nan(embedding):
+    zeros = np.zeros((1, embedding.config.dim), np.float32), np.zeros((1, embedding.config.phonetic_dim), np.float32)
+    assert not embedding.weighted(*zeros, 0.7).any()

@@ -370,8 +370,12 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
         return [Hit(r, str(p), float(scores[p]), kb.passages[p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
 
     def keywords(audio: bytes, decode: bool = False) -> list[Hit]:  # as `Retriever` does it
-        vectors, logits = model.encode_clips([load_audio(audio)], semantic=not (decode and model.config.spelled_weight))
+        states = model.encode_queries([load_audio(audio)])
+        spells = decode and reranker.decoder.spells(model)
+        vectors, logits = model.heads(states, semantic=not spells)
         vector = reranker.decoder.query_vector(model, vectors[0], logits[0]) if decode else vectors[0]
+        if spells and not vector[: model.config.dim].any():  # nothing spelled: as `Retriever` does
+            vector = reranker.decoder.query_vector(model, model.heads(states)[0][0], logits[0])
         return reranker.rerank(logits[0], search(vector, max(5, settings.depth)))[:5]
 
     transcriber, soft = Transcriber(beam_size=5), model.phonetic.soft
@@ -499,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
         for condition in runner.conditions:
             semantic, logits, transcripts = runner.loaded(condition)
             scores = score_systems(model, passages, semantic, logits, transcripts, [q.text for q in chosen.queries], soft,
-                                   reranker, chosen.passages, speech_semantic=chosen.family not in head_heard)
+                                   reranker, chosen.passages,
+                                   speech_semantic=not (model.config.spelled_weight and chosen.family in head_heard))
             systems = {s: summarise(gold_ranks(m, chosen.passage_ids, golds)) for s, m in scores.items()}
             entry = {"set": chosen.name, "voices": chosen.family, "condition": condition,
                      "family_role": roles.get(chosen.family, chosen.family), "queries": len(chosen.queries),

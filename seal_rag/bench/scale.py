@@ -537,8 +537,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def spoken_query_vectors(model, root: Path, count: int, seed: int) -> np.ndarray:
     """`(count, dim)` vectors of SQuAD holdout questions spoken by the bench voices (as `bench accuracy`
-    speaks them) and heard as `ask` hears them. Spoken, not typed: a heard question's soft phonetic
-    half has about 800 non-zero buckets, a typed one's about 100, and search time follows them."""
+    speaks them) and heard as `ask --no-keywords` hears them (the speech tower's vector). Spoken, not
+    typed: a heard question's soft phonetic half has about 800 non-zero buckets, a typed one's about
+    100, and search time follows them."""
     from .accuracy import spoken_queries
 
     dataset = load_set("squad-holdout", root)
