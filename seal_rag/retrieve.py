@@ -177,23 +177,12 @@ class Retriever:
         """The query's vector and its top `k` hits, re-ranked by `keywords` when it is set (the vector
         decoded again, and its semantic half spelled, by its `decoder` first, when it has one)."""
         decoder = self.keywords.decoder if self.keywords is not None else None
-        # A query that spells its semantic half (`KBDecoder.query_vector`) runs the speech tower's only
-        # if nothing could be spelled (a clip with no word in it).
-        spells = decoder is not None and decoder.spells(self.model)
-        states = self.model.encode_queries([clip], timings=timings)
-        with timed(timings, "encode"):
-            vectors, logits = self.model.heads(states, semantic=not spells)
+        vector, logits = served_vector(self.model, decoder, clip, timings)
         if self.keywords is None:
-            return vectors[0], self._search(vectors[0], k, where, timings)
-        vector = vectors[0]
-        if decoder is not None:
-            with timed(timings, "kb_decoding"):
-                vector = decoder.query_vector(self.model, vector, logits[0])
-                if spells and not vector[: self.model.config.dim].any():  # nothing spelled
-                    vector = decoder.query_vector(self.model, self.model.heads(states)[0][0], logits[0])
+            return vector, self._search(vector, k, where, timings)
         hits = self._search(vector, max(k, self.keywords.settings.depth), where, timings)
         with timed(timings, "keywords"):
-            return vector, self.keywords.rerank(logits[0], hits)[:k]
+            return vector, self.keywords.rerank(logits, hits)[:k]
 
     def _transcribe(self, clip: np.ndarray) -> tuple[str, float]:
         timing: dict[str, float] = {}  # its own dict: it runs in a thread beside the speech tower
@@ -204,6 +193,24 @@ class Retriever:
     def _search(self, vector: np.ndarray, k: int, where: dict | None, timings: dict[str, float]) -> list[Hit]:
         with timed(timings, "search"):
             return self.index.query(vector, k, where)
+
+
+def served_vector(model, decoder, clip: np.ndarray, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One clip's query vector as `Retriever` searches it, and its recognizer logits: the speech tower's
+    vector, decoded again (and its semantic half spelled) by `decoder` (`kb_decoding.KBDecoder`) when given.
+    A query that spells its semantic half runs the speech tower's only if nothing could be spelled."""
+    spells = decoder is not None and decoder.spells(model)
+    states = model.encode_queries([clip], timings=timings)
+    with timed(timings, "encode"):
+        vectors, logits = model.heads(states, semantic=not spells)
+    logits = logits[0] if logits is not None else None
+    if decoder is None:
+        return vectors[0], logits
+    with timed(timings, "kb_decoding"):
+        vector = decoder.query_vector(model, vectors[0], logits)
+        if spells and not vector[: model.config.dim].any():  # nothing spelled: the speech tower's half after all
+            vector = decoder.query_vector(model, model.heads(states)[0][0], logits)
+    return vector, logits
 
 
 def keyword_reranker(model, texts: Sequence[str], decoding: bool = True, phonemes: Sequence[str | None] | None = None):

@@ -57,6 +57,7 @@ from seal_rag.kb_decoding import DecodingSettings
 from seal_rag.bench.served import keyword_scores
 from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
+from seal_rag.retrieve import served_vector
 from seal_rag.store import Hit
 from seal_rag.tts import synthesize
 from seal_rag.voices import FAMILY_ROLES, Voice, family_voices
@@ -370,13 +371,8 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
         return [Hit(r, str(p), float(scores[p]), kb.passages[p], {}) for r, p in enumerate(top[np.argsort(-scores[top])], 1)]
 
     def keywords(audio: bytes, decode: bool = False) -> list[Hit]:  # as `Retriever` does it
-        states = model.encode_queries([load_audio(audio)])
-        spells = decode and reranker.decoder.spells(model)
-        vectors, logits = model.heads(states, semantic=not spells)
-        vector = reranker.decoder.query_vector(model, vectors[0], logits[0]) if decode else vectors[0]
-        if spells and not vector[: model.config.dim].any():  # nothing spelled: as `Retriever` does
-            vector = reranker.decoder.query_vector(model, model.heads(states)[0][0], logits[0])
-        return reranker.rerank(logits[0], search(vector, max(5, settings.depth)))[:5]
+        vector, logits = served_vector(model, reranker.decoder if decode else None, load_audio(audio))
+        return reranker.rerank(logits, search(vector, max(5, settings.depth)))[:5]
 
     transcriber, soft = Transcriber(beam_size=5), model.phonetic.soft
     systems = {"speech tower, soft posteriors": lambda a: model.embed_audio(a),
