@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic_file import atomic_path
 from .errors import ModelLoadError
 from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 
@@ -117,9 +117,8 @@ class SealConfig:
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader, or a stop mid-write, sees the old file or the new one."""
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            partial.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "SealConfig":

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from .atomic_file import atomic_path
 from .errors import ModelLoadError
 
 DEFAULT_WHISPER = "whisper-base"
@@ -67,11 +68,9 @@ def packaged_whisper_ct2_dir() -> Path:
 def _write_atomically(path: Path, parts: Iterable[bytes]) -> None:
     """Write `parts` one after another to `path`, through a temporary file and a rename, so that no
     process ever reads it half written."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with partial.open("wb") as out:
+    with atomic_path(path) as partial, partial.open("wb") as out:
         for part in parts:
             out.write(part)
-    partial.replace(path)
 
 
 def text_model_path(name: str) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from .atomic_file import atomic_path
 from .whisper_checkpoint import ct2_encoder_to_hf, read_ct2_model
 from .errors import ModelLoadError
 from .model_sources import cache_dir, is_packaged_whisper, packaged_whisper_ct2_dir
@@ -103,9 +104,8 @@ def _packaged_base_state() -> dict[str, torch.Tensor]:
         return load_file(cached)
     variables = read_ct2_model(packaged_whisper_ct2_dir() / "model.bin", prefix="encoder/")
     state = {k: torch.from_numpy(v.copy()) for k, v in ct2_encoder_to_hf(variables, WHISPER_BASE["encoder_layers"]).items()}
-    partial = cached.with_suffix(".tmp")
-    save_file(state, partial)
-    partial.replace(cached)
+    with atomic_path(cached) as partial:
+        save_file(state, partial)
     return state
 
 

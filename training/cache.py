@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.audio import SAMPLE_RATE, WINDOW_SAMPLES
 from seal_rag.augment import AugmentConfig, augment
 from seal_rag.whisper_int8 import Ct2WhisperEncoder
@@ -239,9 +240,8 @@ def write_shard(path: Path, items: list[dict], encoder, text_model, pool: int, s
                   indices=np.array([i["index"] for i in kept], np.int64), last_planned=np.int64(items[-1]["index"]))
     if split == "val":
         arrays |= dict(audio=np.concatenate(audio), audio_lengths=np.array(audio_lengths, np.int64))
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(partial, **arrays)
-    partial.replace(path)  # atomic: a shard file on disk is always complete
+    with atomic_path(path) as partial:
+        np.savez(partial, **arrays)
 
 
 def shard_done(path: Path, items: list[dict]) -> bool:
@@ -285,9 +285,8 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
         raise SystemExit(f"error: {meta_path} was made with other settings: use another cache_dir")
     if not meta_path.is_file():
-        partial = meta_path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(meta))
-        partial.replace(meta_path)
+        with atomic_path(meta_path) as partial:
+            partial.write_text(json.dumps(meta))
 
     plan = load_or_write_plan(directory, data, split)
     if plan_only:

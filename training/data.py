@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import warnings
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.speech_tower import pad_batch
 
 
@@ -145,18 +145,17 @@ def joined_states(cache_dir: Path, split: str, shards: list[str], positions: int
     digest = hashlib.sha1("\n".join(shards).encode()).hexdigest()[:12]
     path = cache_dir / f"joined_{split}_{digest}.npy"
     if not path.is_file():
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        out, filled = None, 0
-        for name in shards:
-            with np.load(cache_dir / name) as shard:
-                block = shard["states"]
-            if out is None:
-                out = np.lib.format.open_memmap(partial, mode="w+", dtype=block.dtype, shape=(positions, block.shape[1]))
-            out[filled : filled + len(block)] = block
-            filled += len(block)
-        out.flush()
-        del out
-        partial.replace(path)  # atomic: a joined file on disk is always complete
+        with atomic_path(path) as partial:
+            out, filled = None, 0
+            for name in shards:
+                with np.load(cache_dir / name) as shard:
+                    block = shard["states"]
+                if out is None:
+                    out = np.lib.format.open_memmap(partial, mode="w+", dtype=block.dtype, shape=(positions, block.shape[1]))
+                out[filled : filled + len(block)] = block
+                filled += len(block)
+            out.flush()
+            del out
     mapped = np.load(path, mmap_mode="r")
     if mapped.shape[0] != positions:
         raise ValueError(f"{path} holds {mapped.shape[0]} positions, expected {positions}: delete it to rebuild")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.config import SealConfig
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
 
@@ -87,9 +87,8 @@ def write_final_states(data: dict, top: EncoderTop, final_dir: Path) -> None:
                 for row, i in enumerate(chosen):
                     final[i] = out[row, : lengths[i]].numpy().astype(np.float16)
         arrays["states"] = np.concatenate(final)
-        partial = final_dir / f"{Path(name).stem}.{os.getpid()}.tmp.npz"
-        np.savez(partial, **arrays)
-        partial.replace(final_dir / name)  # atomic: a shard on disk is always complete
+        with atomic_path(final_dir / name) as partial:
+            np.savez(partial, **arrays)
 
 
 class PhoneticValidation:
@@ -212,10 +211,9 @@ def release(config: dict, model_dir: Path) -> None:
                                        phonetic_weight=section["weight"], phonetic_decoding=section.get("decoding", "greedy"),
                                        status="experimental", **settings)
     # The weights first, whole (a stop mid-write leaves the old file), then the config that describes them.
-    partial = model_dir / "model.safetensors.partial"
-    save_file(weights, partial, metadata={"format": "pt"})
-    partial.chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
-    os.replace(partial, model_dir / "model.safetensors")
+    with atomic_path(model_dir / "model.safetensors") as partial:
+        save_file(weights, partial, metadata={"format": "pt"})
+        partial.chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
     model_config.save(model_dir / "config.json")
     record_voices(model_dir, "phonetic", data)
     joined, cascade = validate_release(model_dir, data)

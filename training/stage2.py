@@ -17,13 +17,13 @@ Resumes from `out_dir/ckpt.pt` like stage 1; exports the best by validation MRR 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.sentences import context_without
 
 from . import text_sources as ts
@@ -89,9 +89,8 @@ def _embed_cached(texts: list[str], stem: Path, text_model) -> np.ndarray:
             text_model = load_sentence_model("all-MiniLM-L6-v2")
         vectors = text_model.encode(missing, batch_size=32, convert_to_numpy=True, show_progress_bar=True).astype(np.float32)
         known |= {hashlib.sha256(t.encode()).hexdigest()[:20]: v for t, v in zip(missing, vectors)}
-        partial = store.with_name(f"{store.stem}.{os.getpid()}.tmp.npz")
-        np.savez(partial, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
-        partial.replace(store)
+        with atomic_path(store) as partial:
+            np.savez(partial, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
     return np.stack([known[k] for k in keys])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES, family_roles
 
 from .config import command_line, load_config, parse_command_line
@@ -74,9 +75,8 @@ def learning_rate(step: int, section: dict) -> float:
 
 
 def save_checkpoint(path: Path, **state) -> None:
-    partial = path.with_suffix(".tmp")
-    torch.save(state, partial)
-    partial.replace(path)  # atomic: a kill during the save leaves the previous checkpoint
+    with atomic_path(path) as partial:  # a kill during the save leaves the previous checkpoint
+        torch.save(state, partial)
 
 
 def load_checkpoint(path: Path) -> dict | None:

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.atomic_file import atomic_path
 from seal_rag.audio import SAMPLE_RATE, load_audio
 from seal_rag.augment import add_noise, coloured_noise
 from seal_rag.bench.data import add_data_argument, data_root
@@ -173,9 +174,8 @@ def noisy(clip: np.ndarray, query: Query) -> np.ndarray:
 
 
 def _save(path: Path, **arrays) -> None:
-    partial = path.with_name(path.stem + ".tmp.npz")
-    np.savez(partial, **arrays)
-    partial.replace(path)  # atomic: a chunk on disk is always complete
+    with atomic_path(path) as partial:
+        np.savez(partial, **arrays)
 
 
 class Runner:
@@ -239,9 +239,8 @@ class Runner:
 
             self._transcriber = Transcriber(beam_size=5)
         transcripts = [self._transcriber.transcribe(c) for c in self.clips(k, condition)]
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(transcripts))
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            partial.write_text(json.dumps(transcripts))
 
     def run(self, cascade: bool) -> None:
         for stage in ([self.encode, self.transcribe] if cascade else [self.encode]):

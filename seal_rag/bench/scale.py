@@ -68,6 +68,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..atomic_file import atomic_path
 from ..chunking import Chunk, chunk_section
 from ..embedding import SpeechEmbedding
 from ..errors import DocumentError
@@ -451,9 +452,8 @@ def building(row: dict) -> str:
 
 
 def save_progress(path: Path, fill: Fill, results: list[dict], settings: dict) -> None:
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps({"fill": asdict(fill), "results": results, "settings": settings}))
-    os.replace(scratch, path)  # a run killed while writing leaves the last whole record
+    with atomic_path(path) as partial:  # a run killed while writing leaves the last whole record
+        partial.write_text(json.dumps({"fill": asdict(fill), "results": results, "settings": settings}))
 
 
 def resumed(progress: Path, index: SealIndex, plain, semantic_path: Path, settings: dict) -> tuple[Fill, list[dict]]:

@@ -570,7 +570,7 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     joined, cascade, status = float(said[1]), float(said[2]), said[3]
     assert status == ("released" if joined >= cascade else "experimental")
     assert json.loads((model_dir / "config.json").read_text())["status"] == status
-    assert not list(model_dir.glob("*.partial"))
+    assert not list(model_dir.glob("*.tmp*"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an experimental model warns on load
         model = SpeechEmbedding.from_pretrained(model_dir)
