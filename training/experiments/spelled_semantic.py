@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,29 @@ from seal_rag.kb_decoding import DecodingSettings
 from seal_rag.keyword_rerank import KeywordReranker
 
 from ..config import run_command
-from ..unseen_voices import Runner, passage_halves, val_sets
+from ..unseen_voices import EvalSet, Runner, passage_halves, val_sets
 
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@dataclass
+class PiperValidation:
+    """The validation questions spoken by piper, their cached encodings, the 1,551 paragraphs' halves and a reranker."""
+
+    model: object
+    chosen: EvalSet
+    runner: Runner
+    passages: dict
+    reranker: KeywordReranker
+
+    def figures(self, scores: np.ndarray) -> str:
+        m = summarise(gold_ranks(scores, self.chosen.passage_ids, [q.gold for q in self.chosen.queries]))
+        return f"{m['top1']['mean']:.3f} / {m['mrr@10']['mean']:.3f}"
+
+
+def piper_validation(description: str, argv: list[str] | None) -> tuple[PiperValidation, argparse.Namespace]:
+    """Parse `--model`, `--cache`, `--threads`, `--data` and load what the validation experiments score with."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/unseen"))
     parser.add_argument("--threads", type=int, default=2)
@@ -48,13 +65,14 @@ def main(argv: list[str] | None = None) -> None:
         model = SpeechEmbedding.from_pretrained(args.model)
     chosen = val_sets(data_root(args.data), ["piper"], 400)[0]
     runner = Runner(model, args.cache, chosen, ["clean", "noisy"])
-    passages = passage_halves(model, args.cache, chosen)
     reranker = KeywordReranker.from_texts(chosen.passages, decoding=DecodingSettings())
-    decoder, golds = reranker.decoder, [q.gold for q in chosen.queries]
+    return PiperValidation(model, chosen, runner, passage_halves(model, args.cache, chosen), reranker), args
 
-    def figures(scores: np.ndarray) -> str:
-        m = summarise(gold_ranks(scores, chosen.passage_ids, golds))
-        return f"{m['top1']['mean']:.3f} / {m['mrr@10']['mean']:.3f}"
+
+def main(argv: list[str] | None = None) -> None:
+    v, _ = piper_validation(__doc__.splitlines()[0], argv)
+    model, runner, passages, reranker, chosen, figures = v.model, v.runner, v.passages, v.reranker, v.chosen, v.figures
+    decoder = reranker.decoder
 
     for condition in runner.conditions:
         semantic, logits, _ = runner.loaded(condition)
