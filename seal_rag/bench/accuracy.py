@@ -1,10 +1,12 @@
-"""Accuracy on the held-out sets: text oracle, cascade variants, SEAL speech tower, hybrid.
+"""Accuracy on the held-out sets: text oracle, cascade variants, SEAL speech tower (its vector, and as served), hybrid.
 
     python -m seal_rag.bench accuracy [--sets squad-holdout ...] [--max-queries 500] [--quick] [--adapt]
 
 Text questions are spoken by the project's TTS with the "bench" voices only, which training
 and validation never use (see `seal_rag.voices`). All systems search the same knowledge
 base with exact cosine similarity; hybrid fuses SEAL and the beam-5 cascade by reciprocal rank.
+"seal (as served)" ranks as `ask` does (`--no-keywords` leaves it out): the query decoded with the
+set's knowledge base, then keyword re-ranking of the top hits (`seal_rag.bench.served`).
 
 `--adapt` also scores the speech tower after `seal-rag adapt` to each set's knowledge base, as a
 user would run it: adapt reads the passages' text only (spoken by training voices) and never
@@ -31,6 +33,8 @@ from ..cascade import Transcriber
 from ..config import ADAPT_MAX_SENTENCES, ADAPT_TAKES
 from ..embedding import SpeechEmbedding
 from ..fusion import fused_scores
+from ..kb_decoding import DecodingSettings
+from ..keyword_rerank import KeywordReranker
 from ..progress import map_with_progress
 from ..tts import synthesize
 from ..voices import bench_voices
@@ -38,6 +42,7 @@ from .data import add_data_argument, data_root
 from .heldout import ALL_SETS, SPEECH_SETS, load_set, set_folder
 from .metrics import gold_ranks, summarise
 from .report import command_line, model_fields, pyplot, write_report
+from .served import SERVED, served_scores
 
 CASCADES = {  # name -> Transcriber settings
     "cascade-greedy": dict(beam_size=1),
@@ -63,13 +68,16 @@ def spoken_queries(dataset, seed: int) -> tuple[list[np.ndarray], list[str]]:
 
 
 @torch.no_grad()
-def head_vectors(model, states: list[torch.Tensor]) -> np.ndarray:
-    """Each clip's vector from its frozen-encoder states, one clip at a time as `ask` embeds it.
+def head_outputs(model, states: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Each clip's vector and recognizer logits (None without a phonetic half) from its frozen-encoder
+    states, one clip at a time as `ask` embeds it.
 
     Adapted models share the frozen encoder, so the states are computed once per clip and each
     head reads them.
     """
-    return np.concatenate([model.embed_states([s]) for s in states])
+    outputs = [model.heads([s]) for s in states]
+    logits = None if model.phonetic is None else [x[0] for _, x in outputs]
+    return np.concatenate([vectors for vectors, _ in outputs]), logits
 
 
 def halves(model, queries: dict[str, np.ndarray], passages: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,7 +106,7 @@ def shrink_knowledge_base(dataset, max_passages: int, seed: int) -> None:
 
 
 def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: int, seed: int, adapt_options: dict | None = None,
-                 max_passages: int | None = None) -> dict:
+                 max_passages: int | None = None, as_served: bool = True) -> dict:
     dataset = load_set(name, root)
     if len(dataset.queries) > max_queries:
         dataset.queries = random.Random(seed).sample(dataset.queries, max_queries)
@@ -110,14 +118,14 @@ def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: 
     queries = {"text-oracle": model.embed_texts([q.text for q in dataset.queries])}
     start = time.perf_counter()
     states = map_with_progress(f"{name}: seal", lambda c: model.encode_queries([c])[0], clips)
-    queries["seal"] = head_vectors(model, states)
+    queries["seal"], logits = head_outputs(model, states)
     seconds = {"seal": (time.perf_counter() - start) / len(clips)}
     adaptation = None
     if adapt_options is not None:
         # Only the knowledge base's text goes in, as `seal-rag adapt` gives it; the questions stay unseen.
         result = adapt(model, dataset.passages, seed=seed, **adapt_options)
         assert result.model.space_fingerprint == model.space_fingerprint  # so the passage vectors above still serve
-        queries["seal-adapted"] = head_vectors(result.model, states)  # adapt changes the head only
+        queries["seal-adapted"], _ = head_outputs(result.model, states)  # adapt changes the head only
         adaptation = {"sentences": result.sentences, "speak_seconds": round(result.speak_seconds, 1),
                       "train_seconds": round(result.train_seconds, 1), **adapt_options, "steps": result.steps}
     for system, transcriber in transcribers.items():
@@ -126,6 +134,9 @@ def evaluate_set(name: str, root: Path, model, transcribers: dict, max_queries: 
         seconds[system] = (time.perf_counter() - start) / len(clips)
         queries[system] = model.embed_texts([t or " " for t in transcripts])
     scores = {system: vectors @ passages.T for system, vectors in queries.items()}
+    if logits is not None and as_served:  # the set's passages are its knowledge base, as an index's chunks are
+        reranker = KeywordReranker.from_texts(dataset.passages, decoding=DecodingSettings())
+        scores[SERVED] = served_scores(model, reranker, queries["seal"], logits, passages, dataset.passages)
     if model.phonetic is not None:
         scores |= halves(model, queries, passages)
     if "cascade-beam5" in scores:
@@ -149,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-passages", type=int, default=None,
                         help="search only the queries' gold passages and others up to N [default: the whole knowledge base]")
     parser.add_argument("--quick", action="store_true", help="20 queries of two sets against 300 passages, greedy cascade: a smoke run")
+    parser.add_argument("--no-keywords", action="store_true", help="leave out the as-served system (KB decoding and keyword re-ranking)")
     parser.add_argument("--adapt", action="store_true", help="also score the tower adapted to each set's knowledge base")
     parser.add_argument("--adapt-steps", type=int, default=None, help="as `seal-rag adapt --steps` [default: 5 passes over the clips]")
     parser.add_argument("--adapt-max-sentences", type=int, default=ADAPT_MAX_SENTENCES, help="as `seal-rag adapt --max-sentences`")
@@ -176,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     # A set takes up to 85 min (with --adapt), so sets are often run one at a time into one report.
     results = kept_from_earlier_run(args.out / f"{report}.json", model.fingerprint, args.quick, args.sets)
     for name in args.sets:  # the report is rewritten after each set, so a long run keeps what it finished
-        entry = evaluate_set(name, root, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages)
+        entry = evaluate_set(name, root, model, transcribers, args.max_queries, args.seed, adapt_options, args.max_passages,
+                             not args.no_keywords)
         results.append({**entry, "command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M:%S")})
         payload = {"benchmark": "accuracy", **model_fields(model), "quick": args.quick, "results": results,
                    "command": "; ".join(dict.fromkeys(r["command"] for r in results)),

@@ -47,7 +47,7 @@ from .accuracy import CASCADES, spoken_queries
 from .data import add_data_argument, data_root
 from .heldout import load_set
 from .metrics import gold_ranks, summarise
-from .served import served_scores
+from .served import SERVED, served_scores
 from .report import model_fields, pyplot, write_report
 
 SET = "squad-holdout"
@@ -55,7 +55,6 @@ SNRS_DB = (20, 10, 5, 0)
 SPEEDS = (0.8, 1.25)
 RT60_SECONDS = 0.5  # a furnished office or living room
 BABBLE_TALKERS = 4  # enough voices that no single word stands out, as in a cafe
-SERVED = "seal (as served)"  # with the knowledge base's decoding and keyword re-ranking, as ask ranks
 
 
 @dataclass(frozen=True)

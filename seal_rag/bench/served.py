@@ -16,6 +16,8 @@ import numpy as np
 from ..keyword_rerank import KeywordReranker
 from ..store import Hit
 
+SERVED = "seal (as served)"  # a benchmark's name for the speech tower ranked as `ask` ranks
+
 
 def keyword_scores(reranker: KeywordReranker, joined: np.ndarray, logits: Sequence[np.ndarray], texts: Sequence[str],
                    times: list[float] | None = None) -> np.ndarray:

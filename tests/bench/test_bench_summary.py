@@ -45,6 +45,17 @@ def test_claims_follow_the_figures(tmp_path):
     assert "SEAL after adapt Top-1 30.0% vs cascade (beam 5) 40.0%: SEAL after adapt **loses**" in page
 
 
+def test_the_as_served_figure_gets_its_own_claim_beside_the_vectors(tmp_path):
+    payload = accuracy_payload(0.40, 0.40)
+    payload["results"][0]["systems"]["seal (as served)"] = {k: interval(0.60) for k in ("top1", "top3", "top10", "mrr@10")}
+    write_report(tmp_path, "accuracy", payload, ["set"], [["squad-holdout"]])
+    out = tmp_path / "BENCHMARKS.md"
+    summary.main(["--dir", str(tmp_path), "--out", str(out)])
+    page = out.read_text()
+    assert "SEAL as served (`ask`) Top-1 60.0% vs cascade (beam 5) 40.0%: SEAL as served (`ask`) **wins**" in page
+    assert "SEAL Top-1 40.0% vs cascade (beam 5) 40.0%: SEAL **ties**" in page
+
+
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no full-run results"):
         summary.main(["--dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
