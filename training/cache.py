@@ -268,6 +268,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     """
     from tqdm import tqdm
 
+    from seal_rag.model_sources import DEFAULT_TEXT_MODEL
     from seal_rag.text_tower import load_sentence_model
 
     data = config["data"]
@@ -276,7 +277,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     directory = Path(data["cache_dir"]).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     below_top = data.get("below_top", 0)
-    meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model="all-MiniLM-L6-v2")
+    meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model=DEFAULT_TEXT_MODEL)
     if below_top:  # an older cache's meta has no such key, so it stays valid
         meta |= dict(encoder="whisper-base torch fp32", below_top=below_top)
     if "families" in data:  # a cache that holds a family out of training
@@ -306,7 +307,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     torch.set_num_threads(data.get("threads", 2))
     encoder = BelowTopEncoder(below_top) if below_top else Ct2WhisperEncoder(data.get("threads", 2))
     pool = 1 if below_top else data["pool"]  # below the top, training pools after the layers it runs (model.EncoderTop)
-    text_model = load_sentence_model("all-MiniLM-L6-v2")
+    text_model = load_sentence_model(DEFAULT_TEXT_MODEL)
     augment_config = AugmentConfig(**config.get("augment", {}))
     start = time.time()
     with tqdm(total=total, initial=done_clips, desc=f"cache {split} {worker[0]}/{worker[1]}", unit="clip", smoothing=0.05) as progress:

@@ -57,9 +57,10 @@ class Validation:
         path = self.cache_dir / name
         if path.is_file():
             return np.load(path)
+        from seal_rag.model_sources import DEFAULT_TEXT_MODEL
         from seal_rag.text_tower import load_sentence_model
 
-        base = load_sentence_model("all-MiniLM-L6-v2").encode(texts, batch_size=32, convert_to_numpy=True).astype(np.float32)
+        base = load_sentence_model(DEFAULT_TEXT_MODEL).encode(texts, batch_size=32, convert_to_numpy=True).astype(np.float32)
         np.save(path, base)
         return base
 

@@ -84,9 +84,10 @@ def _embed_cached(texts: list[str], stem: Path, text_model) -> np.ndarray:
     missing = sorted({t for t, k in zip(texts, keys) if k not in known})
     if missing:
         if text_model is None:
+            from seal_rag.model_sources import DEFAULT_TEXT_MODEL
             from seal_rag.text_tower import load_sentence_model
 
-            text_model = load_sentence_model("all-MiniLM-L6-v2")
+            text_model = load_sentence_model(DEFAULT_TEXT_MODEL)
         vectors = text_model.encode(missing, batch_size=32, convert_to_numpy=True, show_progress_bar=True).astype(np.float32)
         known |= {hashlib.sha256(t.encode()).hexdigest()[:20]: v for t, v in zip(missing, vectors)}
         with atomic_path(store) as partial:

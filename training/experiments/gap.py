@@ -50,6 +50,7 @@ def make_set(data: dict, name: str) -> Path:
 
     from seal_rag.augment import AugmentConfig
     from seal_rag.whisper_int8 import Ct2WhisperEncoder
+    from seal_rag.model_sources import DEFAULT_TEXT_MODEL
     from seal_rag.text_tower import load_sentence_model
 
     base = Path(data["cache_dir"]).expanduser()
@@ -63,7 +64,7 @@ def make_set(data: dict, name: str) -> Path:
     corpus = directory / "corpus_all_base.npy"  # the paragraphs' embeddings, shared with validation
     if not corpus.exists():
         corpus.symlink_to(base / "corpus_all_base.npy")
-    encoder, text_model = Ct2WhisperEncoder(data.get("threads", 2)), load_sentence_model("all-MiniLM-L6-v2")
+    encoder, text_model = Ct2WhisperEncoder(data.get("threads", 2)), load_sentence_model(DEFAULT_TEXT_MODEL)
     with tqdm(total=len(plan), desc=name, unit="clip") as progress:
         write_shard(directory / "val_00000.npz", plan, encoder, text_model, data["pool"], "val", AugmentConfig(), progress)
     return directory
