@@ -70,23 +70,9 @@ def run_cascade(model, index, transcriber, audio: bytes) -> dict:
     return stages
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seal-rag bench latency", description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=float, nargs="+", default=[2, 5, 10, 20])
-    parser.add_argument("--queries", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--passages", type=int, default=None, help="index only the first N SQuAD passages")
-    parser.add_argument("--quick", action="store_true", help="3 queries at 2 and 5 s over 200 passages: a smoke run")
-    add_data_argument(parser)
-    args = parser.parse_args(argv)
-    pyplot()  # before hours of work, not after
-    root = data_root(args.data)
-    if args.quick:
-        args.lengths, args.queries, args.passages = [2, 5], 3, 200
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = SpeechEmbedding.from_pretrained()
-    index = build_index(model, root, Path(tempfile.mkdtemp(prefix="seal-latency-")) / "db", args.passages)
+def measure(model: SpeechEmbedding, root: Path, db: Path, args: argparse.Namespace) -> tuple[list[dict], int]:
+    """Each system's stage times at each length over an index built in `db`, and the index's size."""
+    index = build_index(model, root, db, args.passages)
     transcribers = {"cascade-greedy": Transcriber(beam_size=1), "cascade-beam5": Transcriber(beam_size=5),
                     "cascade-fitted": Transcriber(beam_size=1, fit_window=True)}
     results = []
@@ -106,6 +92,28 @@ def main(argv: list[str] | None = None) -> None:
             stages["total"] = {"median_ms": float(np.median(totals) * 1000), "p95_ms": float(np.percentile(totals, 95) * 1000)}
             results.append({"seconds": seconds, "system": system, "queries": len(clips), "stages": stages})
             print(f"{seconds:4.0f} s {system:18s} total median {stages['total']['median_ms']:8.1f} ms", flush=True)
+    return results, index.count()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seal-rag bench latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=float, nargs="+", default=[2, 5, 10, 20])
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--passages", type=int, default=None, help="index only the first N SQuAD passages")
+    parser.add_argument("--quick", action="store_true", help="3 queries at 2 and 5 s over 200 passages: a smoke run")
+    add_data_argument(parser)
+    args = parser.parse_args(argv)
+    pyplot()  # before hours of work, not after
+    root = data_root(args.data)
+    if args.quick:
+        args.lengths, args.queries, args.passages = [2, 5], 3, 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained()
+    # The index is scratch: a temporary folder, removed when the run ends or fails.
+    with tempfile.TemporaryDirectory(prefix="seal-latency-") as scratch:
+        results, index_passages = measure(model, root, Path(scratch) / "db", args)
 
     def total(seconds, system):
         return next(r["stages"]["total"]["median_ms"] for r in results if r["seconds"] == seconds and r["system"] == system)
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         st = r["stages"]
         cells = [f"{st[k]['median_ms']:.1f} / {st[k]['p95_ms']:.1f}" if k in st else "-" for k in ("decode", "features", "encode", "asr", "text_embed", "search", "total")]
         rows.append([f"{r['seconds']:.0f} s", r["system"], r["queries"], *cells, f"{total(r['seconds'], r['system']) / total(r['seconds'], 'seal'):.2f}x"])
-    payload = {"benchmark": "latency", "index_passages": index.count(), **model_fields(model), "quick": args.quick,
+    payload = {"benchmark": "latency", "index_passages": index_passages, **model_fields(model), "quick": args.quick,
                "results": results, "ratio_of_medians_vs_seal": ratios}
     name = "latency" + ("-quick" if args.quick else "")
     write_report(args.out, name, payload,

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,8 +17,12 @@ from ..conftest import MINI_DATA
 
 
 @pytest.mark.slow
-def test_latency_quick_writes_json_markdown_and_plot(tmp_path):
+def test_latency_quick_writes_json_markdown_and_plot(tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     latency.main(["--quick", "--data", str(MINI_DATA), "--out", str(tmp_path)])
+    assert not list(scratch.glob("seal-latency-*"))  # its scratch index is removed, not left in /tmp
     payload = json.loads((tmp_path / "latency-quick.json").read_text())
     systems = {r["system"] for r in payload["results"]}
     assert systems == set(latency.SYSTEMS)
