@@ -66,17 +66,19 @@ def test_make_train_runs_the_flat_configs_in_recipe_order_and_they_are_all_of_tr
 
 def test_make_train_noflite_is_the_recipe_s_recognizer_with_espeak_and_piper_released_into_the_shipped_files():
     """Issue 32's chain: the recipe's recognizer step, identical but for espeak-ng and piper speaking
-    every clip and its paths moved out of the shipped recipe's cache, released into a copy of the
-    shipped model's files (whose served semantic half is spelled, learned from no voice)."""
+    every clip, twice the clips (60,000) and its paths moved out of the shipped recipe's cache,
+    released into a copy of the shipped model's files (whose served semantic half is spelled,
+    learned from no voice)."""
     import json
 
     target = (REPO / "Makefile").read_text().split("\ntrain-noflite:", 1)[1].split("\n\n", 1)[0]
     makefile = (REPO / "Makefile").read_text()
-    assert "NOFLITE_PHONETIC = training/experiments/configs/phonetic_espeak_piper.toml" in makefile
+    assert "NOFLITE_PHONETIC = training/experiments/configs/phonetic_espeak_piper_60k.toml" in makefile
     assert "--release $(NOFLITE_DIR)" in target and "seal_rag/models/seal-base-minilm/model.safetensors" in target
-    ours = load_config(EXPERIMENTS / "phonetic_espeak_piper.toml")
+    ours = load_config(EXPERIMENTS / "phonetic_espeak_piper_60k.toml")
     recipe = load_config(CONFIGS / "seal-base-minilm-6-phonetic.toml")
     assert ours["data"].pop("families") == ["espeak", "piper"] and ours["phonetic"]["spelled_weight"] > 0
+    assert (ours["data"].pop("shards"), recipe["data"].pop("shards")) == ("0:60,207:267", "0:30,207:237")
     for config in (ours, recipe):
         config.pop("_path"), config["data"].pop("cache_dir"), config["phonetic"].pop("out_dir")
     assert "top1" not in json.dumps(ours) and json.dumps(ours, sort_keys=True) == json.dumps(recipe, sort_keys=True)
