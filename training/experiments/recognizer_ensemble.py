@@ -17,14 +17,13 @@ best step alone and both together.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from seal_rag.phonetic import PhonemeRecognizer
 
-from ..config import load_config
+from ..config import command_line, load_config, parse_command_line, run_command
 from ..phonetic import PhoneticValidation, fit_idf
 
 
@@ -42,25 +41,28 @@ class Ensemble(torch.nn.Module):
 
 
 def best_recognizer(run: Path) -> PhonemeRecognizer:
+    path = run / "best.pt"
+    if not path.is_file():
+        raise SystemExit(f"error: no {path}: pass the out_dir of a finished `training.phonetic` run")
     recognizer = PhonemeRecognizer()
-    recognizer.load_state_dict(torch.load(run / "best.pt")["model"])
+    recognizer.load_state_dict(torch.load(path)["model"])
     return recognizer.eval()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="a run's config: its final states and IDF are read")
+    parser = command_line(__doc__)
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="out_dirs of recognizer runs (best.pt)")
-    args = parser.parse_args()
+    args = parse_command_line(parser)
     torch.set_num_threads(1)
-    out_dir = Path(load_config(args.config)["phonetic"]["out_dir"]).expanduser()
-    validation = PhoneticValidation(out_dir / "final_states")
-    vectorizer = fit_idf(out_dir, load_config(args.config)["phonetic"]["hash_dim"])
+    section = load_config(args.config)["phonetic"]  # whose final states and IDF are read
+    out_dir = Path(section["out_dir"]).expanduser()
     recognizers = [best_recognizer(run.expanduser()) for run in args.runs]
+    validation = PhoneticValidation(out_dir / "final_states")
+    vectorizer = fit_idf(out_dir, section["hash_dim"])
     for name, model in [*zip(map(str, args.runs), recognizers), ("together", Ensemble(recognizers))]:
         figures = validation(model, vectorizer)
         print(f"{name}: " + " ".join(f"{k} {v:.4f}" for k, v in figures.items()), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)
