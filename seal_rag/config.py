@@ -14,6 +14,7 @@ from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 MODELS_DIR = Path(__file__).parent / "models"  # model directories shipped in the package
 DEFAULT_MODEL = "seal-base-minilm"
 CONTEXT_HEAD_DIM = 64  # width of one attention head in the context layers
+MAX_RECOGNIZERS = 8  # each adds a recognizer pass to every query; a larger count is a typo, not a model
 ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
 # Voices per sentence: on validation, 2 takes beat 1 take for twice the passes (same steps).
 ADAPT_TAKES = 2
@@ -59,6 +60,8 @@ class SealConfig:
         phonetic_temperature, phonetic_top_k, phonetic_min_prob, phonetic_min_insert: the soft
             decoding's settings (`seal_rag.phonetic.SoftDecoding`), chosen on the piper
             validation family (`training/unseen_voices.py`).
+        phonetic_recognizers: Phoneme recognizers heard together, their log-probabilities averaged
+            (`seal_rag.phonetic.RecognizerEnsemble`); 1 = one, as older model directories.
         spelled_weight: With a knowledge base (`ask`, `serve`, the retrievers), a spoken query's
             semantic half is the text tower's vector of its decoded phonemes spelled with the
             knowledge base's words (`seal_rag.spelling`), and the phonetic half has this share of
@@ -89,6 +92,7 @@ class SealConfig:
     phonetic_top_k: int = 3
     phonetic_min_prob: float = 0.02
     phonetic_min_insert: float = 1.0
+    phonetic_recognizers: int = 1
     spelled_weight: float = 0.0
     max_seconds: float = 600.0
     status: str = "released"
@@ -112,6 +116,8 @@ class SealConfig:
                 or not 0 < self.phonetic_min_insert <= 1):
             raise ModelLoadError("phonetic_temperature must be > 0, phonetic_top_k >= 1, phonetic_min_prob in [0, 1) "
                                  "and phonetic_min_insert in (0, 1]")
+        if not 1 <= self.phonetic_recognizers <= MAX_RECOGNIZERS:
+            raise ModelLoadError(f"phonetic_recognizers must be 1 to {MAX_RECOGNIZERS}")
         if self.tuned_reader_layers and not self.token_level:
             raise ModelLoadError("tuned_reader_layers needs token_level = true: only a token-level head has a reader")
 

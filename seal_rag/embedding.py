@@ -139,7 +139,8 @@ class SpeechEmbedding(nn.Module):
                 self.scaling.bias.zero_()
         self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling, sentence_model)
         self.text = TextTower(sentence_model, self.scaling)
-        self.phonetic = (PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model, _soft(config))
+        self.phonetic = (PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model, _soft(config),
+                                      config.phonetic_recognizers)
                          if config.phonetic_dim else None)
         from .whisper_int8 import can_encode_with_ct2
 

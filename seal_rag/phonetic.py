@@ -147,6 +147,33 @@ class PhonemeRecognizer(nn.Module):
         return out
 
 
+class RecognizerEnsemble(nn.Module):
+    """Several recognizers heard as one: their log-probabilities averaged step by step.
+
+    Each member reads the same Whisper states at the same rate over the same symbols, so the mean
+    is one recognizer's output and everything that reads a recognizer (greedy decoding, soft
+    counts, knowledge-base decoding, `seal-rag adapt`) reads it unchanged. Members trained apart
+    make different errors; where one is unsure another may not be (issue 32: two no-flite
+    recognizers together scored espeak validation MRR 0.545 against 0.529 and 0.512 apart).
+    """
+
+    def __init__(self, members: Sequence[PhonemeRecognizer]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.symbols = members[0].symbols
+
+    @property
+    def blank(self) -> int:
+        return len(self.symbols)
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(states, lengths) for member in self.members]
+        return torch.stack([logits.float().log_softmax(-1) for logits, _ in outputs]).mean(0), outputs[0][1]
+
+    def decode(self, logits: torch.Tensor, steps: torch.Tensor) -> list[str]:
+        return self.members[0].decode(logits, steps)
+
+
 def phoneme_ngrams(phonemes: str, low: int = 2, high: int = 4) -> list[str]:
     """Within-word n-grams, each word padded with a space on both sides (scikit-learn's `char_wb`)."""
     grams = []
@@ -302,9 +329,12 @@ class PhoneticHalf(nn.Module):
     weights are frozen here and the IDF is a buffer: both still ship in the model's weights.
     """
 
-    def __init__(self, dim: int, d_model: int = 512, soft: SoftDecoding | None = None):
+    def __init__(self, dim: int, d_model: int = 512, soft: SoftDecoding | None = None, recognizers: int = 1):
         super().__init__()
-        self.recognizer = PhonemeRecognizer(d_model).requires_grad_(False)
+        # One recognizer keeps its weights' names (`phonetic.recognizer.*`), so older model files load.
+        recognizer = (PhonemeRecognizer(d_model) if recognizers == 1
+                      else RecognizerEnsemble([PhonemeRecognizer(d_model) for _ in range(recognizers)]))
+        self.recognizer = recognizer.requires_grad_(False)
         self.register_buffer("idf", torch.ones(dim))
         self.soft = soft  # None: the recognizer's greedy 1-best; else expected n-gram counts (`soft_ngram_counts`)
 

@@ -202,3 +202,72 @@ def test_bucket_of_a_gram_is_its_crc32_on_every_call():
     vectorizer = PhoneticVectorizer(np.ones(8192, np.float32))
     for gram in (" kæ", "æt ", " kæt", "æt"):
         assert vectorizer.bucket(gram) == vectorizer.bucket(gram) == zlib.crc32(gram.encode()) % 8192
+
+
+def test_an_ensemble_averages_its_members_log_probabilities_step_by_step():
+    from seal_rag.phonetic import RecognizerEnsemble
+
+    torch.manual_seed(0)
+    members = [PhonemeRecognizer().eval() for _ in range(2)]
+    ensemble = RecognizerEnsemble(members).eval()
+    states, lengths = torch.randn(2, 40, 512), torch.tensor([40, 31])
+    with torch.no_grad():
+        (a, steps), (b, _) = members[0](states, lengths), members[1](states, lengths)
+        mean, ensemble_steps = ensemble(states, lengths)
+    assert torch.equal(ensemble_steps, steps) and ensemble.blank == members[0].blank
+    torch.testing.assert_close(mean, (a.log_softmax(-1) + b.log_softmax(-1)) / 2)
+    # Not either member's output: two members trained apart disagree somewhere.
+    assert not torch.equal(mean.argmax(-1), a.argmax(-1)) or not torch.equal(mean.argmax(-1), b.argmax(-1))
+    # Members that agree give one member's decoding.
+    twins = RecognizerEnsemble([members[0], members[0]]).eval()
+    with torch.no_grad():
+        assert twins.decode(*twins(states, lengths)) == members[0].decode(a, steps)
+
+
+def test_the_number_of_recognizers_is_checked_on_load():
+    assert SealConfig(phonetic_dim=256, phonetic_weight=0.5, phonetic_recognizers=2).phonetic_recognizers == 2
+    for count in (0, 9):
+        with pytest.raises(ModelLoadError, match="phonetic_recognizers must be 1 to 8"):
+            SealConfig(phonetic_dim=256, phonetic_weight=0.5, phonetic_recognizers=count)
+
+
+@pytest.mark.slow
+def test_a_model_of_two_identical_recognizers_serves_as_the_model_of_one(embedding, tmp_path, fixtures_dir):
+    """The served path (int8 encoder, soft counts, knowledge-base decoding) reads an ensemble's
+    averaged log-probabilities; members that agree must give the one recognizer's vectors."""
+    import json
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    from seal_rag import SpeechEmbedding
+    from seal_rag.audio import load_audio
+    from seal_rag.config import DEFAULT_MODEL, MODELS_DIR
+    from seal_rag.embedding import directory_fingerprint
+
+    shipped = MODELS_DIR / DEFAULT_MODEL
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    config = json.loads((shipped / "config.json").read_text()) | {"phonetic_recognizers": 2}
+    (pair / "config.json").write_text(json.dumps(config))
+    weights = load_file(shipped / "model.safetensors")
+    one = {k: v for k, v in weights.items() if k.startswith("phonetic.recognizer.")}
+    weights = {k: v for k, v in weights.items() if k not in one}
+    for i in range(2):
+        weights |= {k.replace("phonetic.recognizer.", f"phonetic.recognizer.members.{i}."): v.clone() for k, v in one.items()}
+    save_file(weights, pair / "model.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained(pair)
+    assert len(model.phonetic.recognizer.members) == 2
+    assert directory_fingerprint(pair) == model.fingerprint != embedding.fingerprint
+    assert model.space_fingerprint == embedding.space_fingerprint  # passages are spelled as before: the index serves both
+    clips = [load_audio(fixtures_dir / name) for name in ("jfk.flac", "cmu_arctic_us_aew_a0001.flac")]
+    np.testing.assert_allclose(model.embed_audio(clips), embedding.embed_audio(clips), atol=1e-5)
+    (_, ours), (_, theirs) = model.encode_clips(clips), embedding.encode_clips(clips)
+    for a, b in zip(ours, theirs):  # log-probabilities against logits: the same distribution at each step
+        np.testing.assert_allclose(torch.from_numpy(a).log_softmax(-1), torch.from_numpy(b).log_softmax(-1), atol=1e-4)
+    # A file that holds one recognizer where the config says two is refused in one line.
+    (pair / "config.json").write_text(json.dumps(config | {"phonetic_recognizers": 3}))
+    with pytest.raises(ModelLoadError, match="does not match its config"):
+        SpeechEmbedding.from_pretrained(pair)

@@ -11,6 +11,8 @@ clips, and retrieval by the phonetic half alone (validation questions against th
 paragraphs), which picks the best step. `--release` adds the best recognizer and the IDF to a
 model directory and sets `phonetic_weight`, the phonetic half's share of the cosine, to
 `[phonetic] weight`, and how queries read the recognizer to `[phonetic] decoding` and its settings.
+With `[phonetic] ensemble` (other runs' out_dirs), their best recognizers join this run's and the
+model hears them together (`seal_rag.phonetic.RecognizerEnsemble`).
 """
 
 from __future__ import annotations
@@ -189,19 +191,37 @@ def train(config: dict) -> Path:
     return out_dir
 
 
+def best_recognizers(section: dict) -> list[tuple[Path, dict]]:
+    """(out_dir, best.pt) of this run, then of each run in `[phonetic] ensemble`, in that order."""
+    runs = [Path(section["out_dir"]).expanduser()] + [Path(run).expanduser() for run in section.get("ensemble", [])]
+    found = []
+    for run in runs:
+        best = load_checkpoint(run / "best.pt")
+        if best is None:
+            raise SystemExit(f"error: no {run / 'best.pt'}: train that run first (python -m training.phonetic --config ...)")
+        found.append((run, best))
+    return found
+
+
+def recognizer_weights(bests: list[dict]) -> dict[str, torch.Tensor]:
+    """The recognizers' weights as the model file names them: one keeps `phonetic.recognizer.*`,
+    an ensemble's members are `phonetic.recognizer.members.<i>.*` (`seal_rag.phonetic.PhoneticHalf`)."""
+    if len(bests) == 1:
+        return {f"phonetic.recognizer.{k}": v.contiguous() for k, v in bests[0]["model"].items()}
+    return {f"phonetic.recognizer.members.{i}.{k}": v.contiguous() for i, best in enumerate(bests) for k, v in best["model"].items()}
+
+
 def release(config: dict, model_dir: Path) -> None:
-    """Add the best recognizer and the IDF to `model_dir` (its other weights stay as they are),
+    """Add the best recognizer(s) and the IDF to `model_dir` (its other weights stay as they are),
     then set the model's status from the joined model against the cascade on validation."""
     section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
-    best = load_checkpoint(out_dir / "best.pt")
-    if best is None:
-        raise SystemExit(f"error: no {out_dir / 'best.pt'}: train first (python -m training.phonetic --config ...)")
+    runs = best_recognizers(section)
     idf_path = out_dir / f"idf_{section['hash_dim']}.npy"
     if not idf_path.is_file():
         raise SystemExit(f"error: no {idf_path}: [phonetic] hash_dim differs from the run's; release with the config it trained with")
     weights = {k: v for k, v in load_file(model_dir / "model.safetensors").items() if not k.startswith("phonetic.")}
-    weights |= {f"phonetic.recognizer.{k}": v.contiguous() for k, v in best["model"].items()}
+    weights |= recognizer_weights([best for _, best in runs])
     weights["phonetic.idf"] = torch.from_numpy(np.load(idf_path))
     # How queries read the recognizer (chosen on the piper validation family, training/unseen_voices.py).
     # `replace` checks the values as loading would (a misspelt decoding fails here, not at `ask`).
@@ -209,7 +229,7 @@ def release(config: dict, model_dir: Path) -> None:
     settings |= {"spelled_weight": section["spelled_weight"]} if "spelled_weight" in section else {}
     model_config = dataclasses.replace(SealConfig.load(model_dir / "config.json"), phonetic_dim=section["hash_dim"],
                                        phonetic_weight=section["weight"], phonetic_decoding=section.get("decoding", "greedy"),
-                                       status="experimental", **settings)
+                                       phonetic_recognizers=len(runs), status="experimental", **settings)
     # The weights first, whole (a stop mid-write leaves the old file), then the config that describes them.
     with atomic_path(model_dir / "model.safetensors") as partial:
         save_file(weights, partial, metadata={"format": "pt"})
@@ -220,7 +240,8 @@ def release(config: dict, model_dir: Path) -> None:
     model_config.status = "released" if joined["top1"] >= cascade["top1"] else "experimental"
     model_config.save(model_dir / "config.json")
     print(f"validation Top-1: joined model {joined['top1']:.3f}, cascade {cascade['top1']:.3f}: {model_config.status}")
-    print(f"released step {best['best']['step']} of {out_dir} into {model_dir}: {best['best']}")
+    for run, best in runs:
+        print(f"released step {best['best']['step']} of {run} into {model_dir}: {best['best']}")
 
 
 def validate_release(model_dir: Path, data: dict) -> tuple[dict, dict]:

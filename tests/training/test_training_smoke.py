@@ -534,8 +534,8 @@ def test_a_prose_pool_other_than_the_recipes_is_named_on_stderr(monkeypatch, cap
 
 @pytest.mark.timeout(600)  # trains, resumes, and validates two releases on the real path
 def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path, capsys):
+    import os
     import shutil
-
     import warnings
 
     from seal_rag import SpeechEmbedding
@@ -597,6 +597,24 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     assert roles["phonetic"] == {"espeak": "train", "flite": "bench", "piper": "val"} and roles["semantic"]["flite"] == "train"
     assert benchmark_roles(roles, 0.5)["flite"] == "train"  # the semantic half, with weight, heard flite
     assert benchmark_roles(roles, 1.0) == {"espeak": "train", "flite": "bench", "piper": "val"}
+
+    # A second run (another seed) released with the first as its ensemble: the model hears both.
+    pair = json.loads(json.dumps(run))
+    pair["phonetic"] |= dict(out_dir=str(tmp_path / "pair"), seed=1, steps=15, ensemble=[str(tmp_path / "phonetic")])
+    (tmp_path / "pair").mkdir()
+    shutil.copytree(tmp_path / "phonetic" / "final_states", tmp_path / "pair" / "final_states", copy_function=os.link)
+    phonetic.train(pair)
+    capsys.readouterr()
+    phonetic.release(pair, model_dir)
+    assert capsys.readouterr().out.count("released step") == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpeechEmbedding.from_pretrained(model_dir)
+    assert model.config.phonetic_recognizers == 2
+    members = [torch.load(tmp_path / name / "best.pt", weights_only=False)["model"] for name in ("pair", "phonetic")]
+    for member, best in zip(model.phonetic.recognizer.members, members):
+        assert all(torch.equal(member.state_dict()[k], v) for k, v in best.items())
+    assert model.embed_clips(clips).shape == (2, model.dim)
 
 
 def test_a_clip_over_whisper_window_is_skipped_below_the_top_not_a_crash(tmp_path, capsys, monkeypatch):

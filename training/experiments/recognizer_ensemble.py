@@ -2,7 +2,8 @@
 
 Each recognizer gives per-step log-probabilities over the same phonemes at the same rate (25 a
 second, from the same Whisper states), so their mean is one recognizer's output: greedy CTC
-decodes it as it decodes either. Two recognizers trained on different clips make different
+decodes it as it decodes either (`seal_rag.phonetic.RecognizerEnsemble`, as a released model with
+`[phonetic] ensemble` serves it). Two recognizers trained on different clips make different
 errors; where one is unsure the other may not be. The cost at query time is a second recognizer
 (two transformer layers) on states the encoder already computed; passages are spelled by
 espeak-ng and do not change.
@@ -21,23 +22,10 @@ from pathlib import Path
 
 import torch
 
-from seal_rag.phonetic import PhonemeRecognizer
+from seal_rag.phonetic import PhonemeRecognizer, RecognizerEnsemble
 
 from ..config import command_line, load_config, parse_command_line, run_command
 from ..phonetic import PhoneticValidation, fit_idf
-
-
-class Ensemble(torch.nn.Module):
-    """Recognizers whose log-probabilities are averaged step by step."""
-
-    def __init__(self, recognizers: list[PhonemeRecognizer]):
-        super().__init__()
-        self.recognizers = torch.nn.ModuleList(recognizers)
-        self.decode = recognizers[0].decode  # same symbols and blank
-
-    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [r(states, lengths) for r in self.recognizers]
-        return torch.stack([logits.log_softmax(-1) for logits, _ in outputs]).mean(0), outputs[0][1]
 
 
 def best_recognizer(run: Path) -> PhonemeRecognizer:
@@ -59,7 +47,7 @@ def main() -> None:
     recognizers = [best_recognizer(run.expanduser()) for run in args.runs]
     validation = PhoneticValidation(out_dir / "final_states")
     vectorizer = fit_idf(out_dir, section["hash_dim"])
-    for name, model in [*zip(map(str, args.runs), recognizers), ("together", Ensemble(recognizers))]:
+    for name, model in [*zip(map(str, args.runs), recognizers), ("together", RecognizerEnsemble(recognizers))]:
         figures = validation(model, vectorizer)
         print(f"{name}: " + " ".join(f"{k} {v:.4f}" for k, v in figures.items()), flush=True)
 
