@@ -148,15 +148,16 @@ def train(config: dict) -> Path:
     labels = [torch.tensor([PHONEMES.index(c) for c in phonemize(item["text"])]) for item in clips.items]
     validation = PhoneticValidation(final_dir)
     step, best = 0, {"mrr": -1.0}
+    batches: list[list[int]] = []  # the rest of the epoch, last batch first
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best = checkpoint["step"], checkpoint["best"]
         rng.setstate(checkpoint["rng"])
         torch.set_rng_state(checkpoint["torch_rng"])
+        batches = checkpoint.get("order", [])  # a run stopped mid-epoch goes on with that epoch, as uninterrupted
     bf16 = use_bf16(section)
     log = Logger(out_dir, section["steps"], step)
-    batches: list[list[int]] = []
     while step < section["steps"]:
         if not batches:
             batches = length_bucketed_batches(list(range(len(clips))), clips.lengths, section["batch_size"], rng)
@@ -186,7 +187,8 @@ def train(config: dict) -> Path:
                 best = dict(step=step, **figures)
                 save_checkpoint(out_dir / "best.pt", model=model.state_dict(), best=best)
             save_checkpoint(out_dir / "ckpt.pt", model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                            best=best, shards=shards, rng=rng.getstate(), torch_rng=torch.get_rng_state(), config=config)
+                            best=best, shards=shards, rng=rng.getstate(), torch_rng=torch.get_rng_state(), order=batches,
+                            config=config)
     print(f"best: {best}")
     return out_dir
 

@@ -533,7 +533,7 @@ def test_a_prose_pool_other_than_the_recipes_is_named_on_stderr(monkeypatch, cap
 
 
 @pytest.mark.timeout(600)  # trains, resumes, and validates two releases on the real path
-def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path, capsys):
+def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(trained, below_top, tmp_path, capsys, monkeypatch):
     import os
     import shutil
     import warnings
@@ -548,9 +548,27 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     run["phonetic"] = dict(out_dir=str(tmp_path / "phonetic"), seed=0, steps=30, batch_size=8, lr=2e-3, warmup=3,
                            weight_decay=0.01, time_mask=0.0, hash_dim=256, idf_texts=2000, weight=0.5, threads=2,
                            log_interval=5, eval_interval=15, spelled_weight=0.6)
+    saved = phonetic.save_checkpoint
+
+    def keep_step_15(path, **state):  # what a run stopped at step 15 would have left
+        saved(path, **state)
+        if path.name == "ckpt.pt" and state["step"] == 15:
+            shutil.copy(path, tmp_path / "ckpt_15.pt")
+
+    monkeypatch.setattr(phonetic, "save_checkpoint", keep_step_15)
     phonetic.train(run)
+    monkeypatch.undo()
     losses = [json.loads(line)["ctc"] for line in (tmp_path / "phonetic" / "log.jsonl").open()]
     assert np.mean(losses[-2:]) < 0.7 * losses[0]
+    # Resumed from step 15, mid-epoch, the run ends where the uninterrupted one did, weight for weight.
+    resumed = json.loads(json.dumps(run))
+    resumed["phonetic"]["out_dir"] = str(tmp_path / "resumed")
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "phonetic" / "final_states", tmp_path / "resumed" / "final_states", copy_function=os.link)
+    shutil.copy(tmp_path / "ckpt_15.pt", tmp_path / "resumed" / "ckpt.pt")
+    phonetic.train(resumed)
+    straight, again = (torch.load(tmp_path / name / "ckpt.pt", weights_only=False)["model"] for name in ("phonetic", "resumed"))
+    assert all(torch.equal(straight[k], again[k]) for k in straight)
     run["phonetic"]["steps"] = 35  # a rerun resumes at step 30, not from scratch
     phonetic.train(run)
     assert [json.loads(line)["step"] for line in (tmp_path / "phonetic" / "log.jsonl").open()][-2:] == [30, 35]
