@@ -30,6 +30,7 @@ from tqdm import tqdm
 from seal_rag.atomic_file import atomic_path
 from seal_rag.config import SealConfig
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
+from seal_rag.voices import TRAINING_FAMILIES, family_roles
 
 from . import text_sources as ts
 from .cache import _training_pools
@@ -193,14 +194,25 @@ def train(config: dict) -> Path:
     return out_dir
 
 
-def best_recognizers(section: dict) -> list[tuple[Path, dict]]:
-    """(out_dir, best.pt) of this run, then of each run in `[phonetic] ensemble`, in that order."""
+def best_recognizers(section: dict, data: dict) -> list[tuple[Path, dict]]:
+    """(out_dir, best.pt) of this run, then of each run in `[phonetic] ensemble`, in that order.
+
+    Every member must have heard the same voice families as this run: `voices.json` records this
+    run's, and an unseen-family benchmark is honest only if no member heard that family."""
     runs = [Path(section["out_dir"]).expanduser()] + [Path(run).expanduser() for run in section.get("ensemble", [])]
+    roles = family_roles(data.get("families", TRAINING_FAMILIES))
     found = []
     for run in runs:
         best = load_checkpoint(run / "best.pt")
         if best is None:
             raise SystemExit(f"error: no {run / 'best.pt'}: train that run first (python -m training.phonetic --config ...)")
+        if run != runs[0]:
+            trained = load_checkpoint(run / "ckpt.pt")
+            if trained is None:
+                raise SystemExit(f"error: no {run / 'ckpt.pt'}: which voices {run} heard is unknown; train it with training.phonetic")
+            if family_roles(trained["config"]["data"].get("families", TRAINING_FAMILIES)) != roles:
+                raise SystemExit(f"error: {run} heard other voice families than this run ([data] families): "
+                                 "an ensemble's members must share them, or no family is left unseen to benchmark on")
         found.append((run, best))
     return found
 
@@ -218,7 +230,7 @@ def release(config: dict, model_dir: Path) -> None:
     then set the model's status from the joined model against the cascade on validation."""
     section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
-    runs = best_recognizers(section)
+    runs = best_recognizers(section, data)
     idf_path = out_dir / f"idf_{section['hash_dim']}.npy"
     if not idf_path.is_file():
         raise SystemExit(f"error: no {idf_path}: [phonetic] hash_dim differs from the run's; release with the config it trained with")

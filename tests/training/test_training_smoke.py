@@ -619,6 +619,7 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     # A second run (another seed) released with the first as its ensemble: the model hears both.
     pair = json.loads(json.dumps(run))
     pair["phonetic"] |= dict(out_dir=str(tmp_path / "pair"), seed=1, steps=15, ensemble=[str(tmp_path / "phonetic")])
+    del pair["data"]["families"]  # the first run's voices: members must share them
     (tmp_path / "pair").mkdir()
     shutil.copytree(tmp_path / "phonetic" / "final_states", tmp_path / "pair" / "final_states", copy_function=os.link)
     phonetic.train(pair)
@@ -633,6 +634,12 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     for member, best in zip(model.phonetic.recognizer.members, members):
         assert all(torch.equal(member.state_dict()[k], v) for k, v in best.items())
     assert model.embed_clips(clips).shape == (2, model.dim)
+    # A member that heard other families than the run released is refused before anything is written.
+    pair["data"]["families"] = ["espeak"]
+    weights_before = (model_dir / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match="other voice families"):
+        phonetic.release(pair, model_dir)
+    assert (model_dir / "model.safetensors").read_bytes() == weights_before
 
 
 def test_a_clip_over_whisper_window_is_skipped_below_the_top_not_a_crash(tmp_path, capsys, monkeypatch):
