@@ -6,6 +6,7 @@ record of a JSONL file. Files that cannot be read are reported, not fatal.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import logging
@@ -175,14 +176,23 @@ def _one_line(text: str, limit: int = 200) -> str:
     return " ".join(_clean(text).split())[:limit]
 
 
+# Byte-order marks, UTF-32's before UTF-16's (FF FE 00 00 starts with FF FE). Windows editors
+# save "Unicode" text as UTF-16 with one, and UTF-8 often with one: read as text, not as binary,
+# and without the mark in the first chunk.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS if raw.startswith(mark)), "utf-8")
+    if encoding == "utf-8" and b"\x00" in raw[:8192]:
         raise ValueError("binary content, not text")
     try:
-        return raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+        raise ValueError(f"not {encoding.upper().removesuffix('-SIG')} text: re-save it as UTF-8 "
+                         "(iconv -f CP1252 -t UTF-8 for Windows text)") from None
 
 
 def _first_heading(text: str) -> str | None:

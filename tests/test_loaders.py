@@ -1,3 +1,4 @@
+import codecs
 import json
 
 import pytest
@@ -57,6 +58,23 @@ def test_unreadable_files_give_a_reason(tmp_path, name, content, reason):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError, match=reason):
         read_file(tmp_path / name)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_text_with_a_byte_order_mark_is_read_as_text_without_the_mark(tmp_path, encoding):
+    text = "Caf\u00e9 au lait.\n\nOxygen is a chemical element."
+    raw = text.encode(encoding)
+    if encoding == "utf-16-be":
+        raw = codecs.BOM_UTF16_BE + raw  # Python's utf-16-be writes no mark of its own
+    (tmp_path / "notes.txt").write_bytes(raw)
+    sections = read_file(tmp_path / "notes.txt")
+    assert " ".join(" ".join(s.text for s in sections).split()) == "Caf\u00e9 au lait. Oxygen is a chemical element."
+
+
+def test_text_that_is_not_utf8_names_the_fix(tmp_path):
+    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("cp1252"))
+    with pytest.raises(ValueError, match="not UTF-8 text: re-save it as UTF-8"):
+        read_file(tmp_path / "latin.txt")
 
 
 def test_pdf_without_text_and_huge_files_are_refused(tmp_path):
