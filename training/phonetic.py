@@ -199,7 +199,10 @@ def best_recognizers(section: dict, data: dict) -> list[tuple[Path, dict]]:
 
     Every member must have heard the same voice families as this run: `voices.json` records this
     run's, and an unseen-family benchmark is honest only if no member heard that family."""
-    runs = [Path(section["out_dir"]).expanduser()] + [Path(run).expanduser() for run in section.get("ensemble", [])]
+    others = section.get("ensemble", [])
+    if not isinstance(others, list) or not all(isinstance(run, str) for run in others):
+        raise SystemExit('error: [phonetic] ensemble must be a list of out_dirs, such as ["~/.cache/seal_rag/training/run"]')
+    runs = [Path(section["out_dir"]).expanduser()] + [Path(run).expanduser() for run in others]
     roles = family_roles(data.get("families", TRAINING_FAMILIES))
     found = []
     for run in runs:

@@ -634,9 +634,12 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     for member, best in zip(model.phonetic.recognizer.members, members):
         assert all(torch.equal(member.state_dict()[k], v) for k, v in best.items())
     assert model.embed_clips(clips).shape == (2, model.dim)
-    # A member that heard other families than the run released is refused before anything is written.
-    pair["data"]["families"] = ["espeak"]
+    # A member that heard other families than the run released is refused before anything is written,
+    # and so is an ensemble written as one path instead of a list of them.
     weights_before = (model_dir / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match="ensemble must be a list"):
+        phonetic.release(dict(pair, phonetic=dict(pair["phonetic"], ensemble=str(tmp_path / "phonetic"))), model_dir)
+    pair["data"]["families"] = ["espeak"]
     with pytest.raises(SystemExit, match="other voice families"):
         phonetic.release(pair, model_dir)
     assert (model_dir / "model.safetensors").read_bytes() == weights_before
