@@ -271,3 +271,35 @@ def test_a_model_of_two_identical_recognizers_serves_as_the_model_of_one(embeddi
     (pair / "config.json").write_text(json.dumps(config | {"phonetic_recognizers": 3}))
     with pytest.raises(ModelLoadError, match="does not match its config"):
         SpeechEmbedding.from_pretrained(pair)
+
+
+@pytest.mark.slow
+def test_the_bf16_recognizer_stays_within_its_stated_tolerance_and_follows_tuned_weights(embedding, fixtures_dir):
+    """Queries read a bf16 copy of the recognizer where the CPU computes bf16 (forced here, so the
+    check runs on any CPU): its log-probabilities stay within the tolerance its docstring states,
+    and a change to the recognizer's weights (as `seal-rag adapt` makes) reaches the copy."""
+    import copy
+    import json
+
+    from seal_rag.audio import load_audio
+
+    rows = [json.loads(line) for line in (fixtures_dir / "transcripts.jsonl").open()]
+    clips = [load_audio(fixtures_dir / r["audio"]) for r in rows[:6]]
+    states = embedding.speech.encode_clips(clips)
+    half = copy.deepcopy(embedding.phonetic)
+    half.bf16 = False
+    exact = half.logits(states)
+    half.bf16 = True
+    assert next(half.reader().parameters()).dtype == torch.bfloat16
+    assert next(half.recognizer.parameters()).dtype == torch.float32  # the model's own weights stay fp32
+    close = half.logits(states)
+    for a, b in zip(exact, close):
+        p, q = torch.from_numpy(a).log_softmax(-1), torch.from_numpy(b).log_softmax(-1)
+        assert float((p.exp() * (p - q)).sum(-1).mean()) < 1e-4
+        assert float((p.argmax(-1) == q.argmax(-1)).float().mean()) > 0.98
+    with torch.no_grad():
+        half.recognizer.classes.bias.add_(5.0 * (torch.arange(len(PHONEMES) + 1) == PHONEMES.index("z")))
+    tuned = half.logits(states)
+    assert not np.allclose(tuned[0], close[0], atol=1e-2)  # the copy was made again from the new weights
+    half.bf16 = False
+    np.testing.assert_allclose(tuned[0], half.logits(states)[0], atol=0.25)
