@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from .audio_quality import warn_about_quality
+from .audio_quality import quality_problems, warn_about_quality
 from .errors import (
     AudioError,
     AudioFileNotFoundError,
@@ -42,6 +42,9 @@ MAX_CHANNELS = 32  # a wider array is more likely (channels, samples) by mistake
 # Shorter holds no word, and Whisper's 25 ms STFT window (and the heads' convolutions) need more.
 MIN_SECONDS = 0.1
 MIN_RATE, MAX_RATE = 1000, 768_000  # Hz: below, no speech survives; above, no real recorder
+# A file decodes to at most max_seconds of 48 kHz, counted after mixing down: a few kilobytes of
+# FLAC can claim 8 channels of 600 s at 655 kHz, tens of GB decoded, and length alone would pass it.
+BUDGET_RATE = 48_000
 
 # More than any clip up to the length limit (10 min of 48 kHz stereo float is 230 MB): a pipe
 # or stdin is read to this bound rather than to its end, which may be never.
@@ -54,6 +57,7 @@ def load_audio(
     source: AudioSource,
     sample_rate: int = SAMPLE_RATE,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    problems: list[str] | None = None,
 ) -> np.ndarray:
     """Decode any supported source to 16 kHz mono float32 and check it is usable speech.
 
@@ -62,6 +66,9 @@ def load_audio(
             array of samples shaped `(samples,)` or `(samples, channels)`.
         sample_rate: The rate of a numpy array (files and bytes carry their own).
         max_seconds: Refuse clips longer than this.
+        problems: Where given, a clip that decodes but sounds unlike a spoken question (noise, a
+            tone, clipping) has its problems appended here instead of warned about: a service
+            returns them to its client rather than printing them on its own terminal.
 
     Returns:
         `(samples,)` float32 at 16 kHz.
@@ -97,7 +104,10 @@ def load_audio(
         # Resampling rings past a full-scale edge (1.13 for a step): clip back to full scale.
         samples = np.clip(soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ"), -1.0, 1.0)
     samples = np.ascontiguousarray(samples, dtype=np.float32)
-    warn_about_quality(samples, name, SAMPLE_RATE, scaled_from=peak)
+    if problems is None:
+        warn_about_quality(samples, name, SAMPLE_RATE, scaled_from=peak)
+    else:
+        problems += quality_problems(samples, name, SAMPLE_RATE, scaled_from=peak)
     return samples
 
 
@@ -131,6 +141,11 @@ def _describe(source: AudioSource) -> str:
     return "audio array"
 
 
+def _over_budget(name: str, rate: int, max_seconds: float) -> str:
+    return (f"{name} holds more samples than {max_seconds:.0f} s at {BUDGET_RATE:,} Hz (it is {rate:,} Hz): "
+            "resample it to 16 kHz or trim it")
+
+
 def _too_long(name: str, seconds: float, max_seconds: float) -> str:
     return f"{name} lasts {seconds:.0f} s, over the {max_seconds:.0f} s limit: trim it or raise max_seconds"
 
@@ -150,6 +165,8 @@ def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: floa
             # Check the length from the header before decoding an hour of audio.
             if f.frames > 0 and f.frames / rate > max_seconds:
                 raise AudioTooLongError(_too_long(name, f.frames / rate, max_seconds))
+            if f.frames > max_seconds * BUDGET_RATE:
+                raise AudioTooLongError(_over_budget(name, rate, max_seconds))
             return _read_blocks(f, rate, name, max_seconds), rate
     except AudioError:
         raise
@@ -195,8 +212,10 @@ def _read_blocks(f: sf.SoundFile, rate: int, name: str, max_seconds: float) -> n
         frames += len(block)
         if frames / rate > max_seconds:
             raise AudioTooLongError(_too_long(name, frames / rate, max_seconds))
-        blocks.append(block)
-    return np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32)
+        if frames > max_seconds * BUDGET_RATE:
+            raise AudioTooLongError(_over_budget(name, rate, max_seconds))
+        blocks.append(block.mean(axis=1, keepdims=True) if block.shape[1] > 1 else block)  # mixed down as read
+    return np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
 
 
 def _to_mono(samples: np.ndarray, name: str) -> np.ndarray:

@@ -32,6 +32,12 @@ def loudness_range_db(clip: np.ndarray) -> float:
 
 def warn_about_quality(clip: np.ndarray, name: str, sample_rate: int = 16000, scaled_from: float = 1.0) -> None:
     """Issue an `AudioQualityWarning` for each problem heard in a decoded clip."""
+    for problem in quality_problems(clip, name, sample_rate, scaled_from):
+        warnings.warn(problem, AudioQualityWarning, stacklevel=3)
+
+
+def quality_problems(clip: np.ndarray, name: str, sample_rate: int = 16000, scaled_from: float = 1.0) -> list[str]:
+    """One line for each problem heard in a decoded clip (`scaled_from`: its peak before scaling to 1)."""
     problems = []
     if scaled_from > 1.0:
         problems.append(f"{name} goes beyond full scale (peak {scaled_from:.3g}, not at most 1.0): it was scaled down; "
@@ -43,5 +49,4 @@ def warn_about_quality(clip: np.ndarray, name: str, sample_rate: int = 16000, sc
         if spread < MIN_SPEECH_RANGE_DB:
             problems.append(f"{name} sounds like steady noise or a tone, not speech (its loudness varies by {spread:.0f} dB): "
                             "the passages found may be unrelated; check the microphone or file")
-    for problem in problems:
-        warnings.warn(problem, AudioQualityWarning, stacklevel=3)
+    return problems

@@ -16,6 +16,7 @@ for new writes every `follow_seconds` and takes them in, phonetic index and keyw
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -47,6 +48,7 @@ MAX_K = 100
 RETRY_AFTER_SECONDS = 1
 # The request body is read in chunks of this size, so an oversized upload is cut off early.
 READ_CHUNK = 64 * 1024
+UPLOADS_PER_SLOT = 2  # uploads read at once, per question slot: each buffers up to max_upload_bytes
 FOLLOW_STOP_SECONDS = 5  # how long a stopping server waits for a look at the index to end
 
 
@@ -67,6 +69,7 @@ class ServeSettings:
     max_upload_bytes: int = 25 * 1024 * 1024
     keywords: bool = True  # re-rank the speech ranking by keyword spotting (`keyword_rerank`)
     follow_seconds: float = 10.0  # over a Chroma server: how often to look for other processes' writes
+    stall_seconds: float = 30.0  # an upload that sends nothing for this long gets 408, freeing what it buffered
 
 
 class Busy(Exception):
@@ -194,7 +197,8 @@ class AskService:
         from .audio import load_audio
 
         start = time.perf_counter()
-        clip = load_audio(audio, max_seconds=self.model.config.max_seconds)
+        heard: list[str] = []
+        clip = load_audio(audio, max_seconds=self.model.config.max_seconds, problems=heard)
         decode = time.perf_counter() - start
         needs_transcript = bool(self.answerer and self.answerer.needs_transcript)
         retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None,
@@ -202,6 +206,7 @@ class AskService:
         found = retriever.retrieve_clip(clip, k, want_transcript=needs_transcript)
         question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
         body = self._body(question, mode, found.hits, found.transcript, {"decode": decode, **found.timings})
+        body["warnings"] = heard  # the clip's quality problems, for the client that sent it
         if self.answerer is None:
             return body, self._extractive(body, found.query_vector, found.hits)
         return body, Answer.generated(self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip))
@@ -216,7 +221,7 @@ class AskService:
 
     def _body(self, question: dict, mode: str, hits, transcript: str | None, timings: dict) -> dict:
         return {"question": question, "mode": mode, "transcript": transcript, "answer": None, "answer_kind": None,
-                "error": None, "hits": [hit.as_row() for hit in hits], "model": self.choice.as_dict(),
+                "error": None, "warnings": [], "hits": [hit.as_row() for hit in hits], "model": self.choice.as_dict(),
                 "timings": {stage: round(seconds, 4) for stage, seconds in timings.items()}}
 
     def _extractive(self, body: dict, vector, hits) -> Answer:
@@ -244,6 +249,9 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     `on_ready()` is called once the server listens."""
     service = service or AskService(settings)
     slots = Slots(settings.max_concurrent)
+    # Bodies are read before a question slot is taken; without their own bound, clients that send
+    # slowly (or stop) could make the server buffer any number of 25 MB uploads.
+    uploads = Slots(UPLOADS_PER_SLOT * settings.max_concurrent)
     web = resources.files("seal_rag") / "web"
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -291,7 +299,15 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
         """Answer one question: audio (raw body or multipart `audio`) or JSON `{"text": ...}`."""
         if not authorised(request):
             return problem(401, "missing or wrong API key: send it as `Authorization: Bearer KEY` or `X-API-Key`")
-        question = await _read_question(request, settings.max_upload_bytes)
+        try:
+            uploads.take()
+        except Busy:
+            return problem(503, f"busy: {uploads.size} uploads are being read; retry shortly",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            question = await _read_question(request, settings.max_upload_bytes, settings.stall_seconds)
+        finally:
+            uploads.give_back()
         if isinstance(question, JSONResponse):
             return question
         try:  # the slot bounds retrieval, the part that uses the CPU; an LLM's answer streams outside it
@@ -318,7 +334,7 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     return app
 
 
-async def _read_question(request, limit: int):
+async def _read_question(request, limit: int, stall_seconds: float):
     """("text", str) or ("audio", bytes, name) from the request, or a 4xx response."""
     def problem(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -327,13 +343,20 @@ async def _read_question(request, limit: int):
     if declared and declared.isdigit() and int(declared) > limit:
         return problem(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}: send a shorter clip")
     body = bytearray()
+    chunks = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), stall_seconds)
+            except StopAsyncIteration:
+                break
             body += chunk
             if len(body) > limit:
                 return problem(413, f"upload is over the limit of {limit:,} bytes: send a shorter clip")
     except ClientDisconnect:  # nobody is left to read the answer; not a server error to log
         return problem(400, "the client closed the connection before the upload ended")
+    except asyncio.TimeoutError:
+        return problem(408, f"the upload stalled: nothing arrived for {stall_seconds:g} s; send it again")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         try:
@@ -354,12 +377,23 @@ async def _read_question(request, limit: int):
         files = [value for _, value in form.multi_items() if not isinstance(value, str)]
         upload = form.get("audio") if not isinstance(form.get("audio"), (str, type(None))) else None
         upload = upload or (files[0] if len(files) == 1 else None)  # a lone file under another name is meant too
+        if upload is None and _boundary_end(request.headers.get("content-type", "")) not in body:
+            return problem(400, "the multipart body ends before its closing boundary: send the whole upload again")
         if upload is None:
             return problem(422, "no file field named `audio` in the form: send the clip as `audio`")
         return "audio", await upload.read(), Path(upload.filename or "upload").name
     if not body:
         return problem(422, 'empty request: send audio as the body, a multipart field `audio`, or JSON {"text": ...}')
     return "audio", bytes(body), "body"
+
+
+def _boundary_end(content_type: str) -> bytes:
+    """The line that closes a multipart body (`--boundary--`), from its Content-Type."""
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "boundary":
+            return b"--" + value.strip('"').encode("latin-1", "replace") + b"--"
+    return b"--"
 
 
 async def _drain(body: dict, answer: Answer, iterate) -> None:
@@ -374,7 +408,8 @@ async def _events(body: dict, answer: Answer, iterate):
     """Server-sent events: `sources` (the body without its answer), `token`s, then `done` or `error`."""
 
     def event(name: str, data) -> bytes:
-        return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+        # ASCII only: U+2028 and U+2029 end a line for JavaScript's regular expressions, which the page reads events with.
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
     yield event("sources", {key: value for key, value in body.items() if key not in ("answer", "error")})
     if answer.kind == "extractive":
@@ -395,5 +430,8 @@ def run(settings: ServeSettings, host: str, port: int, answerer=None, on_ready=N
 
     url = f"http://{host}:{port}"
     app = create_app(settings, AskService(settings, answerer), on_ready and (lambda: on_ready(url)))
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # Connections past the bound get 503 from uvicorn: each holds a task and buffers, and the
+    # question and upload slots only bound requests that got that far.
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                limit_concurrency=(UPLOADS_PER_SLOT + 2) * settings.max_concurrent + 4)
 

@@ -94,6 +94,19 @@ def test_over_the_maximum_is_refused_from_the_header(tmp_path):
         audio.load_audio(path, max_seconds=4)
 
 
+def test_many_channels_at_a_high_rate_are_refused_by_samples_not_only_seconds(jfk, tmp_path):
+    """A few kilobytes of FLAC can claim 8 channels at hundreds of kHz: decoded whole, gigabytes.
+    Channels are mixed down block by block, and the samples are budgeted at 48 kHz for the length limit."""
+    tone = (0.3 * np.sin(np.arange(96_000 * 3) / 7)).astype(np.float32)  # 3 s at 96 kHz
+    path = tmp_path / "wide.flac"
+    sf.write(path, np.stack([tone] * 8, axis=1), 96_000, format="FLAC")
+    with pytest.raises(AudioTooLongError, match="more samples than 4 s at 48,000 Hz .it is 96,000 Hz.: resample"):
+        audio.load_audio(path, max_seconds=4)  # 3 s, under the limit, but 288,000 samples against a budget of 192,000
+    mixed = audio.load_audio(path, max_seconds=8)  # within the budget: the same clip as the mean of its channels
+    decoded, _ = sf.read(path, dtype="float32")
+    np.testing.assert_array_equal(mixed, audio.load_audio(decoded.mean(axis=1), sample_rate=96_000))
+
+
 def test_an_hour_of_audio_is_refused_by_default(tmp_path):
     path = tmp_path / "hour.flac"
     with sf.SoundFile(path, "w", 8000, 1, format="FLAC") as f:

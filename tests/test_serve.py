@@ -96,12 +96,84 @@ def test_bad_input_is_a_4xx_with_one_line_never_a_500(service, tmp_path):
         "no file": (http.post("/v1/ask", files={"audio": (None, "q.wav")}), 422),  # a text field, not a file
         "deep json": (http.post("/v1/ask", content=b"[" * 100_000 + b"]" * 100_000,  # was a RecursionError, a 500
                                 headers={"Content-Type": "application/json"}), 422),
+        # A lone surrogate reached the tokenizer (a 500 with a traceback); megabytes of question cost minutes of CPU.
+        "surrogate": (http.post("/v1/ask", content=b'{"text": "hi \\ud800 there"}', headers={"Content-Type": "application/json"}), 400),
+        "long question": (http.post("/v1/ask", json={"text": "apollo " * 1000}), 400),
+        "cut multipart": (http.post("/v1/ask", content=b'--XYZ\r\nContent-Disposition: form-data; name="audio"; filename="q.wav"\r\n'
+                                    b"Content-Type: audio/wav\r\n\r\nRIFF", headers={"Content-Type": "multipart/form-data; boundary=XYZ"}), 400),
     }
     for name, (response, status) in cases.items():
         assert response.status_code == status, (name, response.status_code, response.text)
         message = response.json()["error"]
         assert message and "\n" not in message, (name, message)
     assert http.post("/v1/ask?k=abc", content=b"x").json()["error"].startswith("k: ")  # names the parameter
+    assert "invalid Unicode" in cases["surrogate"][0].json()["error"]
+    assert "6,999 characters, over the 4,000" in cases["long question"][0].json()["error"]
+    assert "closing boundary" in cases["cut multipart"][0].json()["error"]
+
+
+@pytest.mark.slow
+def test_a_clip_that_sounds_unlike_a_question_is_answered_with_its_warning_in_the_body(service):
+    tone = io.BytesIO()
+    sf.write(tone, (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32), 16000, format="WAV")
+    response = client(service).post("/v1/ask", content=tone.getvalue())
+    assert response.status_code == 200, response.text
+    assert len(response.json()["warnings"]) == 1 and "steady noise or a tone" in response.json()["warnings"][0]
+
+
+def test_events_are_ascii_so_the_page_reads_a_passage_holding_a_line_separator():
+    import asyncio
+
+    from seal_rag.answer import Answer
+    from seal_rag.serve import _events
+
+    async def stream():
+        body = {"hits": [{"text": "one\u2028two \u00e9"}], "answer": "one\u2028two", "answer_kind": "extractive", "timings": {}}
+        return [chunk async for chunk in _events(body, Answer("extractive", "one\u2028two"), None)]
+
+    chunks = asyncio.run(stream())
+    assert all(chunk.isascii() for chunk in chunks)
+    assert json.loads(chunks[0].decode().split("data: ", 1)[1])["hits"][0]["text"] == "one\u2028two \u00e9"
+
+
+@pytest.mark.slow
+def test_an_upload_that_stalls_gets_408_and_uploads_past_their_bound_get_503(service, demo_question):
+    """Bodies are read before a question slot is taken: a client that stops sending must not hold its
+    buffer for ever, nor may stalled clients pile up buffers past a bound."""
+    import threading
+
+    import uvicorn
+
+    from seal_rag.serve import UPLOADS_PER_SLOT, ServeSettings, create_app
+
+    service.answerer = None
+    settings = ServeSettings(db=service.settings.db, stall_seconds=2.0, max_concurrent=1)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        stalled = []
+        for _ in range(UPLOADS_PER_SLOT):  # fill every upload slot with a body that stops after 4 bytes
+            connection = socket.create_connection(("127.0.0.1", port))
+            connection.sendall(b"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
+            stalled.append(connection)
+        time.sleep(0.5)
+        busy = httpx.post(f"http://127.0.0.1:{port}/v1/ask", content=demo_question.read_bytes(), timeout=30)
+        assert busy.status_code == 503 and "uploads are being read" in busy.json()["error"]
+        for connection in stalled:
+            connection.settimeout(10)
+            reply = connection.recv(4096).decode()
+            assert reply.startswith("HTTP/1.1 408") and "the upload stalled" in reply, reply
+            connection.close()
+        answered = httpx.post(f"http://127.0.0.1:{port}/v1/ask", content=demo_question.read_bytes(), timeout=120)
+        assert answered.status_code == 200 and Path(answered.json()["hits"][0]["source"]).name == GOLD
+        assert answered.json()["warnings"] == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @pytest.mark.slow

@@ -141,8 +141,10 @@ async function readEvents(stream, onEvent) {
     while ((end = pending.indexOf("\n\n")) >= 0) {
       const block = pending.slice(0, end);
       pending = pending.slice(end + 2);
-      const name = (block.match(/^event: (.*)$/m) || [])[1];
-      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      // Lines split on "\n" alone: a regular expression's line end also matches U+2028 inside the JSON.
+      const lines = block.split("\n");
+      const name = lines.find((line) => line.startsWith("event: "))?.slice(7);
+      const data = lines.find((line) => line.startsWith("data: "))?.slice(6);
       if (name && data !== undefined) onEvent(name, JSON.parse(data));
     }
   }
@@ -167,6 +169,9 @@ function showSources(data) {
     ? "Answer (the best-matching sentence of the top passage; no language model)" : "Answer";
   $("transcript").hidden = !data.transcript;
   $("transcript").textContent = data.transcript ? `Transcript: ${data.transcript}` : "";
+  const warnings = data.warnings || [];  // the clip decodes but sounds unlike a question (noise, a tone, clipping)
+  $("warnings").hidden = warnings.length === 0;
+  $("warnings").textContent = warnings.join(" ");
   const list = $("sources");
   list.replaceChildren();
   for (const hit of data.hits) {
