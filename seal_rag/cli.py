@@ -89,13 +89,15 @@ def ingest(
 ) -> None:
     """Index a folder: new and changed files are embedded; unchanged ones cost nothing."""
     from .ingest import documents_in, ingest_folder
-    from .store import SealIndex, check_reachable
+    from .store import DEFAULT_DB, SealIndex, check_index_folder, check_reachable
 
     check_index_options(collection, chroma_port)
     check_ingest_options(chunk_chars, overlap_chars, max_file_mb)
     documents_in(folder, follow_links)  # a wrong or empty folder is named before seconds of model loading
     if chroma_host:
         check_reachable(host=chroma_host, port=chroma_port)
+    else:
+        check_index_folder(Path(db or DEFAULT_DB))  # so is a --db that cannot become an index
     os.umask(0o077)  # everything the index writes, now or later, is its owner's alone
     from .embedding import SpeechEmbedding
 
@@ -109,8 +111,10 @@ def ingest(
         except (KeyboardInterrupt, Terminated) as stop:
             fail(f"interrupted: {index.count()} chunks are stored and usable; run the same command again to finish",
                  143 if isinstance(stop, Terminated) else 130)
-    for skipped in summary.skipped + summary.records_skipped:
+    for skipped in summary.skipped:
         say("warning", f"skipped {skipped.path}: {skipped.reason}")
+    for skipped in summary.records_skipped:  # the rest of the file is indexed
+        say("warning", f"skipped a record of {skipped.path}: {skipped.reason}")
     records = f", {len(summary.records_skipped)} records skipped" if summary.records_skipped else ""
     typer.echo(
         f"{summary.files} files: {summary.added} chunks added, {summary.deleted} replaced, {summary.pruned} pruned, "

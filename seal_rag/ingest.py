@@ -19,7 +19,7 @@ from typing import Callable
 from .arguments import check_chunking
 from .chunking import DEFAULT_CHUNK_CHARS, DEFAULT_OVERLAP_CHARS, Chunk, chunk_section
 from .errors import DocumentError
-from .loaders import DEFAULT_MAX_FILE_MB, FolderScan, Skipped, read_document, scan_folder
+from .loaders import DEFAULT_MAX_FILE_MB, FolderScan, NoTextError, Skipped, read_document, scan_folder
 from .phonetic import phonemize
 from .progress import progress_bar
 from .store import SealIndex
@@ -96,16 +96,21 @@ def ingest_folder(
     summary = IngestSummary(files=len(scan.files), skipped=list(scan.skipped))
 
     wanted: dict[str, list[Chunk]] = {}
+    emptied: set[str] = set()  # files read that hold no text now: their stored chunks are out of date
     for path in scan.files:
         try:
             sections, problems = read_document(path, max_file_mb)
-        except (ValueError, OSError) as error:
+        except NoTextError as error:
+            summary.skipped.append(Skipped(str(path), str(error)))
+            emptied.add(str(path.resolve()))
+            continue
+        except (ValueError, OSError) as error:  # unread: what it put in the index is kept
             summary.skipped.append(Skipped(str(path), str(error)))
             continue
         summary.records_skipped += [Skipped(str(path), problem) for problem in problems]
         chunks = [c for s in sections for c in chunk_section(s, chunk_chars, overlap_chars)]
         wanted[str(path.resolve())] = chunks
-    if not wanted:
+    if not wanted and not emptied:
         reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in summary.skipped[:3])
         raise DocumentError(f"no readable document in {folder} ({reasons}): "
                             "add text, markdown, HTML, PDF or JSONL files")
@@ -123,14 +128,18 @@ def ingest_folder(
         summary.added = store_chunks(model, index, pending, advance)
 
     # A chunk whose text an edit left alone keeps its id, but text added above it moves its place
-    # (characters, chunk number): its stored metadata is brought up to date.
-    moved = {c.id: c.metadata for chunks in wanted.values() for c in chunks
-             if c.id in present_ids and any(existing[c.id].get(k) != v for k, v in c.metadata.items())}
+    # (characters, chunk number), and a JSONL record's fields may change: its stored metadata is
+    # brought up to date. Chroma merges an update into what is stored, so a field no longer there is
+    # sent as None, which removes it (a filter on it would still match otherwise).
+    moved = {c.id: c.metadata | dict.fromkeys((existing[c.id] or {}).keys() - c.metadata.keys())
+             for chunks in wanted.values() for c in chunks
+             if c.id in present_ids and (existing[c.id] or {}) != c.metadata}
     index.update_metadata(list(moved), list(moved.values()))
 
     # Only now, with every new chunk stored, drop what the new versions replace.
     keep = {c.id for chunks in wanted.values() for c in chunks}
-    stale = [i for i, meta in existing.items() if stored_file(meta) in wanted and i not in keep]
+    stale = [i for i, meta in existing.items()
+             if (stored_file(meta) in wanted and i not in keep) or stored_file(meta) in emptied]
     index.delete(stale)
     summary.deleted = len(stale)
     if prune:

@@ -128,7 +128,7 @@ def read_file(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> list[Sect
     """All sections of one file (bad JSONL records left out: `read_document` reports them).
 
     Raises:
-        ValueError: with a one-line reason when the file is too big, binary, or has no text.
+        ValueError: with a one-line reason when the file is too big or binary; `NoTextError` when it has no text.
     """
     return read_document(path, max_file_mb)[0]
 
@@ -163,8 +163,13 @@ def read_document(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> tuple
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         reason = problems[0] if problems else "no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else "")
-        raise ValueError(reason)
+        raise NoTextError(reason)
     return sections, problems
+
+
+class NoTextError(ValueError):
+    """The file was read and holds no text now (empty, whitespace, no usable record): unlike a file
+    that could not be read, what an earlier version of it put in the index is out of date."""
 
 
 def _clean(text: str) -> str:
@@ -304,6 +309,9 @@ def _read_jsonl(path: Path, source: str, problems: list[str]) -> list[Section]:
             got = type(record.get("text")).__name__ if isinstance(record, dict) and "text" in record else None
             problems.append(f"line {line_number} is not a JSON object with a 'text' field"
                             + (f" (its 'text' is {got}, not a string)" if got else ""))
+            continue
+        if not _clean(record["text"]).strip():
+            problems.append(f"line {line_number} has a blank 'text': give it the record's text")
             continue
         record_id = _one_line(str(record.get("id", line_number)), 500)
         if record_id in first_line:

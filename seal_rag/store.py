@@ -107,12 +107,32 @@ def check_reachable(db: str | Path | None = None, host: str | None = None, port:
         )
 
 
+def check_index_folder(path: Path) -> None:
+    """Raise `StoreError` unless `path` may become an index or is one: missing, empty, or an index
+    (other indexes inside it, as the demo's under the default, are allowed). Writes nothing.
+
+    An index is made private file by file (`make_private`): in a folder that is no index
+    (`--db .` or `--db ~` by mistake) that would strip the permissions of the user's own files."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a folder: pass a folder for --db")
+    if not path.is_dir() or (path / INDEX_FILE).is_file():
+        return
+    try:
+        others = [entry.name for entry in path.iterdir() if entry.name != LOCK_FILE and not (entry / INDEX_FILE).is_file()]
+    except OSError as error:
+        raise StoreError(f"cannot read the folder {path} ({error.strerror}): fix its permissions or pass another --db") from None
+    if others:
+        raise StoreError(f"{path} holds other files ({others[0]!r}, ...) and is not a seal-rag index: "
+                         "pass a new or empty folder as --db")
+
+
 def make_private(path: Path) -> None:
     """Create the index directory for its owner only (0700), and its files 0600.
 
     Chroma's files take the process's umask (often world-readable 0644); an index holds the
     text of every document, some of which only their owner could read.
     """
+    check_index_folder(path)
     try:
         path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         if path.stat().st_uid != os.getuid():

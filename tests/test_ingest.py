@@ -25,6 +25,17 @@ def _ids(db, embedding):
     return set(SealIndex.open(embedding, db).all_metadata())
 
 
+def _two_files_ingested(embedding, tmp_path):
+    """A folder of a.txt and b.txt, one sentence each, and the index they were ingested into."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha is the first letter.")
+    (docs / "b.txt").write_text("Beta is the second letter.")
+    index = _index(embedding, tmp_path / "db")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    return docs, index
+
+
 def test_reingesting_the_same_folder_changes_nothing(embedding, tmp_path):
     index = _index(embedding, tmp_path / "db")
     first = ingest_folder(embedding, DEMOS / "kb", index, show_progress=False)
@@ -37,12 +48,7 @@ def test_reingesting_the_same_folder_changes_nothing(embedding, tmp_path):
 
 
 def test_a_changed_file_replaces_its_chunks_and_prune_removes_deleted_files(embedding, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("Alpha is the first letter.")
-    (docs / "b.txt").write_text("Beta is the second letter.")
-    index = _index(embedding, tmp_path / "db")
-    ingest_folder(embedding, docs, index, show_progress=False)
+    docs, index = _two_files_ingested(embedding, tmp_path)
     (docs / "a.txt").write_text("Alpha was rewritten entirely.")
     summary = ingest_folder(embedding, docs, index, show_progress=False)
     texts = sorted(index.collection.get()["documents"])
@@ -53,6 +59,32 @@ def test_a_changed_file_replaces_its_chunks_and_prune_removes_deleted_files(embe
     assert kept.pruned == 0 and index.count() == 2  # without --prune nothing is deleted
     pruned = ingest_folder(embedding, docs, index, prune=True, show_progress=False)
     assert pruned.pruned == 1 and index.collection.get()["documents"] == ["Alpha was rewritten entirely."]
+
+
+def test_a_file_emptied_loses_its_chunks_and_a_file_unread_keeps_them(embedding, tmp_path):
+    # An emptied file kept its old chunks for good, --prune or not: ask went on quoting text it no longer holds.
+    docs, index = _two_files_ingested(embedding, tmp_path)
+    (docs / "b.txt").write_bytes(b"Beta \xe9crit en Latin-1.")  # cannot be read now: its chunks stay, as a read error's
+    (docs / "a.txt").write_text("   \n")
+    summary = ingest_folder(embedding, docs, index, show_progress=False)
+    assert summary.deleted == 1 and index.collection.get()["documents"] == ["Beta is the second letter."]
+    assert {Path(s.path).name: s.reason for s in summary.skipped} == {
+        "a.txt": "no text found", "b.txt": "not UTF-8 text: re-save it as UTF-8 (iconv -f CP1252 -t UTF-8 for Windows text)"}
+
+
+def test_a_field_dropped_from_a_record_leaves_the_stored_metadata(embedding, tmp_path):
+    # Chroma merges metadata on update: a field removed from a JSONL record stayed, and filters still matched it.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    record = {"id": "r1", "text": "The moon orbits the earth.", "lang": "en", "year": 1969}
+    (docs / "notes.jsonl").write_text(json.dumps(record) + "\n")
+    index = _index(embedding, tmp_path / "db")
+    ingest_folder(embedding, docs, index, show_progress=False)
+    (docs / "notes.jsonl").write_text(json.dumps({k: v for k, v in record.items() if k != "lang"} | {"year": 1970}) + "\n")
+    summary = ingest_folder(embedding, docs, index, show_progress=False)
+    [stored] = index.collection.get(include=["metadatas"])["metadatas"]
+    assert summary.added == 0 and "lang" not in stored and stored["year"] == 1970
+    assert not index.collection.get(where={"lang": "en"})["ids"]
 
 
 def test_empty_folder_and_unreadable_only_folder_are_errors(embedding, tmp_path):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from seal_rag.loaders import find_files, read_file
+from seal_rag.loaders import find_files, read_document, read_file
 
 
 def _pdf(path, text: str | None):
@@ -69,6 +69,13 @@ def test_text_with_a_byte_order_mark_is_read_as_text_without_the_mark(tmp_path, 
     (tmp_path / "notes.txt").write_bytes(raw)
     sections = read_file(tmp_path / "notes.txt")
     assert " ".join(" ".join(s.text for s in sections).split()) == "Caf\u00e9 au lait. Oxygen is a chemical element."
+
+
+def test_a_record_with_blank_text_is_reported_not_dropped_silently(tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"id": "a", "text": "Volcanoes build islands."}\n{"id": "w", "text": "   "}\n')
+    sections, problems = read_document(tmp_path / "r.jsonl")
+    assert [s.text for s in sections] == ["Volcanoes build islands."]
+    assert problems == ["line 2 has a blank 'text': give it the record's text"]
 
 
 def test_text_that_is_not_utf8_names_the_fix(tmp_path):
