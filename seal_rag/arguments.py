@@ -40,12 +40,25 @@ def check_filter(where: object) -> dict | None:
     from chromadb.api.types import validate_where
 
     try:
+        _check_clause_keys(where)
         validate_where(where)
     except (ValueError, TypeError) as error:
         detail = " ".join(str(error).split())[:160]
         raise ArgumentError(f"the filter is not one Chroma reads ({detail}): write {{'key': value}}, "
                             "{'key': {'$in': [...]}} or {'$and': [...]}") from None
     return where
+
+
+def _check_clause_keys(where: dict) -> None:
+    """A clause's `$` keys must be `$and` or `$or` (Chroma's check lets `{"$foo": 1}` through, and its
+    search then fails as if the index were damaged); their lists' clauses are checked in turn."""
+    for key, value in where.items():
+        if str(key).startswith("$"):
+            if key not in ("$and", "$or"):
+                raise ValueError(f"{key!r} is not an operator a clause can start with: use $and or $or, or a field name")
+            for clause in value if isinstance(value, list) else []:
+                if isinstance(clause, dict):
+                    _check_clause_keys(clause)
 
 
 def check_chunking(chunk_chars: int, overlap_chars: int) -> None:

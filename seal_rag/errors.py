@@ -49,6 +49,11 @@ class IndexMismatchError(StoreError):
     """The index was built by a different model than the one querying it."""
 
 
+class FrameworkVectorsError(IndexMismatchError):
+    """A framework (LlamaIndex, LangChain) wrote whole joined vectors into the collection: seal-rag's
+    own search cannot read it, the frameworks' can."""
+
+
 class DocumentError(SealError):
     """Documents could not be read or there were none to read."""
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .arguments import check_collection, check_filter, check_top_k
-from .errors import ArgumentError, IndexMismatchError, ModelLoadError, StoreError
+from .errors import ArgumentError, FrameworkVectorsError, IndexMismatchError, ModelLoadError, StoreError
 from .fused_search import Split, fused_search
 from .phonetic import phonemize
 from .phonetic_index import KEEP, PhoneticIndex, PhoneticIndexError
@@ -339,7 +339,7 @@ class SealIndex:
     def check_split(self, model) -> None:
         """Raise `IndexMismatchError` when a framework wrote whole joined vectors into a layout-2 collection."""
         if self.stored_width() == model.dim:
-            raise IndexMismatchError(
+            raise FrameworkVectorsError(
                 f"index {self.collection.name!r} at {self.where} holds whole {model.dim:,}-wide vectors that a framework "
                 "wrote into it: search it through the LlamaIndex or LangChain integration, or ingest with seal-rag into a new --db"
             )

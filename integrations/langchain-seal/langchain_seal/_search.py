@@ -15,7 +15,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from seal_rag.arguments import check_filter
-from seal_rag.errors import StoreError
+from seal_rag.errors import ArgumentError, StoreError
 from seal_rag.store import Hit, collection_texts
 from seal_rag.collection_checks import as_store_error, cosine_from_distance, distance_space, ensure_not_empty, seal_index
 
@@ -36,6 +36,9 @@ class VectorStoreSearch:
         self.collection = chroma_collection(vectorstore)
         if self.collection is not None:  # Chroma's own error for a malformed filter reads as a broken store
             self.filter = check_filter(filter)
+        elif filter is not None and _filters_by_function(vectorstore) and not callable(filter):
+            raise ArgumentError(f"{type(vectorstore).__name__} filters with a function of a Document, not a "
+                                f"{type(filter).__name__}: e.g. filter=lambda doc: doc.metadata.get('title') == 'Oxygen'")
         self.space = distance_space(self.collection) if self.collection is not None else None
         # A collection `seal-rag ingest` filled holds only the semantic half in Chroma: seal-rag searches it.
         self.seal = seal_index(self.collection, model) if self.collection is not None and model is not None else None
@@ -83,6 +86,12 @@ class VectorStoreSearch:
         if hasattr(store, "similarity_search_with_score_by_vector"):
             return [(doc, float(score)) for doc, score in store.similarity_search_with_score_by_vector(embedding, k=k, **options)]
         return [(doc, math.nan) for doc in store.similarity_search_by_vector(embedding, k=k, **options)]
+
+
+def _filters_by_function(vectorstore: VectorStore) -> bool:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    return isinstance(vectorstore, InMemoryVectorStore)
 
 
 def _content_id(doc: Document) -> str:

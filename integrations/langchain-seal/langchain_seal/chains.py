@@ -103,6 +103,12 @@ class AudioChain(RunnableSerializable[AudioInput, dict]):
         async for chunk in self.chain.astream(spoken_question(input, self.sample_rate), config, **kwargs):
             yield chunk
 
+    def astream_events(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        return self.chain.astream_events(spoken_question(input, self.sample_rate), config, **kwargs)
+
+    def astream_log(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        return self.chain.astream_log(spoken_question(input, self.sample_rate), config, **kwargs)
+
     def pick(self, keys: str | list[str]) -> AudioChain:
         return AudioChain(chain=self.chain.pick(keys), sample_rate=self.sample_rate)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -43,12 +44,14 @@ class SealSpeechRetriever(BaseRetriever):
             `VectorStore` with `similarity_search_by_vector`.
         embeddings: The `SealEmbeddings`; defaults to the store's embedding function.
         k: How many documents to return.
-        filter: Metadata filter passed to the store (a Chroma `where` dict for Chroma).
+        filter: Metadata filter passed to the store (a Chroma `where` dict for Chroma, a function
+            of a `Document` for `InMemoryVectorStore`, the store's own form elsewhere).
         score_threshold: Drop documents scoring below this cosine.
         search_type: "similarity" (default) or "similarity_score_threshold" (needs a
             `score_threshold`), as for `VectorStore.as_retriever`; "mmr" is refused, since
             seal-rag ranks by similarity (or fusion) only.
-        search_kwargs: `k`, `filter` and `score_threshold`, as for `VectorStore.as_retriever`.
+        search_kwargs: `k`, `filter` and `score_threshold`, as for `VectorStore.as_retriever`;
+            read at each call, so changing them later counts (per-call values come first).
         mode: "speech" (speech tower, no transcript), "cascade" (ASR, then the text tower)
             or "hybrid" (both rankings fused), as in `seal-rag ask --mode`.
         transcriber: The ASR for cascade and hybrid modes; share it with the chain.
@@ -76,7 +79,7 @@ class SealSpeechRetriever(BaseRetriever):
     vectorstore: VectorStore
     embeddings: SealEmbeddings | None = None
     k: int = Field(default=4, gt=0)
-    filter: dict[str, Any] | None = None
+    filter: Any = None  # a Chroma `where` dict for Chroma, a function of a Document for InMemoryVectorStore
     score_threshold: float | None = None
     search_type: str = "similarity"
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -88,18 +91,16 @@ class SealSpeechRetriever(BaseRetriever):
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_search_kwargs(cls, data: Any) -> Any:
-        # `search_kwargs` set the fields of the same names, so they are validated alike.
+    def _check_search_kwargs(cls, data: Any) -> Any:
+        # `search_kwargs` are read at each call (`_setting`), so a later change to them counts, as
+        # `configurable_fields` and `model_copy` make; a field given beside them must agree (one at its
+        # default is not given: `configurable_fields` rebuilds the retriever passing every field).
         if not isinstance(data, dict) or not data.get("search_kwargs"):
             return data
-        unknown = sorted(set(data["search_kwargs"]) - set(SEARCH_KWARGS))
-        if unknown:
-            raise ValueError(f"search_kwargs {unknown} are not supported: SealSpeechRetriever takes {list(SEARCH_KWARGS)}")
-        data = dict(data)
+        _check_search_keys(data["search_kwargs"])
         for key, value in data["search_kwargs"].items():
-            if key in data and data[key] != value:
+            if key in data and data[key] != value and data[key] != cls.model_fields[key].default:
                 raise ValueError(f"{key}={data[key]!r} and search_kwargs {key}={value!r} disagree: give it once")
-            data[key] = value
         return data
 
     @field_validator("search_type")
@@ -114,7 +115,7 @@ class SealSpeechRetriever(BaseRetriever):
 
     @model_validator(mode="after")
     def _bind_model(self) -> SealSpeechRetriever:
-        if self.search_type == "similarity_score_threshold" and self.score_threshold is None:
+        if self.search_type == "similarity_score_threshold" and self._setting("score_threshold", None) is None:
             raise ValueError("search_type 'similarity_score_threshold' needs search_kwargs={'score_threshold': ...}")
         if self.embeddings is None:
             if not isinstance(self.vectorstore.embeddings, SealEmbeddings):
@@ -137,9 +138,22 @@ class SealSpeechRetriever(BaseRetriever):
     async def ainvoke(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
         return await super().ainvoke(self.question(input), config, **kwargs)
 
+    def astream_events(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        return super().astream_events(self.question(input), config, **kwargs)
+
+    def astream_log(self, input: AudioInput, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        return super().astream_log(self.question(input), config, **kwargs)
+
     def question(self, input: Any) -> SpokenQuestion:
         """The input as the retriever passes it on (see `SpokenQuestion`)."""
         return spoken_question(input, self.sample_rate or self.embeddings.sample_rate)
+
+    def _setting(self, name: str, given: Any) -> Any:
+        """A search setting for one call: given per call, else `search_kwargs`' (read now), else the field's."""
+        if given is not None:
+            return given
+        _check_search_keys(self.search_kwargs)  # they may have been changed since the constructor checked them
+        return self.search_kwargs.get(name, getattr(self, name))
 
     def _get_relevant_documents(
         self,
@@ -147,18 +161,18 @@ class SealSpeechRetriever(BaseRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
-        filter: dict[str, Any] | None = None,
+        filter: Any = None,
         score_threshold: float | None = None,
         **unknown: Any,
     ) -> list[Document]:
         if unknown:  # Python's own TypeError would not say what is taken instead
             raise ArgumentError(f"{', '.join(sorted(unknown))} cannot be given per call: SealSpeechRetriever takes "
                                 f"{', '.join(SEARCH_KWARGS)} per call (others in its constructor)")
-        threshold = score_threshold if score_threshold is not None else self.score_threshold
+        threshold = self._setting("score_threshold", score_threshold)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ArgumentError(f"score_threshold must be a number (a cosine), not {threshold!r}")
         question = self.question(query)
-        search = VectorStoreSearch(self.vectorstore, filter if filter is not None else self.filter, self.embeddings.speech_embedding)
+        search = VectorStoreSearch(self.vectorstore, self._setting("filter", filter), self.embeddings.speech_embedding)
         keywords = None
         if self._keyword_cache is not None and question.audio is not None:
             if search.seal is not None:  # a seal-rag index keeps its tables on disk
@@ -166,7 +180,7 @@ class SealSpeechRetriever(BaseRetriever):
             elif (source := search.knowledge_base()) is not None:
                 keywords = self._keyword_cache.get(*source)
         pipeline = Retriever(self.embeddings.speech_embedding, search, self.mode, self.transcriber, keywords=keywords)
-        k = self.k if k is None else k  # 0 is a wrong k, refused as such, not the default
+        k = self._setting("k", k)  # 0 is a wrong k, refused as such, not the default
         if question.audio is None:
             result = pipeline.retrieve_text(str(question), k)
         else:
@@ -182,3 +196,9 @@ class SealSpeechRetriever(BaseRetriever):
     ) -> list[Document]:
         # The models are CPU-bound torch: keep them off the event loop.
         return await run_in_executor(None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs)
+
+
+def _check_search_keys(search_kwargs: dict) -> None:
+    unknown = sorted(set(search_kwargs) - set(SEARCH_KWARGS))
+    if unknown:
+        raise ArgumentError(f"search_kwargs {unknown} are not supported: SealSpeechRetriever takes {list(SEARCH_KWARGS)}")

@@ -12,7 +12,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import FakeListChatModel
 from langchain_seal import SealDocumentLoader, SealSpeechRetriever, build_audio_chain
 from pydantic import ValidationError
-from seal_rag import NotAudioError
+from seal_rag import ArgumentError, NotAudioError
 from seal_rag.store import SealIndex
 from seal_rag.text_tower import TruncatedTextWarning
 
@@ -81,6 +81,22 @@ def test_search_kwargs_are_honoured(kb_store, question_wav):
     assert ids(above) == ids(everything)[:2]
 
 
+def test_search_kwargs_changed_later_count_as_langchain_changes_them(kb_store, question_wav):
+    # They were copied into the fields once: a later change was ignored, and configurable_fields failed.
+    from langchain_core.runnables import ConfigurableField
+
+    retriever = SealSpeechRetriever(vectorstore=kb_store, search_kwargs={"k": 5})
+    retriever.search_kwargs["k"] = 2
+    assert len(retriever.invoke(str(question_wav))) == 2
+    assert len(retriever.model_copy(update={"search_kwargs": {"k": 3}}).invoke(str(question_wav))) == 3
+    configurable = retriever.configurable_fields(search_kwargs=ConfigurableField(id="search"))
+    assert len(configurable.invoke(str(question_wav), config={"configurable": {"search": {"k": 1}}})) == 1
+    assert len(retriever.invoke(str(question_wav), k=4)) == 4  # a per-call value comes first
+    retriever.search_kwargs["fetch_k"] = 9
+    with pytest.raises(ArgumentError, match=r"search_kwargs \['fetch_k'\] are not supported"):
+        retriever.invoke(str(question_wav))
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -127,6 +143,25 @@ def test_chat_model_reads_the_transcript_and_callbacks_see_no_audio(kb_store, qu
     assert f"Question: {result['transcript']}" in logged and "<audio " in logged
     assert all(len(repr(v)) < 20_000 for v in recorder.seen)
     assert chain.pick("answer").invoke(question_wav.read_bytes(), config={"callbacks": [recorder]}) == "The Rankine cycle [1]."
+
+
+def test_streamed_events_and_logs_carry_no_audio_bytes(kb_store, question_wav):
+    # astream_events and astream_log handed tracers the raw audio (invoke and stream did not).
+    import asyncio
+
+    retriever = SealSpeechRetriever(vectorstore=kb_store, k=2)
+    chain = build_audio_chain(retriever, FakeListChatModel(responses=["ok [1]."]))
+
+    async def inputs(runnable) -> tuple[list, list]:
+        events = [e async for e in runnable.astream_events(question_wav.read_bytes(), version="v2")]
+        log = [patch async for patch in runnable.astream_log(question_wav.read_bytes())]
+        return [e["data"]["input"] for e in events if "input" in e["data"]], log
+
+    for runnable in (retriever, chain):
+        seen, log = asyncio.run(inputs(runnable))
+        logged = "\n".join(map(repr, seen + log))
+        assert seen and "RIFF" not in logged and not any(isinstance(v, bytes) for v in seen), logged[:300]
+        assert "<audio " in logged
 
 
 def test_a_typed_question_cannot_close_the_prompts_passage_tags(kb_store):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from langchain_core.documents import Document
 from langchain_seal import SealSpeechRetriever
-from seal_rag import AudioFileNotFoundError, IndexMismatchError, NotAudioError, StoreError
+from seal_rag import ArgumentError, AudioFileNotFoundError, IndexMismatchError, NotAudioError, StoreError
 from seal_rag.audio import load_audio
 from seal_rag.retrieve import Retriever, keyword_reranker
 from seal_rag.store import SealIndex
@@ -51,7 +51,7 @@ def test_an_empty_list_or_a_zero_rate_is_refused_not_guessed(seal_embeddings):
 
 
 def test_odd_inputs_are_named_not_tracebacks(retriever, seal_embeddings, question_wav):
-    from seal_rag import ArgumentError, InvalidSamplesError
+    from seal_rag import InvalidSamplesError
 
     with pytest.raises(NotAudioError, match="encoded audio decoded as a string"):
         seal_embeddings.embed_query("q\x00.wav")  # was ValueError: embedded null byte
@@ -150,6 +150,18 @@ def test_any_vector_store_works(seal_embeddings, passages, recorded_flac, speech
     scores = served_scores(speech_embedding, reranker, spoken, logits, speech_embedding.embed_texts(texts), texts)[0]
     served = SealSpeechRetriever(vectorstore=store, k=3).invoke(str(recorded_flac))
     assert ids(served) == [passages[i][0] for i in np.argsort(-scores)[:3]]
+
+
+def test_an_in_memory_store_filters_by_function_and_names_a_dict_filter(seal_embeddings, passages, recorded_flac):
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    store = InMemoryVectorStore(seal_embeddings)
+    store.add_documents([Document(page_content=text, metadata=meta, id=key) for key, text, meta in passages])
+    keep = passages[1][0]
+    retriever = SealSpeechRetriever(vectorstore=store, k=3, keywords=False, search_kwargs={"filter": lambda doc: doc.id == keep})
+    assert ids(retriever.invoke(str(recorded_flac))) == [keep]
+    with pytest.raises(ArgumentError, match="InMemoryVectorStore filters with a function of a Document, not a dict"):
+        retriever.invoke(str(recorded_flac), filter={"title": "x"})  # was "the vector store failed to answer"
 
 
 def test_store_langchain_filled_itself(tmp_path, seal_embeddings, passages, recorded_flac):

@@ -195,6 +195,22 @@ def test_retriever_over_an_index_llamaindex_built(seal_embedding, tmp_path, pass
     assert nodes[0].score == pytest.approx(cosine, abs=1e-4)
 
 
+def test_the_readmes_example_from_defaults_reads_a_seal_index_llamaindex_filled(seal_embedding, tmp_path, passages,
+                                                                                recorded_flac, speech_embedding):
+    # As the README does: a seal-rag collection, filled by VectorStoreIndex, then `from_defaults(db=...)`.
+    # It raised IndexMismatchError, telling the user to use the integration they were using.
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from seal_rag.store import SealIndex
+
+    collection = SealIndex.open(speech_embedding, db=tmp_path / "db", create=True).collection
+    storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
+    documents = [Document(text=text, metadata=meta, id_=key) for key, text, meta in passages]
+    index = VectorStoreIndex(documents, storage_context=storage, embed_model=seal_embedding)
+    direct = SealSpeechRetriever(index=index, similarity_top_k=3).retrieve(str(recorded_flac))
+    again = SealSpeechRetriever.from_defaults(db=tmp_path / "db", embed_model=seal_embedding, similarity_top_k=3)
+    assert [n.node.node_id for n in again.retrieve(str(recorded_flac))] == [n.node.node_id for n in direct]
+
+
 def test_an_llm_reads_passages_and_question_that_cannot_rewrite_its_prompt(make_index, seal_embedding):
     # LlamaIndex's default template pasted node text, metadata and question in raw: a passage
     # could close the context and write instructions that read as the prompt's own.

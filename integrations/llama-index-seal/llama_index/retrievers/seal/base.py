@@ -169,8 +169,14 @@ class SealSpeechRetriever(BaseRetriever):
             from llama_index.vector_stores.chroma import ChromaVectorStore
             from seal_rag.store import SealIndex
 
+            from seal_rag.errors import FrameworkVectorsError
+            from seal_rag.store import connect
+
             embed_model = embed_model or default_embed_model()
-            chroma = SealIndex.open(embed_model.speech_embedding, db=db, collection=collection).collection
+            try:
+                chroma = SealIndex.open(embed_model.speech_embedding, db=db, collection=collection).collection
+            except FrameworkVectorsError:  # filled through LlamaIndex itself (`VectorStoreIndex(documents, ...)`): read as it is
+                chroma = connect(db, must_exist=True).get_collection(collection, embedding_function=None)
             vector_store = ChromaVectorStore(chroma_collection=chroma)
         if embed_model is None and not isinstance(getattr(index, "_embed_model", None), SealEmbedding):
             embed_model = default_embed_model()
