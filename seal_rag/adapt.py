@@ -229,8 +229,9 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
 def _tune_recognizer(recognizer: nn.Module, states, sentences: list[str], batch_size: int, lr: float,
                      rng: random.Random, bf16: bool, progress: bool) -> None:
     """One pass of CTC over the spoken sentences' espeak-ng phonemes, as `training.phonetic` trains
-    the recognizer. Batches hold clips of similar length: the recognizer reads every state, so
-    padding costs as much as speech (a step is seconds on 2 cores)."""
+    the recognizer (an ensemble's members are tuned together, through their averaged output).
+    Batches hold clips of similar length: the recognizer reads every state, so padding costs as
+    much as speech (a step is seconds on 2 cores)."""
     labels = [torch.tensor([PHONEMES.index(c) for c in phonemize(s)]) for s in sentences]
     order = sorted((i for i, label in enumerate(labels) if len(label)), key=lambda i: len(states[i]))
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -29,8 +29,9 @@ SYSTEM_PROMPT = (
 )
 # What the passages are wrapped in; the same words inside a passage are defused, so a document
 # cannot close its own passage early and write text that reads as the prompt's: also written with
-# spaces (`< /passage>`), and with invisible characters between (removed first: see `quoted`).
-_TAGS = re.compile(r"<(\s*/?\s*)(passage|question)", re.IGNORECASE)
+# spaces (`< /passage>`) or invisible characters (`<\u200b/passage>`) between its parts.
+_INVISIBLE = "\\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"  # spaces, format characters
+_TAGS = re.compile(f"<([{_INVISIBLE}]*/?[{_INVISIBLE}]*)(passage|question)", re.IGNORECASE)
 
 
 def extractive_answer(model, query_vector: np.ndarray, hits: list[Hit]) -> str:
@@ -105,10 +106,11 @@ def context_block(hits: list[Hit]) -> str:
 
 
 def quoted(text: str) -> str:
-    """Untrusted text made safe to place between the prompt's tags: control and invisible format
-    characters (NUL, escapes, zero-width spaces) removed, as a tokenizer may drop them and join what
-    they split, then the tags' words defused."""
-    visible = "".join(c for c in str(text) if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf"))
+    """Untrusted text made safe to place between the prompt's tags: control characters (NUL,
+    escapes) removed, then the tags' words defused, also where spaces or invisible format characters
+    (zero-width spaces, which a tokenizer may drop) stand between their parts. Format characters
+    elsewhere stay: Persian and Indic words need their zero-width joiners."""
+    visible = "".join(c for c in str(text) if c in "\n\t" or unicodedata.category(c) != "Cc")
     return _TAGS.sub(lambda m: f"\u2039{m.group(1)}{m.group(2)}", visible)
 
 

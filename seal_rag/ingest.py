@@ -110,12 +110,14 @@ def ingest_folder(
         summary.records_skipped += [Skipped(str(path), problem) for problem in problems]
         chunks = [c for s in sections for c in chunk_section(s, chunk_chars, overlap_chars)]
         wanted[str(path.resolve())] = chunks
+    existing = index.all_metadata()
+    emptied &= {stored_file(meta) for meta in existing.values()}  # only files whose earlier chunks are stored
     if not wanted and not emptied:
         reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in summary.skipped[:3])
         raise DocumentError(f"no readable document in {folder} ({reasons}): "
                             "add text, markdown, HTML, PDF or JSONL files")
-
-    existing = index.all_metadata()
+    summary.skipped = [Skipped(s.path, f"{s.reason}: its earlier chunks are removed") if str(Path(s.path).resolve()) in emptied
+                       else s for s in summary.skipped]
     present_ids = set(existing)
     if index.phonetic is not None and index.phonetic.live_ids() != present_ids:
         index.reconcile(model, present_ids)  # a crash, or another writer, left the two homes apart: mend first

@@ -162,8 +162,9 @@ def read_document(path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> tuple
         sections = [Section(source, title, text)]
     sections = [s for s in sections if s.text.strip()]
     if not sections:
-        reason = problems[0] if problems else "no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else "")
-        raise NoTextError(reason)
+        if problems:  # unusable records (a file half written, a JSON array) are not an emptied file
+            raise ValueError(problems[0])
+        raise NoTextError("no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""))
     return sections, problems
 
 
@@ -194,10 +195,15 @@ def _read_text(path: Path) -> str:
     if encoding == "utf-8" and b"\x00" in raw[:8192]:
         raise ValueError("binary content, not text")
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
-        raise ValueError(f"not {encoding.upper().removesuffix('-SIG')} text: re-save it as UTF-8 "
-                         "(iconv -f CP1252 -t UTF-8 for Windows text)") from None
+        if encoding == "utf-8":
+            raise ValueError("not UTF-8 text: re-save it as UTF-8 (iconv -f CP1252 -t UTF-8 for Windows text)") from None
+        name = encoding.upper().removesuffix("-SIG")
+        raise ValueError(f"not valid {name} text, though its byte-order mark says so: re-save it as UTF-8") from None
+    if "\x00" in text[:8192]:  # UTF-16/32 spell every ASCII character with NUL bytes: look after decoding
+        raise ValueError("binary content, not text")
+    return text
 
 
 def _first_heading(text: str) -> str | None:

@@ -343,9 +343,9 @@ class PhoneticHalf(nn.Module):
         self.recognizer = recognizer.requires_grad_(False)
         self.register_buffer("idf", torch.ones(dim))
         self.soft = soft  # None: the recognizer's greedy 1-best; else expected n-gram counts (`soft_ngram_counts`)
-        self.bf16 = hardware_bf16()  # queries read a bf16 copy of the recognizer (`reader`); False: fp32
+        self.bf16 = hardware_bf16()  # queries read a bf16 copy of the recognizer (`query_recognizer`); False: fp32
 
-    def reader(self) -> nn.Module:
+    def query_recognizer(self) -> nn.Module:
         """The recognizer queries run: where the CPU computes bf16 in hardware, a bf16 copy of it
         (about 1.4 times faster on 2 cores; its log-probabilities within a mean KL of 1e-4 of fp32's,
         `test_phonetic`), made again whenever the recognizer's weights change (`seal-rag adapt` can
@@ -355,7 +355,7 @@ class PhoneticHalf(nn.Module):
         version = [p._version for p in self.recognizer.parameters()]  # grows with every in-place change
         twin = self.__dict__.get("_bf16")
         if twin is None or twin[0] != version:
-            copied = copy.deepcopy(self.recognizer).to(torch.bfloat16)
+            copied = copy.deepcopy(self.recognizer).to(torch.bfloat16).eval()
             for module in copied.modules():
                 if isinstance(module, PhonemeRecognizer):  # logits in fp32: bf16's 8 bits would tie close classes
                     module.classes.float().register_forward_pre_hook(_inputs_to_fp32)
@@ -365,7 +365,7 @@ class PhoneticHalf(nn.Module):
     def _run(self, states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-rate encoder states per clip -> `(clips, steps, classes)` fp32 logits and step counts."""
         lengths = torch.tensor([s.shape[0] for s in states])
-        recognizer = self.reader()
+        recognizer = self.query_recognizer()
         dtype = next(recognizer.parameters()).dtype
         logits, steps = recognizer(nn.utils.rnn.pad_sequence(states, batch_first=True).to(dtype), lengths)
         return logits.float(), steps
@@ -381,7 +381,8 @@ class PhoneticHalf(nn.Module):
 
     @torch.no_grad()
     def logits(self, states: list[torch.Tensor]) -> list[np.ndarray]:
-        """Full-rate encoder states per clip -> the recognizer's `(steps, classes)` logits for each."""
+        """Full-rate encoder states per clip -> the recognizer's `(steps, classes)` logits for each
+        (an ensemble's averaged log-probabilities: read the same way, by softmax or argmax)."""
         logits, steps = self._run(states)
         return [row[:count].numpy() for row, count in zip(logits, steps.tolist())]
 

@@ -26,7 +26,6 @@ from .timing import timed
 # Chunks from which reading an index's words for keyword re-ranking shows a bar: from here on it takes
 # seconds (about 4 s for 20,000 chunks, minutes for a million).
 PROGRESS_FROM = 20_000
-MAX_QUESTION_CHARS = 4_000  # a typed question; 256 word pieces of English are about 1,000 characters
 
 
 @dataclass
@@ -155,9 +154,6 @@ class Retriever:
             raise ArgumentError(f"a typed question must be a string, not a {type(text).__name__}")
         if not text.strip():
             raise ArgumentError("the question is empty: ask it in words, or pass its audio")
-        if len(text) > MAX_QUESTION_CHARS:  # the tokenizer would read all of it (a minute for megabytes) to keep 256 pieces
-            raise ArgumentError(f"the question is {len(text):,} characters, over the {MAX_QUESTION_CHARS:,} a question may "
-                                "have: shorten it (the text tower reads about its first 1,000)")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:

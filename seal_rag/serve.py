@@ -49,6 +49,8 @@ RETRY_AFTER_SECONDS = 1
 # The request body is read in chunks of this size, so an oversized upload is cut off early.
 READ_CHUNK = 64 * 1024
 UPLOADS_PER_SLOT = 2  # uploads read at once, per question slot: each buffers up to max_upload_bytes
+UPLOAD_SECONDS = 120  # a whole body must arrive within this (25 MB at about 200 kB/s), however it trickles
+MAX_QUESTION_CHARS = 4_000  # a typed question; the tokenizer reads all of it (a minute for megabytes) to keep 256 pieces
 FOLLOW_STOP_SECONDS = 5  # how long a stopping server waits for a look at the index to end
 
 
@@ -197,8 +199,8 @@ class AskService:
         from .audio import load_audio
 
         start = time.perf_counter()
-        heard: list[str] = []
-        clip = load_audio(audio, max_seconds=self.model.config.max_seconds, problems=heard)
+        problems: list[str] = []
+        clip = load_audio(audio, max_seconds=self.model.config.max_seconds, problems=problems)
         decode = time.perf_counter() - start
         needs_transcript = bool(self.answerer and self.answerer.needs_transcript)
         retriever = Retriever(self.model, self.index, mode, self.transcriber if mode != "speech" or needs_transcript else None,
@@ -206,7 +208,7 @@ class AskService:
         found = retriever.retrieve_clip(clip, k, want_transcript=needs_transcript)
         question = {"kind": "audio", "name": name, "seconds": round(clip.size / 16000, 3)}
         body = self._body(question, mode, found.hits, found.transcript, {"decode": decode, **found.timings})
-        body["warnings"] = heard  # the clip's quality problems, for the client that sent it
+        body["warnings"] = problems  # the clip's quality problems, for the client that sent it
         if self.answerer is None:
             return body, self._extractive(body, found.query_vector, found.hits)
         return body, Answer.generated(self.answerer.stream(found.hits, found.transcript, None if needs_transcript else clip))
@@ -344,10 +346,11 @@ async def _read_question(request, limit: int, stall_seconds: float):
         return problem(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}: send a shorter clip")
     body = bytearray()
     chunks = request.stream().__aiter__()
+    deadline = time.monotonic() + UPLOAD_SECONDS
     try:
         while True:
-            try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), stall_seconds)
+            try:  # a stalled client, and one that sends a byte now and then, both free their slot
+                chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, min(stall_seconds, deadline - time.monotonic())))
             except StopAsyncIteration:
                 break
             body += chunk
@@ -356,6 +359,8 @@ async def _read_question(request, limit: int, stall_seconds: float):
     except ClientDisconnect:  # nobody is left to read the answer; not a server error to log
         return problem(400, "the client closed the connection before the upload ended")
     except asyncio.TimeoutError:
+        if time.monotonic() >= deadline:
+            return problem(408, f"the upload took over {UPLOAD_SECONDS} s: send it again over a faster connection")
         return problem(408, f"the upload stalled: nothing arrived for {stall_seconds:g} s; send it again")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
@@ -365,6 +370,9 @@ async def _read_question(request, limit: int, stall_seconds: float):
             text = None
         if not isinstance(text, str) or not text.strip():
             return problem(422, 'a JSON body must be {"text": "your question"} with a non-empty question')
+        if len(text.strip()) > MAX_QUESTION_CHARS:
+            return problem(413, f"the question is {len(text.strip()):,} characters, over the {MAX_QUESTION_CHARS:,} "
+                                "a question may have here: shorten it (the text tower reads about its first 1,000)")
         return "text", text.strip()
     if kind == "multipart/form-data":
         async def replay():
@@ -408,7 +416,7 @@ async def _events(body: dict, answer: Answer, iterate):
     """Server-sent events: `sources` (the body without its answer), `token`s, then `done` or `error`."""
 
     def event(name: str, data) -> bytes:
-        # ASCII only: U+2028 and U+2029 end a line for JavaScript's regular expressions, which the page reads events with.
+        # ASCII only: U+2028 and U+2029 end a line for JavaScript's regular expressions, as a client may read events with.
         return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
     yield event("sources", {key: value for key, value in body.items() if key not in ("answer", "error")})
@@ -430,8 +438,5 @@ def run(settings: ServeSettings, host: str, port: int, answerer=None, on_ready=N
 
     url = f"http://{host}:{port}"
     app = create_app(settings, AskService(settings, answerer), on_ready and (lambda: on_ready(url)))
-    # Connections past the bound get 503 from uvicorn: each holds a task and buffers, and the
-    # question and upload slots only bound requests that got that far.
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
-                limit_concurrency=(UPLOADS_PER_SLOT + 2) * settings.max_concurrent + 4)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 

@@ -113,12 +113,13 @@ def check_index_folder(path: Path) -> None:
 
     An index is made private file by file (`make_private`): in a folder that is no index
     (`--db .` or `--db ~` by mistake) that would strip the permissions of the user's own files."""
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"{path} is a file, not a folder: pass a folder for --db")
-    if not path.is_dir() or (path / INDEX_FILE).is_file():
-        return
     try:
-        others = [entry.name for entry in path.iterdir() if entry.name != LOCK_FILE and not (entry / INDEX_FILE).is_file()]
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path} is a file, not a folder: pass a folder for --db")
+        if not path.is_dir() or (path / INDEX_FILE).is_file():
+            return
+        others = [entry.name for entry in path.iterdir()
+                  if entry.name not in (LOCK_FILE, ".DS_Store") and not (entry / INDEX_FILE).is_file()]
     except OSError as error:
         raise StoreError(f"cannot read the folder {path} ({error.strerror}): fix its permissions or pass another --db") from None
     if others:

@@ -69,7 +69,7 @@ def test_a_file_emptied_loses_its_chunks_and_a_file_unread_keeps_them(embedding,
     summary = ingest_folder(embedding, docs, index, show_progress=False)
     assert summary.deleted == 1 and index.collection.get()["documents"] == ["Beta is the second letter."]
     assert {Path(s.path).name: s.reason for s in summary.skipped} == {
-        "a.txt": "no text found", "b.txt": "not UTF-8 text: re-save it as UTF-8 (iconv -f CP1252 -t UTF-8 for Windows text)"}
+        "a.txt": "no text found: its earlier chunks are removed", "b.txt": "not UTF-8 text: re-save it as UTF-8 (iconv -f CP1252 -t UTF-8 for Windows text)"}
 
 
 def test_a_field_dropped_from_a_record_leaves_the_stored_metadata(embedding, tmp_path):

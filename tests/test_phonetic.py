@@ -216,7 +216,7 @@ def test_an_ensemble_averages_its_members_log_probabilities_step_by_step():
         mean, ensemble_steps = ensemble(states, lengths)
     assert torch.equal(ensemble_steps, steps) and ensemble.blank == members[0].blank
     torch.testing.assert_close(mean, (a.log_softmax(-1) + b.log_softmax(-1)) / 2)
-    # Not either member's output: two members trained apart disagree somewhere.
+    # Not either member's output: two members initialised apart disagree somewhere.
     assert not torch.equal(mean.argmax(-1), a.argmax(-1)) or not torch.equal(mean.argmax(-1), b.argmax(-1))
     # Members that agree give one member's decoding.
     twins = RecognizerEnsemble([members[0], members[0]]).eval()
@@ -290,7 +290,7 @@ def test_the_bf16_recognizer_stays_within_its_stated_tolerance_and_follows_tuned
     half.bf16 = False
     exact = half.logits(states)
     half.bf16 = True
-    assert next(half.reader().parameters()).dtype == torch.bfloat16
+    assert next(half.query_recognizer().parameters()).dtype == torch.bfloat16
     assert next(half.recognizer.parameters()).dtype == torch.float32  # the model's own weights stay fp32
     close = half.logits(states)
     for a, b in zip(exact, close):

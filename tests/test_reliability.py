@@ -362,6 +362,7 @@ def test_a_passage_cannot_close_its_tag_with_spaces_or_invisible_characters():
         assert not re.search(r"<\s*/?\s*(passage|question)", made, re.IGNORECASE), (disguised, made)
     assert quoted("a\x1b[31m red\tline\nnext") == "a[31m red\tline\nnext"  # escapes gone, tabs and lines kept
     assert quoted("x < y and 3 > 2") == "x < y and 3 > 2"  # other text is left alone
+    assert quoted("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a Persian word keeps its joiner
 
 
 def test_hidden_html_is_not_indexed(tmp_path):

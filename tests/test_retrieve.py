@@ -86,7 +86,6 @@ def test_a_filter_of_several_plain_keys_means_all_of_them(retriever, demo_questi
     (lambda r, q: r.retrieve(q, where={"$foo": 1}), "'$foo' is not an operator a clause can start with"),
     (lambda r, q: r.retrieve(q, where={"$or": [{"title": "a"}, {"$nor": [{"title": "b"}]}]}), "'$nor' is not an operator"),
     (lambda r, q: r.retrieve_text("   "), "the question is empty"),
-    (lambda r, q: r.retrieve_text("apollo " * 600), "the question is 4,200 characters, over the 4,000"),
     (lambda r, q: r.retrieve_text("hi \ud800 there"), "invalid Unicode (a lone surrogate)"),
     (lambda r, q: r.index.query(np.full(10, 0.1, np.float32)), "the query vector has 10 values"),
     (lambda r, q: r.index.query(np.full(r.model.dim, np.nan, np.float32)), "NaN or infinite"),

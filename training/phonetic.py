@@ -194,15 +194,19 @@ def train(config: dict) -> Path:
     return out_dir
 
 
-def best_recognizers(section: dict, data: dict) -> list[tuple[Path, dict]]:
+def best_recognizers(config: dict) -> list[tuple[Path, dict]]:
     """(out_dir, best.pt) of this run, then of each run in `[phonetic] ensemble`, in that order.
 
-    Every member must have heard the same voice families as this run: `voices.json` records this
-    run's, and an unseen-family benchmark is honest only if no member heard that family."""
+    Every member must have heard the same voice families as this run (`voices.json` records this
+    run's, and an unseen-family benchmark is honest only if no member heard that family) and be the
+    same recognizer on the same encoder's states."""
+    section, data = config["phonetic"], config["data"]
     others = section.get("ensemble", [])
     if not isinstance(others, list) or not all(isinstance(run, str) for run in others):
         raise SystemExit('error: [phonetic] ensemble must be a list of out_dirs, such as ["~/.cache/seal_rag/training/run"]')
     runs = [Path(section["out_dir"]).expanduser()] + [Path(run).expanduser() for run in others]
+    if len({run.resolve() for run in runs}) < len(runs):
+        raise SystemExit("error: [phonetic] ensemble names a run twice (or this run's own out_dir): name each once")
     roles = family_roles(data.get("families", TRAINING_FAMILIES))
     found = []
     for run in runs:
@@ -216,8 +220,19 @@ def best_recognizers(section: dict, data: dict) -> list[tuple[Path, dict]]:
             if family_roles(trained["config"]["data"].get("families", TRAINING_FAMILIES)) != roles:
                 raise SystemExit(f"error: {run} heard other voice families than this run ([data] families): "
                                  "an ensemble's members must share them, or no family is left unseen to benchmark on")
+            if _encoder(trained["config"]) != _encoder(config) or _shapes(best) != _shapes(found[0][1]):
+                raise SystemExit(f"error: {run} trained another recognizer (encoder or sizes) than this run's: "
+                                 "an ensemble's members hear the same encoder's states")
         found.append((run, best))
     return found
+
+
+def _encoder(config: dict) -> str:
+    return config.get("model", {}).get("whisper_model", "whisper-base")
+
+
+def _shapes(best: dict) -> dict:
+    return {name: tuple(weight.shape) for name, weight in best["model"].items()}
 
 
 def recognizer_weights(bests: list[dict]) -> dict[str, torch.Tensor]:
@@ -233,7 +248,7 @@ def release(config: dict, model_dir: Path) -> None:
     then set the model's status from the joined model against the cascade on validation."""
     section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
-    runs = best_recognizers(section, data)
+    runs = best_recognizers(config)
     idf_path = out_dir / f"idf_{section['hash_dim']}.npy"
     if not idf_path.is_file():
         raise SystemExit(f"error: no {idf_path}: [phonetic] hash_dim differs from the run's; release with the config it trained with")

@@ -639,6 +639,8 @@ def test_the_phoneme_recognizer_learns_resumes_and_joins_a_released_model(traine
     weights_before = (model_dir / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit, match="ensemble must be a list"):
         phonetic.release(dict(pair, phonetic=dict(pair["phonetic"], ensemble=str(tmp_path / "phonetic"))), model_dir)
+    with pytest.raises(SystemExit, match="names a run twice"):
+        phonetic.release(dict(pair, phonetic=dict(pair["phonetic"], ensemble=[str(tmp_path / "pair")])), model_dir)
     pair["data"]["families"] = ["espeak"]
     with pytest.raises(SystemExit, match="other voice families"):
         phonetic.release(pair, model_dir)
