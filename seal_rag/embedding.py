@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -29,7 +30,9 @@ from .audio import SAMPLE_RATE, AudioSource, load_audio
 from .config import DEFAULT_MODEL, MODELS_DIR, SealConfig
 from .errors import ModelLoadError
 from .phonetic import PhoneticHalf, SoftDecoding
+from .model_sources import beside
 from .query_input import audio_batch
+from .safe_text import for_terminal
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
 from .timing import timed
@@ -85,10 +88,40 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except Exception as error:  # noqa: BLE001 - safetensors raises its own and OS errors for a bad file
+        raise _damaged(path, error) from None
+
+
+def _damaged(path: Path, error: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot read the weights {for_terminal(str(path))} ({type(error).__name__}: {for_terminal(str(error))[:120]}): "
+        "the file is damaged; re-save the model or restore it"
+    )
+
+
+# Config fields that size a tensor: each must be a dimension of some tensor the weights file holds.
+_WIDTHS = ("text_dim", "dim", "adapter_dim", "adapter_kernel", "mlp_hidden", "phonetic_dim")
+_LAYER_COUNTS = ("context_layers", "tuned_reader_layers", "trainable_encoder_layers")
+
+
+def _check_sizes(config: SealConfig, path: Path) -> None:
+    """Refuse a config whose sizes the weights file cannot hold, before the model is built: a
+    damaged or mistyped size (mlp_hidden 1000000) would otherwise allocate gigabytes, then fail.
+    Reads only the file's header."""
+    try:
+        with safe_open(path, "pt") as f:
+            shapes = [f.get_slice(key).get_shape() for key in f.keys()]
+    except Exception as error:  # noqa: BLE001 - as `_read_weights`
+        raise _damaged(path, error) from None
+    dimensions = {d for shape in shapes for d in shape}
+    wrong = [f"{name} {getattr(config, name)}" for name in _WIDTHS
+             if getattr(config, name) and getattr(config, name) not in dimensions]
+    # Every layer stores several tensors, so no honest count exceeds the file's tensors.
+    wrong += [f"{name} {getattr(config, name)}" for name in _LAYER_COUNTS if getattr(config, name) > len(shapes)]
+    if wrong:
         raise ModelLoadError(
-            f"cannot read the weights {path} ({type(error).__name__}: {' '.join(str(error).split())[:120]}): "
-            "the file is damaged; re-save the model or restore it"
-        ) from None
+            f"{for_terminal(str(path.parent / CONFIG_FILE))} does not fit {path.name} ({', '.join(wrong)}): "
+            "restore config.json or re-save the model"
+        )
 
 
 @lru_cache(maxsize=4)
@@ -117,12 +150,14 @@ class SpeechEmbedding(nn.Module):
         trained: False for randomly initialised heads; such a model warns on every load.
     """
 
-    def __init__(self, config: SealConfig, trained: bool = True, name: str = "seal-untrained"):
+    def __init__(self, config: SealConfig, trained: bool = True, name: str = "seal-untrained",
+                 model_dir: Path | None = None):
+        """`model_dir`: the folder `config` was read from; base-model paths in it are relative to it."""
         super().__init__()
         self.config = config
         self.trained = trained
         self.name = name
-        sentence_model = load_sentence_model(config.text_model)
+        sentence_model = load_sentence_model(beside(config.text_model, model_dir))
         base_dim = sentence_model.get_embedding_dimension()
         if base_dim != config.text_dim:
             raise ModelLoadError(
@@ -137,7 +172,7 @@ class SpeechEmbedding(nn.Module):
                 # Start as the identity, so the text tower starts as the sentence model.
                 self.scaling.weight.copy_(torch.eye(config.dim))
                 self.scaling.bias.zero_()
-        self.speech = SpeechTower(config, load_whisper_encoder(config.whisper_model), self.scaling, sentence_model)
+        self.speech = SpeechTower(config, load_whisper_encoder(beside(config.whisper_model, model_dir)), self.scaling, sentence_model)
         self.text = TextTower(sentence_model, self.scaling)
         self.phonetic = (PhoneticHalf(config.phonetic_dim, self.speech.encoder.d_model, _soft(config),
                                       config.phonetic_recognizers)
@@ -177,7 +212,8 @@ class SpeechEmbedding(nn.Module):
         config = SealConfig.load(path / CONFIG_FILE)
         # An experimental checkpoint is trained, but not yet good enough to stand in for
         # the cascade: callers that choose a mode by `trained` treat it as untrained.
-        model = cls(config, trained=config.status == "released", name=name or path.resolve().name)
+        _check_sizes(config, path / WEIGHTS_FILE)
+        model = cls(config, trained=config.status == "released", name=name or path.resolve().name, model_dir=path)
         model._load_trainable(_read_weights(path / WEIGHTS_FILE), path)
         if config.status == "experimental":
             warnings.warn(

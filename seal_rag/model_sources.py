@@ -13,6 +13,7 @@ from typing import Iterable
 
 from .atomic_file import atomic_path
 from .errors import ModelLoadError
+from .safe_text import for_terminal
 
 DEFAULT_WHISPER = "whisper-base"
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
@@ -25,7 +26,13 @@ def cache_dir() -> Path:
     """Where converted weights are kept: `$SEAL_RAG_CACHE`, else `~/.cache/seal_rag`."""
     root = os.environ.get("SEAL_RAG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seal_rag"
     path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission, a read-only disk
+        raise ModelLoadError(
+            f"cannot use the model cache {for_terminal(str(path))} ({error.strerror or error}): "
+            "set SEAL_RAG_CACHE to a writable folder"
+        ) from None
     return path
 
 
@@ -68,9 +75,25 @@ def packaged_whisper_ct2_dir() -> Path:
 def _write_atomically(path: Path, parts: Iterable[bytes]) -> None:
     """Write `parts` one after another to `path`, through a temporary file and a rename, so that no
     process ever reads it half written."""
-    with atomic_path(path) as partial, partial.open("wb") as out:
-        for part in parts:
-            out.write(part)
+    try:
+        with atomic_path(path) as partial, partial.open("wb") as out:
+            for part in parts:
+                out.write(part)
+    except OSError as error:
+        raise ModelLoadError(
+            f"cannot write {for_terminal(str(path))} ({error.strerror or error}): "
+            "free disk space, or set SEAL_RAG_CACHE to a writable folder"
+        ) from None
+
+
+def beside(name: str, model_dir: Path | None) -> str:
+    """A base model's name from a model's `config.json`: a relative path that exists inside the
+    model's folder means that folder's copy, wherever the command runs from (read from the working
+    directory, it would be taken for a Hub id and go to the network)."""
+    packaged = name in _PACKAGED_WHISPER_NAMES | _PACKAGED_TEXT_NAMES
+    if packaged or model_dir is None or Path(name).expanduser().is_absolute() or not (model_dir / name).exists():
+        return name
+    return str(model_dir / name)
 
 
 def text_model_path(name: str) -> tuple[str, bool]:

@@ -101,11 +101,17 @@ def load_whisper_encoder(name: str) -> RealLengthWhisperEncoder:
 def _packaged_base_state() -> dict[str, torch.Tensor]:
     cached = cache_dir() / "whisper-base-encoder.safetensors"
     if cached.is_file():
-        return load_file(cached)
+        try:
+            return load_file(cached)
+        except Exception:  # noqa: BLE001 - a damaged cache file (a full disk, a stopped copy): made again below
+            pass
     variables = read_ct2_model(packaged_whisper_ct2_dir() / "model.bin", prefix="encoder/")
     state = {k: torch.from_numpy(v.copy()) for k, v in ct2_encoder_to_hf(variables, WHISPER_BASE["encoder_layers"]).items()}
-    with atomic_path(cached) as partial:
-        save_file(state, partial)
+    try:
+        with atomic_path(cached) as partial:
+            save_file(state, partial)
+    except OSError:  # a cache this process cannot write: converted again next time
+        pass
     return state
 
 

@@ -1,4 +1,6 @@
 import copy
+import json
+import shutil
 
 import numpy as np
 import torch
@@ -60,12 +62,38 @@ def test_saved_weights_hold_only_the_trainable_parts(embedding, tmp_path):
 def test_mismatched_weights_are_reported_plainly(embedding, tmp_path):
     embedding.save_pretrained(tmp_path)
     config = SealConfig.load(tmp_path / "config.json")
-    config.mlp_hidden = 64
+    config.mlp_hidden = config.adapter_dim  # a width the file holds, in the wrong place
     config.save(tmp_path / "config.json")
     with pytest.raises(ModelLoadError, match="does not match its config.*wrong shapes.*mlp"):
         SpeechEmbedding.from_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="not a seal-rag model directory"):
         SpeechEmbedding.from_pretrained(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("field, value", [("mlp_hidden", 1_000_000), ("context_layers", 1_000_000), ("phonetic_dim", 8193)])
+def test_a_size_the_weights_cannot_hold_is_refused_before_the_model_is_built(embedding, tmp_path, monkeypatch, field, value):
+    embedding.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | {field: value}))
+    monkeypatch.setattr(SpeechEmbedding, "__init__", lambda *a, **k: pytest.fail("built before the sizes were checked"))
+    with pytest.raises(ModelLoadError, match=f"does not fit model.safetensors \\({field} {value}\\)"):
+        SpeechEmbedding.from_pretrained(tmp_path)
+
+
+def test_a_base_model_path_in_config_is_read_beside_the_model_from_any_folder(embedding, tmp_path, monkeypatch):
+    from seal_rag.model_sources import text_model_path
+
+    model = tmp_path / "model"
+    embedding.save_pretrained(model)
+    shutil.copytree(text_model_path("all-MiniLM-L6-v2")[0], model / "minilm")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"text_model": "minilm"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a Hub lookup would fail here, not wait for the network
+    loaded = SpeechEmbedding.from_pretrained(model)
+    assert np.allclose(loaded.embed_texts(["lung cancer"]), embedding.embed_texts(["lung cancer"]), atol=1e-6)
 
 
 def test_bad_audio_surfaces_the_project_errors(embedding, tmp_path):

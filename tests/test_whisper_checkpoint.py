@@ -68,3 +68,29 @@ def test_int8_encoder_gives_the_torch_encoders_states_at_real_length(jfk):
     assert cosine.mean() > 0.99  # int8 rounding only: a wrong window or frame count falls far below
     assert can_encode_with_ct2(SealConfig()) and not can_encode_with_ct2(SealConfig(trainable_encoder_layers=2))
     assert not can_encode_with_ct2(SealConfig(whisper_model="openai/whisper-small"))
+
+
+def test_a_damaged_cached_encoder_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEAL_RAG_CACHE", str(tmp_path))
+    from seal_rag.whisper_torch import _packaged_base_state
+
+    good = _packaged_base_state()
+    cached = tmp_path / "whisper-base-encoder.safetensors"
+    cached.write_bytes(cached.read_bytes()[:1000])  # a copy stopped short
+    again = _packaged_base_state()
+    assert again.keys() == good.keys() and all(torch.equal(again[k], good[k]) for k in good)
+    assert _packaged_base_state().keys() == good.keys()  # and the cache holds it whole again
+    assert cached.stat().st_size > 1000
+
+
+def test_a_cache_folder_that_is_a_file_is_one_error_naming_the_setting(tmp_path, monkeypatch):
+    import pytest
+
+    from seal_rag.errors import ModelLoadError
+    from seal_rag.model_sources import cache_dir
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SEAL_RAG_CACHE", str(blocker))
+    with pytest.raises(ModelLoadError, match="SEAL_RAG_CACHE"):
+        cache_dir()
