@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ ADAPT_TAKES = 2
 
 def _fits(value: object, kind: type) -> bool:
     if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
     return isinstance(value, kind)

@@ -32,7 +32,7 @@ from .errors import ModelLoadError
 from .phonetic import PhoneticHalf, SoftDecoding
 from .model_sources import beside
 from .query_input import audio_batch
-from .safe_text import for_terminal
+from .safe_text import for_terminal, one_line
 from .speech_tower import SpeechTower
 from .text_tower import TextTower, load_sentence_model
 from .timing import timed
@@ -93,7 +93,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def _damaged(path: Path, error: Exception) -> ModelLoadError:
     return ModelLoadError(
-        f"cannot read the weights {for_terminal(str(path))} ({type(error).__name__}: {for_terminal(str(error))[:120]}): "
+        f"cannot read the weights {for_terminal(str(path))} ({type(error).__name__}: {one_line(error, 120)}): "
         "the file is damaged; re-save the model or restore it"
     )
 

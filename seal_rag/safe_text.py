@@ -39,6 +39,11 @@ def for_terminal(text: object, multiline: bool = False) -> str:
     return (_UNSAFE_KEEP_LINES if multiline else _UNSAFE).sub(_visible, str(text))
 
 
+def one_line(error: object, limit: int = 160) -> str:
+    """Another library's message (often several lines) as one short line a terminal can show."""
+    return for_terminal(" ".join(str(error).split())[:limit])
+
+
 def json_line(payload: object) -> str:
     """`payload` as one line of JSON that reads back exactly, with nothing a terminal would obey."""
     text = json.dumps(payload, ensure_ascii=False)

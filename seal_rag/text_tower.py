@@ -11,6 +11,7 @@ from torch import nn
 
 from .errors import ModelLoadError
 from .model_sources import text_model_path
+from .safe_text import for_terminal, one_line
 
 
 def load_sentence_model(name: str):
@@ -24,7 +25,7 @@ def load_sentence_model(name: str):
         return SentenceTransformer(path, device="cpu", local_files_only=local_only)
     except (OSError, ValueError) as error:
         raise ModelLoadError(
-            f"cannot load text model {name!r} ({error}): use 'all-MiniLM-L6-v2' (shipped) or a local sentence-transformers dir"
+            f"cannot load text model {for_terminal(repr(name))} ({one_line(error)}): use 'all-MiniLM-L6-v2' (shipped) or a local sentence-transformers dir"
         ) from None
 
 

@@ -19,6 +19,7 @@ from .atomic_file import atomic_path
 from .whisper_checkpoint import ct2_encoder_to_hf, read_ct2_model
 from .errors import ModelLoadError
 from .model_sources import cache_dir, is_packaged_whisper, packaged_whisper_ct2_dir
+from .safe_text import for_terminal, one_line
 
 # Toggling oneDNN warns about Intel-GPU TF32, which does not apply on a CPU.
 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
@@ -123,6 +124,6 @@ def _load_hf_encoder(name: str) -> WhisperEncoder:
         model = WhisperModel.from_pretrained(str(Path(name).expanduser()) if local else name, local_files_only=local)
     except (OSError, ValueError) as error:
         raise ModelLoadError(
-            f"cannot load Whisper model {name!r} ({error}): use 'whisper-base' (shipped) or a local Whisper directory"
+            f"cannot load Whisper model {for_terminal(repr(name))} ({one_line(error)}): use 'whisper-base' (shipped) or a local Whisper directory"
         ) from None
     return model.get_encoder()

@@ -80,6 +80,13 @@ def test_a_size_the_weights_cannot_hold_is_refused_before_the_model_is_built(emb
         SpeechEmbedding.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("text", ['{"phonetic_temperature": Infinity}', '{"max_seconds": NaN}', '{"dim": -1}', '{"pooling": 3}'])
+def test_a_setting_out_of_range_is_refused_when_the_config_is_read(tmp_path, text):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ModelLoadError, match="wrong type or range"):
+        SealConfig.load(tmp_path / "config.json")
+
+
 def test_a_base_model_path_in_config_is_read_beside_the_model_from_any_folder(embedding, tmp_path, monkeypatch):
     from seal_rag.model_sources import text_model_path
 
