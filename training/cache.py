@@ -38,13 +38,17 @@ import torch
 from seal_rag.atomic_file import atomic_path
 from seal_rag.audio import SAMPLE_RATE, WINDOW_SAMPLES
 from seal_rag.augment import AugmentConfig, augment
+from seal_rag.safe_text import for_terminal
 from seal_rag.whisper_int8 import Ct2WhisperEncoder
 from seal_rag.tts import SynthesisError, synthesize
 from seal_rag.voices import TRAINING_FAMILIES, Voice, pick_voice
 
 from . import text_sources as ts
-from .config import command_line, load_config, parse_command_line, run_command
+from .config import command_line, load_config, make_folder, parse_command_line, positive_int, require, run_command
 from .data import planned_size, shard_numbers
+
+# What run() reads of [data], checked before any work starts.
+REQUIRED_DATA = ("cache_dir", "seed", "pool", "shard_size", "mix", "val_questions")
 
 HOP_PAIR = 320  # samples per encoder position (2 mel frames of 10 ms): clips are cut to a multiple
 
@@ -115,7 +119,7 @@ def _pick(mix: dict, pools: dict, rng: random.Random, planned: set[str]) -> list
     (a repeated text gets another random voice and augmentation)."""
     unknown = sorted(set(mix) - set(pools))
     if unknown:
-        raise SystemExit(f"error: the config's text mix ([data.mix] or [[data.extend]]) names {', '.join(unknown)}: the text kinds are {', '.join(pools)}")
+        raise SystemExit(f"error: the config's text mix ([data.mix] or [[data.extend]]) names {for_terminal(', '.join(unknown))}: the text kinds are {', '.join(pools)}")
     utterances = []
     for kind, make_pool in pools.items():
         want = mix.get(kind, 0)
@@ -164,7 +168,7 @@ def load_or_write_plan(directory: Path, data: dict, split: str) -> list[dict]:
             return plan
         # The plan on disk and this config's differ in length: one must extend the other.
         if not _same_mixes(plan[: min(len(plan), wanted)], data):
-            raise SystemExit(f"error: {path} holds another plan than this config's: use another cache_dir")
+            raise SystemExit(f"error: {for_terminal(path)} holds another plan than this config's: use another cache_dir")
         if len(plan) > wanted:  # a config that extends this one grew it
             return plan[:wanted]
         plan = build_plan(data, split, done=plan)  # a [[data.extend]] was added: append to the plan on disk
@@ -271,11 +275,11 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     from seal_rag.model_sources import DEFAULT_TEXT_MODEL
     from seal_rag.text_tower import load_sentence_model
 
-    data = config["data"]
+    data = require(config, "data", REQUIRED_DATA)
     if only is None and data.get("shards") and split == "train":
         only = shard_numbers(data["shards"])
     directory = Path(data["cache_dir"]).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory, "[data] cache_dir")
     below_top = data.get("below_top", 0)
     meta = dict(pool=data["pool"], encoder="whisper-base ct2 int8", text_model=DEFAULT_TEXT_MODEL)
     if below_top:  # an older cache's meta has no such key, so it stays valid
@@ -284,14 +288,14 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         meta |= dict(families=list(data["families"]))
     meta_path = directory / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
-        raise SystemExit(f"error: {meta_path} was made with other settings: use another cache_dir")
+        raise SystemExit(f"error: {for_terminal(meta_path)} was made with other settings: use another cache_dir")
     if not meta_path.is_file():
         with atomic_path(meta_path) as partial:
             partial.write_text(json.dumps(meta))
 
     plan = load_or_write_plan(directory, data, split)
     if plan_only:
-        print(f"{split}: plan of {len(plan)} clips in {directory}")
+        print(f"{split}: plan of {len(plan)} clips in {for_terminal(directory)}")
         return directory
     if max_clips:
         plan = plan[:max_clips]
@@ -302,7 +306,7 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
     total = sum(len(plan[k * size : (k + 1) * size]) for k in mine)
     done_clips = total - sum(len(plan[k * size : (k + 1) * size]) for k in todo)
     if not todo:
-        print(f"{split}: all {len(paths)} shards ({len(plan)} clips) already cached in {directory}")
+        print(f"{split}: all {len(paths)} shards ({len(plan)} clips) already cached in {for_terminal(directory)}")
         return directory
     torch.set_num_threads(data.get("threads", 2))
     encoder = BelowTopEncoder(below_top) if below_top else Ct2WhisperEncoder(data.get("threads", 2))
@@ -314,28 +318,28 @@ def run(config: dict, split: str, max_clips: int | None = None, worker: tuple[in
         for k in todo:
             write_shard(paths[k], plan[k * size : (k + 1) * size], encoder, text_model, pool, split,
                         augment_config, progress)
-    print(f"{split}: cached {total - done_clips} clips in {time.time() - start:.0f} s -> {directory}")
+    print(f"{split}: cached {total - done_clips} clips in {time.time() - start:.0f} s -> {for_terminal(directory)}")
     return directory
 
 
 def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--split", default="train", choices=["train", "val"])
-    parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the plan")
+    parser.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips of the plan")
     parser.add_argument("--worker", default="0/1", help="i/n: this process makes shards k with k %% n == i")
     parser.add_argument("--plan-only", action="store_true", help="write the plan and stop (before starting workers)")
-    parser.add_argument("--threads", type=int, default=None, help="override data.threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="override data.threads")
     parser.add_argument("--shards", default=None, help="only these shards, as ranges: 0:80,207:255 (default: [data] shards, else all)")
     args = parse_command_line(parser)
     config = load_config(args.config)
     if args.threads:
-        config["data"]["threads"] = args.threads
+        require(config, "data", ())["threads"] = args.threads
     try:
         i, n = (int(x) for x in args.worker.split("/"))
     except ValueError:
         i, n = -1, 0
     if not 0 <= i < n:
-        parser.error(f"--worker {args.worker}: give i/n with 0 <= i < n, e.g. 0/2")
+        parser.error(f"--worker {for_terminal(args.worker)}: give i/n with 0 <= i < n, e.g. 0/2")
     run(config, args.split, args.max_clips, (i, n), args.plan_only, shard_numbers(args.shards) if args.shards else None)
 
 

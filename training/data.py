@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from seal_rag.atomic_file import atomic_path
+from seal_rag.safe_text import for_terminal
 from seal_rag.speech_tower import pad_batch
 
 
@@ -107,7 +108,7 @@ def load_clips(cache_dir: str | Path, split: str, shards: list[str] | None = Non
     plan_path = cache_dir / f"plan_{split}.jsonl"
     shards = shards if shards is not None else cached_shards(cache_dir, split)
     if not plan_path.is_file() or not shards:
-        raise SystemExit(f"error: no cached {split} clips in {cache_dir}: run `sh training/run_cache.sh CONFIG` with this config first")
+        raise SystemExit(f"error: no cached {split} clips in {for_terminal(cache_dir)}: run `sh training/run_cache.sh CONFIG` with this config first")
     plan = [json.loads(line) for line in plan_path.open()]
     lengths, targets, indices, used = [], [], [], []
     count = 0

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal_rag.safe_text import for_terminal
 
 from . import text_sources as ts
-from .config import command_line, load_config, parse_command_line, run_command
+from .config import command_line, load_config, parse_command_line, require, run_command
 from .data import ClipSet, load_clips
 
 
@@ -168,8 +169,8 @@ def main() -> None:
     parser.add_argument("--hybrid", action="store_true", help="with --model: also its fusion with the cascade")
     args = parse_command_line(parser)
     torch.set_num_threads(2)
-    config = load_config(args.config)
-    validation = Validation(config["data"]["cache_dir"], config["data"].get("val_corpus", "all"))
+    data = require(load_config(args.config), "data", ("cache_dir",))
+    validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"{len(validation.clips)} validation clips, {len(validation.passages)} passages")
     print("| variant | Top-1 | Top-10 | MRR |\n|---|---|---|---|")
     if args.oracle:
@@ -183,7 +184,7 @@ def main() -> None:
         from seal_rag import SpeechEmbedding
 
         figures = validation.evaluate_embedding(SpeechEmbedding.from_pretrained(args.model), hybrid=args.hybrid)
-        print(format_row(f"{args.model} (as shipped)", figures["speech"]))
+        print(format_row(f"{for_terminal(args.model)} (as shipped)", figures["speech"]))
         for name in ("speech/semantic", "speech/phonetic", "cascade, same text tower"):
             if name in figures:
                 print(format_row(f"  {name}", figures[name]))

@@ -30,11 +30,12 @@ from tqdm import tqdm
 from seal_rag.atomic_file import atomic_path
 from seal_rag.config import SealConfig
 from seal_rag.phonetic import PHONEMES, PhonemeRecognizer, PhoneticVectorizer, phonemize
+from seal_rag.safe_text import for_terminal
 from seal_rag.voices import TRAINING_FAMILIES, family_roles
 
 from . import text_sources as ts
 from .cache import _training_pools
-from .config import command_line, load_config, parse_command_line, require, run_command
+from .config import command_line, load_config, make_folder, parse_command_line, require, run_command
 from .data import cached_shards, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import rank_metrics
 from .model import EncoderTop
@@ -136,7 +137,7 @@ def train(config: dict) -> Path:
         raise SystemExit("error: the phoneme recognizer reads full-rate states: use a cache made with [data] below_top = 1")
     torch.set_num_threads(section.get("threads", 1))
     out_dir = Path(section["out_dir"]).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "[phonetic] out_dir")
     rng = seed_everything(section["seed"])
     vectorizer = fit_idf(out_dir, section["hash_dim"], section.get("idf_texts"))
     final_dir = out_dir / "final_states"
@@ -212,16 +213,16 @@ def best_recognizers(config: dict) -> list[tuple[Path, dict]]:
     for run in runs:
         best = load_checkpoint(run / "best.pt")
         if best is None:
-            raise SystemExit(f"error: no {run / 'best.pt'}: train that run first (python -m training.phonetic --config ...)")
+            raise SystemExit(f"error: no {for_terminal(run / 'best.pt')}: train that run first (python -m training.phonetic --config ...)")
         if run != runs[0]:
             trained = load_checkpoint(run / "ckpt.pt")
             if trained is None:
-                raise SystemExit(f"error: no {run / 'ckpt.pt'}: which voices {run} heard is unknown; train it with training.phonetic")
+                raise SystemExit(f"error: no {for_terminal(run / 'ckpt.pt')}: which voices {for_terminal(run)} heard is unknown; train it with training.phonetic")
             if family_roles(trained["config"]["data"].get("families", TRAINING_FAMILIES)) != roles:
-                raise SystemExit(f"error: {run} heard other voice families than this run ([data] families): "
+                raise SystemExit(f"error: {for_terminal(run)} heard other voice families than this run ([data] families): "
                                  "an ensemble's members must share them, or no family is left unseen to benchmark on")
             if _encoder(trained["config"]) != _encoder(config) or _shapes(best) != _shapes(found[0][1]):
-                raise SystemExit(f"error: {run} trained another recognizer (encoder or sizes) than this run's: "
+                raise SystemExit(f"error: {for_terminal(run)} trained another recognizer (encoder or sizes) than this run's: "
                                  "an ensemble's members hear the same encoder's states")
         found.append((run, best))
     return found
@@ -251,7 +252,7 @@ def release(config: dict, model_dir: Path) -> None:
     runs = best_recognizers(config)
     idf_path = out_dir / f"idf_{section['hash_dim']}.npy"
     if not idf_path.is_file():
-        raise SystemExit(f"error: no {idf_path}: [phonetic] hash_dim differs from the run's; release with the config it trained with")
+        raise SystemExit(f"error: no {for_terminal(idf_path)}: [phonetic] hash_dim differs from the run's; release with the config it trained with")
     weights = {k: v for k, v in load_file(model_dir / "model.safetensors").items() if not k.startswith("phonetic.")}
     weights |= recognizer_weights([best for _, best in runs])
     weights["phonetic.idf"] = torch.from_numpy(np.load(idf_path))
@@ -273,7 +274,7 @@ def release(config: dict, model_dir: Path) -> None:
     model_config.save(model_dir / "config.json")
     print(f"validation Top-1: joined model {joined['top1']:.3f}, cascade {cascade['top1']:.3f}: {model_config.status}")
     for run, best in runs:
-        print(f"released step {best['best']['step']} of {run} into {model_dir}: {best['best']}")
+        print(f"released step {best['best']['step']} of {for_terminal(run)} into {for_terminal(model_dir)}: {best['best']}")
 
 
 def validate_release(model_dir: Path, data: dict) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from torch import nn
 from .data import completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
-from .config import require, run_command
+from .config import make_folder, require, run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 
@@ -37,13 +37,14 @@ def mse(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 REQUIRED = {
     "stage1": ("out_dir", "seed", "steps", "lr", "warmup", "eval_interval", "batch_size"),
     "data": ("cache_dir", "pool"),
+    "model": (),
 }
 
 
 def train(config: dict) -> dict:
-    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
+    section, data, model_section = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "[stage1] out_dir")
     torch.set_num_threads(data.get("threads", 2))
     rng = seed_everything(section["seed"])
 
@@ -55,7 +56,7 @@ def train(config: dict) -> dict:
     validation = Validation(data["cache_dir"], data.get("val_corpus", "all"))
     print(f"stage 1: {len(clips)} training clips from {len(clips.shards)} shards, {len(validation.clips)} validation clips")
 
-    architecture = seal_config(config["model"])
+    architecture = seal_config(model_section)
     w_ctc, w_layers = section.get("w_ctc", 0.0), section.get("w_layers", 0.0)
     if w_layers and not architecture.token_level:  # the layers are read from the text model reading the head
         raise SystemExit("error: stage1.w_layers needs a token-level head: set token_level = true in [model]")

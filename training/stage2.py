@@ -31,7 +31,7 @@ from .data import ClipSet, completed_shards, length_bucketed_batches, load_clips
 from .evaluate import Validation
 from .model import HeadModel, export, seal_config
 from .stage1 import mse
-from .config import require, run_command
+from .config import make_folder, require, run_command
 from .train_common import Run, load_checkpoint, main, make_optimizer, seed_everything, use_bf16, warm_start
 
 HARD_NEGATIVE_POOL = 8  # candidates per query; one is drawn each time the query is used
@@ -125,13 +125,14 @@ REQUIRED = {
     "stage2": ("out_dir", "seed", "steps", "lr", "warmup", "eval_interval", "batch_size", "hard_negatives", "temperature",
                "cosent_scale", "w_nce", "w_cosent", "w_mse"),
     "data": ("cache_dir", "pool"),
+    "model": (),
 }
 
 
 def train(config: dict) -> dict:
-    section, data = (require(config, table, keys) for table, keys in REQUIRED.items())
+    section, data, model_section = (require(config, table, keys) for table, keys in REQUIRED.items())
     out_dir = Path(section["out_dir"]).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "[stage2] out_dir")
     cache_dir = Path(data["cache_dir"]).expanduser()
     torch.set_num_threads(data.get("threads", 2))
     rng = seed_everything(section["seed"])
@@ -145,7 +146,7 @@ def train(config: dict) -> dict:
     validation = Validation(cache_dir, data.get("val_corpus", "all"))
     print(f"stage 2: {len(clips)} clips, {len(pairs)} with a positive, {len(pairs.text_base)} documents")
 
-    model = HeadModel(seal_config(config["model"]), data["pool"], bf16=use_bf16(section), below_top=data.get("below_top", 0))
+    model = HeadModel(seal_config(model_section), data["pool"], bf16=use_bf16(section), below_top=data.get("below_top", 0))
     optimizer = make_optimizer(model, section, train_scaling=section.get("train_scaling", False))
     run = Run("stage 2", config, section, model, optimizer, rng, clips.shards, validation, checkpoint)
     if not checkpoint:

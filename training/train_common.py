@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from seal_rag.atomic_file import atomic_path
+from seal_rag.safe_text import for_terminal
 from seal_rag.voices import FAMILY_ROLES, TRAINING_FAMILIES, family_roles
 
-from .config import command_line, load_config, parse_command_line
+from .config import command_line, load_config, parse_command_line, positive_int, require
 
 
 def seed_everything(seed: int) -> random.Random:
@@ -95,7 +96,7 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise SystemExit(f"error: init {path} does not exist: run the stage that makes it first (training/README.md gives the order)")
+        raise SystemExit(f"error: init {for_terminal(path)} does not exist: run the stage that makes it first (training/README.md gives the order)")
     left_behind = ("ctc.", "head.attention.") if model.config.token_level else ("ctc.",)
     if path.is_dir():
         saved = model.load_released(path)
@@ -107,9 +108,9 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head.context.", "ctc.", "head.reader.tuned.", "encoder_top."))]
     if missing or unexpected:
-        raise SystemExit(f"error: init {path} does not fit this config's [model] ({len(missing)} weights missing, {len(unexpected)} "
+        raise SystemExit(f"error: init {for_terminal(path)} does not fit this config's [model] ({len(missing)} weights missing, {len(unexpected)} "
                          f"unexpected, e.g. {(missing or unexpected)[0]!r}): start from a run of the same architecture")
-    print(f"initialised from {path}")
+    print(f"initialised from {for_terminal(path)}")
 
 
 class Logger:
@@ -147,7 +148,7 @@ class Run:
             try:
                 model.load_state_dict(checkpoint["model"])
             except RuntimeError:  # the weights' names or shapes differ from this config's
-                raise SystemExit(f"error: {self.out_dir / 'ckpt.pt'} was trained with other [model] settings: restore them, "
+                raise SystemExit(f"error: {for_terminal(self.out_dir / 'ckpt.pt')} was trained with other [model] settings: restore them, "
                                  "or give this run a new out_dir") from None
             optimizer.load_state_dict(checkpoint["optimizer"])
             self.step, self.best = checkpoint["step"], checkpoint["best"]
@@ -196,18 +197,18 @@ class Run:
 
         model.load_state_dict(torch.load(self.out_dir / "best_head.pt"))
         export(model, self.out_dir / "best")
-        print(f"{self.stage} done: best val {self.best} -> {self.out_dir / 'best'}")
+        print(f"{self.stage} done: best val {self.best} -> {for_terminal(self.out_dir / 'best')}")
         return self.best
 
 
 def main(train, description: str) -> None:
     """The command line both stages share: --config, and --threads to override data.threads."""
     parser = command_line(description)
-    parser.add_argument("--threads", type=int, default=None, help="override data.threads (torch CPU threads)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="override data.threads (torch CPU threads)")
     args = parse_command_line(parser)
     config = load_config(args.config)
     if args.threads:
-        config["data"]["threads"] = args.threads
+        require(config, "data", ())["threads"] = args.threads
     start = time.time()
     train(config)
     print(f"wall time {time.time() - start:.0f} s")

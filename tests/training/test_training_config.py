@@ -84,8 +84,8 @@ def test_make_train_noflite_is_the_recipe_s_recognizer_with_espeak_and_piper_rel
     assert "top1" not in json.dumps(ours) and json.dumps(ours, sort_keys=True) == json.dumps(recipe, sort_keys=True)
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
-def test_every_experiment_config_loads(path):
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")) + sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_committed_config_loads_and_passes_the_checks(path):
     config = load_config(path)
     assert config["data"]["cache_dir"] and ("stage2" in config or "phonetic" in config)
 
@@ -114,11 +114,81 @@ def test_a_bad_config_is_a_one_line_error(tmp_path, content, expected):
     assert "\n" not in message
 
 
-def test_a_missing_parent_config_is_named(tmp_path):
+def test_a_missing_parent_config_is_named_with_the_file_that_inherits_it(tmp_path):
     (tmp_path / "child.toml").write_text('inherit = "gone.toml"\n')
     with pytest.raises(SystemExit) as stop:
         load_config(tmp_path / "child.toml")
-    assert str(stop.value.code).startswith(f"error: config {tmp_path / 'gone.toml'} does not exist")
+    assert str(stop.value.code).startswith(f"error: config {tmp_path / 'gone.toml'} (inherited by {tmp_path / 'child.toml'}) does not exist")
+
+
+def one_line_error(path: Path) -> str:
+    with pytest.raises(SystemExit) as stop:
+        load_config(path)
+    message = str(stop.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("files", [{"a.toml": "b.toml", "b.toml": "a.toml"}, {"a.toml": "a.toml"}, {"a.toml": "./a.toml"}])
+def test_an_inherit_loop_is_named_not_a_recursion_error(tmp_path, files):
+    for name, parent in files.items():
+        (tmp_path / name).write_text(f'inherit = "{parent}"\n')
+    assert "already in its chain of inherits: break the loop" in one_line_error(tmp_path / "a.toml")
+
+
+def test_an_inherit_that_is_not_a_file_name_is_named(tmp_path):
+    (tmp_path / "a.toml").write_text("inherit = 1\n")
+    assert "sets inherit = 1: give the inherited config's file name" in one_line_error(tmp_path / "a.toml")
+
+
+def write_over_base(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(f'inherit = "{CONFIGS / "base.toml"}"\n{text}')
+    return path
+
+
+@pytest.mark.parametrize("text, expected", [
+    # an unknown key, which would be ignored and the run would train on the inherited value
+    ("[data]\nshard_sise = 8\n", "sets data.shard_sise, which no training command reads: did you mean shard_size?"),
+    ("[stage1]\nstepz = 3\n", "sets stage1.stepz, which no training command reads: did you mean steps?"),
+    ("[[data.extend]]\nwordnt = 3\n", "sets data.extend.wordnt, which no training command reads: did you mean wordnet?"),
+    ("[stage3]\nsteps = 3\n", "sets stage3, which no training command reads"),
+    ("[model]\nadaptr_kernel = 8\n", "sets model.adaptr_kernel, which no training command reads: did you mean adapter_kernel?"),
+    # a wrong type or range, which would fail deep in torch (or be read as true)
+    ("data = 3\n", "sets data = 3: make it a [data] table"),
+    ("[data]\ncache_dir = 5\n", "sets data.cache_dir = 5: make it a string"),
+    ("[data]\npool = 0\n", "sets data.pool = 0: make it a whole number above 0"),
+    ("[data]\nmix = 3\n", "sets data.mix = 3: make it a [data.mix] table"),
+    ("[data.extend]\nprose = 3\n", "sets data.extend = {'prose': 3}: make it a list of [[data.extend]] tables"),
+    ('[model]\nadapter_dim = "64"\n', "sets model.adapter_dim = '64': make it a whole number above 0"),
+    ("[model]\nmlp_hidden = -5\n", "sets model.mlp_hidden = -5: make it a whole number above 0"),
+    ("[model]\ntoken_level = 1\n", "sets model.token_level = 1: make it true or false"),
+    ('[model]\npooling = "max"\n', "has a [model] seal-rag cannot build: pooling must be 'mean' or 'attention'"),
+    ('[stage1]\nsteps = "30"\n', "sets stage1.steps = '30': make it a whole number above 0"),
+    ("[stage1]\nbatch_size = 0\n", "sets stage1.batch_size = 0: make it a whole number above 0"),
+    ("[stage1]\nsteps = 30.0\n", "sets stage1.steps = 30.0: make it a whole number above 0"),
+    ("[stage2]\nhard_negatives = 1\n", "sets stage2.hard_negatives = 1: make it true or false"),
+    ("[augment]\np_noise = 1.5\n", "sets augment.p_noise = 1.5: make it a number from 0 to 1"),
+])
+def test_a_bad_setting_is_named(tmp_path, text, expected):
+    assert expected in one_line_error(write_over_base(tmp_path, text))
+
+
+def test_a_whole_number_is_accepted_for_a_number(tmp_path):
+    assert load_config(write_over_base(tmp_path, "[stage1]\nlr = 1\n"))["stage1"]["lr"] == 1
+
+
+def test_escape_sequences_in_a_config_name_are_shown_escaped(tmp_path):
+    from training.config import require
+
+    path = write_over_base(tmp_path, "")
+    hostile = path.rename(tmp_path / "run\x1b[2J.toml")
+    assert "gone\\x1b[2J.toml does not exist" in one_line_error(tmp_path / "gone\x1b[2J.toml")
+    config = load_config(hostile)
+    del config["stage1"]
+    with pytest.raises(SystemExit) as stop:
+        require(config, "stage1", ())
+    assert "\x1b" not in str(stop.value.code) and "run\\x1b[2J.toml has no [stage1] table" in str(stop.value.code)
 
 
 @pytest.mark.parametrize("stop, code", [(lambda: (_ for _ in ()).throw(KeyboardInterrupt), 130),

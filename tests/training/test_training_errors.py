@@ -142,3 +142,36 @@ def test_every_committed_config_sets_what_its_commands_require():
                     require(config, table, keys)
                 checked += 1
     assert checked > 50
+
+
+def test_a_cache_dir_that_is_a_file_is_named(tmp_path):
+    from training.cache import run
+    from training.config import load_config
+
+    config = load_config(REPO / "training" / "configs" / "smoke.toml")
+    config["data"]["cache_dir"] = str(tmp_path / "a_file")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        run(config, "train")
+    assert str(stop.value.code) == f"error: [data] cache_dir {tmp_path / 'a_file'} cannot be made a folder (File exists): set another path in the config"
+
+
+@pytest.mark.parametrize("module", ["cache", "evaluate", "release"])
+def test_a_config_without_data_is_named(tmp_path, monkeypatch, module):
+    import importlib
+
+    (tmp_path / "run.toml").write_text("[stage1]\nsteps = 3\n")
+    monkeypatch.setattr(sys, "argv", [module, "--config", str(tmp_path / "run.toml")])
+    with pytest.raises(SystemExit, match=r"has no \[data\] table: is it the config for this command"):
+        importlib.import_module(f"training.{module}").main()
+
+
+@pytest.mark.parametrize("text", ["-1", "0", "two"])
+def test_a_count_option_below_one_is_a_usage_error(text):
+    import argparse
+
+    from training.config import positive_int
+
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a whole number above 0"):
+        positive_int(text)
+    assert positive_int("2") == 2
