@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
+from seal_rag.atomic_file import atomic_path
+from seal_rag.safe_text import for_terminal
 from seal_rag.voices import BENCH_VARIANTS, ESPEAK_ACCENTS, FLITE_VOICES, VAL_VARIANTS
 
-from .config import command_line, load_config, parse_command_line, run_command
+from .config import command_line, load_config, make_folder, parse_command_line, require, run_command
 from .data import load_clips, planned_size, shard_ranges
 from .evaluate import Validation, format_row
 from .text_sources import VAL_ARTICLES
@@ -44,10 +46,11 @@ def run_summary(out_dir: Path) -> dict | None:
 def candidate_runs(config: dict, explicit: list[str] | None = None) -> list[Path]:
     """The run directories to choose from: `explicit`, or the config's two stages and every
     ablation run, each once (an ablation config's stages are also under ablations/)."""
+    if explicit:
+        return list(dict.fromkeys(Path(p).expanduser() for p in explicit))
     cache_dir = Path(config["data"]["cache_dir"]).expanduser()
-    runs = [Path(p).expanduser() for p in explicit] if explicit else (
-        [Path(config["stage1"]["out_dir"]).expanduser(), Path(config["stage2"]["out_dir"]).expanduser()]
-        + sorted((cache_dir / "ablations").glob("*")))
+    stages = [Path(require(config, stage, ("out_dir",))["out_dir"]).expanduser() for stage in ("stage1", "stage2")]
+    runs = stages + sorted((cache_dir / "ablations").glob("*"))
     return list(dict.fromkeys(runs))
 
 
@@ -59,13 +62,13 @@ def main() -> None:
     args = parse_command_line(parser)
     torch.set_num_threads(2)
     config = load_config(args.config)
-    cache_dir = Path(config["data"]["cache_dir"]).expanduser()
+    cache_dir = Path(require(config, "data", ("cache_dir",))["cache_dir"]).expanduser()
     runs = candidate_runs(config, args.runs)
     summaries = [s for s in map(run_summary, runs) if s]
     if not summaries:
         raise SystemExit(f"error: none of the {len(runs)} run directories holds a finished run (ckpt.pt and best/); train one first")
     best = max(summaries, key=lambda s: s["best"]["mrr"])
-    print(f"chosen: {best['out_dir']} (val MRR {best['best']['mrr']:.3f})")
+    print(f"chosen: {for_terminal(best['out_dir'])} (val MRR {best['best']['mrr']:.3f})")
     card = Path(args.dest) / "README.md"
     earlier = earlier_rows(card, summaries)
     beaten_by = better_earlier_row(earlier, best["best"]["mrr"])
@@ -82,24 +85,31 @@ def main() -> None:
     cascade, oracle, untrained = validation.evaluate_cascade(), validation.evaluate_oracle(), validation.evaluate_untrained()
 
     dest = Path(args.dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(best["out_dir"] / "best" / name, dest / name)
-        (dest / name).chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
-    # A model that does not beat the cascade on validation ships as "experimental": it warns on load.
-    from seal_rag import SealConfig
-
-    shipped = SealConfig.load(dest / "config.json")
-    shipped.status = "released" if released["top1"] >= cascade["top1"] else "experimental"
-    shipped.save(dest / "config.json")
+    make_folder(dest, "--dest")
+    ship(best["out_dir"] / "best", dest, released["top1"] >= cascade["top1"])
     record_voices(dest, "semantic", config["data"])
     if written_by_hand(card):
-        print(f"kept {card}: its model card is written by hand (update its figures from the lines above)")
+        print(f"kept {for_terminal(card)}: its model card is written by hand (update its figures from the lines above)")
     else:
         clips = load_clips(cache_dir, "train", best["shards"])
         card.write_text(model_card(config, best, summaries, earlier, clips, released, cascade, oracle,
                                    untrained, len(validation.clips), len(validation.passages)) + hand_written(card))
-    print(f"released to {dest}")
+    print(f"released to {for_terminal(dest)}")
+
+
+def ship(run: Path, dest: Path, beats_cascade: bool) -> None:
+    """Copy a run's exported model into `dest`, each file whole (a stop mid-copy leaves the old
+    one): the weights first, then the config that describes them, so no reader sees the new
+    config over the old weights. A model that does not beat the cascade on validation ships as
+    "experimental": it warns on load."""
+    from seal_rag import SealConfig
+
+    with atomic_path(dest / "model.safetensors") as partial:
+        shutil.copyfile(run / "model.safetensors", partial)
+        partial.chmod(0o644)  # safetensors writes 0600; a shipped file must be readable by every user
+    shipped = SealConfig.load(run / "config.json")
+    shipped.status = "released" if beats_cascade else "experimental"
+    shipped.save(dest / "config.json")
 
 
 HAND_WRITTEN = "## Notes (written by hand"

@@ -163,3 +163,19 @@ def test_the_generated_card_names_the_voices_and_encoder_the_run_had(monkeypatch
     assert f"({len(engines)}.0 h of speech)" in card  # full-rate lengths below the top: 50 a second, not pooled
     assert ("flite, every voice: never heard" in card) == ("flite" not in engines)
     assert ("and\nflite kal" in card) == ("flite" in engines)
+
+
+def test_a_release_ships_the_weights_then_their_config_whole(tmp_path):
+    from seal_rag import SealConfig
+    from training.release import ship
+
+    run, dest = tmp_path / "best", tmp_path / "model"
+    run.mkdir(), dest.mkdir()
+    SealConfig(mlp_hidden=64).save(run / "config.json")
+    (run / "model.safetensors").write_bytes(b"weights")
+    (run / "model.safetensors").chmod(0o600)
+    ship(run, dest, beats_cascade=False)
+    assert (dest / "model.safetensors").read_bytes() == b"weights" and (dest / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    shipped = SealConfig.load(dest / "config.json")
+    assert shipped.mlp_hidden == 64 and shipped.status == "experimental"
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors"]  # no scratch file left
