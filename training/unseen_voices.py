@@ -56,15 +56,17 @@ from seal_rag.bench.metrics import gold_ranks, summarise
 from seal_rag.errors import DataNotFoundError
 from seal_rag.kb_decoding import DecodingSettings
 from seal_rag.bench.served import keyword_scores
+from seal_rag.config import DEFAULT_MODEL, MODELS_DIR
 from seal_rag.keyword_rerank import KeywordReranker, KeywordSettings
 from seal_rag.phonetic import SoftDecoding
 from seal_rag.retrieve import served_vector
+from seal_rag.safe_text import for_terminal
 from seal_rag.store import Hit
 from seal_rag.tts import synthesize
 from seal_rag.voices import FAMILY_ROLES, Voice, family_voices
 
 from . import text_sources as ts
-from .config import run_command
+from .config import positive_int, run_command
 
 CHUNK = 25
 SNR_DB = (10.0, 25.0)
@@ -410,6 +412,23 @@ def latency(model, root: Path, cache: Path, count: int, settings: KeywordSetting
             for name, t in times.items()}
 
 
+def keyword_settings(items: list[str], parser: argparse.ArgumentParser) -> KeywordSettings:
+    """`--keywords NAME=VALUE ...` over the shipped KeywordSettings; a bad item is a usage error."""
+    defaults = KeywordSettings()
+    names = ", ".join(defaults.__dict__)
+    changed = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in defaults.__dict__:
+            parser.error(f"--keywords {for_terminal(item)}: give NAME=VALUE with NAME one of {names}")
+        kind = type(getattr(defaults, name))
+        try:
+            changed[name] = kind(value)
+        except ValueError:
+            parser.error(f"--keywords {for_terminal(item)}: {name} takes {'a whole number' if kind is int else 'a number'}")
+    return KeywordSettings(**changed)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["val"], help="the validation questions instead of held-out sets")
@@ -418,8 +437,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="voices for TTS questions: a family the model held out of training (its voices.json; flite only "
                              "for a model trained without it); espeak-flite: the validation plan's own voices, --split val only")
     parser.add_argument("--conditions", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
-    parser.add_argument("--max-queries", type=int, default=None, help="[default: 400 for val; 500 for squad-holdout, 200 for others]")
-    parser.add_argument("--model", type=Path, default=Path("seal_rag/models/seal-base-minilm"))
+    parser.add_argument("--max-queries", type=positive_int, default=None, help="[default: 400 for val; 500 for squad-holdout, 200 for others]")
+    parser.add_argument("--model", type=Path, default=MODELS_DIR / DEFAULT_MODEL, help="[default: the shipped model]")
     parser.add_argument("--temperature", type=float, default=None, help="soft decoding [default: the model's config, else 1.0]")
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--min-prob", type=float, default=None)
@@ -432,11 +451,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=int, default=0, metavar="N",
                         help="time N 5 s questions instead (soft, greedy, keywords, cascade)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/unseen"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/unseen"))
     add_data_argument(parser)
     args = parser.parse_args(argv)
+    keywords = keyword_settings(args.keywords, parser)
     try:
         root = data_root(args.data)
     except DataNotFoundError as error:
@@ -456,9 +476,6 @@ def main(argv: list[str] | None = None) -> None:
                         args.top_k if args.top_k is not None else configured.top_k,
                         args.min_prob if args.min_prob is not None else configured.min_prob,
                         args.min_insert if args.min_insert is not None else configured.min_insert)
-    defaults = KeywordSettings()
-    keywords = KeywordSettings(**{name: type(getattr(defaults, name))(value)
-                                  for name, value in (item.split("=", 1) for item in args.keywords)})
     if args.latency:
         figures = latency(model, root, args.cache, args.latency, keywords)
         print("| 5 s question | median ms | p95 ms |\n|---|---|---|")
@@ -521,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
                                             "family_roles": roles, "command": "python -m training.unseen_voices " + " ".join(argv or __import__("sys").argv[1:]),
                                             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results}, indent=1))
     if not args.prepare:
-        print(f"wrote {out_path}")
+        print(f"wrote {for_terminal(out_path)}")
 
 
 if __name__ == "__main__":

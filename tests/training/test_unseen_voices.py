@@ -61,3 +61,18 @@ def test_a_family_the_speech_towers_semantic_half_heard_is_scored_without_it(emb
     for name in unheard[0]:
         np.testing.assert_array_equal(unheard[0][name], unheard[1][name])
     np.testing.assert_allclose(unheard[0][served], heard[served], atol=1e-6)  # every question spelled some word
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--keywords", "foo"], "--keywords foo: give NAME=VALUE with NAME one of depth, tolerance"),
+    (["--keywords", "nosuch=1"], "--keywords nosuch=1: give NAME=VALUE with NAME one of depth"),
+    (["--keywords", "depth=2.5"], "--keywords depth=2.5: depth takes a whole number"),
+    (["--threads", "0"], "argument --threads: 0 is not a whole number above 0"),
+])
+def test_a_bad_argument_is_a_usage_error_not_a_traceback(capsys, argv, expected):
+    from training.unseen_voices import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--latency", "1", *argv])
+    assert stopped.value.code == 2 and expected in capsys.readouterr().err.splitlines()[-1]
+
