@@ -50,6 +50,7 @@ from .voices import TRAINING_FAMILIES, pick_voice
 
 VOICE_SPLIT = "train"  # never "val" or "bench": see the module docstring
 SPEAK_BLOCK = 64  # clips synthesised, then encoded together: the encoder batches them by length
+ENCODE_BLOCK = 256  # texts per call of the text model: about 10 s between progress updates
 # Passes over the spoken sentences when no step count is given: the 300 steps of 32 over
 # 2,000 sentences that `adapt` was first measured with, kept as it hears more.
 EPOCHS = 5
@@ -138,9 +139,9 @@ def adapt(
             f"the knowledge base has {len(kept)} sentence(s) that could be spoken ({MIN_WORDS}-{MAX_WORDS} words of prose); "
             "adapt needs at least 2: ingest more text first"
         )
-    with torch.no_grad():
-        targets = model.text.encode_base([s for s, _, _ in kept])  # (n, text_dim)
-        contexts = model.text.encode_base([context_without(texts[i], j) or texts[i] for _, i, j in kept])
+    # MSE targets (the sentences) and ICT positives (the rest of their passages): (n, text_dim) each.
+    encoded = _encode_once(model, [s for s, _, _ in kept] + [context_without(texts[i], j) or texts[i] for _, i, j in kept], progress)
+    targets, contexts = encoded[: len(kept)], encoded[len(kept) :]
     passage_of = torch.tensor([i for _, i, _ in kept])
     steps = steps or default_steps(len(kept), batch_size)
     speak_seconds = time.perf_counter() - start
@@ -224,6 +225,20 @@ def _speak_and_encode(model, pairs: list[tuple[str, int, int]], rng: random.Rand
                     states += [s.half() for s in encode(clips)]
             advance(min(SPEAK_BLOCK, len(pairs) - block_start))
     return states, kept
+
+
+def _encode_once(model, texts: list[str], progress: bool) -> torch.Tensor:
+    """`model.text.encode_base(texts)`, each distinct text encoded once: every take and span of a
+    sentence repeats its context, and every take its text (at ~24 texts/s, minutes of the default run).
+    A repeated text gets the very same row, where encoding it per clip varied it by batch padding."""
+    unique = list(dict.fromkeys(texts))
+    rows = []
+    with progress_bar("encoding the sentences and their passages", len(unique), progress) as advance, torch.no_grad():
+        for start in range(0, len(unique), ENCODE_BLOCK):
+            rows.append(model.text.encode_base(unique[start : start + ENCODE_BLOCK]))
+            advance(len(rows[-1]))
+    row_of = {text: row for row, text in enumerate(unique)}
+    return torch.cat(rows)[[row_of[text] for text in texts]]
 
 
 def _tune_recognizer(recognizer: nn.Module, states, sentences: list[str], batch_size: int, lr: float,

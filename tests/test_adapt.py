@@ -266,3 +266,47 @@ def test_adapt_without_chunks_fails_with_one_line_naming_the_fix(embedding, tmp_
     error = one_line_error(seal("adapt", "--db", tmp_path / "missing", *TINY))
     assert "no index at" in error and "--db" in error
     assert not (tmp_path / "missing").exists()
+
+
+class CountingText:
+    """A text model whose vector of a text does not depend on the batch, counting what it encodes."""
+
+    def __init__(self):
+        self.encoded = []
+
+    def encode_base(self, texts):
+        import torch
+
+        self.encoded += texts
+        return torch.stack([torch.tensor([float(len(t)), float(sum(map(ord, t))), float(hash(t) % 997)]) for t in texts])
+
+
+def test_adapt_encodes_each_distinct_text_once_into_the_same_vectors(monkeypatch):
+    # Every take and span re-encoded its sentence and passage: minutes of the default run, half of it repeated.
+    from types import SimpleNamespace
+
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    monkeypatch.setattr(adapt_module, "ENCODE_BLOCK", 3)  # several blocks
+    texts = ["one", "two", "one", "three", "two", "four", "five", "one"]
+    model = SimpleNamespace(text=CountingText())
+    encoded = adapt_module._encode_once(model, texts, progress=False)
+    assert sorted(model.text.encoded) == sorted(set(texts))
+    assert torch.equal(encoded, CountingText().encode_base(texts))  # row for row what encoding each clip's text gave
+
+
+@pytest.mark.slow
+def test_encoding_each_text_once_gives_the_text_models_vectors(embedding, monkeypatch):
+    import seal_rag.adapt as adapt_module
+    import torch
+
+    monkeypatch.setattr(embedding.text, "bf16", False)  # bf16 rounds each batch its own way: 1e-3 between two copies of a text
+    monkeypatch.setattr(adapt_module, "ENCODE_BLOCK", 4)
+    sentences = ["Oxygen is a chemical element.", "It has the symbol O and atomic number 8.",
+                 "Kenya is a country in East Africa.", "Its capital and largest city is Nairobi.",
+                 "The Apollo program landed the first humans on the Moon."]
+    texts = sentences + sentences[:3] + sentences[::-1]  # as takes and spans repeat them
+    with torch.no_grad():
+        before = embedding.text.encode_base(texts)
+    torch.testing.assert_close(adapt_module._encode_once(embedding, texts, progress=False), before, atol=1e-6, rtol=0)
