@@ -303,7 +303,8 @@ def adapt(
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
-    from .kb_tuning import tuned_dir, save_tuned
+    from .errors import IndexMismatchError
+    from .kb_tuning import tuned_dir, save_tuned, tuning
     from .store import DEFAULT_DB, SealIndex, check_reachable
 
     check_index_options(collection, chroma_port)
@@ -316,17 +317,25 @@ def adapt(
         from .embedding import SpeechEmbedding
 
         model = _echo_warnings(SpeechEmbedding.from_pretrained, None)  # the shipped model: a tuned model is always made from it
-        index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
+        try:
+            index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
+        except IndexMismatchError as error:
+            # Its fix speaks of `--model`, which adapt has not: it only ever tunes the shipped model.
+            raise IndexMismatchError(
+                f"{str(error).rsplit(': ', 1)[0]}: adapt tunes the shipped model only, so it cannot adapt this index; "
+                "re-ingest your documents without --model into a new --db (`seal-rag ingest DOCS --db NEW`) and adapt that"
+            ) from None
         index.ensure_not_empty()
         texts = index.all_texts()
-    result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes)
     target = tuned_dir(db, chroma_host, chroma_port, collection)
-    where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
-    save_tuned(result, model, target, where, collection)
+    with tuning(target):  # a target that cannot be written fails now, not after the minutes below
+        result = adapt_model(model, texts, steps=steps, max_sentences=max_sentences, takes=takes)
+        where = f"{chroma_host}:{chroma_port}" if chroma_host else str(db or DEFAULT_DB)
+        save_tuned(result, model, target, where, collection)
     typer.echo(
         f"adapted to {result.sentences} spoken clips ({takes} per sentence) of {result.passages} chunks in {result.seconds:.0f} s "
         f"(speaking and encoding {result.speak_seconds:.0f} s, training {result.steps} steps {result.train_seconds:.0f} s); "
-        f"`seal-rag ask` now answers with {target} (--no-tuned to compare)"
+        f"`seal-rag ask` now answers with {for_terminal(target)} (--no-tuned to compare)"
     )
 
 

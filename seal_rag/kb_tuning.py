@@ -21,6 +21,8 @@ answers with the shipped model, until `seal-rag adapt` is run again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -60,20 +62,109 @@ def save_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, collec
     """Write the adapted model, `tuning.json` and a card to `path`, replacing any older tuned model.
 
     The directory is written beside `path` and renamed into place, so `ask` sees either the
-    old tuned model or the new one, never half of one.
+    old tuned model or the new one, never half of one. A process killed between the two renames
+    leaves no `path` but both complete models beside it: `choose_model` and the next `adapt` put
+    the newer back (`_restore`).
     """
     path = Path(path)
     try:
         _write_tuned(adaptation, base, path, index, collection)
     except OSError as error:
-        raise ModelLoadError(
-            f"cannot write the tuned model to {path} ({error.strerror or error}): make {path.parent} writable, then run `seal-rag adapt` again"
-        ) from None
+        raise ModelLoadError(_cannot_write(path, error)) from None
+
+
+def _cannot_write(path: Path, error: OSError) -> str:
+    folder = next(p for p in path.parents if os.path.isdir(p))  # the one to fix: `tuned/` may not exist yet
+    return f"cannot write the tuned model to {path} ({error.strerror or error}): make {folder} writable, then run `seal-rag adapt` again"
+
+
+@contextlib.contextmanager
+def tuning(path: Path):
+    """Hold the right to replace the tuned model at `path` while a new one is made for it.
+
+    Checked before the minutes of speaking and training, not after them: a file where a folder
+    must be, a folder that cannot be written, another `adapt` of the same collection (two would
+    race in the final renames). Leftovers of killed runs are put back or removed first.
+    """
+    path = Path(path)
+    blocking = next((p for p in reversed([path, *path.parents]) if os.path.exists(p) and not os.path.isdir(p)), None)
+    if blocking is not None:
+        raise ModelLoadError(f"cannot write the tuned model to {path}: {blocking} is a file, not a folder: "
+                             "move or delete it, then run `seal-rag adapt` again")
+    staging = _beside(path, "tmp", os.getpid())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(_beside(path, "lock"), "a")
+    except OSError as error:
+        raise ModelLoadError(_cannot_write(path, error)) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ModelLoadError(f"another `seal-rag adapt` is tuning {path}: wait for it to finish") from None
+        try:
+            _restore(path)
+            for leftover in _leftovers(path):
+                shutil.rmtree(leftover)
+            staging.mkdir()  # the probe: what `save_tuned` will write, made now
+        except OSError as error:
+            raise ModelLoadError(_cannot_write(path, error)) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                _restore(path)  # a swap that failed half-way: the newest complete model goes back in place
+            shutil.rmtree(staging, ignore_errors=True)  # an unfinished model; gone already when `save_tuned` succeeded
+
+
+def _beside(path: Path, kind: str, pid: int | None = None) -> Path:
+    """`.NAME.lock`, or a run's `.NAME.tmp-PID` (being written) or `.NAME.old-PID` (being replaced)."""
+    return path.with_name(f".{path.name}.{kind}" + (f"-{pid}" if pid is not None else ""))
+
+
+def _leftovers(path: Path) -> list[Path]:
+    """The `.tmp-PID` and `.old-PID` folders beside `path` that no other live process is writing."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp|old)-([0-9]{{1,9}})")  # a process id, as this module writes it
+    try:
+        names = [entry.name for entry in os.scandir(path.parent)]
+    except OSError:
+        return []
+    found = [pattern.fullmatch(name) for name in names]
+    return [path.with_name(m.group()) for m in found if m and not _running(int(m.group(2)))]
+
+
+def _running(pid: int) -> bool:
+    """Whether another process `pid` lives (this one's leftovers are from an earlier call)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _restore(path: Path) -> None:
+    """Put back the newest complete model a killed `adapt` left beside a missing `path` (its staging
+    holds `tuning.json`, written last, only when complete). Raises OSError if it cannot."""
+    if os.path.exists(path):  # (an unreadable folder is no reason to act, nor an error)
+        return
+    complete = [leftover for leftover in _leftovers(path) if (leftover / TUNING_FILE).is_file()]
+    if not complete:
+        return
+    newest = max(complete, key=lambda leftover: (leftover / TUNING_FILE).stat().st_mtime)
+    try:
+        newest.rename(path)
+    except OSError:
+        if not os.path.exists(path):  # else another process put one back first
+            raise
 
 
 def _write_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, collection: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging = _beside(path, "tmp", os.getpid())
     shutil.rmtree(staging, ignore_errors=True)
     adaptation.model.save_pretrained(staging)
     record = {
@@ -88,9 +179,9 @@ def _write_tuned(adaptation, base: SpeechEmbedding, path: Path, index: str, coll
         "seconds": round(adaptation.seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (staging / TUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
     (staging / "README.md").write_text(_card(record))
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    (staging / TUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")  # last: it marks the model complete
+    old = _beside(path, "old", os.getpid())
     if path.exists():
         path.rename(old)
     staging.rename(path)
@@ -161,6 +252,17 @@ def choose_model(
     if model_dir is not None:
         return ModelChoice(SpeechEmbedding.from_pretrained(model_dir), "model", Path(model_dir))
     path = tuned_dir(db, host, port, collection)
+    try:
+        if use_tuned:
+            _restore(path)  # an adapt killed in its final renames must not leave the index without its model
+    except OSError as error:
+        warnings.warn(
+            f"seal-rag: the tuned model at {path} is missing and the copy an interrupted `seal-rag adapt` left beside it "
+            f"cannot be put back ({error.strerror or error}): answering with the shipped model; make {path.parent} "
+            "writable and ask again, or run `seal-rag adapt` again",
+            StaleTuningWarning,
+            stacklevel=2,
+        )
     if use_tuned and (path / TUNING_FILE).is_file():
         try:
             record = read_record(path)

@@ -1,12 +1,17 @@
 """`seal-rag adapt` and the per-index tuned model `ask` then uses: real models, real TTS, a tiny run."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .hostile import shared_model  # noqa: F401
 from .test_cli import one_line_error, seal
 
 TINY = ("--steps", "3", "--max-sentences", "12")  # seconds, not minutes: enough to move the head
@@ -266,6 +271,151 @@ def test_adapt_without_chunks_fails_with_one_line_naming_the_fix(embedding, tmp_
     error = one_line_error(seal("adapt", "--db", tmp_path / "missing", *TINY))
     assert "no index at" in error and "--db" in error
     assert not (tmp_path / "missing").exists()
+
+
+# ---- the tuned model's swap, its leftovers, and checks made before the minutes of work --------------
+
+KILLED_IN_THE_SWAP = r"""
+import os, sys, types
+from pathlib import Path
+from seal_rag import kb_tuning
+
+path = Path(sys.argv[1])
+
+class Model:  # as much of a model as save_tuned touches
+    space_fingerprint = "space"
+    def __init__(self, tag):
+        self.tag = tag
+    def save_pretrained(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "model.txt").write_text(self.tag)
+
+def adaptation(tag):
+    return types.SimpleNamespace(model=Model(tag), passages=1, sentences=2, seconds=0.0)
+
+base = types.SimpleNamespace(name="base", fingerprint="f")
+kb_tuning.save_tuned(adaptation("first"), base, path, "db", "seal_rag")
+rename = Path.rename
+def killed_before_the_second(self, target):
+    if Path(target) == path:  # the old model is moved aside, the new one not yet in place
+        os.kill(os.getpid(), 9)
+    return rename(self, target)
+Path.rename = killed_before_the_second
+kb_tuning.save_tuned(adaptation("second"), base, path, "db", "seal_rag")
+"""
+
+
+def _reaped() -> int:
+    """The id of a process that has ended."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_an_adapt_killed_in_its_final_swap_loses_no_model(tmp_path, monkeypatch):
+    # A reviewer's kill -9 between the two renames left only `.seal_rag.old-PID` and `.seal_rag.tmp-PID`:
+    # `ask` quietly answered with the shipped model, and no later run removed the 82 MB.
+    from seal_rag import kb_tuning
+
+    path = kb_tuning.tuned_dir(tmp_path / "db")
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_THE_SWAP, str(path)], capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert not path.exists() and len(list(path.parent.glob(".seal_rag.*-*"))) == 2
+    monkeypatch.setattr(kb_tuning, "stale_reason", lambda record: None)
+    monkeypatch.setattr(kb_tuning.SpeechEmbedding, "from_pretrained", classmethod(lambda cls, path=None, name=None: path))
+    choice = kb_tuning.choose_model(db=tmp_path / "db")
+    assert choice.source == "tuned" and (path / "model.txt").read_text() == "second"  # the newer, complete one
+    with kb_tuning.tuning(path):  # the next adapt sweeps what is left
+        assert [p.name for p in path.parent.iterdir() if p.name.startswith(".seal_rag.") and "lock" not in p.name] == [
+            f".seal_rag.tmp-{os.getpid()}"]  # its own staging only
+    assert (path / "model.txt").read_text() == "second"
+
+
+def test_adapt_sweeps_leftovers_of_dead_runs_only_and_keeps_a_live_ones(tmp_path):
+    from seal_rag.kb_tuning import TUNING_FILE, tuning
+
+    path = tmp_path / "db" / "tuned" / "seal_rag"
+    path.mkdir(parents=True)
+    (path / TUNING_FILE).write_text("{}")
+    dead, live = _reaped(), os.getppid()
+    for name in (f".seal_rag.tmp-{dead}", f".seal_rag.old-{dead}", f".seal_rag.tmp-{live}", f".other.tmp-{dead}"):
+        (path.parent / name).mkdir()
+        (path.parent / name / "model.safetensors").write_bytes(b"x")
+    with tuning(path):
+        pass
+    left = sorted(p.name for p in path.parent.iterdir())
+    assert left == [".other.tmp-%d" % dead, ".seal_rag.lock", f".seal_rag.tmp-{live}", "seal_rag"]
+    assert (path / TUNING_FILE).is_file()
+
+
+@pytest.fixture
+def small_db(shared_model, tmp_path):  # noqa: F811 - the fixture imported above
+    """An index of two short documents (seconds to make), for the adapt command with its training faked."""
+    from seal_rag.ingest import ingest_folder
+    from seal_rag.store import SealIndex
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "oxygen.txt").write_text("Oxygen is a chemical element. It has the symbol O and atomic number 8.")
+    (docs / "kenya.txt").write_text("Kenya is a country in East Africa. Its capital and largest city is Nairobi.")
+    db = tmp_path / "small \x1b[2J db"  # a name a terminal would obey
+    ingest_folder(shared_model, docs, SealIndex.open(shared_model, db, create=True), show_progress=False)
+    return db
+
+
+def test_adapt_checks_where_it_writes_before_speaking_and_training(small_db, monkeypatch):
+    # It spoke and trained for tens of minutes, then failed: "... (File exists): make .../tuned writable".
+    import seal_rag.adapt as adapt_module
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("adapt spoke and trained before it checked where the model goes")
+
+    monkeypatch.setattr(adapt_module, "adapt", no_work)
+    (small_db / "tuned").write_text("not a folder")
+    error = one_line_error(seal("adapt", "--db", small_db))
+    assert "tuned is a file, not a folder" in error and "move or delete it" in error
+
+
+def test_a_second_adapt_of_one_collection_is_refused_at_once(small_db, monkeypatch):
+    import seal_rag.adapt as adapt_module
+    from seal_rag.kb_tuning import tuned_dir, tuning
+
+    monkeypatch.setattr(adapt_module, "adapt", lambda *args, **kwargs: pytest.fail("it trained beside another adapt"))
+    with tuning(tuned_dir(small_db)):  # the first one, still at work
+        error = one_line_error(seal("adapt", "--db", small_db))
+    assert "another `seal-rag adapt` is tuning" in error and "wait for it" in error
+
+
+def test_adapt_prints_the_index_path_escaped(small_db, shared_model, monkeypatch):  # noqa: F811
+    import seal_rag.adapt as adapt_module
+    from seal_rag.kb_tuning import TUNING_FILE, tuned_dir
+
+    class Model:
+        space_fingerprint = shared_model.space_fingerprint
+
+        def save_pretrained(self, folder):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(adapt_module, "adapt", lambda model, texts, **kwargs: adapt_module.Adaptation(Model(), len(texts), 4, 1, 0.0, 0.0))
+    result = seal("adapt", "--db", small_db)
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert "\x1b" not in out and "small \\x1b[2J db" in out
+    assert (tuned_dir(small_db) / TUNING_FILE).is_file()
+
+
+def test_adapt_of_an_index_built_by_another_model_says_what_to_do_for_adapt(shared_model, tmp_path):  # noqa: F811
+    # It said "query with that model or re-ingest", but adapt has no --model.
+    from types import SimpleNamespace
+
+    from seal_rag.store import SealIndex
+
+    custom = SimpleNamespace(name="custom", space_fingerprint="0123456789abcdef", dim=shared_model.dim, phonetic=None)
+    SealIndex.open(custom, tmp_path / "db", create=True)
+    error = one_line_error(seal("adapt", "--db", tmp_path / "db"))
+    assert "was built by model 'custom'" in error and "query with that model" not in error
+    assert "adapt tunes the shipped model only" in error and "seal-rag ingest DOCS --db NEW" in error
+    assert not (tmp_path / "db" / "tuned").exists()
 
 
 class CountingText:
