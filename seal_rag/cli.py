@@ -303,7 +303,7 @@ def adapt(
 ) -> None:
     """Tune the speech tower to this index's own text, without labels; `ask` then uses it."""
     from .adapt import adapt as adapt_model
-    from .errors import IndexMismatchError
+    from .errors import ModelMismatchError
     from .kb_tuning import tuned_dir, save_tuned, tuning
     from .store import DEFAULT_DB, SealIndex, check_reachable
 
@@ -319,11 +319,11 @@ def adapt(
         model = _echo_warnings(SpeechEmbedding.from_pretrained, None)  # the shipped model: a tuned model is always made from it
         try:
             index = SealIndex.open(model, db, chroma_host, chroma_port, collection)
-        except IndexMismatchError as error:
-            # Its fix speaks of `--model`, which adapt has not: it only ever tunes the shipped model.
-            raise IndexMismatchError(
-                f"{str(error).rsplit(': ', 1)[0]}: adapt tunes the shipped model only, so it cannot adapt this index; "
-                "re-ingest your documents without --model into a new --db (`seal-rag ingest DOCS --db NEW`) and adapt that"
+        except ModelMismatchError as error:
+            # Its usual fix speaks of querying with the other model, which adapt cannot: it only tunes the shipped model.
+            raise ModelMismatchError(
+                error.problem, "adapt tunes the shipped model only, so it cannot adapt this index; re-ingest your "
+                "documents without --model into a new --db (`seal-rag ingest DOCS --db NEW`) and adapt that"
             ) from None
         index.ensure_not_empty()
         texts = index.all_texts()

@@ -49,6 +49,15 @@ class IndexMismatchError(StoreError):
     """The index was built by a different model than the one querying it."""
 
 
+class ModelMismatchError(IndexMismatchError):
+    """The index was built in another model's space. `problem` says so without the fix, which
+    depends on the command (only some can take another model)."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem}: {fix}")
+        self.problem = problem
+
+
 class FrameworkVectorsError(IndexMismatchError):
     """A framework (LlamaIndex, LangChain) wrote whole joined vectors into the collection: seal-rag's
     own search cannot read it, the frameworks' can."""

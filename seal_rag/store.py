@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .arguments import check_collection, check_filter, check_top_k
-from .errors import ArgumentError, FrameworkVectorsError, IndexMismatchError, ModelLoadError, StoreError
+from .errors import ArgumentError, FrameworkVectorsError, IndexMismatchError, ModelLoadError, ModelMismatchError, StoreError
 from .fused_search import Split, fused_search
 from .phonetic import phonemize
 from .phonetic_index import KEEP, PhoneticIndex, PhoneticIndexError
@@ -312,13 +312,13 @@ class SealIndex:
         return store_errors(self.where, action)
 
     def check_model(self, model) -> None:
-        """Raise `IndexMismatchError` unless this index was built in `model`'s space."""
+        """Raise `ModelMismatchError` unless this index was built in `model`'s space."""
         stamp = self.collection.metadata or {}
         if stamp.get(SPACE_KEY) != model.space_fingerprint or stamp.get(DIM_KEY) != model.dim:
-            raise IndexMismatchError(
+            raise ModelMismatchError(
                 f"index {self.collection.name!r} was built by model {stamp.get(MODEL_KEY)!r} "
                 f"(space {stamp.get(SPACE_KEY)}, D={stamp.get(DIM_KEY)}), not {model.name!r} "
-                f"(space {model.space_fingerprint}, D={model.dim}): query with that model or re-ingest into a new --db"
+                f"(space {model.space_fingerprint}, D={model.dim})", "query with that model or re-ingest into a new --db"
             )
 
     def check_layout(self, model) -> None:
