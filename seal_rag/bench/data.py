@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from ..errors import DataNotFoundError
+from ..safe_text import for_terminal
 
 ENV = "SEAL_RAG_DATA"
 HOW_TO_GET = "build it with `seal-rag bench build-data` (README, Benchmark data)"
@@ -29,7 +30,8 @@ def data_root(explicit: Path | str | None = None) -> Path:
         raise DataNotFoundError(f"no data folder: pass --data DIR or set {ENV}; {HOW_TO_GET}")
     root = Path(value).expanduser()
     if not root.is_dir():
-        raise DataNotFoundError(f"data folder {root} does not exist: pass --data DIR or set {ENV}; {HOW_TO_GET}")
+        state = "is not a folder" if root.exists() else "does not exist"
+        raise DataNotFoundError(f"data folder {for_terminal(str(root))} {state}: pass --data DIR or set {ENV}; {HOW_TO_GET}")
     return root
 
 

@@ -110,6 +110,19 @@ def test_a_benchmark_without_its_data_is_a_one_line_error_that_says_how_to_get_i
     assert not list(tmp_path.glob("*.json"))
 
 
+def test_a_data_setting_naming_a_file_says_so(tmp_path):
+    import pytest
+
+    from seal_rag.bench.data import data_root
+    from seal_rag.errors import DataNotFoundError
+
+    (tmp_path / "data.tar").write_text("an archive, not unpacked")
+    with pytest.raises(DataNotFoundError, match="data.tar is not a folder: pass --data DIR"):
+        data_root(tmp_path / "data.tar")
+    with pytest.raises(DataNotFoundError, match="nowhere does not exist"):
+        data_root(tmp_path / "nowhere")
+
+
 def test_robustness_corruptions_keep_their_promises():
     """Right SNR, same noise at every SNR of a kind, speed changes length, the phone cuts 5 kHz."""
     from seal_rag.bench.robustness import BY_NAME, CONDITIONS, corrupt
