@@ -15,6 +15,7 @@ from .model_sources import DEFAULT_TEXT_MODEL, DEFAULT_WHISPER
 MODELS_DIR = Path(__file__).parent / "models"  # model directories shipped in the package
 DEFAULT_MODEL = "seal-base-minilm"
 CONTEXT_HEAD_DIM = 64  # width of one attention head in the context layers
+MAX_WHOLE_SETTING = 1_000_000  # past it a size or count is a typo or damage, not a model
 MAX_RECOGNIZERS = 8  # each adds a recognizer pass to every query; a larger count is a typo, not a model
 ADAPT_MAX_SENTENCES = 4000  # `seal-rag adapt`'s default cap on sentences spoken (seal_rag.adapt)
 # Voices per sentence: on validation, 2 takes beat 1 take for twice the passes (same steps).
@@ -25,7 +26,7 @@ def _fits(value: object, kind: type) -> bool:
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WHOLE_SETTING
     return isinstance(value, kind)
 
 

@@ -151,14 +151,16 @@ def _restore(path: Path) -> None:
     holds `tuning.json`, written last, only when complete). Raises OSError if it cannot."""
     if os.path.exists(path):  # (an unreadable folder is no reason to act, nor an error)
         return
-    complete = [leftover for leftover in _leftovers(path) if (leftover / TUNING_FILE).is_file()]
-    if not complete:
-        return
-    newest = max(complete, key=lambda leftover: (leftover / TUNING_FILE).stat().st_mtime)
     try:
+        complete = [leftover for leftover in _leftovers(path) if (leftover / TUNING_FILE).is_file()]
+        if not complete:
+            return
+        # Newest first; of one run's two, its new model (.tmp) before the one it replaced (.old), whose
+        # times may tie on a filesystem that keeps whole seconds.
+        newest = max(complete, key=lambda leftover: ((leftover / TUNING_FILE).stat().st_mtime, ".tmp-" in leftover.name))
         newest.rename(path)
     except OSError:
-        if not os.path.exists(path):  # else another process put one back first
+        if not os.path.exists(path):  # else another process (an `ask`, an `adapt`) put one back first
             raise
 
 

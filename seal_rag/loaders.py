@@ -19,9 +19,10 @@ from pathlib import Path
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl"}
 DEFAULT_MAX_FILE_MB = 64  # larger files are refused rather than read whole into memory
-# Files that make a folder seal-rag's own, never documents: an index (`store.INDEX_FILE`; its tuned
-# model's card is a README.md) and a tuned model kept elsewhere (`kb_tuning.TUNING_FILE`).
-OWN_FOLDER_MARKS = ("chroma.sqlite3", "tuning.json")
+# Files that together make a folder seal-rag's own, never documents: an index (`store.INDEX_FILE`;
+# its tuned model's card is a README.md) and a tuned model kept elsewhere (`kb_tuning.TUNING_FILE`
+# beside the model's files: a user's folder may well hold a tuning.json of its own).
+OWN_FOLDER_MARKS = (("chroma.sqlite3",), ("tuning.json", "config.json", "model.safetensors"))
 
 
 @dataclass
@@ -104,7 +105,7 @@ def scan_folder(folder: Path, follow_links: bool = False) -> FolderScan:
             if link and not follow_links and not _inside(real, root):
                 scan.skipped.append(Skipped(str(path), f"a symbolic link leaving the folder (to {real}): pass --follow-links to index it"))
                 continue
-            if is_dir and any(os.path.isfile(os.path.join(path, mark)) for mark in OWN_FOLDER_MARKS):
+            if is_dir and any(all(os.path.isfile(os.path.join(path, name)) for name in mark) for mark in OWN_FOLDER_MARKS):
                 continue  # an index inside the documents (`ingest docs --db docs/kb`) is not read back into itself
             if is_dir and real not in seen_dirs:
                 seen_dirs.add(real)

@@ -127,6 +127,7 @@ def test_overlapping_pdf_reads_put_back_the_pypdf_level_that_was_set():
 
 def test_a_seal_rag_index_or_tuned_model_inside_the_documents_is_not_read_as_documents(tmp_path):
     # `seal-rag ingest proj --db proj/kb` after an adapt ingested the tuned model's card, kb/tuned/seal_rag/README.md.
+    from seal_rag.embedding import CONFIG_FILE, WEIGHTS_FILE
     from seal_rag.kb_tuning import TUNING_FILE
     from seal_rag.loaders import scan_folder
     from seal_rag.store import INDEX_FILE
@@ -140,8 +141,13 @@ def test_a_seal_rag_index_or_tuned_model_inside_the_documents_is_not_read_as_doc
     moved = tmp_path / "models" / "kb-tuned"  # a tuned model copied out of its index
     moved.mkdir(parents=True)
     (moved / "README.md").write_text("# Tuned model")
-    (moved / TUNING_FILE).write_text("{}")
-    assert scan_folder(tmp_path).files == [tmp_path / "notes.md"]
+    for name in (TUNING_FILE, CONFIG_FILE, WEIGHTS_FILE):
+        (moved / name).write_text("{}")
+    experiments = tmp_path / "experiments"  # a user's own tuning.json is no tuned model
+    experiments.mkdir()
+    (experiments / TUNING_FILE).write_text("{}")
+    (experiments / "results.md").write_text("# Results")
+    assert scan_folder(tmp_path).files == [experiments / "results.md", tmp_path / "notes.md"]
     from seal_rag.loaders import OWN_FOLDER_MARKS  # spelled there without importing the store and the models
 
-    assert set(OWN_FOLDER_MARKS) == {INDEX_FILE, TUNING_FILE}
+    assert set(OWN_FOLDER_MARKS) == {(INDEX_FILE,), (TUNING_FILE, CONFIG_FILE, WEIGHTS_FILE)}

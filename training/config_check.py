@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import reprlib
 from typing import Callable, NamedTuple, NoReturn
 
-from seal_rag.config import SealConfig
+from seal_rag.augment import AugmentConfig
+from seal_rag.config import MAX_WHOLE_SETTING, SealConfig
 from seal_rag.errors import ModelLoadError
 from seal_rag.safe_text import for_terminal
 
@@ -27,7 +29,8 @@ def _whole(value: object) -> bool:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)  # 1 is as good as 1.0
+    # 1 is as good as 1.0; TOML's inf and nan are no setting (a model config holding one does not load)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 COUNT = Kind("a whole number above 0", lambda v: _whole(v) and v > 0)  # sizes, counts, steps, intervals
@@ -38,6 +41,8 @@ FRACTION = Kind("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)  #
 TEXT = Kind("a string", lambda v: isinstance(v, str))
 FLAG = Kind("true or false", lambda v: isinstance(v, bool))
 TEXTS = Kind("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+RANGE = Kind("a list of two numbers, low then high", lambda v: isinstance(v, list) and len(v) == 2
+             and all(_number(x) for x in v) and v[0] <= v[1])
 BF16 = Kind('true, false or "auto"', lambda v: isinstance(v, bool) or v == "auto")
 
 # Clips of each text kind (training.cache's pools); 0 leaves a kind out.
@@ -50,15 +55,21 @@ _STAGE = _RUN | {"init": TEXT, "max_clips": COUNT, "feature_dropout": FRACTION, 
                  "encoder_lr_scale": NUMBER}
 
 # SealConfig's own fields by their defaults' types; its sizes must be above 0 (0 channels is no model).
-_BY_TYPE = {int: WHOLE, float: NUMBER, str: TEXT, bool: FLAG}
+# Bounded as seal_rag.config bounds a model's config.json: a size past it is a typo, not a model.
+_MODEL_WHOLE = Kind(f"a whole number from 0 to {MAX_WHOLE_SETTING:,}", lambda v: _whole(v) and 0 <= v <= MAX_WHOLE_SETTING)
+_MODEL_SIZE = Kind(f"a whole number from 1 to {MAX_WHOLE_SETTING:,}", lambda v: _whole(v) and 0 < v <= MAX_WHOLE_SETTING)
+_BY_TYPE = {int: _MODEL_WHOLE, float: NUMBER, str: TEXT, bool: FLAG}
 _SIZES = ("text_dim", "dim", "adapter_dim", "adapter_kernel", "adapter_stride", "mlp_hidden")
-MODEL = {f.name: COUNT if f.name in _SIZES else _BY_TYPE[type(f.default)] for f in dataclasses.fields(SealConfig)}
+MODEL = {f.name: _MODEL_SIZE if f.name in _SIZES else _BY_TYPE[type(f.default)] for f in dataclasses.fields(SealConfig)}
+
+# seal_rag.augment.AugmentConfig's fields: probabilities, ranges (low, high) and seconds.
+AUGMENT = {f.name: FRACTION if f.name.startswith("p_") else RANGE if f.type.startswith("tuple") else NUMBER
+           for f in dataclasses.fields(AugmentConfig)}
 
 SCHEMA = {
     "data": {"cache_dir": TEXT, "seed": WHOLE, "shard_size": COUNT, "pool": COUNT, "below_top": WHOLE, "threads": COUNT,
              "val_questions": COUNT, "val_corpus": TEXT, "shards": TEXT, "families": TEXTS, "mix": MIX, "extend": [MIX]},
-    "augment": {"p_reverb": FRACTION, "p_telephone": FRACTION, "p_noise": FRACTION, "p_gain": FRACTION,
-                "p_warp": FRACTION, "p_codec": FRACTION},
+    "augment": AUGMENT,
     "model": MODEL,
     "stage1": _STAGE | {"w_ctc": NUMBER, "w_layers": NUMBER},
     "stage2": _STAGE | {"temperature": POSITIVE, "hard_negatives": FLAG, "cosent_scale": NUMBER, "w_nce": NUMBER,

@@ -160,8 +160,12 @@ def write_over_base(tmp_path: Path, text: str) -> Path:
     ("[data]\npool = 0\n", "sets data.pool = 0: make it a whole number above 0"),
     ("[data]\nmix = 3\n", "sets data.mix = 3: make it a [data.mix] table"),
     ("[data.extend]\nprose = 3\n", "sets data.extend = {'prose': 3}: make it a list of [[data.extend]] tables"),
-    ('[model]\nadapter_dim = "64"\n', "sets model.adapter_dim = '64': make it a whole number above 0"),
-    ("[model]\nmlp_hidden = -5\n", "sets model.mlp_hidden = -5: make it a whole number above 0"),
+    ('[model]\nadapter_dim = "64"\n', "sets model.adapter_dim = '64': make it a whole number from 1 to 1,000,000"),
+    ("[model]\nmlp_hidden = -5\n", "sets model.mlp_hidden = -5: make it a whole number from 1 to 1,000,000"),
+    ("[model]\ncontext_layers = 1000001\n", "sets model.context_layers = 1000001: make it a whole number from 0 to 1,000,000"),
+    ("[model]\nmax_seconds = inf\n", "sets model.max_seconds = inf: make it a number, 0 or more"),
+    ("[phonetic]\ntemperature = nan\n", "sets phonetic.temperature = nan: make it a number above 0"),
+    ("[augment]\nsnr_db = [30, 5]\n", "sets augment.snr_db = [30, 5]: make it a list of two numbers, low then high"),
     ("[model]\ntoken_level = 1\n", "sets model.token_level = 1: make it true or false"),
     ('[model]\npooling = "max"\n', "has a [model] seal-rag cannot build: pooling must be 'mean' or 'attention'"),
     ('[stage1]\nsteps = "30"\n', "sets stage1.steps = '30': make it a whole number above 0"),
@@ -176,6 +180,11 @@ def test_a_bad_setting_is_named(tmp_path, text, expected):
 
 def test_a_whole_number_is_accepted_for_a_number(tmp_path):
     assert load_config(write_over_base(tmp_path, "[stage1]\nlr = 1\n"))["stage1"]["lr"] == 1
+
+
+def test_every_augmentation_setting_is_accepted(tmp_path):
+    text = "[augment]\nrt60 = [0.2, 0.6]\nsnr_db = [5, 30]\ngain_db = [-18, 6]\nwarp = [0.9, 1.1]\nmax_silence = 0.1\n"
+    assert load_config(write_over_base(tmp_path, text))["augment"]["max_silence"] == 0.1
 
 
 def test_escape_sequences_in_a_config_name_are_shown_escaped(tmp_path):
