@@ -328,6 +328,18 @@ def _inputs_to_fp32(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tupl
     return tuple(x.float() for x in inputs)
 
 
+_COPY_LOCK = threading.Lock()  # module-wide: a lock held by the half would stop it being copied or pickled
+
+
+def bf16_recognizer(recognizer: nn.Module) -> nn.Module:
+    """A bf16 copy of `recognizer` for queries, its logits layers in fp32 (bf16's 8 bits would tie close classes)."""
+    copied = copy.deepcopy(recognizer).to(torch.bfloat16).eval()
+    for module in copied.modules():
+        if isinstance(module, PhonemeRecognizer):
+            module.classes.float().register_forward_pre_hook(_inputs_to_fp32)
+    return copied
+
+
 class PhoneticHalf(nn.Module):
     """Both towers' phonetic half: speech states -> recognized phonemes -> vector; text -> espeak phonemes -> vector.
 
@@ -355,11 +367,10 @@ class PhoneticHalf(nn.Module):
         version = [p._version for p in self.recognizer.parameters()]  # grows with every in-place change
         twin = self.__dict__.get("_bf16")
         if twin is None or twin[0] != version:
-            copied = copy.deepcopy(self.recognizer).to(torch.bfloat16).eval()
-            for module in copied.modules():
-                if isinstance(module, PhonemeRecognizer):  # logits in fp32: bf16's 8 bits would tie close classes
-                    module.classes.float().register_forward_pre_hook(_inputs_to_fp32)
-            self.__dict__["_bf16"] = twin = (version, copied)
+            with _COPY_LOCK:  # the service's first questions arrive together: one copy, not one each
+                twin = self.__dict__.get("_bf16")
+                if twin is None or twin[0] != version:
+                    self.__dict__["_bf16"] = twin = (version, bf16_recognizer(self.recognizer))
         return twin[1]
 
     def _run(self, states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

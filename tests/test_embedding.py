@@ -196,27 +196,35 @@ def test_bf16_text_tower_stays_within_its_stated_tolerance_of_fp32(embedding):
     assert np.sum(semantic[0] * semantic[1], axis=1).min() >= 0.9999
 
 
-def test_the_bf16_twin_is_made_once_whichever_threads_ask_first(embedding, monkeypatch):
-    """The service embeds text questions from several threads; the first ones must not each
-    build (and hold) their own bf16 copy of the sentence model."""
+@pytest.mark.parametrize("part", ["text tower", "recognizer"])
+def test_a_bf16_copy_is_made_once_whichever_threads_ask_first(embedding, monkeypatch, part):
+    """The service embeds questions from several threads; the first ones must not each build
+    (and hold) their own bf16 copy of the sentence model or of the phoneme recognizer."""
     import threading
     import time
 
-    from seal_rag import text_tower
+    from seal_rag import phonetic, text_tower
 
+    module, name = (text_tower, "bf16_twin") if part == "text tower" else (phonetic, "bf16_recognizer")
     made = []
-    real = text_tower.bf16_twin
+    real = getattr(module, name)
 
-    def slow_twin(model):
+    def slow_copy(model):
         made.append(1)
         time.sleep(0.2)  # widen the window in which other threads could start a second one
         return real(model)
 
-    tower = copy.deepcopy(embedding.text)
-    tower.__dict__.pop("_bf16", None)
-    tower.bf16 = True
-    monkeypatch.setattr(text_tower, "bf16_twin", slow_twin)
-    threads = [threading.Thread(target=tower.encode_base, args=(["a question"],)) for _ in range(4)]
+    monkeypatch.setattr(module, name, slow_copy)
+    if part == "text tower":
+        owner = copy.deepcopy(embedding.text)
+        owner.__dict__.pop("_bf16", None)
+        ask = lambda: owner.encode_base(["a question"])  # noqa: E731
+    else:
+        owner = copy.deepcopy(embedding.phonetic)
+        owner.__dict__.pop("_bf16", None)
+        ask = owner.query_recognizer
+    owner.bf16 = True
+    threads = [threading.Thread(target=ask) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
