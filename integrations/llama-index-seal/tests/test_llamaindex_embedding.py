@@ -93,3 +93,28 @@ def test_vector_store_index_and_chroma_work_unchanged(seal_embedding, tmp_path, 
     found = index.as_retriever(similarity_top_k=2).retrieve("When did the Brooklyn Bridge open?")
     assert found[0].node.ref_doc_id == "bridge"
     assert found[0].node.metadata["title"] == "Bridges"
+
+
+def test_a_spoken_query_is_the_recording_not_its_name(speech_embedding, question_wav, recorded_flac, tmp_path):
+    from llama_index.core.callbacks import CallbackManager, LlamaDebugHandler
+    from llama_index.core.storage.kvstore import SimpleKVStore
+    from llama_index.embeddings.seal import SealEmbedding
+
+    debug = LlamaDebugHandler()
+    model = SealEmbedding(speech_embedding=speech_embedding, embeddings_cache=SimpleKVStore(),
+                          callback_manager=CallbackManager([debug]))
+    expected = np.asarray(model.get_audio_embedding(recorded_flac))
+    # A Path, bytes or samples: LlamaIndex's events take strings, and failed on these.
+    samples, _ = sf.read(recorded_flac, dtype="float32")  # recorded at 16 kHz, the model's rate
+    for query in (recorded_flac, recorded_flac.read_bytes(), samples):
+        assert np.allclose(model.get_query_embedding(query), expected, atol=1e-4)
+    assert np.allclose(asyncio.run(model.aget_query_embedding(recorded_flac.read_bytes())), expected, atol=1e-4)
+    chunks = [c for e in debug.get_events() for c in e.payload.get("chunks", [])]
+    assert chunks and all(c.startswith("<audio") for c in chunks)  # a description, never the audio's bytes
+    # The query cache keys a string by itself: a file re-recorded under its old name is heard anew.
+    upload = tmp_path / "upload.wav"
+    upload.write_bytes(question_wav.read_bytes())
+    first = np.asarray(model.get_query_embedding(str(upload)))
+    sf.write(upload, *sf.read(recorded_flac))
+    assert not np.allclose(model.get_query_embedding(str(upload)), first)
+    assert np.allclose(model.get_query_embedding(str(upload)), expected, atol=1e-4)

@@ -9,15 +9,20 @@ from typing import Any
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
 from seal_rag import ModelLoadError, SpeechEmbedding
 from seal_rag.arguments import check_texts
 from seal_rag.audio import SAMPLE_RATE, AudioSource
-from seal_rag.query_input import embed_audio_forms, embed_one_clip, is_audio_path, reject_encoded_audio
+from seal_rag.query_input import embed_audio_forms, embed_one_clip, describe_audio, is_audio_path, reject_encoded_audio
 from seal_rag.text_tower import warn_if_truncated
 
 from seal_rag import load_model
 
 DEFAULT_BATCH = 64  # what seal-rag's own ingest embeds at once
+
+dispatcher = get_dispatcher(__name__)
 
 
 class SealEmbedding(BaseEmbedding):
@@ -89,6 +94,31 @@ class SealEmbedding(BaseEmbedding):
     def speech_embedding(self) -> SpeechEmbedding:
         """The loaded seal-rag model (both towers), e.g. for `SealIndex.open`."""
         return self._model
+
+    # ---- queries: a spoken one goes around LlamaIndex's query path --------------------
+
+    def get_query_embedding(self, query: str) -> Embedding:
+        if isinstance(query, str) and not is_audio_path(query):
+            return super().get_query_embedding(query)
+        return self._audio_query_embedding(query)
+
+    async def aget_query_embedding(self, query: str) -> Embedding:
+        if isinstance(query, str) and not is_audio_path(query):
+            return await super().aget_query_embedding(query)
+        return await asyncio.to_thread(self._audio_query_embedding, query)
+
+    def _audio_query_embedding(self, audio: AudioSource) -> Embedding:
+        # LlamaIndex's own path keys `embeddings_cache` by the query string (a file re-recorded
+        # under the same path would get the old recording's vector back) and hands the query to
+        # events that take strings only (a Path, bytes or array failed their validation, and the
+        # callbacks were given the audio's bytes). Here callbacks see `<audio q.wav 3.2 s>`.
+        description = describe_audio(audio, self.sample_rate)
+        dispatcher.event(EmbeddingStartEvent(model_dict=self.to_payload()))
+        with self.callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}) as event:
+            vector = self.audio_vector(audio).tolist()
+            event.on_end(payload={EventPayload.CHUNKS: [description], EventPayload.EMBEDDINGS: [vector]})
+        dispatcher.event(EmbeddingEndEvent(chunks=[description], embeddings=[vector]))
+        return vector
 
     # ---- text side: what LlamaIndex calls while indexing and for typed queries -----
 
