@@ -9,7 +9,9 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel, RunnableSerializable
+from langchain_core.runnables import (Runnable, RunnableConfig, RunnableGenerator, RunnableLambda, RunnableParallel,
+                                      RunnableSerializable)
+from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, Field
 from seal_rag.answer import SYSTEM_PROMPT, context_block, extractive_answer, quoted
 from seal_rag.store import Hit
@@ -162,14 +164,42 @@ def build_audio_chain(
         )
     else:
         answer = RunnableLambda(_prompt_inputs, name="format_context") | (prompt or DEFAULT_PROMPT) | llm | StrOutputParser()
-    model = retriever.embeddings.speech_embedding.name
+    report = _reporter(transcribes, retriever.embeddings.speech_embedding.name)
+    return AudioChain(chain=gather.assign(answer=answer) | report, sample_rate=rate)
 
-    def report(outputs: dict) -> dict:
-        spoken: SpokenQuestion = outputs["audio"]
+
+def _reporter(transcribes: bool, model: str) -> RunnableGenerator:
+    """The chain's last step: `audio` as its reference, plus `transcript` and `model`.
+
+    A generator over the chunks, so a chat model's answer streams through piece by piece
+    (a plain function would wait for the whole answer before `stream` yielded anything).
+    """
+
+    def passed_on(chunk: dict, asked: dict) -> AddableDict:
+        if "audio" in chunk:
+            asked["audio"] = chunk["audio"]
+        if "question" in chunk:  # a streaming `question` runnable sends it in pieces
+            asked["question"] = asked["question"] + chunk["question"] if "question" in asked else chunk["question"]
+        return AddableDict({key: value.reference if key == "audio" else value for key, value in chunk.items()})
+
+    def last(asked: dict) -> AddableDict:
+        spoken: SpokenQuestion = asked["audio"]
         heard = transcribes and spoken.audio is not None
-        return {**outputs, "audio": spoken.reference, "transcript": outputs["question"] if heard else None, "model": model}
+        return AddableDict(transcript=asked["question"] if heard else None, model=model)
 
-    return AudioChain(chain=gather.assign(answer=answer) | RunnableLambda(report, name="report"), sample_rate=rate)
+    def report(chunks: Iterator[dict]) -> Iterator[dict]:
+        asked: dict = {}
+        for chunk in chunks:
+            yield passed_on(chunk, asked)
+        yield last(asked)
+
+    async def areport(chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
+        asked: dict = {}
+        async for chunk in chunks:
+            yield passed_on(chunk, asked)
+        yield last(asked)
+
+    return RunnableGenerator(report, areport, name="report")
 
 
 def _as_asked(question: SpokenQuestion) -> str:

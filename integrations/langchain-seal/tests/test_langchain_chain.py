@@ -59,3 +59,25 @@ def test_chain_rejects_bad_input(kb_store, not_audio):
         chain.invoke(str(not_audio))
     with pytest.raises(NotAudioError, match="'audio' key"):
         chain.invoke({"wav": "question.wav"})
+
+
+def test_a_chat_models_answer_streams_through_the_chain(kb_store, speech_embedding):
+    import asyncio
+
+    answer = "The Rankine cycle [1]."
+    chain = build_audio_chain(SealSpeechRetriever(vectorstore=kb_store, k=2), FakeListChatModel(responses=[answer]))
+    typed = "How do steam engines turn heat into work?"  # typed: its own transcript, no ASR to load
+    pieces = list(chain.pick("answer").stream(typed))
+    assert len(pieces) > 1 and "".join(pieces) == answer  # the report step used to hold it back whole
+
+    async def astream():
+        return [piece async for piece in chain.pick("answer").astream(typed)]
+
+    assert len(asyncio.run(astream())) == len(pieces)
+    chunks = list(chain.stream(typed))
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    assert merged["answer"] == answer and merged["question"] == typed
+    assert merged["audio"] is None and merged["transcript"] is None and merged["model"] == speech_embedding.name
+    assert set(merged) == set(chain.invoke(typed))
