@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -169,7 +170,9 @@ class SealSpeechRetriever(BaseRetriever):
             raise ArgumentError(f"{', '.join(sorted(unknown))} cannot be given per call: SealSpeechRetriever takes "
                                 f"{', '.join(SEARCH_KWARGS)} per call (others in its constructor)")
         threshold = self._setting("score_threshold", score_threshold)
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        # NaN compares False with every score, so it would silently drop every document.
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or math.isnan(threshold)):
             raise ArgumentError(f"score_threshold must be a number (a cosine), not {threshold!r}")
         question = self.question(query)
         search = VectorStoreSearch(self.vectorstore, self._setting("filter", filter), self.embeddings.speech_embedding)

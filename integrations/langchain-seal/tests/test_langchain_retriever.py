@@ -101,6 +101,7 @@ def test_k_and_filter_per_call(retriever, question_wav):
     ({"k": -1}, "k must be a whole number between 1 and 1000, not -1"),  # was every chunk
     ({"filter": {"title": {"$regex": "Ox"}}}, "the filter is not one Chroma reads"),  # was "damaged index"
     ({"score_threshold": "0.2"}, "score_threshold must be a number"),
+    ({"score_threshold": float("nan")}, "score_threshold must be a number"),  # was no documents, silently
     ({"fetch_k": 10, "search_kwargs": {"k": 1}}, "fetch_k, search_kwargs cannot be given per call"),
 ])
 def test_a_wrong_k_filter_or_threshold_per_call_is_named(retriever, question_wav, options, message):
