@@ -24,6 +24,7 @@ from langchain_seal import SealEmbeddings, SealSpeechRetriever, build_audio_chai
 
 from demo_common import HERE, KB, chosen_mode, gold_source, parse_args
 from seal_rag import UntrainedModelWarning
+from seal_rag.safe_text import for_terminal
 from seal_rag.ingest import ingest_folder
 from seal_rag.store import DEFAULT_COLLECTION, SealIndex
 
@@ -58,16 +59,16 @@ def main() -> None:
         result = chain.invoke({"audio": str(args.audio)})
 
     heard = f", heard: {result['transcript']!r}" if result["transcript"] else ""
-    print(f"Question: {args.audio.name} (mode {mode}){heard}")
-    print(f"Answer: {result['answer']}")
+    print(f"Question: {for_terminal(args.audio.name)} (mode {mode}){heard}")
+    print(f"Answer: {for_terminal(result['answer'], multiline=True)}")  # the model's (or a passage's) text
     print("Sources:")
     for doc in result["context"]:
-        print(f"  {doc.metadata['rank']}. score {doc.metadata['score']:.3f}  {Path(doc.metadata['source']).name}")
+        print(f"  {doc.metadata['rank']}. score {doc.metadata['score']:.3f}  {for_terminal(Path(doc.metadata['source']).name)}")
     gold = gold_source(args.audio)
     if gold:
         names = [Path(doc.metadata["source"]).name for doc in result["context"]]
         found = f"retrieved at rank {names.index(gold) + 1}" if gold in names else "not retrieved"
-        print(f"Gold passage (questions.jsonl): {gold}, {found}")
+        print(f"Gold passage (questions.jsonl): {for_terminal(gold)}, {found}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from demo_common import HERE, KB, chosen_mode, gold_source, parse_args
 from seal_rag import UntrainedModelWarning
+from seal_rag.safe_text import for_terminal
 from seal_rag.store import SealIndex
 
 
@@ -69,16 +70,16 @@ def main() -> None:
         response = engine.query(str(args.audio))
 
     transcript = response.metadata["transcript"]  # made for an LLM, and in cascade and hybrid modes
-    print(f"Question: {args.audio.name} (mode {mode})" + (f", heard: {transcript!r}" if transcript else ""))
-    print(f"Answer: {response.response}")
+    print(f"Question: {for_terminal(args.audio.name)} (mode {mode})" + (f", heard: {transcript!r}" if transcript else ""))
+    print(f"Answer: {for_terminal(response.response, multiline=True)}")  # the model's (or a passage's) text
     print("Sources:")
     for rank, scored in enumerate(response.source_nodes, 1):
-        print(f"  {rank}. score {scored.score:.3f}  {Path(scored.node.metadata['source']).name}")
+        print(f"  {rank}. score {scored.score:.3f}  {for_terminal(Path(scored.node.metadata['source']).name)}")
     gold = gold_source(args.audio)
     if gold:
         names = [Path(scored.node.metadata["source"]).name for scored in response.source_nodes]
         found = f"retrieved at rank {names.index(gold) + 1}" if gold in names else "not retrieved"
-        print(f"Gold passage (questions.jsonl): {gold}, {found}")
+        print(f"Gold passage (questions.jsonl): {for_terminal(gold)}, {found}")
 
 
 if __name__ == "__main__":
