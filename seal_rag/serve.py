@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
@@ -52,6 +53,10 @@ UPLOADS_PER_SLOT = 2  # uploads read at once, per question slot: each buffers up
 UPLOAD_SECONDS = 120  # a whole body must arrive within this (25 MB at about 200 kB/s), however it trickles
 MAX_QUESTION_CHARS = 4_000  # a typed question; the tokenizer reads all of it (a minute for megabytes) to keep 256 pieces
 FOLLOW_STOP_SECONDS = 5  # how long a stopping server waits for a look at the index to end
+# The page loads only its own script and style, so it may forbid everything else: no injected
+# script would run, and no other site may frame it (a framed page could be clicked into recording).
+# /docs loads Swagger UI from a CDN with an inline script, so only the page gets this policy.
+PAGE_POLICY = "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 
 @dataclass
@@ -246,6 +251,34 @@ def _status(error: SealError) -> int:
     return 400
 
 
+class SafetyHeaders:
+    """Headers every response gets: browsers take a body for its declared type only (a passage
+    echoed in JSON is never sniffed as HTML), no page of another site learns the URL it came from,
+    and answers (the knowledge base's passages, maybe behind an API key) are kept by no cache;
+    the page also gets `PAGE_POLICY`. Static files keep their own caching (ETag)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if not path.startswith("/static/"):
+                    headers.setdefault("Cache-Control", "no-store")
+                if path == "/":
+                    headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: ServeSettings, service: AskService | None = None, on_ready=None):
     """The FastAPI application. `service` defaults to loading the models and index now;
     `on_ready()` is called once the server listens."""
@@ -267,6 +300,7 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"])
+    app.add_middleware(SafetyHeaders)
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
     app.state.slots = slots
 

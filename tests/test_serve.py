@@ -284,6 +284,22 @@ def test_a_client_that_hangs_up_mid_upload_leaves_the_server_answering(server, d
     assert response.status_code == 200 and response.json()["hits"]
 
 
+def test_responses_are_not_sniffed_cached_or_framed_and_the_page_runs_only_its_own_script(server):
+    """Answers echo untrusted passages: a browser must not read them as HTML, nor a cache keep them;
+    the page forbids scripts from anywhere but itself and being framed by another site."""
+    page = httpx.get(server, timeout=30)
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    answer = httpx.post(f"{server}/v1/ask?k=1", json={"text": "<script>alert(1)</script> Apollo"}, timeout=60)
+    refused = httpx.post(f"{server}/v1/ask", content=b"<html><script>alert(1)</script>", timeout=60)
+    for response in (page, answer, refused, httpx.get(f"{server}/healthz", timeout=30)):
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+        assert response.headers["cache-control"] == "no-store" and response.headers["referrer-policy"] == "no-referrer"
+    assert answer.status_code == 200 and refused.status_code == 415
+    script = httpx.get(f"{server}/static/app.js", timeout=30)  # static files keep their ETag caching
+    assert script.headers["x-content-type-options"] == "nosniff" and "cache-control" not in script.headers
+
+
 @pytest.mark.slow
 def test_the_served_index_answers_a_spoken_question_over_http(server, demo_question, demo_db):
     response = httpx.post(f"{server}/v1/ask", content=demo_question.read_bytes(), timeout=120)
