@@ -34,6 +34,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -311,6 +312,15 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         message = " ".join(str(first.get("msg", "is not valid")).split())[:200]
         return JSONResponse({"error": f"{where}: {message}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_route(request, error: StarletteHTTPException) -> JSONResponse:
+        # A wrong path or method (404, 405) in the same {"error": "one line"} as every other 4xx,
+        # not Starlette's {"detail": ...}, and saying where the API is.
+        message = f"{request.method} {request.url.path}: {error.detail}"
+        if error.status_code in (404, 405):
+            message += "; the API is POST /v1/ask and GET /healthz (docs at /docs)"
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
     def problem(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)

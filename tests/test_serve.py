@@ -300,6 +300,17 @@ def test_responses_are_not_sniffed_cached_or_framed_and_the_page_runs_only_its_o
     assert script.headers["x-content-type-options"] == "nosniff" and "cache-control" not in script.headers
 
 
+def test_a_wrong_path_or_method_is_a_one_line_error_too(server):
+    """The README's {"error": "one line"} holds for every 4xx, not only /v1/ask's own."""
+    cases = {"GET /v1/ask": (httpx.get(f"{server}/v1/ask", timeout=30), 405),
+             "POST /ask": (httpx.post(f"{server}/ask", content=b"x", timeout=30), 404),
+             "missing static": (httpx.get(f"{server}/static/nothing.js", timeout=30), 404)}
+    for name, (response, status) in cases.items():
+        assert response.status_code == status, (name, response.text)
+        assert "POST /v1/ask" in response.json()["error"] and "detail" not in response.json(), name
+    assert cases["GET /v1/ask"][0].headers["allow"] == "POST"
+
+
 @pytest.mark.slow
 def test_the_served_index_answers_a_spoken_question_over_http(server, demo_question, demo_db):
     response = httpx.post(f"{server}/v1/ask", content=demo_question.read_bytes(), timeout=120)
