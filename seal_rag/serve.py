@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import anyio
 # FastAPI reads the endpoints' annotations at run time, so these are module-level imports.
 from fastapi import FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,7 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
@@ -51,8 +52,10 @@ RETRY_AFTER_SECONDS = 1
 # The request body is read in chunks of this size, so an oversized upload is cut off early.
 READ_CHUNK = 64 * 1024
 UPLOADS_PER_SLOT = 2  # uploads read at once, per question slot: each buffers up to max_upload_bytes
+ANSWER_THREADS_PER_SLOT = 2  # threads reading chat models' answers at once, per question slot (see create_app)
 UPLOAD_SECONDS = 120  # a whole body must arrive within this (25 MB at about 200 kB/s), however it trickles
 MAX_QUESTION_CHARS = 4_000  # a typed question; the tokenizer reads all of it (a minute for megabytes) to keep 256 pieces
+_END = object()  # what `next` gives back once an answer's tokens end
 FOLLOW_STOP_SECONDS = 5  # how long a stopping server waits for a look at the index to end
 # The page loads only its own script and style, so it may forbid everything else: no injected
 # script would run, and no other site may frame it (a framed page could be clicked into recording).
@@ -288,6 +291,15 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     # Bodies are read before a question slot is taken; without their own bound, clients that send
     # slowly (or stop) could make the server buffer any number of 25 MB uploads.
     uploads = Slots(UPLOADS_PER_SLOT * settings.max_concurrent)
+    # A chat model's answer is read in a thread that waits while the model thinks. In anyio's
+    # shared pool (40 threads) forty slow answers took every thread: questions, /healthz and the
+    # page all hung. They get threads of their own; answers past this many wait for one.
+    answer_threads = anyio.CapacityLimiter(ANSWER_THREADS_PER_SLOT * settings.max_concurrent)
+
+    async def iterate_answer(tokens):
+        tokens = iter(tokens)
+        while (token := await anyio.to_thread.run_sync(next, tokens, _END, limiter=answer_threads)) is not _END:
+            yield token
     web = resources.files("seal_rag") / "web"
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -371,10 +383,10 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
         finally:
             slots.give_back()
         if "text/event-stream" in request.headers.get("accept", ""):
-            events = _events(body, answer, iterate_in_threadpool)
+            events = _events(body, answer, iterate_answer)
             return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         if answer.kind == "llm":
-            await _drain(body, answer, iterate_in_threadpool)
+            await _drain(body, answer, iterate_answer)
         return body
 
     return app

@@ -3,8 +3,9 @@
 It records every request and answers by the requested model name: `ok` streams a reply,
 `escapes` streams one holding terminal escape sequences, `slow` stalls past the client's
 timeout, `malformed` sends a body that is not a valid stream, `stall` sends one token and then
-stalls mid-stream, `sse_error` sends one token and then an SSE error event, and any request
-with the key `bad-key` gets a 401.
+stalls mid-stream, `ponder` sends one token and thinks for `PONDER_SECONDS` before the rest,
+`sse_error` sends one token and then an SSE error event, and any request with the key `bad-key`
+gets a 401.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+PONDER_SECONDS = 20
 REPLY_TOKENS = ["The first Americans ", "went to space ", "with Project Mercury [1]."]
 # A hostile reply: OSC 52 (write the clipboard) with its ESC in one token and the rest in the
 # next, a title change, and a one-character CSI (U+009B) clearing the screen.
@@ -48,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
                      "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+            if model == "ponder" and token == tokens[0]:
+                time.sleep(PONDER_SECONDS)
         if model == "stall":
             time.sleep(3)
             return

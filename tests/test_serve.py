@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -174,6 +175,52 @@ def test_an_upload_that_stalls_gets_408_and_uploads_past_their_bound_get_503(ser
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.mark.slow
+def test_slow_chat_model_answers_leave_threads_for_health_and_questions(service, monkeypatch):
+    """A chat model's answer is read in a thread while the model thinks: forty slow answers took
+    every thread of the shared pool, and /healthz (and every new question) hung until they ended."""
+    import threading
+
+    import uvicorn
+
+    from seal_rag.llm import ChatAnswerer
+    from seal_rag.serve import ServeSettings, create_app
+
+    settings = ServeSettings(db=service.settings.db, max_concurrent=16)  # 42 clients: 503s retried
+    port = free_port()
+    with OpenAIStub() as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        service.answerer = ChatAnswerer("ponder", timeout=60)
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, service), host="127.0.0.1", port=port,
+                                               log_level="warning", timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+
+        def ask() -> None:
+            for _ in range(200):  # past the question slots, retry as a client told 503 would
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.post(f"http://127.0.0.1:{port}/v1/ask?k=1", json={"text": "Apollo"}, timeout=60).status_code != 503:
+                        return
+                time.sleep(1)
+
+        try:
+            for _ in range(42):
+                threading.Thread(target=ask, daemon=True).start()
+            deadline = time.time() + 20
+            while len(stub.requests) < 32 and time.time() < deadline:  # 32: the answer threads 16 slots have
+                time.sleep(0.1)
+            time.sleep(2)  # and before the fix, more answers took the shared pool's last threads
+            started = time.time()
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # a ReadTimeout before the fix
+            assert health.status_code == 200 and time.time() - started < 5
+        finally:
+            server.should_exit = True
+            thread.join(timeout=60)
+            service.answerer = None
 
 
 @pytest.mark.slow
