@@ -340,7 +340,10 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     def authorised(request: Request) -> bool:
         if not settings.api_key:
             return True
-        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        given = request.headers.get("x-api-key")
+        if given is None:  # an auth scheme's name is case-insensitive (RFC 9110): "bearer KEY" too
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            given = given.strip() if scheme.lower() == "bearer" else ""
         return hmac.compare_digest(given.encode(), settings.api_key.encode())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -348,15 +351,19 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
         return HTMLResponse((web / "index.html").read_text())
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    def healthz():
         """The model that answers, the index's size, and whether /v1/ask needs an API key."""
-        return {**service.health(), "auth": bool(settings.api_key)}
+        try:
+            return {**service.health(), "auth": bool(settings.api_key)}
+        except SealError as error:  # a Chroma server gone away: unhealthy (503), not a traceback
+            return problem(_status(error), str(error))
 
     @app.post("/v1/ask")
     async def ask(request: Request, k: int = Query(5, ge=1, le=MAX_K), mode: Literal["speech", "cascade", "hybrid"] = "speech"):
         """Answer one question: audio (raw body or multipart `audio`) or JSON `{"text": ...}`."""
         if not authorised(request):
-            return problem(401, "missing or wrong API key: send it as `Authorization: Bearer KEY` or `X-API-Key`")
+            return problem(401, "missing or wrong API key: send it as `Authorization: Bearer KEY` or `X-API-Key`",
+                           {"WWW-Authenticate": "Bearer"})
         try:
             uploads.take()
         except Busy:

@@ -259,6 +259,9 @@ def test_an_api_key_is_required_when_set_and_cors_is_off_unless_configured(servi
     assert locked.post("/v1/ask", content=b"x").status_code == 401
     assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert locked.post("/v1/ask", content=b"x", headers={"X-API-Key": "s3cret"}).status_code == 415  # past the key
+    assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "bearer s3cret"}).status_code == 415  # any case
+    assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "Basic s3cret"}).status_code == 401
+    assert locked.post("/v1/ask", content=b"x").headers["www-authenticate"] == "Bearer"
     assert locked.get("/healthz").json()["auth"] is True
     origin = {"Origin": "https://example.org"}
     assert "access-control-allow-origin" not in client(service).get("/healthz", headers=origin).headers
@@ -450,7 +453,7 @@ def test_the_load_test_answers_every_question_and_reports_latency_throughput_and
 
 
 @pytest.mark.slow
-def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving(embedding, chroma_server, tmp_path):
+def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving(embedding, chroma_server_process, tmp_path):
     import chromadb
     from fastapi.testclient import TestClient
 
@@ -459,6 +462,7 @@ def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving
     from seal_rag.serve import AskService, ServeSettings, create_app
     from seal_rag.store import SealIndex
 
+    chroma_process, chroma_server = chroma_server_process
     server = chromadb.HttpClient(host="127.0.0.1", port=chroma_server)
     other_machine = SealIndex.open(embedding, host="127.0.0.1", port=chroma_server, create=True)
     other_machine.phonetic.folder = tmp_path / "other-machine"  # its own phonetic index, as on another machine
@@ -490,3 +494,7 @@ def test_over_a_chroma_server_serve_takes_in_another_machines_edit_while_serving
     exact = float(embedding.embed_texts([text])[0] @ embedding.embed_texts([question["text"]])[0])
     assert best["score"] == pytest.approx(exact, abs=1e-4)  # ranked by both halves: the phonetic row is there
     assert service.index.phonetic.live_ids() == set(service.index.all_ids())
+    chroma_process.terminate()
+    chroma_process.wait(timeout=30)
+    gone = TestClient(create_app(settings, service)).get("/healthz")  # was a 500 and a traceback
+    assert gone.status_code == 503 and "lost the Chroma server" in gone.json()["error"], gone.text
