@@ -455,6 +455,9 @@ async def _read_question(request, limit: int, stall_seconds: float):
         return "audio", await upload.read(), Path(upload.filename or "upload").name
     if not body:
         return problem(422, 'empty request: send audio as the body, a multipart field `audio`, or JSON {"text": ...}')
+    if body.lstrip().startswith(b"{") and kind != "application/octet-stream":  # e.g. `curl -d '{...}'` alone
+        return problem(415, "the body looks like JSON but its Content-Type is not application/json: "
+                            "send it with `Content-Type: application/json`")
     return "audio", bytes(body), "body"
 
 

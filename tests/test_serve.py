@@ -263,6 +263,10 @@ def test_an_api_key_is_required_when_set_and_cors_is_off_unless_configured(servi
     assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "Basic s3cret"}).status_code == 401
     assert locked.post("/v1/ask", content=b"x").headers["www-authenticate"] == "Bearer"
     assert locked.get("/healthz").json()["auth"] is True
+    # `curl -d '{"text": ...}'` without the JSON header sends a form type: the fix is named.
+    form = locked.post("/v1/ask", content=b'{"text": "x"}', headers={"X-API-Key": "s3cret",
+                                                                   "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and "Content-Type: application/json" in form.json()["error"]
     origin = {"Origin": "https://example.org"}
     assert "access-control-allow-origin" not in client(service).get("/healthz", headers=origin).headers
     allowed = client(service, cors_origins=["https://example.org"]).get("/healthz", headers=origin)
