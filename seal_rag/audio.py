@@ -81,7 +81,7 @@ def load_audio(
         samples, rate = _as_float(source, name), sample_rate
     else:
         samples, rate = _decode(source, name, max_seconds)
-    rate = _check_rate(rate, name)
+    rate = check_rate(rate, name)
     samples = _to_mono(samples, name)
     if samples.size == 0:
         raise EmptyAudioError(f"{name} has no samples: record or pass a non-empty clip")
@@ -123,7 +123,7 @@ def _as_float(samples: np.ndarray, name: str) -> np.ndarray:
     raise InvalidSamplesError(f"{name} has samples of dtype {samples.dtype}: pass float or integer PCM samples")
 
 
-def _check_rate(rate: object, name: str) -> int:
+def check_rate(rate: object, name: str) -> int:
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise InvalidSamplesError(f"{name} has sample rate {rate!r}: pass an integer rate in Hz")
     if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE <= rate <= MAX_RATE):
@@ -159,7 +159,7 @@ def _decode(source: str | Path | bytes | bytearray, name: str, max_seconds: floa
         handle = io.BytesIO(bytes(source))
     try:
         with handle, sf.SoundFile(handle) as f:
-            rate = _check_rate(f.samplerate, name)
+            rate = check_rate(f.samplerate, name)
             if not 1 <= f.channels <= MAX_CHANNELS:
                 raise InvalidSamplesError(f"{name} has {f.channels} channels: pass audio with 1 to {MAX_CHANNELS}")
             # Check the length from the header before decoding an hour of audio.

@@ -11,6 +11,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from seal_rag import SpeechEmbedding
 from seal_rag.arguments import check_texts
+from seal_rag.errors import ArgumentError
 from seal_rag.audio import SAMPLE_RATE, AudioSource
 from seal_rag.query_input import embed_audio_forms, embed_one_clip, is_audio_path, reject_encoded_audio
 from seal_rag.text_tower import warn_if_truncated
@@ -56,6 +57,8 @@ class SealEmbeddings(BaseModel, Embeddings):
     def __init__(self, *, speech_embedding: SpeechEmbedding | None = None, **data: Any) -> None:
         if isinstance(data.get("model_path"), Path):
             data["model_path"] = str(data["model_path"])
+        if speech_embedding is not None and data.get("model_path") is not None:
+            raise ArgumentError("give SealEmbeddings a model_path or a loaded speech_embedding, not both")
         super().__init__(**data)
         self._model = speech_embedding if speech_embedding is not None else load_model(self.model_path)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from langchain_core.documents import Document
-from langchain_seal import SealSpeechRetriever
+from langchain_seal import SealEmbeddings, SealSpeechRetriever
 from seal_rag import ArgumentError, AudioFileNotFoundError, IndexMismatchError, NotAudioError, StoreError
 from seal_rag.audio import load_audio
 from seal_rag.retrieve import Retriever, keyword_reranker
@@ -48,6 +48,8 @@ def test_an_empty_list_or_a_zero_rate_is_refused_not_guessed(seal_embeddings):
         seal_embeddings.embed_audio([])  # was torch's RuntimeError
     with pytest.raises(InvalidSamplesError, match="sample rate 0 Hz"):
         seal_embeddings.embed_audio(np.full(16000, 0.1, np.float32), sample_rate=0)  # was taken as 16 kHz
+    with pytest.raises(ArgumentError, match="not both"):  # model_path was silently ignored
+        SealEmbeddings(model_path="elsewhere", speech_embedding=seal_embeddings.speech_embedding)
 
 
 def test_odd_inputs_are_named_not_tracebacks(retriever, seal_embeddings, question_wav):

@@ -18,7 +18,7 @@ from llama_index.core.schema import QueryBundle
 from llama_index.embeddings.seal import SealEmbedding
 from llama_index.readers.seal import SealReader
 from llama_index.retrievers.seal import SealExtractiveSynthesizer, SealQueryEngine, SealSpeechRetriever
-from seal_rag import ModelLoadError, NotAudioError
+from seal_rag import ArgumentError, ModelLoadError, NotAudioError
 from seal_rag.answer import extractive_answer
 from seal_rag.store import SealIndex
 from seal_rag.text_tower import TruncatedTextWarning
@@ -91,6 +91,8 @@ def test_model_name_loads_that_model_or_is_refused(speech_embedding):
     assert SealEmbedding(model_name=speech_embedding.name, speech_embedding=speech_embedding).model_name == speech_embedding.name
     with pytest.raises(ValueError, match="embed_batch"):
         SealEmbedding(speech_embedding=speech_embedding, embed_batch=8)  # misspelt: refused, not ignored
+    with pytest.raises(ArgumentError, match="not both"):  # model_path was silently ignored
+        SealEmbedding(model_path="elsewhere", speech_embedding=speech_embedding)
 
 
 def test_from_defaults_opens_a_seal_rag_directory(kb_db, question_wav, cli_top_ids, seal_embedding):

@@ -78,12 +78,14 @@ def test_similarity_top_k_and_metadata_filters(kb_vector_store, seal_embedding, 
 
 def test_a_wrong_top_k_filter_or_question_is_named(retriever, kb_vector_store, seal_embedding, question_wav):
     from llama_index.core.llms import MockLLM
-    from seal_rag import ArgumentError
+    from seal_rag import ArgumentError, InvalidSamplesError
 
     with pytest.raises(ArgumentError, match="similarity_top_k must be a whole number"):
         retriever.similarity_top_k = -1  # the setter: it returned every chunk
     with pytest.raises(ArgumentError, match="similarity_top_k must be a whole number"):
         SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, similarity_top_k="5")
+    with pytest.raises(InvalidSamplesError, match="sample rate 0 Hz"):  # was taken as the model's rate
+        SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, sample_rate=0)
     text_match = MetadataFilters(filters=[MetadataFilter(key="title", value="Oxy", operator=FilterOperator.TEXT_MATCH)])
     with pytest.raises(ArgumentError, match="these filters cannot be searched in Chroma"):
         SealSpeechRetriever(vector_store=kb_vector_store, embed_model=seal_embedding, filters=text_match).retrieve(question_wav)

@@ -14,6 +14,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
 from seal_rag import ModelLoadError, SpeechEmbedding
 from seal_rag.arguments import check_texts
+from seal_rag.errors import ArgumentError
 from seal_rag.audio import SAMPLE_RATE, AudioSource
 from seal_rag.query_input import embed_audio_forms, embed_one_clip, describe_audio, is_audio_path, reject_encoded_audio
 from seal_rag.text_tower import warn_if_truncated
@@ -75,6 +76,8 @@ class SealEmbedding(BaseEmbedding):
         **kwargs: Any,
     ) -> None:
         name = kwargs.pop("model_name", None)
+        if speech_embedding is not None and model_path is not None:  # one would be silently ignored
+            raise ArgumentError("give SealEmbedding a model_path or a loaded speech_embedding, not both")
         if model_path is None and speech_embedding is None and name and Path(name).expanduser().is_dir():
             model_path = name  # LlamaIndex users name models by model_name
         model = speech_embedding if speech_embedding is not None else load_model(model_path)

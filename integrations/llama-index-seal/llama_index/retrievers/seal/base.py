@@ -18,7 +18,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore, Metada
 from llama_index.embeddings.seal import SealEmbedding
 from seal_rag.retrieve import MODES, KeywordCache, Retriever
 from seal_rag.arguments import check_top_k
-from seal_rag.audio import AudioSource
+from seal_rag.audio import AudioSource, check_rate
 from seal_rag.collection_checks import verify_collection
 from seal_rag.errors import ArgumentError
 from seal_rag.store import DEFAULT_COLLECTION, Hit
@@ -113,7 +113,8 @@ class SealSpeechRetriever(BaseRetriever):
         self._filters = filters
         self._mode = mode
         self._transcribe = transcribe
-        self._sample_rate = sample_rate or embed_model.sample_rate
+        # 0 must not quietly mean the model's rate: arrays would be read at the wrong speed.
+        self._sample_rate = embed_model.sample_rate if sample_rate is None else check_rate(sample_rate, "sample_rate")
         self._transcriber = transcriber  # faster-whisper, loaded on first need and kept
         self._transcriber_lock = threading.Lock()
         self._keywords = KeywordCache(embed_model.speech_embedding) if keywords else None
