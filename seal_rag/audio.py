@@ -124,6 +124,7 @@ def _as_float(samples: np.ndarray, name: str) -> np.ndarray:
 
 
 def check_rate(rate: object, name: str) -> int:
+    """`rate` as a whole number of Hz within what a clip may have, else `InvalidSamplesError` naming `name`."""
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise InvalidSamplesError(f"{name} has sample rate {rate!r}: pass an integer rate in Hz")
     if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE <= rate <= MAX_RATE):

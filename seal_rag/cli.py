@@ -350,7 +350,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(help="Key clients must send [env SEAL_RAG_API_KEY]")] = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser pages from this origin (repeatable); off by default")] = None,
-    max_concurrent: Annotated[int, typer.Option(help="Questions in flight at once; past it, 503 with Retry-After")] = 4,
+    max_concurrent: Annotated[int, typer.Option(help="Questions in flight at once; past it, 503 with Retry-After. Chat-model answers: twice as many stream at once, the rest wait")] = 4,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted")] = 25.0,
     llm: Annotated[str, typer.Option(help="none, or openai:MODEL via OPENAI_BASE_URL [env SEAL_RAG_LLM]")] = "",
     llm_audio_format: Annotated[str, typer.Option(help="none (send transcript), input_audio or audio_url")] = "none",

@@ -98,8 +98,10 @@ def describe_audio(audio: AudioSource, sample_rate: int = SAMPLE_RATE) -> str:
         return f"<audio {seconds:.1f} s of samples>"
     if isinstance(audio, (bytes, bytearray)):
         name, handle = f"{len(audio):,} bytes", io.BytesIO(bytes(audio))
-    else:
+    elif isinstance(audio, (str, Path)):
         name, handle = Path(audio).name, audio
+    else:  # not a clip at all (None, a list): the real load names the problem, with its own error
+        return f"<audio {type(audio).__name__}>"
     seconds = _header_seconds(handle)
     return f"<audio {name} {seconds:.1f} s>" if seconds is not None else f"<audio {name}>"
 

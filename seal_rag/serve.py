@@ -1,11 +1,11 @@
 """`seal-rag serve`: the ask pipeline behind HTTP, and a browser page that talks to it.
 
     GET  /            the page (microphone, file picker, typed question; no CDN, works offline)
-    GET  /healthz     200 JSON: the model that answers and the index's size
+    GET  /healthz     200 JSON: the model that answers and the index's size (503 if the index cannot be read)
     POST /v1/ask      audio as the body (any container `seal-rag ask` reads) or a multipart field
                       `audio`, or JSON {"text": "..."}; query parameters `k` and `mode`.
                       JSON back; with `Accept: text/event-stream` the answer streams, sources first.
-    GET  /docs        OpenAPI documentation
+    GET  /docs        OpenAPI documentation (Swagger UI from its CDN; /openapi.json offline)
 
 Models load once. At most `max_concurrent` questions are in flight; past that a request gets 503
 with Retry-After at once instead of waiting in an unbounded queue. A persistent index is held
@@ -44,7 +44,7 @@ from starlette.requests import ClientDisconnect
 from .answer import Answer
 from .retrieve import Retriever, index_keyword_reranker
 from .errors import AudioError, AudioTooLongError, NotAudioError, SealError, StoreError
-from .safe_text import for_terminal
+from .safe_text import for_terminal, one_line
 from .store import DEFAULT_COLLECTION, DEFAULT_PORT
 
 MAX_K = 100
@@ -329,10 +329,11 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     async def no_such_route(request, error: StarletteHTTPException) -> JSONResponse:
         # A wrong path or method (404, 405) in the same {"error": "one line"} as every other 4xx,
         # not Starlette's {"detail": ...}, and saying where the API is.
-        message = f"{request.method} {request.url.path}: {error.detail}"
+        # The path is the client's: shown escaped and cut short, as any untrusted text.
+        message = f"{one_line(request.method, 20)} {one_line(request.url.path, 200)}: {error.detail}"
         if error.status_code in (404, 405):
             message += "; the API is POST /v1/ask and GET /healthz (docs at /docs)"
-        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+        return problem(error.status_code, message, error.headers)
 
     def problem(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -341,7 +342,7 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
         if not settings.api_key:
             return True
         given = request.headers.get("x-api-key")
-        if given is None:  # an auth scheme's name is case-insensitive (RFC 9110): "bearer KEY" too
+        if not given:  # an auth scheme's name is case-insensitive (RFC 9110): "bearer KEY" too
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             given = given.strip() if scheme.lower() == "bearer" else ""
         return hmac.compare_digest(given.encode(), settings.api_key.encode())
@@ -350,13 +351,13 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
     def page() -> HTMLResponse:
         return HTMLResponse((web / "index.html").read_text())
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={503: {"description": "the index cannot be read (a Chroma server gone)"}})
     def healthz():
         """The model that answers, the index's size, and whether /v1/ask needs an API key."""
         try:
             return {**service.health(), "auth": bool(settings.api_key)}
         except SealError as error:  # a Chroma server gone away: unhealthy (503), not a traceback
-            return problem(_status(error), str(error))
+            return problem(503, str(error))
 
     @app.post("/v1/ask")
     async def ask(request: Request, k: int = Query(5, ge=1, le=MAX_K), mode: Literal["speech", "cascade", "hybrid"] = "speech"):
@@ -391,7 +392,7 @@ def create_app(settings: ServeSettings, service: AskService | None = None, on_re
             slots.give_back()
         if "text/event-stream" in request.headers.get("accept", ""):
             events = _events(body, answer, iterate_answer)
-            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         if answer.kind == "llm":
             await _drain(body, answer, iterate_answer)
         return body

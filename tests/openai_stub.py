@@ -3,7 +3,7 @@
 It records every request and answers by the requested model name: `ok` streams a reply,
 `escapes` streams one holding terminal escape sequences, `slow` stalls past the client's
 timeout, `malformed` sends a body that is not a valid stream, `stall` sends one token and then
-stalls mid-stream, `ponder` sends one token and thinks for `PONDER_SECONDS` before the rest,
+stalls mid-stream, `ponder` sends one token and thinks for `PONDER_SECONDS` (or until `stop_pondering()`) before the rest,
 `sse_error` sends one token and then an SSE error event, and any request with the key `bad-key`
 gets a 401.
 """
@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
             if model == "ponder" and token == tokens[0]:
-                time.sleep(PONDER_SECONDS)
+                self.server.stop_pondering.wait(PONDER_SECONDS)
         if model == "stall":
             time.sleep(3)
             return
@@ -73,6 +73,7 @@ class OpenAIStub:
     def __enter__(self):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.requests = []
+        self.server.stop_pondering = threading.Event()  # set: `ponder` answers go on at once
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -85,6 +86,10 @@ class OpenAIStub:
     def requests(self) -> list[dict]:
         return self.server.requests
 
+    def stop_pondering(self) -> None:
+        self.server.stop_pondering.set()
+
     def __exit__(self, *exc):
+        self.stop_pondering()
         self.server.shutdown()
         self.server.server_close()

@@ -30,6 +30,23 @@ def service(demo_db):
     return AskService(ServeSettings(db=demo_db))
 
 
+def start_server(app, port: int):
+    """A real uvicorn server for `app` on a thread, listening when this returns: `(server, thread)`."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    return server, thread
+
+
 def client(service, answerer=None, **settings):
     from fastapi.testclient import TestClient
 
@@ -141,20 +158,12 @@ def test_events_are_ascii_so_the_page_reads_a_passage_holding_a_line_separator()
 def test_an_upload_that_stalls_gets_408_and_uploads_past_their_bound_get_503(service, demo_question):
     """Bodies are read before a question slot is taken: a client that stops sending must not hold its
     buffer for ever, nor may stalled clients pile up buffers past a bound."""
-    import threading
-
-    import uvicorn
-
     from seal_rag.serve import UPLOADS_PER_SLOT, ServeSettings, create_app
 
     service.answerer = None
     settings = ServeSettings(db=service.settings.db, stall_seconds=2.0, max_concurrent=1)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, service), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, thread = start_server(create_app(settings, service), port)
     try:
         stalled = []
         for _ in range(UPLOADS_PER_SLOT):  # fill every upload slot with a body that stops after 4 bytes
@@ -183,8 +192,6 @@ def test_slow_chat_model_answers_leave_threads_for_health_and_questions(service,
     every thread of the shared pool, and /healthz (and every new question) hung until they ended."""
     import threading
 
-    import uvicorn
-
     from seal_rag.llm import ChatAnswerer
     from seal_rag.serve import ServeSettings, create_app
 
@@ -193,12 +200,7 @@ def test_slow_chat_model_answers_leave_threads_for_health_and_questions(service,
     with OpenAIStub() as stub:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
         service.answerer = ChatAnswerer("ponder", timeout=60)
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, service), host="127.0.0.1", port=port,
-                                               log_level="warning", timeout_graceful_shutdown=1))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+        server, thread = start_server(create_app(settings, service), port)
 
         def ask() -> None:
             for _ in range(200):  # past the question slots, retry as a client told 503 would
@@ -207,17 +209,22 @@ def test_slow_chat_model_answers_leave_threads_for_health_and_questions(service,
                         return
                 time.sleep(1)
 
+        clients = [threading.Thread(target=ask, daemon=True) for _ in range(42)]
         try:
-            for _ in range(42):
-                threading.Thread(target=ask, daemon=True).start()
-            deadline = time.time() + 20
-            while len(stub.requests) < 32 and time.time() < deadline:  # 32: the answer threads 16 slots have
+            for client_thread in clients:
+                client_thread.start()
+            deadline = time.monotonic() + 20
+            while len(stub.requests) < 32 and time.monotonic() < deadline:  # 32: the answer threads 16 slots have
                 time.sleep(0.1)
+            assert len(stub.requests) >= 32, "the answers never reached the chat model: nothing was tested"
             time.sleep(2)  # and before the fix, more answers took the shared pool's last threads
-            started = time.time()
+            started = time.monotonic()
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # a ReadTimeout before the fix
-            assert health.status_code == 200 and time.time() - started < 5
+            assert health.status_code == 200 and time.monotonic() - started < 5
         finally:
+            stub.stop_pondering()  # the answers end; nothing is left running into later tests
+            for client_thread in clients:
+                client_thread.join(timeout=60)
             server.should_exit = True
             thread.join(timeout=60)
             service.answerer = None
@@ -261,6 +268,8 @@ def test_an_api_key_is_required_when_set_and_cors_is_off_unless_configured(servi
     assert locked.post("/v1/ask", content=b"x", headers={"X-API-Key": "s3cret"}).status_code == 415  # past the key
     assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "bearer s3cret"}).status_code == 415  # any case
     assert locked.post("/v1/ask", content=b"x", headers={"Authorization": "Basic s3cret"}).status_code == 401
+    empty_key = {"X-API-Key": "", "Authorization": "Bearer s3cret"}  # an empty header hides nothing
+    assert locked.post("/v1/ask", content=b"x", headers=empty_key).status_code == 415
     assert locked.post("/v1/ask", content=b"x").headers["www-authenticate"] == "Bearer"
     assert locked.get("/healthz").json()["auth"] is True
     # `curl -d '{"text": ...}'` without the JSON header sends a form type: the fix is named.
@@ -346,7 +355,8 @@ def test_responses_are_not_sniffed_cached_or_framed_and_the_page_runs_only_its_o
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     answer = httpx.post(f"{server}/v1/ask?k=1", json={"text": "<script>alert(1)</script> Apollo"}, timeout=60)
     refused = httpx.post(f"{server}/v1/ask", content=b"<html><script>alert(1)</script>", timeout=60)
-    for response in (page, answer, refused, httpx.get(f"{server}/healthz", timeout=30)):
+    streamed = httpx.post(f"{server}/v1/ask?k=1", json={"text": "Apollo"}, headers={"Accept": "text/event-stream"}, timeout=60)
+    for response in (page, answer, refused, streamed, httpx.get(f"{server}/healthz", timeout=30)):
         assert response.headers["x-content-type-options"] == "nosniff", response.url
         assert response.headers["cache-control"] == "no-store" and response.headers["referrer-policy"] == "no-referrer"
     assert answer.status_code == 200 and refused.status_code == 415
@@ -363,6 +373,8 @@ def test_a_wrong_path_or_method_is_a_one_line_error_too(server):
         assert response.status_code == status, (name, response.text)
         assert "POST /v1/ask" in response.json()["error"] and "detail" not in response.json(), name
     assert cases["GET /v1/ask"][0].headers["allow"] == "POST"
+    hostile = httpx.get(f"{server}/%1b%5b2J%c2%9b", timeout=30).json()["error"]  # the path is the client's
+    assert r"\x1b" in hostile and r"\x9b" in hostile and not any(c in hostile for c in "\x1b\x9b")
 
 
 @pytest.mark.slow

@@ -178,7 +178,7 @@ def _reporter(transcribes: bool, model: str) -> RunnableGenerator:
     def passed_on(chunk: dict, asked: dict) -> AddableDict:
         if "audio" in chunk:
             asked["audio"] = chunk["audio"]
-        if "question" in chunk:  # a streaming `question` runnable sends it in pieces
+        if transcribes and "question" in chunk:  # the transcript; a streaming `question` runnable sends pieces
             asked["question"] = asked["question"] + chunk["question"] if "question" in asked else chunk["question"]
         return AddableDict({key: value.reference if key == "audio" else value for key, value in chunk.items()})
 

@@ -109,6 +109,11 @@ def test_a_spoken_query_is_the_recording_not_its_name(speech_embedding, question
     for query in (recorded_flac, recorded_flac.read_bytes(), samples):
         assert np.allclose(model.get_query_embedding(query), expected, atol=1e-4)
     assert np.allclose(asyncio.run(model.aget_query_embedding(recorded_flac.read_bytes())), expected, atol=1e-4)
+    from seal_rag import NotAudioError
+
+    for wrong in (None, 123, [recorded_flac]):  # named, as before this path existed, not a TypeError
+        with pytest.raises(NotAudioError):
+            model.get_query_embedding(wrong)
     chunks = [c for e in debug.get_events() for c in e.payload.get("chunks", [])]
     assert chunks and all(c.startswith("<audio") for c in chunks)  # a description, never the audio's bytes
     # The query cache keys a string by itself: a file re-recorded under its old name is heard anew.
